@@ -1,0 +1,28 @@
+//! A thin host for Spin timer and Redis components: wasmtime + tokio.
+//!
+//! The architecture, one concern per module:
+//!
+//! - [`manifest`]: reads and validates `spin.toml` (manifest version 2) into the [`app`] model.
+//! - [`variables`]: `[variables]`, `{{ var }}` templates, and resolution from `--variable`,
+//!   `SPIN_VARIABLE_<NAME>` and defaults.
+//! - [`engine`]: the wasmtime engine, the compiled-component cache, `InstancePre`, per-event stores.
+//! - [`timer`]: the timer trigger — where a timer fires.
+//! - [`host_api`]: host APIs a guest imports (`fermyon:spin/variables`).
+//! - [`stdio`]: component output prefixed with the component id.
+//! - [`builder`]: `up --build`.
+//! - [`runtime`]: ties it together; [`Runtime::run_until`] runs every trigger of an app.
+
+pub mod app;
+pub mod builder;
+pub mod engine;
+pub mod host_api;
+pub mod manifest;
+pub mod runtime;
+pub mod stdio;
+pub mod timer;
+pub mod variables;
+
+pub use app::App;
+pub use engine::EngineOptions;
+pub use runtime::Runtime;
+pub use variables::ResolvedVariables;

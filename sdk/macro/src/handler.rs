@@ -120,19 +120,34 @@ fn validate(trigger: &Trigger, function: &ItemFn) -> syn::Result<Handler> {
         ));
     }
     if let Some(where_clause) = &signature.generics.where_clause {
-        errors.push(error_at(where_clause, "a handler cannot have a `where` clause; remove it"));
+        errors.push(error_at(
+            where_clause,
+            "a handler cannot have a `where` clause; remove it",
+        ));
     }
     if let Some(constness) = &signature.constness {
-        errors.push(error_at(constness, "a handler cannot be a `const fn`; remove `const`"));
+        errors.push(error_at(
+            constness,
+            "a handler cannot be a `const fn`; remove `const`",
+        ));
     }
     if let Some(unsafety) = &signature.unsafety {
-        errors.push(error_at(unsafety, "a handler cannot be an `unsafe fn`; remove `unsafe`"));
+        errors.push(error_at(
+            unsafety,
+            "a handler cannot be an `unsafe fn`; remove `unsafe`",
+        ));
     }
     if let Some(abi) = &signature.abi {
-        errors.push(error_at(abi, "a handler is a plain Rust function; remove the `extern` ABI"));
+        errors.push(error_at(
+            abi,
+            "a handler is a plain Rust function; remove the `extern` ABI",
+        ));
     }
     if let Some(variadic) = &signature.variadic {
-        errors.push(error_at(variadic, "a handler cannot be variadic; remove `...`"));
+        errors.push(error_at(
+            variadic,
+            "a handler cannot be variadic; remove `...`",
+        ));
     }
 
     let mut argument = None;

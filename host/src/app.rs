@@ -1,0 +1,89 @@
+//! The resolved app model: what the runtime needs, whichever file it came from.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::variables::{Template, VariableDecl};
+
+/// A loaded, validated application. Component sources are absolute paths; variable values are
+/// still templates, resolved at start-up by [`crate::variables::Resolver`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct App {
+    pub name: String,
+    /// The file the app was loaded from, for messages.
+    pub origin: PathBuf,
+    /// The directory relative paths are resolved against.
+    pub base_dir: PathBuf,
+    pub variables: BTreeMap<String, VariableDecl>,
+    pub components: BTreeMap<String, Component>,
+    pub timer: TimerSettings,
+    pub timer_triggers: Vec<TimerTrigger>,
+}
+
+/// One `[component.<id>]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Component {
+    pub id: String,
+    /// Absolute path of the `.wasm` component.
+    pub source: PathBuf,
+    /// The component's variables: name to a template over application variables.
+    pub variables: BTreeMap<String, Template>,
+    /// Environment variables the guest sees; it sees none of the host's.
+    pub environment: BTreeMap<String, String>,
+    /// Spin's `allowed_outbound_hosts` entries, as written.
+    pub allowed_outbound_hosts: Vec<String>,
+    /// Host directories the guest sees, read-only.
+    pub files: Vec<DirMount>,
+    pub build: Option<BuildStep>,
+}
+
+/// A host directory shown to the guest at `guest_path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirMount {
+    pub host_path: PathBuf,
+    pub guest_path: String,
+}
+
+/// How to build a component (`[component.<id>.build]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildStep {
+    /// Shell commands, run in order.
+    pub commands: Vec<String>,
+    /// Absolute directory to run them in.
+    pub workdir: PathBuf,
+}
+
+/// `[application.trigger.timer]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimerSettings {
+    /// Divides every interval: `speedup = 2` runs timers twice as often.
+    pub speedup: f64,
+}
+
+impl Default for TimerSettings {
+    fn default() -> Self {
+        TimerSettings { speedup: 1.0 }
+    }
+}
+
+/// One `[[trigger.timer]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimerTrigger {
+    pub id: String,
+    pub component: String,
+    /// The interval as written, before `speedup`.
+    pub interval: Duration,
+}
+
+impl App {
+    /// The interval at which a trigger fires, `speedup` applied.
+    pub fn effective_interval(&self, trigger: &TimerTrigger) -> Duration {
+        trigger.interval.div_f64(self.timer.speedup)
+    }
+
+    /// The component a trigger names; validation guarantees it exists.
+    pub fn component(&self, id: &str) -> Option<&Component> {
+        self.components.get(id)
+    }
+}

@@ -1,0 +1,286 @@
+//! The wasmtime side: one [`Engine`] per process, each component compiled once (and cached on
+//! disk between runs), an `InstancePre` per component, and a fresh `Store` for every event.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
+use wasmtime::{Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::app;
+use crate::stdio::{ComponentOutput, Target};
+
+/// How often the epoch advances. A running guest yields to the async runtime at each epoch, so a
+/// looping guest cannot starve the host's other tasks.
+const EPOCH_PERIOD: Duration = Duration::from_millis(10);
+
+/// Settings for the runtime.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Where compiled components are kept between runs; `None` disables the disk cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Linear memory one instance may grow to.
+    pub max_instance_memory: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            cache_dir: dirs::cache_dir().map(|dir| dir.join("spin-trigger-host")),
+            max_instance_memory: 256 << 20,
+        }
+    }
+}
+
+/// The per-instance state a guest's host calls see.
+pub struct InstanceState {
+    pub component_id: Arc<str>,
+    /// The component's resolved variables.
+    pub variables: Arc<BTreeMap<String, String>>,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+}
+
+impl WasiView for InstanceState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// The process's wasmtime engine and linker.
+pub struct Engine {
+    inner: wasmtime::Engine,
+    linker: Linker<InstanceState>,
+    options: EngineOptions,
+    /// Compiled components by content hash, so the same `.wasm` used by two components is
+    /// compiled once.
+    compiled: Mutex<HashMap<String, Component>>,
+    stop_epoch_ticker: Arc<AtomicBool>,
+}
+
+impl Engine {
+    pub fn new(options: EngineOptions) -> anyhow::Result<Self> {
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        let inner = wasmtime::Engine::new(&config)
+            .map_err(anyhow::Error::from)
+            .context("configuring wasmtime")?;
+
+        let mut linker = Linker::new(&inner);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(anyhow::Error::from)
+            .context("linking WASI p2")?;
+        crate::host_api::bindings::Imports::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
+            |state| state,
+        )
+        .map_err(anyhow::Error::from)
+        .context("linking the host APIs")?;
+
+        let stop_epoch_ticker = Arc::new(AtomicBool::new(false));
+        let ticker_engine = inner.clone();
+        let stop = stop_epoch_ticker.clone();
+        std::thread::Builder::new()
+            .name("epoch-ticker".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_PERIOD);
+                    ticker_engine.increment_epoch();
+                }
+            })
+            .context("starting the epoch ticker thread")?;
+
+        Ok(Engine {
+            inner,
+            linker,
+            options,
+            compiled: Mutex::new(HashMap::new()),
+            stop_epoch_ticker,
+        })
+    }
+
+    /// Compiles (or loads from cache) a component and links it, ready to instantiate per event.
+    pub fn prepare(
+        &self,
+        component: &app::Component,
+        variables: BTreeMap<String, String>,
+    ) -> anyhow::Result<PreparedComponent> {
+        let compiled = self
+            .load(&component.source)
+            .with_context(|| format!("loading component `{}`", component.id))?;
+        let pre = self
+            .linker
+            .instantiate_pre(&compiled)
+            .map_err(anyhow::Error::from)
+            .with_context(|| {
+                format!(
+                    "component `{}` imports something this host does not provide",
+                    component.id
+                )
+            })?;
+        Ok(PreparedComponent {
+            id: component.id.as_str().into(),
+            export_names: export_names(&self.inner, &compiled),
+            pre,
+            variables: Arc::new(variables),
+            environment: component.environment.clone(),
+            files: component.files.clone(),
+        })
+    }
+
+    /// A fresh store for one event: the guest sees its own variables, environment and files and
+    /// nothing else of the host.
+    pub fn new_store(&self, component: &PreparedComponent) -> anyhow::Result<Store<InstanceState>> {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(ComponentOutput::new(&component.id, Target::Stdout))
+            .stderr(ComponentOutput::new(&component.id, Target::Stderr))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        for (name, value) in &component.environment {
+            wasi.env(name, value);
+        }
+        for mount in &component.files {
+            wasi.preopened_dir(&mount.host_path, &mount.guest_path, FsPerms::ReadOnly)
+                .map_err(anyhow::Error::from)
+                .with_context(|| {
+                    format!(
+                        "component `{}`: opening files directory {}",
+                        component.id,
+                        mount.host_path.display()
+                    )
+                })?;
+        }
+        let state = InstanceState {
+            component_id: component.id.clone(),
+            variables: component.variables.clone(),
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.options.max_instance_memory)
+                .instances(16)
+                .build(),
+        };
+        let mut store = Store::new(&self.inner, state);
+        store.limiter(|state| &mut state.limits);
+        store.epoch_deadline_async_yield_and_update(1);
+        Ok(store)
+    }
+
+    fn load(&self, path: &Path) -> anyhow::Result<Component> {
+        let bytes = std::fs::read(path).with_context(|| {
+            format!(
+                "reading {}: build it first, or run `up --build`",
+                path.display()
+            )
+        })?;
+        let key = self.cache_key(&bytes);
+        let mut compiled = self
+            .compiled
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(component) = compiled.get(&key) {
+            return Ok(component.clone());
+        }
+        let component = self.load_uncached(&bytes, &key, path)?;
+        compiled.insert(key, component.clone());
+        Ok(component)
+    }
+
+    fn load_uncached(&self, bytes: &[u8], key: &str, path: &Path) -> anyhow::Result<Component> {
+        let cached_file = self
+            .options
+            .cache_dir
+            .as_ref()
+            .map(|dir| dir.join(format!("{key}.cwasm")));
+        if let Some(file) = cached_file.as_ref().filter(|file| file.exists()) {
+            // SAFETY: the file is one this host serialized into its own cache directory, under a
+            // key that covers both the component's bytes and this engine's configuration.
+            match unsafe { Component::deserialize_file(&self.inner, file) } {
+                Ok(component) => {
+                    tracing::debug!(path = %path.display(), "loaded compiled component from cache");
+                    return Ok(component);
+                }
+                Err(error) => {
+                    tracing::warn!(file = %file.display(), "ignoring unusable cache entry: {error:#}")
+                }
+            }
+        }
+        let started = std::time::Instant::now();
+        let component = Component::new(&self.inner, bytes)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("compiling {}", path.display()))?;
+        tracing::debug!(path = %path.display(), elapsed = ?started.elapsed(), "compiled component");
+        if let Some(file) = cached_file {
+            if let Err(error) = write_cache_entry(&component, &file) {
+                tracing::warn!(file = %file.display(), "could not cache compiled component: {error:#}");
+            }
+        }
+        Ok(component)
+    }
+
+    /// Content hash of the component plus everything about this engine that affects the
+    /// compiled code.
+    fn cache_key(&self, bytes: &[u8]) -> String {
+        let mut engine_hasher = std::hash::DefaultHasher::new();
+        self.inner
+            .precompile_compatibility_hash()
+            .hash(&mut engine_hasher);
+        let mut digest = Sha256::new();
+        digest.update(engine_hasher.finish().to_le_bytes());
+        digest.update(bytes);
+        digest
+            .finalize()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop_epoch_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Writes to a temporary file then renames it, so a concurrent reader never sees half a file.
+fn write_cache_entry(component: &Component, file: &Path) -> anyhow::Result<()> {
+    let dir = file.parent().context("cache file has no directory")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let serialized = component.serialize()?;
+    let temporary = file.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&temporary, serialized)?;
+    std::fs::rename(&temporary, file)?;
+    Ok(())
+}
+
+fn export_names(engine: &wasmtime::Engine, component: &Component) -> Vec<String> {
+    component
+        .component_type()
+        .exports(engine)
+        .map(|(name, _)| name.to_owned())
+        .collect()
+}
+
+/// A component compiled and linked, ready for a fresh instance per event.
+pub struct PreparedComponent {
+    pub id: Arc<str>,
+    /// The component's top-level export names, which tell which world it targets.
+    pub export_names: Vec<String>,
+    pub pre: InstancePre<InstanceState>,
+    variables: Arc<BTreeMap<String, String>>,
+    environment: BTreeMap<String, String>,
+    files: Vec<app::DirMount>,
+}

@@ -1,0 +1,474 @@
+//! Loading a manifest-version-2 `spin.toml` into the [`App`] model.
+//!
+//! Parsing is serde with `deny_unknown_fields` throughout; validation then checks what types
+//! cannot (references, intervals, variable names). Every error names the file, the table and the
+//! field, and is reported before anything runs.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, MapAccess, Visitor};
+
+use crate::app::{App, BuildStep, Component, DirMount, TimerSettings, TimerTrigger};
+use crate::variables::{self, Template, VariableDecl};
+
+/// Why a manifest could not be loaded. Its text is the whole diagnosis.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ManifestError(String);
+
+impl ManifestError {
+    fn at(file: &Path, location: impl fmt::Display, message: impl fmt::Display) -> Self {
+        ManifestError(format!("{}: {location}: {message}", file.display()))
+    }
+}
+
+/// Loads and validates the manifest at `path`.
+///
+/// ```no_run
+/// let app = spin_trigger_host::manifest::load("examples/timer-hello/spin.toml")?;
+/// println!("{} timer triggers", app.timer_triggers.len());
+/// # Ok::<(), spin_trigger_host::manifest::ManifestError>(())
+/// ```
+pub fn load(path: impl AsRef<Path>) -> Result<App, ManifestError> {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| ManifestError(format!("{}: cannot read: {error}", path.display())))?;
+    let base_dir = path
+        .canonicalize()
+        .ok()
+        .and_then(|absolute| absolute.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."));
+    parse(&text, path, &base_dir)
+}
+
+/// Parses manifest `text` as if read from `file`, resolving relative paths against `base_dir`.
+pub fn parse(text: &str, file: &Path, base_dir: &Path) -> Result<App, ManifestError> {
+    let raw = deserialize(text, file)?;
+    validate(raw, file, base_dir)
+}
+
+fn deserialize(text: &str, file: &Path) -> Result<RawManifest, ManifestError> {
+    let deserializer = toml::Deserializer::parse(text).map_err(|error| {
+        ManifestError::at(file, "syntax", with_line(text, &error, error.message()))
+    })?;
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        let location = if path == "." {
+            "manifest".to_owned()
+        } else {
+            path
+        };
+        ManifestError::at(file, location, with_line(text, &inner, inner.message()))
+    })
+}
+
+/// `message (line N)` when the error has a span, for finding it in a long file.
+fn with_line(text: &str, error: &toml::de::Error, message: &str) -> String {
+    match error.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("{message} (line {line})")
+        }
+        None => message.to_owned(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    spin_manifest_version: u32,
+    application: RawApplication,
+    #[serde(default)]
+    variables: BTreeMap<String, RawVariable>,
+    #[serde(default)]
+    trigger: RawTriggers,
+    #[serde(default)]
+    component: BTreeMap<String, RawComponent>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApplication {
+    name: String,
+    #[allow(dead_code)] // Loaded so that Spin's manifests load unchanged; nothing reads it yet.
+    version: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    authors: Vec<String>,
+    #[allow(dead_code)]
+    description: Option<String>,
+    #[serde(default)]
+    trigger: RawAppTriggerSettings,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAppTriggerSettings {
+    timer: Option<RawTimerSettings>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimerSettings {
+    speedup: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVariable {
+    default: Option<String>,
+    #[serde(default)]
+    required: bool,
+    #[serde(default)]
+    secret: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTriggers {
+    #[serde(default)]
+    timer: Vec<RawTimerTrigger>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimerTrigger {
+    id: Option<String>,
+    component: RawComponentRef,
+    interval_secs: Option<u64>,
+    /// Ours: a sub-second interval in humantime syntax (`"250ms"`).
+    interval: Option<String>,
+}
+
+/// `component = "id"` or an inline `component = { source = ... }`.
+enum RawComponentRef {
+    Id(String),
+    Inline(Box<RawComponent>),
+}
+
+impl<'de> Deserialize<'de> for RawComponentRef {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RefVisitor;
+        impl<'de> Visitor<'de> for RefVisitor {
+            type Value = RawComponentRef;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a component id or an inline component table")
+            }
+            fn visit_str<E: de::Error>(self, id: &str) -> Result<Self::Value, E> {
+                Ok(RawComponentRef::Id(id.to_owned()))
+            }
+            fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
+                let component =
+                    RawComponent::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawComponentRef::Inline(Box::new(component)))
+            }
+        }
+        deserializer.deserialize_any(RefVisitor)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawComponent {
+    source: String,
+    #[allow(dead_code)]
+    description: Option<String>,
+    #[serde(default)]
+    variables: BTreeMap<String, String>,
+    #[serde(default)]
+    environment: BTreeMap<String, String>,
+    #[serde(default)]
+    allowed_outbound_hosts: Vec<String>,
+    #[serde(default)]
+    files: Vec<RawFileMount>,
+    build: Option<RawBuild>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFileMount {
+    source: String,
+    destination: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBuild {
+    command: RawCommands,
+    workdir: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)] // For `spin watch`; this host does not watch.
+    watch: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawCommands {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// Checks what serde cannot and builds the [`App`]. Collects the first error per rule, in the
+/// file's order.
+fn validate(raw: RawManifest, file: &Path, base_dir: &Path) -> Result<App, ManifestError> {
+    let err = |location: String, message: String| ManifestError::at(file, location, message);
+
+    if raw.spin_manifest_version != 2 {
+        return Err(err(
+            "spin_manifest_version".into(),
+            format!(
+                "version {} is not supported: this host reads manifest version 2 (`spin_manifest_version = 2`)",
+                raw.spin_manifest_version
+            ),
+        ));
+    }
+
+    let mut variables = BTreeMap::new();
+    for (name, decl) in raw.variables {
+        let location = format!("variables.{name}");
+        variables::check_name(&name).map_err(|message| err(location.clone(), message))?;
+        if decl.required && decl.default.is_some() {
+            return Err(err(
+                location,
+                "a variable cannot be both `required = true` and have a `default`; keep one".into(),
+            ));
+        }
+        if !decl.required && decl.default.is_none() {
+            return Err(err(
+                location,
+                "a variable needs either `default = \"...\"` or `required = true`".into(),
+            ));
+        }
+        variables.insert(
+            name,
+            VariableDecl {
+                default: decl.default,
+                required: decl.required,
+                secret: decl.secret,
+            },
+        );
+    }
+
+    let mut components = BTreeMap::new();
+    for (id, component) in raw.component {
+        let component = validate_component(
+            &id,
+            component,
+            &format!("component.{id}"),
+            &variables,
+            file,
+            base_dir,
+        )?;
+        components.insert(id, component);
+    }
+
+    let speedup = raw
+        .application
+        .trigger
+        .timer
+        .and_then(|timer| timer.speedup)
+        .unwrap_or(1.0);
+    if !(speedup.is_finite() && speedup > 0.0) {
+        return Err(err(
+            "application.trigger.timer.speedup".into(),
+            format!("{speedup} is not a positive number: `speedup = 2` runs timers twice as often"),
+        ));
+    }
+
+    let mut timer_triggers = Vec::new();
+    for (index, trigger) in raw.trigger.timer.into_iter().enumerate() {
+        let location = format!("trigger.timer[{index}]");
+        let id = trigger.id.unwrap_or_else(|| format!("timer-{}", index + 1));
+        let component = match trigger.component {
+            RawComponentRef::Id(component) => {
+                if !components.contains_key(&component) {
+                    let defined: Vec<&str> = components.keys().map(String::as_str).collect();
+                    return Err(err(
+                        format!("{location}.component"),
+                        format!(
+                            "no component `{component}`: define [component.{component}] or use one of: {}",
+                            if defined.is_empty() {
+                                "(none defined)".to_owned()
+                            } else {
+                                defined.join(", ")
+                            }
+                        ),
+                    ));
+                }
+                component
+            }
+            RawComponentRef::Inline(inline) => {
+                let component_id = format!("{id}-component");
+                let component = validate_component(
+                    &component_id,
+                    *inline,
+                    &format!("{location}.component"),
+                    &variables,
+                    file,
+                    base_dir,
+                )?;
+                components.insert(component_id.clone(), component);
+                component_id
+            }
+        };
+        let interval = match (trigger.interval_secs, trigger.interval) {
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    location,
+                    "set either `interval_secs` or `interval`, not both".into(),
+                ));
+            }
+            (None, None) => {
+                return Err(err(
+                    location,
+                    "missing the interval: add `interval_secs = 5` or `interval = \"250ms\"`"
+                        .into(),
+                ));
+            }
+            (Some(0), None) => {
+                return Err(err(
+                    format!("{location}.interval_secs"),
+                    "the interval must be at least 1 second; for less, use `interval = \"250ms\"`"
+                        .into(),
+                ));
+            }
+            (Some(secs), None) => Duration::from_secs(secs),
+            (None, Some(text)) => match humantime::parse_duration(&text) {
+                Ok(duration) if duration >= Duration::from_millis(1) => duration,
+                Ok(_) => {
+                    return Err(err(
+                        format!("{location}.interval"),
+                        format!("\"{text}\" is shorter than the 1ms minimum"),
+                    ));
+                }
+                Err(error) => {
+                    return Err(err(
+                        format!("{location}.interval"),
+                        format!(
+                            "\"{text}\" is not a duration ({error}): write e.g. \"250ms\", \"2s\" or \"1m 30s\""
+                        ),
+                    ));
+                }
+            },
+        };
+        timer_triggers.push(TimerTrigger {
+            id,
+            component,
+            interval,
+        });
+    }
+
+    Ok(App {
+        name: raw.application.name,
+        origin: file.to_path_buf(),
+        base_dir: base_dir.to_path_buf(),
+        variables,
+        components,
+        timer: TimerSettings { speedup },
+        timer_triggers,
+    })
+}
+
+fn validate_component(
+    id: &str,
+    raw: RawComponent,
+    location: &str,
+    variables: &BTreeMap<String, VariableDecl>,
+    file: &Path,
+    base_dir: &Path,
+) -> Result<Component, ManifestError> {
+    let err = |field: String, message: String| {
+        ManifestError::at(file, format!("{location}.{field}"), message)
+    };
+
+    check_component_id(id).map_err(|message| ManifestError::at(file, location, message))?;
+
+    if raw.source.contains("://") {
+        return Err(err(
+            "source".into(),
+            format!(
+                "\"{}\" is a URL: this host runs local components; build it and give the path of the .wasm file",
+                raw.source
+            ),
+        ));
+    }
+
+    let mut component_variables = BTreeMap::new();
+    for (name, value) in raw.variables {
+        let field = format!("variables.{name}");
+        variables::check_name(&name).map_err(|message| err(field.clone(), message))?;
+        let template = Template::parse(&value).map_err(|message| err(field.clone(), message))?;
+        if let Some(missing) = template
+            .references()
+            .find(|name| !variables.contains_key(*name))
+        {
+            return Err(err(
+                field,
+                format!(
+                    "refers to `{{{{ {missing} }}}}`, which [variables] does not declare; add `{missing} = {{ default = \"...\" }}` there"
+                ),
+            ));
+        }
+        component_variables.insert(name, template);
+    }
+
+    for (index, host) in raw.allowed_outbound_hosts.iter().enumerate() {
+        if !host.contains("://") && !host.contains("{{") {
+            return Err(err(
+                format!("allowed_outbound_hosts[{index}]"),
+                format!("\"{host}\" has no scheme: write e.g. \"redis://{host}\""),
+            ));
+        }
+    }
+
+    let files = raw
+        .files
+        .into_iter()
+        .map(|mount| DirMount {
+            host_path: base_dir.join(mount.source),
+            guest_path: mount.destination,
+        })
+        .collect();
+
+    let build = raw.build.map(|build| BuildStep {
+        commands: match build.command {
+            RawCommands::One(command) => vec![command],
+            RawCommands::Many(commands) => commands,
+        },
+        workdir: base_dir.join(build.workdir.unwrap_or_default()),
+    });
+
+    Ok(Component {
+        id: id.to_owned(),
+        source: base_dir.join(&raw.source),
+        variables: component_variables,
+        environment: raw.environment,
+        allowed_outbound_hosts: raw.allowed_outbound_hosts,
+        files,
+        build,
+    })
+}
+
+/// Spin's component ids: lowercase kebab-case words of letters and digits.
+fn check_component_id(id: &str) -> Result<(), String> {
+    let valid = !id.is_empty()
+        && id.split('-').all(|word| {
+            !word.is_empty()
+                && word
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+        && id.starts_with(|c: char| c.is_ascii_lowercase());
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid component id `{id}`: use lowercase letters and digits in words joined by `-`, like `my-component`"
+        ))
+    }
+}

@@ -1,0 +1,273 @@
+//! The timer trigger: where a timer fires.
+//!
+//! Each `[[trigger.timer]]` gets a schedule anchored to the host's start time: tick `n` is due at
+//! `start + n * interval`, so a slow handler never shifts later ticks. If the trigger's previous
+//! run is still going when a tick comes, that tick is skipped and logged rather than queued.
+//! Every tick runs in a fresh instance; a guest error or trap is logged with the component id and
+//! the schedule carries on.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, anyhow, bail};
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::app::App;
+use crate::engine::{Engine, InstanceState, PreparedComponent};
+
+mod bindings {
+    pub mod raw {
+        wasmtime::component::bindgen!({
+            world: "fermyon:example/spin-timer",
+            path: "../wit",
+            exports: { default: async },
+            with: { "fermyon:spin/variables": crate::host_api::bindings::fermyon::spin::variables },
+        });
+    }
+    pub mod rich {
+        wasmtime::component::bindgen!({
+            world: "spin-trigger:sdk/timer",
+            path: "../wit",
+            exports: { default: async },
+            with: { "fermyon:spin/variables": crate::host_api::bindings::fermyon::spin::variables },
+        });
+    }
+}
+
+use bindings::rich::exports::spin_trigger::sdk::timer_handler;
+
+/// The export name of the rich timer world's handler interface.
+const RICH_TIMER_EXPORT: &str = "spin-trigger:sdk/timer-handler@0.1.0";
+/// The export of Spin's raw timer world.
+const RAW_TIMER_EXPORT: &str = "handle-timer-request";
+
+/// One firing, as the guest sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tick {
+    pub scheduled_at: SystemTime,
+    pub fired_at: SystemTime,
+    pub sequence: u64,
+}
+
+fn unix_millis(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A component ready to handle ticks, in whichever timer world it exports.
+pub struct TimerComponent {
+    prepared: PreparedComponent,
+    export: TimerExport,
+}
+
+enum TimerExport {
+    Raw(bindings::raw::SpinTimerPre<InstanceState>),
+    Rich(bindings::rich::TimerPre<InstanceState>),
+}
+
+impl TimerComponent {
+    /// Picks the world from what the component exports.
+    pub fn new(prepared: PreparedComponent) -> anyhow::Result<Self> {
+        let exports = |name: &str| prepared.export_names.iter().any(|export| export == name);
+        let export = if exports(RICH_TIMER_EXPORT) {
+            TimerExport::Rich(bindings::rich::TimerPre::new(prepared.pre.clone())?)
+        } else if exports(RAW_TIMER_EXPORT) {
+            TimerExport::Raw(bindings::raw::SpinTimerPre::new(prepared.pre.clone())?)
+        } else {
+            bail!(
+                "component `{}` is not a timer component: it exports [{}], but a timer component exports `{RAW_TIMER_EXPORT}` (Spin's timer world) or `{RICH_TIMER_EXPORT}`",
+                prepared.id,
+                prepared.export_names.join(", ")
+            );
+        };
+        Ok(TimerComponent { prepared, export })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.prepared.id
+    }
+
+    /// Runs one tick in a fresh instance. A trap or a handler error is an `Err`.
+    pub async fn fire(&self, engine: &Engine, tick: Tick) -> anyhow::Result<()> {
+        let mut store = engine.new_store(&self.prepared)?;
+        match &self.export {
+            TimerExport::Raw(pre) => {
+                let instance = pre.instantiate_async(&mut store).await?;
+                instance.call_handle_timer_request(&mut store).await?;
+            }
+            TimerExport::Rich(pre) => {
+                let instance = pre.instantiate_async(&mut store).await?;
+                let wit_tick = timer_handler::Tick {
+                    scheduled_at_ms: unix_millis(tick.scheduled_at),
+                    fired_at_ms: unix_millis(tick.fired_at),
+                    sequence: tick.sequence,
+                };
+                instance
+                    .spin_trigger_sdk_timer_handler()
+                    .call_handle_tick(&mut store, wit_tick)
+                    .await?
+                    .map_err(|error| anyhow!("handler returned an error: {}", error.message))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One `[[trigger.timer]]`, resolved.
+#[derive(Clone)]
+struct Schedule {
+    trigger_id: String,
+    component: Arc<TimerComponent>,
+    interval: Duration,
+}
+
+/// Every timer trigger of an app.
+pub struct TimerTrigger {
+    schedules: Vec<Schedule>,
+    /// Each component once, in manifest order, for `--once`.
+    components: Vec<Arc<TimerComponent>>,
+}
+
+impl TimerTrigger {
+    /// Builds the schedules from the app and its prepared components.
+    pub fn new(
+        app: &App,
+        prepared: &mut BTreeMap<String, PreparedComponent>,
+    ) -> anyhow::Result<Self> {
+        let mut components: BTreeMap<String, Arc<TimerComponent>> = BTreeMap::new();
+        let mut ordered = Vec::new();
+        let mut schedules = Vec::new();
+        for trigger in &app.timer_triggers {
+            let component = match components.get(&trigger.component) {
+                Some(component) => component.clone(),
+                None => {
+                    let prepared = prepared.remove(&trigger.component).with_context(|| {
+                        format!("component `{}` was not prepared", trigger.component)
+                    })?;
+                    let component = Arc::new(TimerComponent::new(prepared)?);
+                    components.insert(trigger.component.clone(), component.clone());
+                    ordered.push(component.clone());
+                    component
+                }
+            };
+            schedules.push(Schedule {
+                trigger_id: trigger.id.clone(),
+                component,
+                interval: app.effective_interval(trigger),
+            });
+        }
+        Ok(TimerTrigger {
+            schedules,
+            components: ordered,
+        })
+    }
+
+    /// Runs each timer component once, in order; fails naming every component that failed.
+    pub async fn run_once(&self, engine: &Engine) -> anyhow::Result<()> {
+        let mut failed = Vec::new();
+        for component in &self.components {
+            let now = SystemTime::now();
+            let tick = Tick {
+                scheduled_at: now,
+                fired_at: now,
+                sequence: 0,
+            };
+            if let Err(error) = component.fire(engine, tick).await {
+                tracing::error!(
+                    component = component.id(),
+                    "timer handler failed: {error:#}"
+                );
+                failed.push(format!("`{}`", component.id()));
+            }
+        }
+        if !failed.is_empty() {
+            bail!("timer component(s) failed: {}", failed.join(", "));
+        }
+        Ok(())
+    }
+
+    /// Runs every schedule until `shutdown` is cancelled. Handlers are spawned on `tracker`, so
+    /// the caller can wait for those in flight.
+    pub async fn run(
+        &self,
+        engine: Arc<Engine>,
+        shutdown: CancellationToken,
+        tracker: TaskTracker,
+    ) {
+        let start = Instant::now();
+        let start_wall = SystemTime::now();
+        let mut loops = tokio::task::JoinSet::new();
+        for schedule in &self.schedules {
+            tracing::info!(
+                trigger = %schedule.trigger_id,
+                component = schedule.component.id(),
+                interval = ?schedule.interval,
+                "timer scheduled"
+            );
+            loops.spawn(run_schedule(
+                schedule.clone(),
+                engine.clone(),
+                (start, start_wall),
+                shutdown.clone(),
+                tracker.clone(),
+            ));
+        }
+        // The loops end only at shutdown.
+        while loops.join_next().await.is_some() {}
+    }
+}
+
+async fn run_schedule(
+    schedule: Schedule,
+    engine: Arc<Engine>,
+    (start, start_wall): (Instant, SystemTime),
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let start_tokio = tokio::time::Instant::from_std(start);
+    let mut ticks = tokio::time::interval_at(start_tokio + schedule.interval, schedule.interval);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let busy = Arc::new(AtomicBool::new(false));
+    loop {
+        let due = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            due = ticks.tick() => due,
+        };
+        let since_start = due.duration_since(start_tokio);
+        let sequence = (since_start.as_nanos() / schedule.interval.as_nanos()) as u64;
+        if busy.swap(true, Ordering::AcqRel) {
+            tracing::warn!(
+                trigger = %schedule.trigger_id,
+                component = schedule.component.id(),
+                sequence,
+                "previous run still going; skipping this tick"
+            );
+            continue;
+        }
+        let tick = Tick {
+            scheduled_at: start_wall + since_start,
+            fired_at: SystemTime::now(),
+            sequence,
+        };
+        let component = schedule.component.clone();
+        let engine = engine.clone();
+        let busy = busy.clone();
+        let trigger_id = schedule.trigger_id.clone();
+        tracker.spawn(async move {
+            if let Err(error) = component.fire(&engine, tick).await {
+                tracing::error!(
+                    trigger = %trigger_id,
+                    component = component.id(),
+                    sequence,
+                    "timer handler failed: {error:#}"
+                );
+            }
+            busy.store(false, Ordering::Release);
+        });
+    }
+}
