@@ -255,6 +255,18 @@ impl Drop for Engine {
     }
 }
 
+/// Logs a failed event: the one-line reason through `log` (a trap says which trap; a handler
+/// error is its message), and the wasm backtrace, when there is one, at debug level.
+pub fn log_failure(error: &anyhow::Error, component_id: &str, what: &str, log: impl FnOnce(&str)) {
+    match error.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => {
+            log(&trap.to_string());
+            tracing::debug!(component = component_id, "{what}: {error:?}");
+        }
+        None => log(&format!("{error:#}")),
+    }
+}
+
 /// Writes to a temporary file then renames it, so a concurrent reader never sees half a file.
 fn write_cache_entry(component: &Component, file: &Path) -> anyhow::Result<()> {
     let dir = file.parent().context("cache file has no directory")?;

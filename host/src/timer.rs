@@ -179,7 +179,7 @@ impl TimerTrigger {
             };
             if let Err(error) = component.fire(engine, tick).await {
                 tracing::error!(
-                    component = component.id(),
+                    component = %component.id(),
                     "timer handler failed: {error:#}"
                 );
                 failed.push(format!("`{}`", component.id()));
@@ -205,7 +205,7 @@ impl TimerTrigger {
         for schedule in &self.schedules {
             tracing::info!(
                 trigger = %schedule.trigger_id,
-                component = schedule.component.id(),
+                component = %schedule.component.id(),
                 interval = ?schedule.interval,
                 "timer scheduled"
             );
@@ -243,7 +243,7 @@ async fn run_schedule(
         if busy.swap(true, Ordering::AcqRel) {
             tracing::warn!(
                 trigger = %schedule.trigger_id,
-                component = schedule.component.id(),
+                component = %schedule.component.id(),
                 sequence,
                 "previous run still going; skipping this tick"
             );
@@ -260,11 +260,18 @@ async fn run_schedule(
         let trigger_id = schedule.trigger_id.clone();
         tracker.spawn(async move {
             if let Err(error) = component.fire(&engine, tick).await {
-                tracing::error!(
-                    trigger = %trigger_id,
-                    component = component.id(),
-                    sequence,
-                    "timer handler failed: {error:#}"
+                crate::engine::log_failure(
+                    &error,
+                    component.id(),
+                    "timer handler failed",
+                    |reason| {
+                        tracing::error!(
+                            trigger = %trigger_id,
+                            component = %component.id(),
+                            sequence,
+                            "timer handler failed: {reason}"
+                        )
+                    },
                 );
             }
             busy.store(false, Ordering::Release);

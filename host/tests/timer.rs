@@ -1,0 +1,265 @@
+//! The timer trigger end to end: the host binary runs real guests built for wasm32-wasip2.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{ProbeTick, guest, probe_ticks, run_host, run_host_for, workspace_root, write_app};
+
+/// An app with one `probe` component on `interval`, with the given component variables.
+fn probe_app(interval: &str, variables: &[(&str, &str)]) -> tempfile::TempDir {
+    let mut manifest = format!(
+        r#"spin_manifest_version = 2
+
+[application]
+name = "probe-app"
+
+[[trigger.timer]]
+component = "probe"
+interval = "{interval}"
+
+[component.probe]
+source = "{}"
+[component.probe.variables]
+"#,
+        guest("probe-guest")
+    );
+    for (name, value) in variables {
+        manifest.push_str(&format!("{name} = \"{value}\"\n"));
+    }
+    write_app(&manifest)
+}
+
+fn manifest_arg(dir: &tempfile::TempDir) -> String {
+    dir.path().join("spin.toml").display().to_string()
+}
+
+/// Ticks are on the grid anchored at start: tick n is due `n * interval` after tick 0's time.
+fn assert_on_grid(ticks: &[ProbeTick], interval_ms: u64) {
+    let first = ticks[0];
+    for tick in ticks {
+        let expected = first.scheduled_ms + (tick.sequence - first.sequence) * interval_ms;
+        // Times are truncated to whole milliseconds, so allow one either way.
+        assert!(
+            tick.scheduled_ms.abs_diff(expected) <= 1,
+            "tick {} scheduled at {} but the grid says {expected}: {ticks:?}",
+            tick.sequence,
+            tick.scheduled_ms
+        );
+    }
+}
+
+#[test]
+fn ticks_at_a_sub_second_interval_are_counted_over_a_window() {
+    let app = probe_app("100ms", &[]);
+    let run = run_host_for(
+        &["up", "-f", &manifest_arg(&app)],
+        Duration::from_millis(1550),
+    );
+    assert!(run.success, "host failed: {}", run.stderr);
+    let ticks = probe_ticks(&run.stdout, "probe");
+    let sequences: Vec<u64> = ticks.iter().map(|tick| tick.sequence).collect();
+    // 1.55 s at 100 ms is 15 ticks after the 1st interval; start-up eats a little of the window.
+    assert!(
+        (10..=16).contains(&ticks.len()),
+        "expected about 15 ticks, got {sequences:?}"
+    );
+    let expected: Vec<u64> = (1..=ticks.len() as u64).collect();
+    assert_eq!(sequences, expected, "ticks must run in order without gaps");
+    assert_on_grid(&ticks, 100);
+}
+
+#[test]
+fn a_slow_handler_does_not_shift_later_ticks() {
+    // Each run takes 150 of its 200 ms: a schedule that slept *after* each run would drift to
+    // one tick every 350 ms.
+    let app = probe_app("200ms", &[("sleep_ms", "150")]);
+    let run = run_host_for(
+        &["up", "-f", &manifest_arg(&app)],
+        Duration::from_millis(2150),
+    );
+    assert!(run.success, "host failed: {}", run.stderr);
+    let ticks = probe_ticks(&run.stdout, "probe");
+    let sequences: Vec<u64> = ticks.iter().map(|tick| tick.sequence).collect();
+    assert!(
+        ticks.len() >= 8,
+        "expected about 10 ticks in 2.15 s, got {sequences:?}"
+    );
+    let expected: Vec<u64> = (1..=ticks.len() as u64).collect();
+    assert_eq!(sequences, expected, "no tick may be skipped: {sequences:?}");
+    assert_on_grid(&ticks, 200);
+}
+
+#[test]
+fn a_tick_that_comes_while_the_previous_run_is_going_is_skipped() {
+    // Each run takes 250 ms at a 100 ms interval: about two ticks of every three are skipped.
+    let app = probe_app("100ms", &[("sleep_ms", "250")]);
+    let run = run_host_for(
+        &["up", "-f", &manifest_arg(&app)],
+        Duration::from_millis(1600),
+    );
+    assert!(run.success, "host failed: {}", run.stderr);
+    let ticks = probe_ticks(&run.stdout, "probe");
+    let sequences: Vec<u64> = ticks.iter().map(|tick| tick.sequence).collect();
+    assert!(
+        (2..=7).contains(&ticks.len()),
+        "expected about 5 runs, got {sequences:?}"
+    );
+    for pair in ticks.windows(2) {
+        assert!(
+            pair[1].sequence - pair[0].sequence >= 3,
+            "runs overlapped or a skipped tick was queued: {sequences:?}"
+        );
+    }
+    assert_on_grid(&ticks, 100);
+    assert!(
+        run.stderr
+            .contains("previous run still going; skipping this tick"),
+        "skips must be logged: {}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_trap_or_an_error_in_one_tick_does_not_stop_the_next() {
+    let app = probe_app("100ms", &[("trap_on", "2"), ("fail_on", "3")]);
+    let run = run_host_for(
+        &["up", "-f", &manifest_arg(&app)],
+        Duration::from_millis(900),
+    );
+    assert!(run.success, "host failed: {}", run.stderr);
+    let sequences: Vec<u64> = probe_ticks(&run.stdout, "probe")
+        .iter()
+        .map(|tick| tick.sequence)
+        .collect();
+    assert!(
+        sequences.starts_with(&[1, 2, 3, 4, 5]),
+        "ticks after the trap and the error must run: {sequences:?}"
+    );
+    let failures: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|line| line.contains("timer handler failed"))
+        .collect();
+    assert_eq!(failures.len(), 2, "exactly two failures: {failures:?}");
+    assert!(failures[0].contains("component=probe") && failures[0].contains("sequence=2"));
+    assert!(failures[0].contains("wasm trap"), "{}", failures[0]);
+    assert!(
+        run.stderr.contains("probe trapping on tick 2"),
+        "the guest's panic message reaches stderr: {}",
+        run.stderr
+    );
+    assert!(failures[1].contains("component=probe") && failures[1].contains("sequence=3"));
+    assert!(
+        failures[1].contains("handler returned an error: probe failing on tick 3"),
+        "{}",
+        failures[1]
+    );
+}
+
+#[test]
+fn once_runs_each_component_once_and_names_the_one_that_trapped() {
+    let app = probe_app("1h", &[("trap_on", "0")]);
+    let run = run_host(&["up", "--once", "-f", &manifest_arg(&app)]);
+    assert!(!run.success, "a trapping component must fail --once");
+    assert_eq!(probe_ticks(&run.stdout, "probe").len(), 1);
+    assert!(
+        run.stderr
+            .trim_end()
+            .ends_with("Error: timer component(s) failed: `probe`"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn the_example_runs_once_with_every_component_including_the_raw_bindgen_one() {
+    common::guests_dir();
+    let manifest = workspace_root().join("examples/timer-hello/spin.toml");
+    let run = run_host(&["up", "--once", "-f", &manifest.display().to_string()]);
+    assert!(run.success, "{}", run.stderr);
+    assert_eq!(
+        run.stdout.lines().collect::<Vec<_>>(),
+        [
+            "[greeter] Hello from a timer component",
+            "[counter] counter tick #0 (0 ms late)",
+            "[raw-bindgen] Fizz, from a plain wit-bindgen component",
+        ]
+    );
+}
+
+#[test]
+fn variables_reach_the_guest_from_the_command_line_then_the_environment_then_the_default() {
+    common::guests_dir();
+    let manifest = workspace_root().join("examples/timer-hello/spin.toml");
+    let manifest = manifest.display().to_string();
+    let once = ["up", "--once", "-f", manifest.as_str()];
+    let greeting = |run: common::Run| {
+        assert!(run.success, "{}", run.stderr);
+        run.stdout
+            .lines()
+            .find_map(|line| line.strip_prefix("[greeter] "))
+            .map(str::to_owned)
+            .expect("the greeter printed its greeting")
+    };
+    let from_env = [("SPIN_VARIABLE_GREETING", "from the environment")];
+    let cli = ["--variable", "greeting=from the command line"];
+
+    assert_eq!(greeting(run_host(&once)), "Hello from a timer component");
+    assert_eq!(
+        greeting(common::run_host_with_env(&once, &from_env)),
+        "from the environment"
+    );
+    assert_eq!(
+        greeting(common::run_host_with_env(
+            &[&once[..], &cli[..]].concat(),
+            &from_env
+        )),
+        "from the command line"
+    );
+}
+
+#[test]
+fn an_unknown_variable_on_the_command_line_is_a_start_up_error() {
+    common::guests_dir();
+    let manifest = workspace_root().join("examples/timer-hello/spin.toml");
+    let run = run_host(&[
+        "up",
+        "--once",
+        "-f",
+        &manifest.display().to_string(),
+        "--variable",
+        "nope=1",
+    ]);
+    assert!(!run.success);
+    assert!(
+        run.stderr
+            .contains("declares no variable `nope` in [variables]"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.is_empty(), "nothing may run: {}", run.stdout);
+}
+
+#[test]
+fn a_missing_component_file_is_refused_before_anything_runs() {
+    let app = write_app(
+        r#"spin_manifest_version = 2
+[application]
+name = "bad"
+[[trigger.timer]]
+component = "missing"
+interval_secs = 1
+[component.missing]
+source = "does-not-exist.wasm"
+"#,
+    );
+    let run = run_host(&["up", "--once", "-f", &manifest_arg(&app)]);
+    assert!(!run.success);
+    assert!(
+        run.stderr.contains("loading component `missing`"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("does-not-exist.wasm"), "{}", run.stderr);
+}
