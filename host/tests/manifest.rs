@@ -1,0 +1,339 @@
+//! Manifest loading: Spin's own timer example unchanged, every supported field, and a table of
+//! malformed manifests with their exact errors.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use spin_trigger_host::app::{BuildStep, DirMount};
+use spin_trigger_host::manifest;
+use spin_trigger_host::variables::{Providers, ResolvedVariables};
+
+fn parse(text: &str) -> Result<spin_trigger_host::App, String> {
+    manifest::parse(text, Path::new("spin.toml"), Path::new("/app"))
+        .map_err(|error| error.to_string())
+}
+
+const HEADER: &str = "spin_manifest_version = 2\n[application]\nname = \"app\"\n";
+
+/// A valid manifest with `body` appended after the header and a valid component `c`.
+fn with_body(body: &str) -> String {
+    format!("{HEADER}{body}")
+}
+
+#[test]
+fn spins_timer_example_manifest_loads_unchanged() {
+    let text = include_str!("fixtures/spin-timer-example.toml");
+    let app = parse(text).expect("Spin's own example loads");
+    assert_eq!(app.name, "goodbye");
+    assert_eq!(app.timer.speedup, 2.0);
+    let triggers: Vec<(&str, Duration, Duration)> = app
+        .timer_triggers
+        .iter()
+        .map(|trigger| {
+            (
+                trigger.component.as_str(),
+                trigger.interval,
+                app.effective_interval(trigger),
+            )
+        })
+        .collect();
+    assert_eq!(
+        triggers,
+        [
+            ("three", Duration::from_secs(6), Duration::from_secs(3)),
+            ("five", Duration::from_secs(10), Duration::from_secs(5)),
+        ]
+    );
+    let three = &app.components["three"];
+    assert_eq!(
+        three.source,
+        PathBuf::from("/app/target/wasm32-wasip2/release/timer_app_example.wasm")
+    );
+    assert_eq!(
+        three.build,
+        Some(BuildStep {
+            commands: vec!["cargo build --target wasm32-wasip2 --release".into()],
+            workdir: PathBuf::from("/app/"),
+        })
+    );
+    let resolved = ResolvedVariables::resolve(&app, &Providers::default()).unwrap();
+    assert_eq!(resolved.components["three"]["message"], "Fizz");
+    assert_eq!(resolved.components["five"]["message"], "Buzz");
+}
+
+#[test]
+fn every_supported_field_loads_with_spins_meaning() {
+    let app = parse(
+        r#"spin_manifest_version = 2
+
+[application]
+name = "full"
+version = "1.2.3"
+authors = ["A <a@example.com>"]
+description = "every field"
+
+[application.trigger.timer]
+speedup = 0.5
+
+[variables]
+greeting = { default = "hi" }
+token = { required = true, secret = true }
+
+[[trigger.timer]]
+id = "fast"
+component = "worker"
+interval = "250ms"
+
+[[trigger.timer]]
+component = { source = "inline.wasm", variables = { who = "inline" } }
+interval_secs = 2
+
+[component.worker]
+source = "worker.wasm"
+description = "does work"
+allowed_outbound_hosts = ["redis://127.0.0.1:6379", "redis://{{ host }}"]
+environment = { MODE = "test" }
+files = [{ source = "assets", destination = "/assets" }]
+[component.worker.variables]
+message = "{{ greeting }}, {{ token }}!"
+plain = "literal"
+[component.worker.build]
+command = ["cargo build --release", "echo done"]
+workdir = "worker"
+watch = ["src/**/*.rs"]
+"#,
+    )
+    .expect("loads");
+    assert_eq!(app.timer.speedup, 0.5);
+    assert_eq!(app.timer_triggers[0].id, "fast");
+    assert_eq!(app.timer_triggers[0].interval, Duration::from_millis(250));
+    assert_eq!(
+        app.effective_interval(&app.timer_triggers[0]),
+        Duration::from_millis(500)
+    );
+    assert_eq!(app.timer_triggers[1].id, "timer-2");
+    assert_eq!(app.timer_triggers[1].component, "timer-2-component");
+    assert_eq!(
+        app.components["timer-2-component"].source,
+        PathBuf::from("/app/inline.wasm")
+    );
+
+    let worker = &app.components["worker"];
+    assert_eq!(worker.environment["MODE"], "test");
+    assert_eq!(
+        worker.allowed_outbound_hosts,
+        ["redis://127.0.0.1:6379", "redis://{{ host }}"]
+    );
+    assert_eq!(
+        worker.files,
+        [DirMount {
+            host_path: PathBuf::from("/app/assets"),
+            guest_path: "/assets".into()
+        }]
+    );
+    assert_eq!(
+        worker.build,
+        Some(BuildStep {
+            commands: vec!["cargo build --release".into(), "echo done".into()],
+            workdir: PathBuf::from("/app/worker"),
+        })
+    );
+    assert!(app.variables["token"].required && app.variables["token"].secret);
+
+    let providers = Providers {
+        cli: [("token".to_owned(), "t0ken".to_owned())].into(),
+        env: Default::default(),
+    };
+    let resolved = ResolvedVariables::resolve(&app, &providers).unwrap();
+    assert_eq!(resolved.components["worker"]["message"], "hi, t0ken!");
+    assert_eq!(resolved.components["worker"]["plain"], "literal");
+    assert_eq!(resolved.components["timer-2-component"]["who"], "inline");
+}
+
+#[test]
+fn variable_values_come_from_the_command_line_then_the_environment_then_the_default() {
+    let app = parse(&with_body(
+        r#"[variables]
+a = { default = "default-a" }
+b = { default = "default-b" }
+c = { default = "default-c" }
+"#,
+    ))
+    .unwrap();
+    let providers = Providers {
+        cli: [("a".to_owned(), "cli-a".to_owned())].into(),
+        env: [
+            ("SPIN_VARIABLE_A".to_owned(), "env-a".to_owned()),
+            ("SPIN_VARIABLE_B".to_owned(), "env-b".to_owned()),
+        ]
+        .into(),
+    };
+    let resolved = ResolvedVariables::resolve(&app, &providers).unwrap();
+    assert_eq!(resolved.application["a"], "cli-a");
+    assert_eq!(resolved.application["b"], "env-b");
+    assert_eq!(resolved.application["c"], "default-c");
+}
+
+#[test]
+fn a_required_variable_without_a_value_is_a_start_up_error() {
+    let app = parse(&with_body("[variables]\ntoken = { required = true }\n")).unwrap();
+    let error = ResolvedVariables::resolve(&app, &Providers::default()).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "variable `token` is required but has no value: pass `--variable token=<value>` or set SPIN_VARIABLE_TOKEN"
+    );
+}
+
+/// Each malformed manifest and the exact error the loader gives, naming file, table and field.
+const MALFORMED: &[(&str, &str, &str)] = &[
+    (
+        "syntax error",
+        "spin_manifest_version = 2\n[application\nname = \"x\"\n",
+        "spin.toml: syntax: unclosed table, expected `]` (line 2)",
+    ),
+    (
+        "manifest version 1",
+        "spin_manifest_version = 1\n[application]\nname = \"x\"\n",
+        "spin.toml: spin_manifest_version: version 1 is not supported: this host reads manifest version 2 (`spin_manifest_version = 2`)",
+    ),
+    (
+        "missing application name",
+        "spin_manifest_version = 2\n[application]\nversion = \"1\"\n",
+        "spin.toml: application: missing field `name` (line 2)",
+    ),
+    (
+        "unknown top-level field",
+        "spin_manifest_version = 2\nextra = 1\n[application]\nname = \"x\"\n",
+        "spin.toml: extra: unknown field `extra`, expected one of `spin_manifest_version`, `application`, `variables`, `trigger`, `component` (line 2)",
+    ),
+    (
+        "unknown component field",
+        "[component.c]\nsource = \"c.wasm\"\nsoruce = \"typo\"\n",
+        "spin.toml: component.c.soruce: unknown field `soruce`, expected one of `source`, `description`, `variables`, `environment`, `allowed_outbound_hosts`, `files`, `build` (line 6)",
+    ),
+    (
+        "unsupported trigger type",
+        "[[trigger.http]]\nroute = \"/\"\ncomponent = \"c\"\n",
+        "spin.toml: trigger.http: unknown field `http`, expected `timer` (line 4)",
+    ),
+    (
+        "unknown timer trigger field",
+        "[[trigger.timer]]\ncomponent = \"c\"\ninterval_secs = 1\nintreval = \"1s\"\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.timer[0].intreval: unknown field `intreval`, expected one of `id`, `component`, `interval_secs`, `interval` (line 7)",
+    ),
+    (
+        "trigger names an undefined component",
+        "[[trigger.timer]]\ncomponent = \"nope\"\ninterval_secs = 1\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.timer[0].component: no component `nope`: define [component.nope] or use one of: c",
+    ),
+    (
+        "zero interval",
+        "[[trigger.timer]]\ncomponent = \"c\"\ninterval_secs = 0\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.timer[0].interval_secs: the interval must be at least 1 second; for less, use `interval = \"250ms\"`",
+    ),
+    (
+        "negative interval",
+        "[[trigger.timer]]\ncomponent = \"c\"\ninterval_secs = -5\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.timer[0].interval_secs: invalid value: integer `-5`, expected u64 (line 6)",
+    ),
+    (
+        "interval that is not a duration",
+        "[[trigger.timer]]\ncomponent = \"c\"\ninterval = \"soon\"\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.timer[0].interval: \"soon\" is not a duration (expected number at 0): write e.g. \"250ms\", \"2s\" or \"1m 30s\"",
+    ),
+    (
+        "both interval forms",
+        "[[trigger.timer]]\ncomponent = \"c\"\ninterval = \"1s\"\ninterval_secs = 1\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.timer[0]: set either `interval_secs` or `interval`, not both",
+    ),
+    (
+        "no interval",
+        "[[trigger.timer]]\ncomponent = \"c\"\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.timer[0]: missing the interval: add `interval_secs = 5` or `interval = \"250ms\"`",
+    ),
+    (
+        "non-positive speedup",
+        "[application.trigger.timer]\nspeedup = 0\n",
+        "spin.toml: application.trigger.timer.speedup: 0 is not a positive number: `speedup = 2` runs timers twice as often",
+    ),
+    (
+        "component variable refers to an undeclared application variable",
+        "[component.c]\nsource = \"c.wasm\"\nvariables = { message = \"{{ greeting }}\" }\n",
+        "spin.toml: component.c.variables.message: refers to `{{ greeting }}`, which [variables] does not declare; add `greeting = { default = \"...\" }` there",
+    ),
+    (
+        "unclosed expression",
+        "[variables]\ngreeting = { default = \"hi\" }\n[component.c]\nsource = \"c.wasm\"\nvariables = { message = \"{{ greeting\" }\n",
+        "spin.toml: component.c.variables.message: unclosed `{{` in \"{{ greeting\": write `{{ variable_name }}`",
+    ),
+    (
+        "invalid variable name",
+        "[variables]\nmy-var = { default = \"x\" }\n",
+        "spin.toml: variables.my-var: invalid variable name `my-var`: use lowercase letters, digits and `_`, starting with a letter",
+    ),
+    (
+        "variable with neither default nor required",
+        "[variables]\nx = { secret = true }\n",
+        "spin.toml: variables.x: a variable needs either `default = \"...\"` or `required = true`",
+    ),
+    (
+        "variable both required and defaulted",
+        "[variables]\nx = { default = \"a\", required = true }\n",
+        "spin.toml: variables.x: a variable cannot be both `required = true` and have a `default`; keep one",
+    ),
+    (
+        "unknown variable field",
+        "[variables]\nx = { defualt = \"a\" }\n",
+        "spin.toml: variables.x.defualt: unknown field `defualt`, expected one of `default`, `required`, `secret` (line 5)",
+    ),
+    (
+        "invalid component id",
+        "[component.My_Component]\nsource = \"c.wasm\"\n",
+        "spin.toml: component.My_Component: invalid component id `My_Component`: use lowercase letters and digits in words joined by `-`, like `my-component`",
+    ),
+    (
+        "remote component source",
+        "[component.c]\nsource = \"https://example.com/c.wasm\"\n",
+        "spin.toml: component.c.source: \"https://example.com/c.wasm\" is a URL: this host runs local components; build it and give the path of the .wasm file",
+    ),
+    (
+        "outbound host without a scheme",
+        "[component.c]\nsource = \"c.wasm\"\nallowed_outbound_hosts = [\"localhost:6379\"]\n",
+        "spin.toml: component.c.allowed_outbound_hosts[0]: \"localhost:6379\" has no scheme: write e.g. \"redis://localhost:6379\"",
+    ),
+    (
+        "wrong type for a field",
+        "[component.c]\nsource = 42\n",
+        "spin.toml: component.c.source: invalid type: integer `42`, expected a string (line 5)",
+    ),
+];
+
+#[test]
+fn malformed_manifests_fail_with_errors_naming_file_table_and_field() {
+    assert!(MALFORMED.len() >= 12);
+    let mut mismatches = Vec::new();
+    for (case, body, expected) in MALFORMED {
+        let text = if body.starts_with("spin_manifest_version") {
+            body.to_string()
+        } else {
+            with_body(body)
+        };
+        match parse(&text) {
+            Ok(_) => mismatches.push(format!("{case}: loaded, expected an error")),
+            Err(actual) if actual != *expected => mismatches.push(format!(
+                "{case}:\n  expected: {expected:?}\n  actual:   {actual:?}"
+            )),
+            Err(_) => {}
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+#[test]
+fn a_missing_manifest_file_is_an_error_naming_it() {
+    let error = manifest::load("/nonexistent/spin.toml").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "/nonexistent/spin.toml: cannot read: No such file or directory (os error 2)"
+    );
+}
