@@ -1,7 +1,7 @@
 //! What every handler attribute shares: parsing the function, checking the shape all triggers
 //! accept, and emitting the item beside either the export glue or the errors.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{ToTokens, quote};
 use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, ReturnType, Type};
@@ -45,18 +45,12 @@ impl Handler {
         }
     }
 
-    /// The handler's return type spanned where the user wrote it, so an unsupported type is
-    /// reported there.
-    pub fn output_check(&self) -> TokenStream {
-        match &self.output {
-            Some(output) => quote::quote_spanned! { output.span() =>
-                const _: fn() = || {
-                    fn handler_result<R: ::spin_trigger_sdk::__private::HandlerResult>() {}
-                    handler_result::<#output>();
-                };
-            },
-            None => TokenStream::new(),
-        }
+    /// Where type errors about the handler's result (an error type without `Display`) belong:
+    /// the return type the user wrote.
+    pub fn output_span(&self) -> proc_macro2::Span {
+        self.output
+            .as_ref()
+            .map_or_else(proc_macro2::Span::call_site, |output| output.span())
     }
 }
 
@@ -65,8 +59,8 @@ pub fn expand(trigger: &Trigger, attr: TokenStream, item: TokenStream) -> TokenS
     let function = match syn::parse2::<ItemFn>(item.clone()) {
         Ok(function) => function,
         Err(_) => {
-            let error = syn::Error::new(
-                Span::call_site(),
+            let error = syn::Error::new_spanned(
+                &item,
                 format!(
                     "{} goes on a function, like `{}`",
                     trigger.attribute, trigger.example

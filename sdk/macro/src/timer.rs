@@ -24,7 +24,6 @@ fn check_argument(ty: &Type) -> syn::Result<()> {
 }
 
 fn emit(handler: &Handler) -> TokenStream {
-    let output_check = handler.output_check();
     if handler.is_raw() {
         let call = handler.call_as_future(TokenStream::new());
         return quote! {
@@ -45,15 +44,17 @@ fn emit(handler: &Handler) -> TokenStream {
         }
     });
     let call = handler.call_as_future(quote! { #argument });
+    let export = quote::quote_spanned! { handler.output_span() =>
+        ::spin_trigger_sdk::__private::rich_timer_export(#call)
+    };
     quote! {
-        #output_check
         const _: () = {
             use ::spin_trigger_sdk::__private::timer::exports::spin_trigger::sdk::timer_handler as wit;
             struct SpinTimerHandler;
             impl wit::Guest for SpinTimerHandler {
                 #[allow(unused_variables)]
                 fn handle_tick(tick: wit::Tick) -> ::core::result::Result<(), wit::Error> {
-                    ::spin_trigger_sdk::__private::rich_timer_export(#call)
+                    #export
                 }
             }
             ::spin_trigger_sdk::__private::timer::export!(SpinTimerHandler);

@@ -1,0 +1,10 @@
+// Taking the tick selects the richer world.
+use spin_trigger_sdk::timer::Tick;
+use spin_trigger_sdk::timer_component;
+
+#[timer_component]
+fn handle(tick: Tick) {
+    let _ = tick.sequence;
+}
+
+fn main() {}
