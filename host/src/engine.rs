@@ -223,10 +223,10 @@ impl Engine {
             .map_err(anyhow::Error::from)
             .with_context(|| format!("compiling {}", path.display()))?;
         tracing::debug!(path = %path.display(), elapsed = ?started.elapsed(), "compiled component");
-        if let Some(file) = cached_file {
-            if let Err(error) = write_cache_entry(&component, &file) {
-                tracing::warn!(file = %file.display(), "could not cache compiled component: {error:#}");
-            }
+        if let Some(file) = cached_file
+            && let Err(error) = write_cache_entry(&component, &file)
+        {
+            tracing::warn!(file = %file.display(), "could not cache compiled component: {error:#}");
         }
         Ok(component)
     }
