@@ -158,6 +158,114 @@ fn a_trap_or_an_error_in_one_tick_does_not_stop_the_next() {
 }
 
 #[test]
+fn a_looping_guest_does_not_stop_other_components_or_shutdown() {
+    // `spinner` loops forever from its first tick; `probe` must keep its schedule, and SIGTERM
+    // must still stop the host (the looping handler is abandoned after the grace period).
+    let app = write_app(&format!(
+        r#"spin_manifest_version = 2
+[application]
+name = "loop"
+[[trigger.timer]]
+component = "spinner"
+interval = "100ms"
+[[trigger.timer]]
+component = "probe"
+interval = "100ms"
+[component.spinner]
+source = "{guest}"
+variables = {{ loop_on = "1" }}
+[component.probe]
+source = "{guest}"
+"#,
+        guest = guest("probe-guest")
+    ));
+    let run = run_host_for(
+        &[
+            "up",
+            "--shutdown-timeout",
+            "300ms",
+            "-f",
+            &manifest_arg(&app),
+        ],
+        Duration::from_millis(1200),
+    );
+    assert!(run.success, "host failed: {}", run.stderr);
+    let probe = probe_ticks(&run.stdout, "probe");
+    assert!(probe.len() >= 8, "probe kept ticking: {probe:?}");
+    assert_eq!(
+        probe_ticks(&run.stdout, "spinner").len(),
+        1,
+        "spinner ran once"
+    );
+    assert!(
+        run.stderr.contains("component=spinner"),
+        "skips are logged: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("handlers still running after 300ms; stopping anyway abandoned=1"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_guest_that_asks_for_too_much_memory_fails_that_tick_only() {
+    let app = probe_app("100ms", &[("alloc_mb_on", "1"), ("alloc_mb", "1024")]);
+    let run = run_host_for(
+        &["up", "-f", &manifest_arg(&app)],
+        Duration::from_millis(650),
+    );
+    assert!(run.success, "host failed: {}", run.stderr);
+    let sequences: Vec<u64> = probe_ticks(&run.stdout, "probe")
+        .iter()
+        .map(|tick| tick.sequence)
+        .collect();
+    assert!(sequences.starts_with(&[1, 2, 3]), "{sequences:?}");
+    assert!(
+        !run.stdout.contains("allocated"),
+        "the 1 GiB allocation must fail"
+    );
+    assert!(
+        !run.stdout.contains("done seq=1\n"),
+        "tick 1 must not complete"
+    );
+    assert!(run.stdout.contains("done seq=2"), "{}", run.stdout);
+    assert!(
+        run.stderr
+            .lines()
+            .any(|line| line.contains("timer handler failed") && line.contains("sequence=1")),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn shutdown_lets_handlers_in_flight_finish() {
+    // Each run takes 300 ms, so at almost any moment a handler is in flight when SIGTERM comes.
+    let app = probe_app("100ms", &[("sleep_ms", "300")]);
+    let run = run_host_for(
+        &["up", "-f", &manifest_arg(&app)],
+        Duration::from_millis(550),
+    );
+    assert!(run.success, "host failed: {}", run.stderr);
+    let started: Vec<u64> = probe_ticks(&run.stdout, "probe")
+        .iter()
+        .map(|tick| tick.sequence)
+        .collect();
+    assert!(!started.is_empty(), "no tick ran: {}", run.stderr);
+    for sequence in &started {
+        assert!(
+            run.stdout
+                .contains(&format!("[probe] done seq={sequence}\n")),
+            "tick {sequence} started but did not finish: {}",
+            run.stdout
+        );
+    }
+}
+
+#[test]
 fn once_runs_each_component_once_and_names_the_one_that_trapped() {
     let app = probe_app("1h", &[("trap_on", "0")]);
     let run = run_host(&["up", "--once", "-f", &manifest_arg(&app)]);

@@ -1,7 +1,8 @@
 //! A test guest for the host's timer tests. On each tick it prints one line the tests parse:
 //! `tick seq=<n> scheduled=<ms> fired=<ms>`, then behaves as its variables say:
-//! `sleep_ms` (sleep that long), `fail_on` / `trap_on` (comma-separated sequence numbers on which
-//! to return an error / panic).
+//! `sleep_ms` (sleep that long), `fail_on` / `trap_on` / `loop_on` / `alloc_mb_on`
+//! (comma-separated sequence numbers on which to return an error / panic / spin forever /
+//! allocate `alloc_mb` MiB). A run that returns prints `done seq=<n>`.
 
 use spin_trigger_sdk::{timer::Tick, timer_component, variables};
 use std::time::{Duration, UNIX_EPOCH};
@@ -33,11 +34,26 @@ fn probe(tick: Tick) -> Result<(), String> {
             .map_err(|_| format!("bad sleep_ms {sleep:?}"))?;
         std::thread::sleep(Duration::from_millis(millis));
     }
+    if listed("loop_on", tick.sequence) {
+        let mut spins = 0u64;
+        loop {
+            spins = std::hint::black_box(spins.wrapping_add(1));
+        }
+    }
+    if listed("alloc_mb_on", tick.sequence) {
+        let megabytes: usize = variables::get("alloc_mb")
+            .ok()
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(1024);
+        let block = vec![1u8; megabytes << 20];
+        println!("allocated {} MiB", std::hint::black_box(block).len() >> 20);
+    }
     if listed("trap_on", tick.sequence) {
         panic!("probe trapping on tick {}", tick.sequence);
     }
     if listed("fail_on", tick.sequence) {
         return Err(format!("probe failing on tick {}", tick.sequence));
     }
+    println!("done seq={}", tick.sequence);
     Ok(())
 }
