@@ -11,6 +11,7 @@ use std::time::Duration;
 /// The guest crates the tests run, built for wasm32-wasip2 in one cargo invocation.
 const GUESTS: &[&str] = &[
     "probe-guest",
+    "noop-guest",
     "timer-hello-greeter",
     "timer-hello-counter",
     "timer-hello-raw-bindgen",
