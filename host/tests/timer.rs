@@ -34,6 +34,23 @@ fn manifest_arg(dir: &tempfile::TempDir) -> String {
     dir.path().join("spin.toml").display().to_string()
 }
 
+/// Runs a probe app on `interval` for `window`; the host must exit 0 at SIGTERM.
+fn run_probe(
+    interval: &str,
+    variables: &[(&str, &str)],
+    window: Duration,
+) -> (common::Run, Vec<ProbeTick>) {
+    let app = probe_app(interval, variables);
+    let run = run_host_for(&["up", "-f", &manifest_arg(&app)], window);
+    assert!(run.success, "host failed: {}", run.stderr);
+    let ticks = probe_ticks(&run.stdout, "probe");
+    (run, ticks)
+}
+
+fn sequences(ticks: &[ProbeTick]) -> Vec<u64> {
+    ticks.iter().map(|tick| tick.sequence).collect()
+}
+
 /// Ticks are on the grid anchored at start: tick n is due `n * interval` after tick 0's time.
 fn assert_on_grid(ticks: &[ProbeTick], interval_ms: u64) {
     let first = ticks[0];
@@ -51,14 +68,8 @@ fn assert_on_grid(ticks: &[ProbeTick], interval_ms: u64) {
 
 #[test]
 fn ticks_at_a_sub_second_interval_are_counted_over_a_window() {
-    let app = probe_app("100ms", &[]);
-    let run = run_host_for(
-        &["up", "-f", &manifest_arg(&app)],
-        Duration::from_millis(1550),
-    );
-    assert!(run.success, "host failed: {}", run.stderr);
-    let ticks = probe_ticks(&run.stdout, "probe");
-    let sequences: Vec<u64> = ticks.iter().map(|tick| tick.sequence).collect();
+    let (_, ticks) = run_probe("100ms", &[], Duration::from_millis(1550));
+    let sequences = sequences(&ticks);
     // 1.55 s at 100 ms is 15 ticks after the 1st interval; start-up eats a little of the window.
     assert!(
         (10..=16).contains(&ticks.len()),
@@ -73,14 +84,8 @@ fn ticks_at_a_sub_second_interval_are_counted_over_a_window() {
 fn a_slow_handler_does_not_shift_later_ticks() {
     // Each run takes 150 of its 200 ms: a schedule that slept *after* each run would drift to
     // one tick every 350 ms.
-    let app = probe_app("200ms", &[("sleep_ms", "150")]);
-    let run = run_host_for(
-        &["up", "-f", &manifest_arg(&app)],
-        Duration::from_millis(2150),
-    );
-    assert!(run.success, "host failed: {}", run.stderr);
-    let ticks = probe_ticks(&run.stdout, "probe");
-    let sequences: Vec<u64> = ticks.iter().map(|tick| tick.sequence).collect();
+    let (_, ticks) = run_probe("200ms", &[("sleep_ms", "150")], Duration::from_millis(2150));
+    let sequences = sequences(&ticks);
     assert!(
         ticks.len() >= 8,
         "expected about 10 ticks in 2.15 s, got {sequences:?}"
@@ -93,14 +98,8 @@ fn a_slow_handler_does_not_shift_later_ticks() {
 #[test]
 fn a_tick_that_comes_while_the_previous_run_is_going_is_skipped() {
     // Each run takes 250 ms at a 100 ms interval: about two ticks of every three are skipped.
-    let app = probe_app("100ms", &[("sleep_ms", "250")]);
-    let run = run_host_for(
-        &["up", "-f", &manifest_arg(&app)],
-        Duration::from_millis(1600),
-    );
-    assert!(run.success, "host failed: {}", run.stderr);
-    let ticks = probe_ticks(&run.stdout, "probe");
-    let sequences: Vec<u64> = ticks.iter().map(|tick| tick.sequence).collect();
+    let (run, ticks) = run_probe("100ms", &[("sleep_ms", "250")], Duration::from_millis(1600));
+    let sequences = sequences(&ticks);
     assert!(
         (2..=7).contains(&ticks.len()),
         "expected about 5 runs, got {sequences:?}"
@@ -122,16 +121,12 @@ fn a_tick_that_comes_while_the_previous_run_is_going_is_skipped() {
 
 #[test]
 fn a_trap_or_an_error_in_one_tick_does_not_stop_the_next() {
-    let app = probe_app("100ms", &[("trap_on", "2"), ("fail_on", "3")]);
-    let run = run_host_for(
-        &["up", "-f", &manifest_arg(&app)],
+    let (run, ticks) = run_probe(
+        "100ms",
+        &[("trap_on", "2"), ("fail_on", "3")],
         Duration::from_millis(900),
     );
-    assert!(run.success, "host failed: {}", run.stderr);
-    let sequences: Vec<u64> = probe_ticks(&run.stdout, "probe")
-        .iter()
-        .map(|tick| tick.sequence)
-        .collect();
+    let sequences = sequences(&ticks);
     assert!(
         sequences.starts_with(&[1, 2, 3, 4, 5]),
         "ticks after the trap and the error must run: {sequences:?}"
@@ -212,16 +207,12 @@ source = "{guest}"
 
 #[test]
 fn a_guest_that_asks_for_too_much_memory_fails_that_tick_only() {
-    let app = probe_app("100ms", &[("alloc_mb_on", "1"), ("alloc_mb", "1024")]);
-    let run = run_host_for(
-        &["up", "-f", &manifest_arg(&app)],
+    let (run, ticks) = run_probe(
+        "100ms",
+        &[("alloc_mb_on", "1"), ("alloc_mb", "1024")],
         Duration::from_millis(650),
     );
-    assert!(run.success, "host failed: {}", run.stderr);
-    let sequences: Vec<u64> = probe_ticks(&run.stdout, "probe")
-        .iter()
-        .map(|tick| tick.sequence)
-        .collect();
+    let sequences = sequences(&ticks);
     assert!(sequences.starts_with(&[1, 2, 3]), "{sequences:?}");
     assert!(
         !run.stdout.contains("allocated"),
@@ -244,16 +235,8 @@ fn a_guest_that_asks_for_too_much_memory_fails_that_tick_only() {
 #[test]
 fn shutdown_lets_handlers_in_flight_finish() {
     // Each run takes 300 ms, so at almost any moment a handler is in flight when SIGTERM comes.
-    let app = probe_app("100ms", &[("sleep_ms", "300")]);
-    let run = run_host_for(
-        &["up", "-f", &manifest_arg(&app)],
-        Duration::from_millis(550),
-    );
-    assert!(run.success, "host failed: {}", run.stderr);
-    let started: Vec<u64> = probe_ticks(&run.stdout, "probe")
-        .iter()
-        .map(|tick| tick.sequence)
-        .collect();
+    let (run, ticks) = run_probe("100ms", &[("sleep_ms", "300")], Duration::from_millis(550));
+    let started = sequences(&ticks);
     assert!(!started.is_empty(), "no tick ran: {}", run.stderr);
     for sequence in &started {
         assert!(

@@ -13,8 +13,8 @@ pub struct Tick {
     pub scheduled_at: SystemTime,
     /// When the host fired it.
     pub fired_at: SystemTime,
-    /// The tick's number in the schedule, from 1. A tick skipped because the previous run was
-    /// still going leaves a gap.
+    /// The tick's number in the schedule, from 1 (0 for the single run of `up --once`). A tick
+    /// skipped because the previous run was still going leaves a gap.
     pub sequence: u64,
 }
 
