@@ -264,11 +264,26 @@ fn once_runs_each_component_once_and_names_the_one_that_trapped() {
 }
 
 #[test]
-fn the_example_runs_once_with_every_component_including_the_raw_bindgen_one() {
+fn the_example_builds_and_runs_once_with_every_component_including_the_raw_bindgen_one() {
     common::guests_dir();
     let manifest = workspace_root().join("examples/timer-hello/spin.toml");
-    let run = run_host(&["up", "--once", "-f", &manifest.display().to_string()]);
+    let run = run_host(&[
+        "up",
+        "--build",
+        "--once",
+        "-f",
+        &manifest.display().to_string(),
+    ]);
     assert!(run.success, "{}", run.stderr);
+    for component in ["greeter", "counter", "raw-bindgen"] {
+        assert!(
+            run.stderr.contains(&format!(
+                "building: cargo build --target wasm32-wasip2 --release component={component}"
+            )),
+            "{}",
+            run.stderr
+        );
+    }
     assert_eq!(
         run.stdout.lines().collect::<Vec<_>>(),
         [
