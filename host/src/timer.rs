@@ -25,7 +25,7 @@ mod bindings {
             world: "fermyon:example/spin-timer",
             path: "../wit",
             exports: { default: async },
-            with: { "fermyon:spin/variables": crate::host_api::bindings::fermyon::spin::variables },
+            with: { "fermyon:spin/variables": crate::host_api::bindings::fermyon::spin2_0_0::variables },
         });
     }
     pub mod rich {
@@ -33,7 +33,7 @@ mod bindings {
             world: "spin-trigger:sdk/timer",
             path: "../wit",
             exports: { default: async },
-            with: { "fermyon:spin/variables": crate::host_api::bindings::fermyon::spin::variables },
+            with: { "fermyon:spin/variables": crate::host_api::bindings::fermyon::spin2_0_0::variables },
         });
     }
 }

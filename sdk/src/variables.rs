@@ -1,6 +1,6 @@
 //! Application variables, as the component's `[component.<id>.variables]` in spin.toml defines them.
 
-use crate::__private::imports::fermyon::spin::variables as wit;
+use crate::__private::imports::fermyon::spin2_0_0::variables as wit;
 
 /// Why a variable could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]

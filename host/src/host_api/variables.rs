@@ -1,7 +1,7 @@
 //! `fermyon:spin/variables@2.0.0`: a component reads its own resolved variables.
 
 use crate::engine::InstanceState;
-use crate::host_api::bindings::fermyon::spin::variables::{Error, Host};
+use crate::host_api::bindings::fermyon::spin2_0_0::variables::{Error, Host};
 
 impl Host for InstanceState {
     fn get(&mut self, name: String) -> Result<String, Error> {

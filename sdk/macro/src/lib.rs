@@ -8,10 +8,17 @@
 use proc_macro::TokenStream;
 
 mod handler;
+mod redis;
 mod timer;
 
 /// Marks the function that handles a component's timer ticks. See `spin_trigger_sdk::timer_component`.
 #[proc_macro_attribute]
 pub fn timer_component(attr: TokenStream, item: TokenStream) -> TokenStream {
     handler::expand(&timer::TIMER, attr.into(), item.into()).into()
+}
+
+/// Marks the function that handles a component's Redis messages. See `spin_trigger_sdk::redis_component`.
+#[proc_macro_attribute]
+pub fn redis_component(attr: TokenStream, item: TokenStream) -> TokenStream {
+    handler::expand(&redis::REDIS, attr.into(), item.into()).into()
 }

@@ -10,7 +10,7 @@ wit_bindgen::generate!({
     generate_all,
 });
 
-use fermyon::spin::variables;
+use fermyon::spin2_0_0::variables;
 
 struct RawTimer;
 

@@ -1,0 +1,85 @@
+//! `#[redis_component]`: checks the payload or message argument and emits the export of the raw
+//! or rich world.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::Type;
+use syn::spanned::Spanned;
+
+use crate::handler::{Handler, Trigger, last_segment};
+
+pub const REDIS: Trigger = Trigger {
+    attribute: "#[redis_component]",
+    example: "fn handle(payload: String) -> anyhow::Result<()>",
+    check_argument,
+    emit,
+};
+
+/// The argument types a Redis handler may take, by their last path segment; the compiler checks
+/// the rest (`FromPayload`, or the SDK's `Message`).
+const ACCEPTED: &[&str] = &["Vec", "Bytes", "String", "Json", "Message"];
+
+fn check_argument(ty: &Type) -> syn::Result<()> {
+    match last_segment(ty) {
+        Some(segment) if ACCEPTED.iter().any(|name| segment.ident == name) => Ok(()),
+        _ => Err(syn::Error::new_spanned(
+            ty,
+            "unsupported argument: a Redis handler takes the payload by value as `Vec<u8>`, `bytes::Bytes`, `String` or `Json<T>`, the whole `spin_trigger_sdk::redis::Message`, or nothing",
+        )),
+    }
+}
+
+fn takes_message(handler: &Handler) -> bool {
+    handler
+        .argument
+        .as_ref()
+        .and_then(last_segment)
+        .is_some_and(|segment| segment.ident == "Message")
+}
+
+fn emit(handler: &Handler) -> TokenStream {
+    let call = handler.call_as_future(quote! { argument });
+    let output_span = handler.output_span();
+    if takes_message(handler) {
+        let ty = handler
+            .argument
+            .as_ref()
+            .map(|ty| quote_spanned! { ty.span() => #ty });
+        let export = quote_spanned! { output_span =>
+            ::spin_trigger_sdk::__private::rich_redis_export(message, |argument: #ty| #call)
+        };
+        return quote! {
+            const _: () = {
+                use ::spin_trigger_sdk::__private::redis::exports::spin_trigger::sdk::redis_handler as wit;
+                struct SpinRedisHandler;
+                impl wit::Guest for SpinRedisHandler {
+                    fn handle_message(message: wit::Message) -> ::core::result::Result<(), wit::Error> {
+                        #export
+                    }
+                }
+                ::spin_trigger_sdk::__private::redis::export!(SpinRedisHandler);
+            };
+        };
+    }
+    // Payload-only handlers export Spin's raw world, so they also run on Spin's Redis trigger.
+    let ty = match &handler.argument {
+        Some(ty) => quote_spanned! { ty.span() => #ty },
+        None => quote! { () },
+    };
+    let export = quote_spanned! { output_span =>
+        ::spin_trigger_sdk::__private::raw_redis_export(message, |argument: #ty| #call)
+    };
+    quote! {
+        const _: () = {
+            use ::spin_trigger_sdk::__private::raw_redis::exports::fermyon::spin::inbound_redis as wit;
+            struct SpinRedisHandler;
+            impl wit::Guest for SpinRedisHandler {
+                #[allow(unused_variables)]
+                fn handle_message(message: wit::Payload) -> ::core::result::Result<(), wit::Error> {
+                    #export
+                }
+            }
+            ::spin_trigger_sdk::__private::raw_redis::export!(SpinRedisHandler);
+        };
+    }
+}

@@ -1,0 +1,26 @@
+//! A test guest taking the whole `Message` (the richer world): publishes
+//! `<channel>|<pattern or ->|<payload>` on the channel in its `reply_channel` variable, at the
+//! address in `redis_address`. A payload of `trap` panics; `fail` returns an error.
+
+use spin_trigger_sdk::redis::{Connection, Message};
+use spin_trigger_sdk::{redis_component, variables};
+
+#[redis_component]
+async fn on_message(message: Message) -> Result<(), String> {
+    let text = message.text().map_err(|error| error.to_string())?;
+    match text {
+        "trap" => panic!("asked to trap"),
+        "fail" => return Err("asked to fail".to_owned()),
+        _ => {}
+    }
+    let address = variables::get("redis_address").map_err(|error| error.to_string())?;
+    let reply_channel = variables::get("reply_channel").map_err(|error| error.to_string())?;
+    let reply = format!(
+        "{}|{}|{text}",
+        message.channel,
+        message.pattern.as_deref().unwrap_or("-")
+    );
+    Connection::open(&address)
+        .and_then(|redis| redis.publish(&reply_channel, reply))
+        .map_err(|error| error.to_string())
+}
