@@ -19,6 +19,8 @@ pub struct App {
     pub components: BTreeMap<String, Component>,
     pub timer: TimerSettings,
     pub timer_triggers: Vec<TimerTrigger>,
+    pub redis: RedisSettings,
+    pub redis_triggers: Vec<RedisTrigger>,
 }
 
 /// One `[component.<id>]`.
@@ -31,8 +33,8 @@ pub struct Component {
     pub variables: BTreeMap<String, Template>,
     /// Environment variables the guest sees; it sees none of the host's.
     pub environment: BTreeMap<String, String>,
-    /// Spin's `allowed_outbound_hosts` entries, as written.
-    pub allowed_outbound_hosts: Vec<String>,
+    /// Spin's `allowed_outbound_hosts` entries; rendered and parsed at start-up.
+    pub allowed_outbound_hosts: Vec<Template>,
     /// Host directories the guest sees, read-only.
     pub files: Vec<DirMount>,
     pub build: Option<BuildStep>,
@@ -74,6 +76,26 @@ pub struct TimerTrigger {
     pub component: String,
     /// The interval as written, before `speedup`.
     pub interval: Duration,
+}
+
+/// `[application.trigger.redis]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedisSettings {
+    /// The server triggers use unless they set their own `address`.
+    pub address: Option<Template>,
+}
+
+/// One `[[trigger.redis]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisTrigger {
+    pub id: String,
+    pub component: String,
+    /// The channel, or a glob pattern (`orders.*`) to subscribe by pattern.
+    pub channel: Template,
+    /// The server; validation guarantees this or the application default is set.
+    pub address: Template,
+    /// How many messages the component handles at once: 1 (the default) keeps publish order.
+    pub max_in_flight: usize,
 }
 
 impl App {

@@ -14,6 +14,7 @@ use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
 use wasmtime::{Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use crate::allowed_hosts::AllowedHosts;
 use crate::app;
 use crate::stdio::{ComponentOutput, Target};
 
@@ -44,8 +45,12 @@ pub struct InstanceState {
     pub component_id: Arc<str>,
     /// The component's resolved variables.
     pub variables: Arc<BTreeMap<String, String>>,
+    /// Where the component may connect.
+    pub allowed_hosts: Arc<AllowedHosts>,
+    /// Outbound Redis connections this instance holds.
+    pub open_redis_connections: usize,
     wasi: WasiCtx,
-    table: ResourceTable,
+    pub(crate) table: ResourceTable,
     limits: StoreLimits,
 }
 
@@ -116,6 +121,7 @@ impl Engine {
         &self,
         component: &app::Component,
         variables: BTreeMap<String, String>,
+        allowed_hosts: AllowedHosts,
     ) -> anyhow::Result<PreparedComponent> {
         let compiled = self
             .load(&component.source)
@@ -135,6 +141,7 @@ impl Engine {
             export_names: export_names(&self.inner, &compiled),
             pre,
             variables: Arc::new(variables),
+            allowed_hosts: Arc::new(allowed_hosts),
             environment: component.environment.clone(),
             files: component.files.clone(),
         })
@@ -166,6 +173,8 @@ impl Engine {
         let state = InstanceState {
             component_id: component.id.clone(),
             variables: component.variables.clone(),
+            allowed_hosts: component.allowed_hosts.clone(),
+            open_redis_connections: 0,
             wasi: wasi.build(),
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
@@ -293,6 +302,7 @@ pub struct PreparedComponent {
     pub export_names: Vec<String>,
     pub pre: InstancePre<InstanceState>,
     variables: Arc<BTreeMap<String, String>>,
+    allowed_hosts: Arc<AllowedHosts>,
     environment: BTreeMap<String, String>,
     files: Vec<app::DirMount>,
 }

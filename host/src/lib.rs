@@ -7,16 +7,20 @@
 //!   `SPIN_VARIABLE_<NAME>` and defaults.
 //! - [`engine`]: the wasmtime engine, the compiled-component cache, `InstancePre`, per-event stores.
 //! - [`timer`]: the timer trigger — where a timer fires.
-//! - [`host_api`]: host APIs a guest imports (`fermyon:spin/variables`).
+//! - [`redis_trigger`]: the Redis trigger — where a message is dispatched.
+//! - [`host_api`]: host APIs a guest imports (`fermyon:spin/variables`, outbound Redis).
+//! - [`allowed_hosts`]: `allowed_outbound_hosts` matching.
 //! - [`stdio`]: component output prefixed with the component id.
 //! - [`builder`]: `up --build`.
 //! - [`runtime`]: ties it together; [`Runtime::run_until`] runs every trigger of an app.
 
+pub mod allowed_hosts;
 pub mod app;
 pub mod builder;
 pub mod engine;
 pub mod host_api;
 pub mod manifest;
+pub mod redis_trigger;
 pub mod runtime;
 pub mod stdio;
 pub mod timer;

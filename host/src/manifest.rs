@@ -12,7 +12,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::{self, MapAccess, Visitor};
 
-use crate::app::{App, BuildStep, Component, DirMount, TimerSettings, TimerTrigger};
+use crate::allowed_hosts::AllowedHosts;
+use crate::app::{
+    App, BuildStep, Component, DirMount, RedisSettings, RedisTrigger, TimerSettings, TimerTrigger,
+};
 use crate::variables::{self, Template, VariableDecl};
 
 /// Why a manifest could not be loaded. Its text is the whole diagnosis.
@@ -110,6 +113,13 @@ struct RawApplication {
 #[serde(deny_unknown_fields)]
 struct RawAppTriggerSettings {
     timer: Option<RawTimerSettings>,
+    redis: Option<RawRedisSettings>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRedisSettings {
+    address: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -133,6 +143,19 @@ struct RawVariable {
 struct RawTriggers {
     #[serde(default)]
     timer: Vec<RawTimerTrigger>,
+    #[serde(default)]
+    redis: Vec<RawRedisTrigger>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRedisTrigger {
+    id: Option<String>,
+    component: RawComponentRef,
+    channel: String,
+    address: Option<String>,
+    /// Ours: how many messages the component handles at once (default 1, publish order).
+    max_in_flight: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -256,14 +279,12 @@ fn validate(raw: RawManifest, file: &Path, base_dir: &Path) -> Result<App, Manif
 
     let mut components = BTreeMap::new();
     for (id, component) in raw.component {
-        let component = validate_component(
-            &id,
-            component,
-            &format!("component.{id}"),
-            &variables,
+        let context = Context {
             file,
             base_dir,
-        )?;
+            variables: &variables,
+        };
+        let component = validate_component(&id, component, &format!("component.{id}"), &context)?;
         components.insert(id, component);
     }
 
@@ -280,42 +301,17 @@ fn validate(raw: RawManifest, file: &Path, base_dir: &Path) -> Result<App, Manif
         ));
     }
 
+    let context = Context {
+        file,
+        base_dir,
+        variables: &variables,
+    };
     let mut timer_triggers = Vec::new();
     for (index, trigger) in raw.trigger.timer.into_iter().enumerate() {
         let location = format!("trigger.timer[{index}]");
         let id = trigger.id.unwrap_or_else(|| format!("timer-{}", index + 1));
-        let component = match trigger.component {
-            RawComponentRef::Id(component) => {
-                if !components.contains_key(&component) {
-                    let defined: Vec<&str> = components.keys().map(String::as_str).collect();
-                    return Err(err(
-                        format!("{location}.component"),
-                        format!(
-                            "no component `{component}`: define [component.{component}] or use one of: {}",
-                            if defined.is_empty() {
-                                "(none defined)".to_owned()
-                            } else {
-                                defined.join(", ")
-                            }
-                        ),
-                    ));
-                }
-                component
-            }
-            RawComponentRef::Inline(inline) => {
-                let component_id = format!("{id}-component");
-                let component = validate_component(
-                    &component_id,
-                    *inline,
-                    &format!("{location}.component"),
-                    &variables,
-                    file,
-                    base_dir,
-                )?;
-                components.insert(component_id.clone(), component);
-                component_id
-            }
-        };
+        let component =
+            context.resolve_component(trigger.component, &id, &location, &mut components)?;
         let interval = match (trigger.interval_secs, trigger.interval) {
             (Some(_), Some(_)) => {
                 return Err(err(
@@ -363,6 +359,53 @@ fn validate(raw: RawManifest, file: &Path, base_dir: &Path) -> Result<App, Manif
         });
     }
 
+    let redis = RedisSettings {
+        address: raw
+            .application
+            .trigger
+            .redis
+            .and_then(|redis| redis.address)
+            .map(|address| context.template(&address, "application.trigger.redis.address"))
+            .transpose()?,
+    };
+    let mut redis_triggers = Vec::new();
+    for (index, trigger) in raw.trigger.redis.into_iter().enumerate() {
+        let location = format!("trigger.redis[{index}]");
+        let id = trigger.id.unwrap_or_else(|| format!("redis-{}", index + 1));
+        let component =
+            context.resolve_component(trigger.component, &id, &location, &mut components)?;
+        let channel = context.template(&trigger.channel, &format!("{location}.channel"))?;
+        if trigger.channel.trim().is_empty() {
+            return Err(err(
+                format!("{location}.channel"),
+                "the channel is empty: write e.g. `channel = \"orders\"` or a pattern like `\"orders.*\"`".into(),
+            ));
+        }
+        let address = match trigger.address {
+            Some(address) => context.template(&address, &format!("{location}.address"))?,
+            None => redis.address.clone().ok_or_else(|| {
+                err(
+                    location.clone(),
+                    "no Redis address: set `address` here or in [application.trigger.redis]".into(),
+                )
+            })?,
+        };
+        let max_in_flight = trigger.max_in_flight.unwrap_or(1);
+        if max_in_flight == 0 {
+            return Err(err(
+                format!("{location}.max_in_flight"),
+                "must be at least 1 (the default, which keeps publish order)".into(),
+            ));
+        }
+        redis_triggers.push(RedisTrigger {
+            id,
+            component,
+            channel,
+            address,
+            max_in_flight,
+        });
+    }
+
     Ok(App {
         name: raw.application.name,
         origin: file.to_path_buf(),
@@ -371,17 +414,86 @@ fn validate(raw: RawManifest, file: &Path, base_dir: &Path) -> Result<App, Manif
         components,
         timer: TimerSettings { speedup },
         timer_triggers,
+        redis,
+        redis_triggers,
     })
+}
+
+/// What validating components and triggers needs to know about the whole manifest.
+struct Context<'a> {
+    file: &'a Path,
+    base_dir: &'a Path,
+    variables: &'a BTreeMap<String, VariableDecl>,
+}
+
+impl Context<'_> {
+    /// Parses a `{{ var }}` template whose references must all be declared in [variables].
+    fn template(&self, text: &str, location: &str) -> Result<Template, ManifestError> {
+        let template = Template::parse(text)
+            .map_err(|message| ManifestError::at(self.file, location, message))?;
+        if let Some(missing) = template
+            .references()
+            .find(|name| !self.variables.contains_key(*name))
+        {
+            return Err(ManifestError::at(
+                self.file,
+                location,
+                format!(
+                    "refers to `{{{{ {missing} }}}}`, which [variables] does not declare; add `{missing} = {{ default = \"...\" }}` there"
+                ),
+            ));
+        }
+        Ok(template)
+    }
+
+    /// The id of the component a trigger names, validating an inline one into `components`.
+    fn resolve_component(
+        &self,
+        reference: RawComponentRef,
+        trigger_id: &str,
+        location: &str,
+        components: &mut BTreeMap<String, Component>,
+    ) -> Result<String, ManifestError> {
+        match reference {
+            RawComponentRef::Id(component) if components.contains_key(&component) => Ok(component),
+            RawComponentRef::Id(component) => {
+                let defined: Vec<&str> = components.keys().map(String::as_str).collect();
+                Err(ManifestError::at(
+                    self.file,
+                    format!("{location}.component"),
+                    format!(
+                        "no component `{component}`: define [component.{component}] or use one of: {}",
+                        if defined.is_empty() {
+                            "(none defined)".to_owned()
+                        } else {
+                            defined.join(", ")
+                        }
+                    ),
+                ))
+            }
+            RawComponentRef::Inline(inline) => {
+                let component_id = format!("{trigger_id}-component");
+                let component = validate_component(
+                    &component_id,
+                    *inline,
+                    &format!("{location}.component"),
+                    self,
+                )?;
+                components.insert(component_id.clone(), component);
+                Ok(component_id)
+            }
+        }
+    }
 }
 
 fn validate_component(
     id: &str,
     raw: RawComponent,
     location: &str,
-    variables: &BTreeMap<String, VariableDecl>,
-    file: &Path,
-    base_dir: &Path,
+    context: &Context,
 ) -> Result<Component, ManifestError> {
+    let file = context.file;
+    let base_dir = context.base_dir;
     let err = |field: String, message: String| {
         ManifestError::at(file, format!("{location}.{field}"), message)
     };
@@ -400,30 +512,21 @@ fn validate_component(
 
     let mut component_variables = BTreeMap::new();
     for (name, value) in raw.variables {
-        let field = format!("variables.{name}");
-        variables::check_name(&name).map_err(|message| err(field.clone(), message))?;
-        let template = Template::parse(&value).map_err(|message| err(field.clone(), message))?;
-        if let Some(missing) = template
-            .references()
-            .find(|name| !variables.contains_key(*name))
-        {
-            return Err(err(
-                field,
-                format!(
-                    "refers to `{{{{ {missing} }}}}`, which [variables] does not declare; add `{missing} = {{ default = \"...\" }}` there"
-                ),
-            ));
-        }
-        component_variables.insert(name, template);
+        let field = format!("{location}.variables.{name}");
+        variables::check_name(&name).map_err(|message| ManifestError::at(file, &field, message))?;
+        component_variables.insert(name, context.template(&value, &field)?);
     }
 
+    let mut allowed_outbound_hosts = Vec::new();
     for (index, host) in raw.allowed_outbound_hosts.iter().enumerate() {
-        if !host.contains("://") && !host.contains("{{") {
-            return Err(err(
-                format!("allowed_outbound_hosts[{index}]"),
-                format!("\"{host}\" has no scheme: write e.g. \"redis://{host}\""),
-            ));
+        let field = format!("{location}.allowed_outbound_hosts[{index}]");
+        let template = context.template(host, &field)?;
+        // An entry without `{{ var }}` is checked now; others once their variables resolve.
+        if template.references().next().is_none() {
+            AllowedHosts::parse(&[host])
+                .map_err(|message| ManifestError::at(file, &field, message))?;
         }
+        allowed_outbound_hosts.push(template);
     }
 
     let files = raw
@@ -448,7 +551,7 @@ fn validate_component(
         source: base_dir.join(&raw.source),
         variables: component_variables,
         environment: raw.environment,
-        allowed_outbound_hosts: raw.allowed_outbound_hosts,
+        allowed_outbound_hosts,
         files,
         build,
     })

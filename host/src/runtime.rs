@@ -9,8 +9,10 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::allowed_hosts::AllowedHosts;
 use crate::app::App;
 use crate::engine::{Engine, EngineOptions};
+use crate::redis_trigger::RedisTrigger;
 use crate::timer::TimerTrigger;
 use crate::variables::ResolvedVariables;
 
@@ -29,6 +31,7 @@ use crate::variables::ResolvedVariables;
 pub struct Runtime {
     engine: Arc<Engine>,
     timer: TimerTrigger,
+    redis: RedisTrigger,
 }
 
 impl Runtime {
@@ -39,24 +42,43 @@ impl Runtime {
         variables: &ResolvedVariables,
         options: EngineOptions,
     ) -> anyhow::Result<Self> {
+        // For `rediss://`; a second runtime in the same process finds it already installed.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let engine = Arc::new(Engine::new(options)?);
+        let used = app
+            .timer_triggers
+            .iter()
+            .map(|trigger| &trigger.component)
+            .chain(app.redis_triggers.iter().map(|trigger| &trigger.component));
         let mut prepared = BTreeMap::new();
-        for trigger in &app.timer_triggers {
-            if prepared.contains_key(&trigger.component) {
+        for id in used {
+            if prepared.contains_key(id) {
                 continue;
             }
             let component = app
-                .component(&trigger.component)
-                .with_context(|| format!("no component `{}`", trigger.component))?;
-            let values = variables
-                .components
-                .get(&component.id)
-                .cloned()
-                .unwrap_or_default();
-            prepared.insert(component.id.clone(), engine.prepare(component, values)?);
+                .component(id)
+                .with_context(|| format!("no component `{id}`"))?;
+            let values = variables.components.get(id).cloned().unwrap_or_default();
+            let rendered = component
+                .allowed_outbound_hosts
+                .iter()
+                .map(|entry| variables.render(entry))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let allowed_hosts = AllowedHosts::parse(&rendered).map_err(|message| {
+                anyhow::anyhow!("component `{id}`: allowed_outbound_hosts: {message}")
+            })?;
+            prepared.insert(
+                id.clone(),
+                Arc::new(engine.prepare(component, values, allowed_hosts)?),
+            );
         }
-        let timer = TimerTrigger::new(app, &mut prepared)?;
-        Ok(Runtime { engine, timer })
+        let timer = TimerTrigger::new(app, &prepared)?;
+        let redis = RedisTrigger::new(app, variables, &prepared)?;
+        Ok(Runtime {
+            engine,
+            timer,
+            redis,
+        })
     }
 
     /// Runs each timer component once; fails naming every component that failed.
@@ -69,9 +91,15 @@ impl Runtime {
     pub async fn run_until(&self, shutdown: impl Future, grace: Duration) -> usize {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let triggers = self
-            .timer
-            .run(self.engine.clone(), cancel.clone(), tracker.clone());
+        // Both triggers of one app run in this one process.
+        let triggers = async {
+            tokio::join!(
+                self.timer
+                    .run(self.engine.clone(), cancel.clone(), tracker.clone()),
+                self.redis
+                    .run(self.engine.clone(), cancel.clone(), tracker.clone()),
+            )
+        };
         tokio::select! {
             _ = triggers => {}
             _ = shutdown => tracing::info!("shutting down: no new events; waiting for handlers in flight"),

@@ -25,7 +25,7 @@ mod bindings {
             world: "fermyon:example/spin-timer",
             path: "../wit",
             exports: { default: async },
-            with: { "fermyon:spin/variables": crate::host_api::bindings::fermyon::spin2_0_0::variables },
+            with: { "fermyon:spin/variables@2.0.0": crate::host_api::bindings::fermyon::spin2_0_0::variables },
         });
     }
     pub mod rich {
@@ -33,7 +33,10 @@ mod bindings {
             world: "spin-trigger:sdk/timer",
             path: "../wit",
             exports: { default: async },
-            with: { "fermyon:spin/variables": crate::host_api::bindings::fermyon::spin2_0_0::variables },
+            with: {
+                "fermyon:spin/variables@2.0.0": crate::host_api::bindings::fermyon::spin2_0_0::variables,
+                "fermyon:spin/redis@2.0.0": crate::host_api::bindings::fermyon::spin2_0_0::redis,
+            },
         });
     }
 }
@@ -61,7 +64,7 @@ fn unix_millis(time: SystemTime) -> u64 {
 
 /// A component ready to handle ticks, in whichever timer world it exports.
 pub struct TimerComponent {
-    prepared: PreparedComponent,
+    prepared: Arc<PreparedComponent>,
     export: TimerExport,
 }
 
@@ -72,7 +75,7 @@ enum TimerExport {
 
 impl TimerComponent {
     /// Picks the world from what the component exports.
-    pub fn new(prepared: PreparedComponent) -> anyhow::Result<Self> {
+    pub fn new(prepared: Arc<PreparedComponent>) -> anyhow::Result<Self> {
         let exports = |name: &str| prepared.export_names.iter().any(|export| export == name);
         let export = if exports(RICH_TIMER_EXPORT) {
             TimerExport::Rich(bindings::rich::TimerPre::new(prepared.pre.clone())?)
@@ -137,7 +140,7 @@ impl TimerTrigger {
     /// Builds the schedules from the app and its prepared components.
     pub fn new(
         app: &App,
-        prepared: &mut BTreeMap<String, PreparedComponent>,
+        prepared: &BTreeMap<String, Arc<PreparedComponent>>,
     ) -> anyhow::Result<Self> {
         let mut components: BTreeMap<String, Arc<TimerComponent>> = BTreeMap::new();
         let mut ordered = Vec::new();
@@ -146,10 +149,10 @@ impl TimerTrigger {
             let component = match components.get(&trigger.component) {
                 Some(component) => component.clone(),
                 None => {
-                    let prepared = prepared.remove(&trigger.component).with_context(|| {
+                    let prepared = prepared.get(&trigger.component).with_context(|| {
                         format!("component `{}` was not prepared", trigger.component)
                     })?;
-                    let component = Arc::new(TimerComponent::new(prepared)?);
+                    let component = Arc::new(TimerComponent::new(prepared.clone())?);
                     components.insert(trigger.component.clone(), component.clone());
                     ordered.push(component.clone());
                     component
