@@ -4,12 +4,15 @@
 #![allow(dead_code)] // Each test binary uses a different subset.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
 /// The guest crates the tests run, built for wasm32-wasip2 in one cargo invocation.
 const GUESTS: &[&str] = &[
+    "redis-echo",
+    "redis-json-guest",
+    "redis-message-guest",
     "probe-guest",
     "noop-guest",
     "timer-hello-greeter",
@@ -155,4 +158,191 @@ pub fn probe_ticks(stdout: &str, component: &str) -> Vec<ProbeTick> {
             }
         })
         .collect()
+}
+
+/// A host started in the background, stopped with SIGTERM.
+pub struct HostProcess(Option<Child>);
+
+impl HostProcess {
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let child = host_command(args)
+            .envs(env.iter().copied())
+            .spawn()
+            .expect("starting spin-trigger-host");
+        HostProcess(Some(child))
+    }
+
+    /// Stops the host as a service manager would and returns what it printed.
+    pub fn stop(mut self) -> Run {
+        let child = self.0.take().expect("stopped once");
+        // SAFETY: signalling the child this test started and still owns.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        child
+            .wait_with_output()
+            .expect("waiting for spin-trigger-host")
+            .into()
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A `redis-server` this test started on a free loopback port, stopped by its PID.
+pub struct RedisServer {
+    child: Option<Child>,
+    pub port: u16,
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("finding a free port")
+            .port();
+        Self::start_on(port)
+    }
+
+    /// Starts a server on `port`, waiting until it accepts connections.
+    pub fn start_on(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting redis-server (scripts/test.sh installs it)");
+        let server = RedisServer {
+            child: Some(child),
+            port,
+        };
+        for _ in 0..200 {
+            if let Ok(mut connection) = server.client().get_connection()
+                && redis::cmd("PING").query::<String>(&mut connection).is_ok()
+            {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("redis-server on port {port} did not start");
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn client(&self) -> redis::Client {
+        redis::Client::open(self.url()).expect("a valid URL")
+    }
+
+    /// Kills the server (SIGKILL, by PID), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Publishes `payload` on `channel`.
+    pub fn publish(&self, channel: &str, payload: impl redis::ToRedisArgs) {
+        let mut connection = self
+            .client()
+            .get_connection()
+            .expect("connecting to redis-server");
+        redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(payload)
+            .query::<i64>(&mut connection)
+            .expect("PUBLISH");
+    }
+
+    /// Waits until `count` clients subscribe to `channel` (or, for a pattern, until `count`
+    /// pattern subscriptions exist).
+    pub fn wait_for_subscribers(&self, channel: &str, count: i64) {
+        let mut connection = self
+            .client()
+            .get_connection()
+            .expect("connecting to redis-server");
+        for _ in 0..400 {
+            let subscribed: i64 = if channel.contains('*') {
+                redis::cmd("PUBSUB")
+                    .arg("NUMPAT")
+                    .query(&mut connection)
+                    .expect("PUBSUB NUMPAT")
+            } else {
+                let counts: Vec<(String, i64)> = redis::cmd("PUBSUB")
+                    .arg("NUMSUB")
+                    .arg(channel)
+                    .query(&mut connection)
+                    .expect("PUBSUB NUMSUB");
+                counts.first().map_or(0, |(_, count)| *count)
+            };
+            if subscribed >= count {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("nobody subscribed to {channel}");
+    }
+
+    /// Subscribes to `channel`; read with [`Subscriber::next`].
+    pub fn subscribe(&self, channel: &str) -> Subscriber {
+        let mut connection = self
+            .client()
+            .get_connection()
+            .expect("connecting to redis-server");
+        connection
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("setting a read timeout");
+        connection
+            .send_packed_command(&redis::cmd("SUBSCRIBE").arg(channel).get_packed_command())
+            .expect("SUBSCRIBE");
+        let _confirmation: redis::Value =
+            connection.recv_response().expect("subscription confirmed");
+        Subscriber(connection)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A test's own subscription, to receive what guests publish.
+pub struct Subscriber(redis::Connection);
+
+impl Subscriber {
+    /// The next message's payload, as text; panics after 10 s without one.
+    pub fn next(&mut self) -> String {
+        let value: redis::Value = self.0.recv_response().expect("a message within 10 s");
+        match value {
+            redis::Value::Array(parts) | redis::Value::Push { data: parts, .. } => {
+                match parts.last() {
+                    Some(redis::Value::BulkString(bytes)) => {
+                        String::from_utf8_lossy(bytes).into_owned()
+                    }
+                    other => panic!("unexpected message part {other:?}"),
+                }
+            }
+            other => panic!("unexpected message {other:?}"),
+        }
+    }
+
+    /// Whether a message arrives within `wait`.
+    pub fn nothing_within(&mut self, wait: Duration) -> bool {
+        self.0
+            .set_read_timeout(Some(wait))
+            .expect("setting a read timeout");
+        let received = self.0.recv_response();
+        self.0
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("setting a read timeout");
+        received.is_err()
+    }
 }

@@ -1,0 +1,349 @@
+//! The Redis trigger end to end: each test starts its own redis-server on a free loopback port,
+//! runs the host binary on real guests, publishes, and checks what the guests published back.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{HostProcess, RedisServer, guest, workspace_root, write_app};
+
+/// A component table for one of the test guests, replying on `replies` at `server`.
+fn component(id: &str, crate_name: &str, server: &RedisServer, allowed: &str) -> String {
+    format!(
+        r#"
+[component.{id}]
+source = "{source}"
+allowed_outbound_hosts = ["{allowed}"]
+[component.{id}.variables]
+redis_address = "{url}"
+reply_channel = "replies"
+"#,
+        source = guest(crate_name),
+        url = server.url(),
+    )
+}
+
+/// An app whose triggers are `(component, channel)` pairs, plus its component tables.
+fn app(
+    server: &RedisServer,
+    triggers: &[(&str, &str)],
+    components: &[String],
+) -> tempfile::TempDir {
+    let mut manifest = format!(
+        "spin_manifest_version = 2\n[application]\nname = \"redis-test\"\n[application.trigger.redis]\naddress = \"{}\"\n",
+        server.url()
+    );
+    for (component, channel) in triggers {
+        manifest.push_str(&format!(
+            "[[trigger.redis]]\ncomponent = \"{component}\"\nchannel = \"{channel}\"\n"
+        ));
+    }
+    for table in components {
+        manifest.push_str(table);
+    }
+    write_app(&manifest)
+}
+
+fn start_host(app: &tempfile::TempDir) -> HostProcess {
+    let manifest = app.path().join("spin.toml").display().to_string();
+    HostProcess::start(&["up", "-f", &manifest], &[])
+}
+
+#[test]
+fn the_echo_example_replies_through_the_outbound_api() {
+    common::guests_dir();
+    let server = RedisServer::start();
+    let mut replies = server.subscribe("replies");
+    let manifest = workspace_root().join("examples/redis-echo/spin.toml");
+    let host = HostProcess::start(
+        &["up", "-f", &manifest.display().to_string()],
+        &[("SPIN_VARIABLE_REDIS_ADDRESS", &server.url())],
+    );
+    server.wait_for_subscribers("requests", 1);
+    server.publish("requests", "hello");
+    assert_eq!(replies.next(), "HELLO");
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+}
+
+#[test]
+fn a_string_payload_that_is_not_utf8_is_a_logged_handler_error() {
+    let server = RedisServer::start();
+    let mut replies = server.subscribe("replies");
+    let allowed = server.url();
+    let app = app(
+        &server,
+        &[("echo", "requests")],
+        &[component("echo", "redis-echo", &server, &allowed)],
+    );
+    let host = start_host(&app);
+    server.wait_for_subscribers("requests", 1);
+    server.publish("requests", &[0xffu8, 0xfe][..]);
+    server.publish("requests", "after");
+    assert_eq!(
+        replies.next(),
+        "AFTER",
+        "the next message is handled normally"
+    );
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("[echo] the payload is not valid UTF-8"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("Redis handler failed: handler returned an error (see its stderr above) trigger=redis-1 component=echo channel=requests"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn json_payloads_decode_and_a_bad_one_is_a_handler_error_naming_the_type() {
+    let server = RedisServer::start();
+    let mut replies = server.subscribe("replies");
+    let allowed = server.url();
+    let app = app(
+        &server,
+        &[("orders", "orders")],
+        &[component("orders", "redis-json-guest", &server, &allowed)],
+    );
+    let host = start_host(&app);
+    server.wait_for_subscribers("orders", 1);
+    server.publish("orders", r#"{"id": 7, "customer": "ada"}"#);
+    assert_eq!(replies.next(), "order 7 for ada");
+    server.publish("orders", r#"{"id": "seven"}"#);
+    server.publish("orders", r#"{"id": 8, "customer": "grace"}"#);
+    assert_eq!(replies.next(), "order 8 for grace");
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "[orders] the payload is not valid JSON for `redis_json_guest::Order`: invalid type: string \"seven\", expected u64"
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_glob_channel_subscribes_by_pattern_and_the_guest_sees_the_pattern() {
+    let server = RedisServer::start();
+    let mut replies = server.subscribe("replies");
+    let allowed = server.url();
+    let app = app(
+        &server,
+        &[("watcher", "orders.*")],
+        &[component(
+            "watcher",
+            "redis-message-guest",
+            &server,
+            &allowed,
+        )],
+    );
+    let host = start_host(&app);
+    server.wait_for_subscribers("orders.*", 1);
+    server.publish("orders.eu", "first");
+    server.publish("invoices.eu", "ignored");
+    server.publish("orders.us", "second");
+    assert_eq!(replies.next(), "orders.eu|orders.*|first");
+    assert_eq!(replies.next(), "orders.us|orders.*|second");
+    assert!(replies.nothing_within(Duration::from_millis(300)));
+    assert!(host.stop().success);
+}
+
+#[test]
+fn every_component_on_a_channel_gets_each_message() {
+    let server = RedisServer::start();
+    let mut replies = server.subscribe("replies");
+    let allowed = server.url();
+    let app = app(
+        &server,
+        &[("echo", "requests"), ("watcher", "requests")],
+        &[
+            component("echo", "redis-echo", &server, &allowed),
+            component("watcher", "redis-message-guest", &server, &allowed),
+        ],
+    );
+    let host = start_host(&app);
+    server.wait_for_subscribers("requests", 1);
+    server.publish("requests", "hello");
+    let mut received = vec![replies.next(), replies.next()];
+    received.sort();
+    assert_eq!(received, ["HELLO", "requests|-|hello"]);
+    assert!(host.stop().success);
+}
+
+#[test]
+fn an_outbound_host_not_in_allowed_outbound_hosts_is_refused_and_logged() {
+    let server = RedisServer::start();
+    let mut replies = server.subscribe("replies");
+    let app = app(
+        &server,
+        &[("echo", "requests")],
+        &[component(
+            "echo",
+            "redis-echo",
+            &server,
+            "redis://127.0.0.1:1",
+        )],
+    );
+    let host = start_host(&app);
+    server.wait_for_subscribers("requests", 1);
+    server.publish("requests", "hello");
+    assert!(
+        replies.nothing_within(Duration::from_millis(700)),
+        "the reply must not be sent"
+    );
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    let refused = format!(
+        "outbound Redis connection refused: {} is not in the component's allowed_outbound_hosts component=echo host={}",
+        server.url(),
+        server.url()
+    );
+    assert!(run.stderr.contains(&refused), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("connecting to redis://"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_trap_in_one_message_does_not_stop_the_next() {
+    let server = RedisServer::start();
+    let mut replies = server.subscribe("replies");
+    let allowed = server.url();
+    let app = app(
+        &server,
+        &[("watcher", "requests")],
+        &[component(
+            "watcher",
+            "redis-message-guest",
+            &server,
+            &allowed,
+        )],
+    );
+    let host = start_host(&app);
+    server.wait_for_subscribers("requests", 1);
+    server.publish("requests", "trap");
+    server.publish("requests", "fail");
+    server.publish("requests", "fine");
+    assert_eq!(replies.next(), "requests|-|fine");
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    let failures: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|line| line.contains("Redis handler failed"))
+        .collect();
+    assert_eq!(failures.len(), 2, "{}", run.stderr);
+    assert!(
+        failures[0].contains("wasm trap")
+            && failures[0].contains("component=watcher channel=requests")
+    );
+    assert!(
+        failures[1].contains("handler returned an error: asked to fail"),
+        "{}",
+        failures[1]
+    );
+}
+
+#[test]
+fn messages_published_after_the_server_restarts_are_handled_without_restarting_the_host() {
+    let mut server = RedisServer::start();
+    let port = server.port;
+    let allowed = server.url();
+    let app = app(
+        &server,
+        &[("echo", "requests")],
+        &[component("echo", "redis-echo", &server, &allowed)],
+    );
+    let host = start_host(&app);
+    server.wait_for_subscribers("requests", 1);
+    let mut replies = server.subscribe("replies");
+    server.publish("requests", "before");
+    assert_eq!(replies.next(), "BEFORE");
+
+    server.kill();
+    drop(replies);
+    std::thread::sleep(Duration::from_millis(300));
+    let server = RedisServer::start_on(port);
+    let mut replies = server.subscribe("replies");
+    server.wait_for_subscribers("requests", 1);
+    server.publish("requests", "after");
+    assert_eq!(replies.next(), "AFTER");
+
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("lost the connection to the Redis server; reconnecting"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        run.stderr.matches("subscribed address=").count(),
+        2,
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_thousand_messages_are_handled_in_publish_order_by_default() {
+    let server = RedisServer::start();
+    let mut replies = server.subscribe("replies");
+    let allowed = server.url();
+    let app = app(
+        &server,
+        &[("watcher", "requests")],
+        &[component(
+            "watcher",
+            "redis-message-guest",
+            &server,
+            &allowed,
+        )],
+    );
+    let host = start_host(&app);
+    server.wait_for_subscribers("requests", 1);
+    let mut connection = server.client().get_connection().unwrap();
+    let mut pipeline = redis::pipe();
+    for n in 0..1000 {
+        pipeline
+            .cmd("PUBLISH")
+            .arg("requests")
+            .arg(n.to_string())
+            .ignore();
+    }
+    pipeline.query::<()>(&mut connection).unwrap();
+    let received: Vec<String> = (0..1000).map(|_| replies.next()).collect();
+    let expected: Vec<String> = (0..1000).map(|n| format!("requests|-|{n}")).collect();
+    assert_eq!(received, expected);
+    assert!(host.stop().success);
+}
+
+#[test]
+fn a_redis_address_with_credentials_is_never_printed() {
+    let server = RedisServer::start();
+    let address = format!("redis://default:hunter2@127.0.0.1:{}", server.port);
+    let allowed = server.url();
+    let mut manifest = format!(
+        "spin_manifest_version = 2\n[application]\nname = \"secret\"\n[[trigger.redis]]\ncomponent = \"echo\"\nchannel = \"requests\"\naddress = \"{address}\"\n"
+    );
+    manifest.push_str(&component("echo", "redis-echo", &server, &allowed));
+    let app = write_app(&manifest);
+    let host = start_host(&app);
+    server.wait_for_subscribers("requests", 1);
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("redis://default:***@127.0.0.1"),
+        "{}",
+        run.stderr
+    );
+}
