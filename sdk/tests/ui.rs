@@ -2,7 +2,7 @@
 //! message in its `.stderr` snapshot. Regenerate snapshots with `TRYBUILD=overwrite`.
 
 #[test]
-fn timer_component_shapes() {
+fn handler_shapes() {
     let cases = trybuild::TestCases::new();
     cases.pass("tests/ui/pass/*.rs");
     cases.compile_fail("tests/ui/fail/*.rs");

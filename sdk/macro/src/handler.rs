@@ -54,6 +54,12 @@ impl Handler {
     }
 }
 
+/// A local of the generated glue. Mixed-site hygiene keeps it apart from the user's names, so a
+/// handler may itself be called `tick` or `message`.
+pub fn glue_local(name: &str) -> syn::Ident {
+    syn::Ident::new(name, proc_macro2::Span::mixed_site())
+}
+
 /// Expands one handler attribute.
 pub fn expand(trigger: &Trigger, attr: TokenStream, item: TokenStream) -> TokenStream {
     let function = match syn::parse2::<ItemFn>(item.clone()) {

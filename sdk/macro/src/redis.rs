@@ -6,7 +6,7 @@ use quote::{quote, quote_spanned};
 use syn::Type;
 use syn::spanned::Spanned;
 
-use crate::handler::{Handler, Trigger, last_segment};
+use crate::handler::{Handler, Trigger, glue_local, last_segment};
 
 pub const REDIS: Trigger = Trigger {
     attribute: "#[redis_component]",
@@ -38,7 +38,8 @@ fn takes_message(handler: &Handler) -> bool {
 }
 
 fn emit(handler: &Handler) -> TokenStream {
-    let call = handler.call_as_future(quote! { argument });
+    let (message, argument) = (glue_local("message"), glue_local("argument"));
+    let call = handler.call_as_future(quote! { #argument });
     let output_span = handler.output_span();
     if takes_message(handler) {
         let ty = handler
@@ -46,14 +47,14 @@ fn emit(handler: &Handler) -> TokenStream {
             .as_ref()
             .map(|ty| quote_spanned! { ty.span() => #ty });
         let export = quote_spanned! { output_span =>
-            ::spin_trigger_sdk::__private::rich_redis_export(message, |argument: #ty| #call)
+            ::spin_trigger_sdk::__private::rich_redis_export(#message, |#argument: #ty| #call)
         };
         return quote! {
             const _: () = {
                 use ::spin_trigger_sdk::__private::redis::exports::spin_trigger::sdk::redis_handler as wit;
                 struct SpinRedisHandler;
                 impl wit::Guest for SpinRedisHandler {
-                    fn handle_message(message: wit::Message) -> ::core::result::Result<(), wit::Error> {
+                    fn handle_message(#message: wit::Message) -> ::core::result::Result<(), wit::Error> {
                         #export
                     }
                 }
@@ -67,7 +68,7 @@ fn emit(handler: &Handler) -> TokenStream {
         None => quote! { () },
     };
     let export = quote_spanned! { output_span =>
-        ::spin_trigger_sdk::__private::raw_redis_export(message, |argument: #ty| #call)
+        ::spin_trigger_sdk::__private::raw_redis_export(#message, |#argument: #ty| #call)
     };
     quote! {
         const _: () = {
@@ -75,7 +76,7 @@ fn emit(handler: &Handler) -> TokenStream {
             struct SpinRedisHandler;
             impl wit::Guest for SpinRedisHandler {
                 #[allow(unused_variables)]
-                fn handle_message(message: wit::Payload) -> ::core::result::Result<(), wit::Error> {
+                fn handle_message(#message: wit::Payload) -> ::core::result::Result<(), wit::Error> {
                     #export
                 }
             }

@@ -4,7 +4,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::Type;
 
-use crate::handler::{Handler, Trigger, last_segment};
+use crate::handler::{Handler, Trigger, glue_local, last_segment};
 
 pub const TIMER: Trigger = Trigger {
     attribute: "#[timer_component]",
@@ -38,9 +38,10 @@ fn emit(handler: &Handler) -> TokenStream {
             };
         };
     }
+    let tick = glue_local("tick");
     let argument = handler.argument.as_ref().map(|ty| {
         quote::quote_spanned! { syn::spanned::Spanned::span(ty) =>
-            <#ty as ::core::convert::From<_>>::from(tick)
+            <#ty as ::core::convert::From<_>>::from(#tick)
         }
     });
     let call = handler.call_as_future(quote! { #argument });
@@ -53,7 +54,7 @@ fn emit(handler: &Handler) -> TokenStream {
             struct SpinTimerHandler;
             impl wit::Guest for SpinTimerHandler {
                 #[allow(unused_variables)]
-                fn handle_tick(tick: wit::Tick) -> ::core::result::Result<(), wit::Error> {
+                fn handle_tick(#tick: wit::Tick) -> ::core::result::Result<(), wit::Error> {
                     #export
                 }
             }
