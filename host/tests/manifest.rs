@@ -75,9 +75,25 @@ description = "every field"
 [application.trigger.timer]
 speedup = 0.5
 
+[application.trigger.redis]
+address = "redis://{{ redis_host }}:6379"
+
 [variables]
 greeting = { default = "hi" }
 token = { required = true, secret = true }
+redis_host = { default = "127.0.0.1" }
+queue = { default = "jobs" }
+
+[[trigger.redis]]
+component = "worker"
+channel = "{{ queue }}.*"
+
+[[trigger.redis]]
+id = "audit"
+component = "worker"
+channel = "audit"
+address = "rediss://audit.example.com:6380"
+max_in_flight = 8
 
 [[trigger.timer]]
 id = "fast"
@@ -91,7 +107,7 @@ interval_secs = 2
 [component.worker]
 source = "worker.wasm"
 description = "does work"
-allowed_outbound_hosts = ["redis://127.0.0.1:6379", "redis://{{ host }}"]
+allowed_outbound_hosts = ["redis://127.0.0.1:6379", "redis://{{ redis_host }}"]
 environment = { MODE = "test" }
 files = [{ source = "assets", destination = "/assets" }]
 [component.worker.variables]
@@ -120,9 +136,14 @@ watch = ["src/**/*.rs"]
 
     let worker = &app.components["worker"];
     assert_eq!(worker.environment["MODE"], "test");
+    let allowed: Vec<String> = worker
+        .allowed_outbound_hosts
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     assert_eq!(
-        worker.allowed_outbound_hosts,
-        ["redis://127.0.0.1:6379", "redis://{{ host }}"]
+        allowed,
+        ["redis://127.0.0.1:6379", "redis://{{ redis_host }}"]
     );
     assert_eq!(
         worker.files,
@@ -140,6 +161,21 @@ watch = ["src/**/*.rs"]
     );
     assert!(app.variables["token"].required && app.variables["token"].secret);
 
+    assert_eq!(app.redis_triggers.len(), 2);
+    let (jobs, audit) = (&app.redis_triggers[0], &app.redis_triggers[1]);
+    assert_eq!(
+        (
+            jobs.id.as_str(),
+            jobs.component.as_str(),
+            jobs.max_in_flight
+        ),
+        ("redis-1", "worker", 1)
+    );
+    assert_eq!(jobs.channel.to_string(), "{{ queue }}.*");
+    assert_eq!(jobs.address.to_string(), "redis://{{ redis_host }}:6379");
+    assert_eq!((audit.id.as_str(), audit.max_in_flight), ("audit", 8));
+    assert_eq!(audit.address.to_string(), "rediss://audit.example.com:6380");
+
     let providers = Providers {
         cli: [("token".to_owned(), "t0ken".to_owned())].into(),
         env: Default::default(),
@@ -148,6 +184,14 @@ watch = ["src/**/*.rs"]
     assert_eq!(resolved.components["worker"]["message"], "hi, t0ken!");
     assert_eq!(resolved.components["worker"]["plain"], "literal");
     assert_eq!(resolved.components["timer-2-component"]["who"], "inline");
+    assert_eq!(
+        resolved.render(&app.redis_triggers[0].channel).unwrap(),
+        "jobs.*"
+    );
+    assert_eq!(
+        resolved.render(&app.redis_triggers[0].address).unwrap(),
+        "redis://127.0.0.1:6379"
+    );
 }
 
 #[test]
@@ -214,7 +258,7 @@ const MALFORMED: &[(&str, &str, &str)] = &[
     (
         "unsupported trigger type",
         "[[trigger.http]]\nroute = \"/\"\ncomponent = \"c\"\n",
-        "spin.toml: trigger.http: unknown field `http`, expected `timer` (line 4)",
+        "spin.toml: trigger.http: unknown field `http`, expected `timer` or `redis` (line 4)",
     ),
     (
         "unknown timer trigger field",
@@ -300,6 +344,36 @@ const MALFORMED: &[(&str, &str, &str)] = &[
         "outbound host without a scheme",
         "[component.c]\nsource = \"c.wasm\"\nallowed_outbound_hosts = [\"localhost:6379\"]\n",
         "spin.toml: component.c.allowed_outbound_hosts[0]: \"localhost:6379\" has no scheme: write e.g. \"redis://localhost:6379\"",
+    ),
+    (
+        "Redis trigger without an address",
+        "[[trigger.redis]]\ncomponent = \"c\"\nchannel = \"jobs\"\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.redis[0]: no Redis address: set `address` here or in [application.trigger.redis]",
+    ),
+    (
+        "Redis trigger without a channel",
+        "[application.trigger.redis]\naddress = \"redis://localhost\"\n[[trigger.redis]]\ncomponent = \"c\"\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.redis[0]: missing field `channel` (line 6)",
+    ),
+    (
+        "empty Redis channel",
+        "[application.trigger.redis]\naddress = \"redis://localhost\"\n[[trigger.redis]]\ncomponent = \"c\"\nchannel = \" \"\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.redis[0].channel: the channel is empty: write e.g. `channel = \"orders\"` or a pattern like `\"orders.*\"`",
+    ),
+    (
+        "Redis channel refers to an undeclared variable",
+        "[application.trigger.redis]\naddress = \"redis://localhost\"\n[[trigger.redis]]\ncomponent = \"c\"\nchannel = \"{{ queue }}\"\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.redis[0].channel: refers to `{{ queue }}`, which [variables] does not declare; add `queue = { default = \"...\" }` there",
+    ),
+    (
+        "zero Redis concurrency",
+        "[application.trigger.redis]\naddress = \"redis://localhost\"\n[[trigger.redis]]\ncomponent = \"c\"\nchannel = \"jobs\"\nmax_in_flight = 0\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.redis[0].max_in_flight: must be at least 1 (the default, which keeps publish order)",
+    ),
+    (
+        "unknown Redis application setting",
+        "[application.trigger.redis]\nadress = \"redis://localhost\"\n",
+        "spin.toml: application.trigger.redis.adress: unknown field `adress`, expected `address` (line 5)",
     ),
     (
         "wrong type for a field",
