@@ -8,11 +8,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
+use spin_trigger_host::allowed_hosts::AllowedHosts;
 use spin_trigger_host::app::Component;
-use spin_trigger_host::engine::{Engine, EngineOptions};
+use spin_trigger_host::engine::{Engine, EngineOptions, PreparedComponent};
 use spin_trigger_host::timer::{Tick, TimerComponent};
 
 fn main() -> anyhow::Result<()> {
@@ -44,7 +46,7 @@ fn main() -> anyhow::Result<()> {
             ..Default::default()
         })?;
         let started = Instant::now();
-        engine.prepare(&component, BTreeMap::new())?;
+        prepare(&engine, &component)?;
         Ok(started.elapsed())
     })?;
     println!("compile (no cache):          {compile:>10.2?}  median of 5");
@@ -54,18 +56,18 @@ fn main() -> anyhow::Result<()> {
         cache_dir: Some(cache.path().to_path_buf()),
         ..Default::default()
     };
-    Engine::new(cached_options.clone())?.prepare(&component, BTreeMap::new())?;
+    prepare(&Engine::new(cached_options.clone())?, &component)?;
     let load = median_of(5, || {
         let engine = Engine::new(cached_options.clone())?;
         let started = Instant::now();
-        engine.prepare(&component, BTreeMap::new())?;
+        prepare(&engine, &component)?;
         Ok(started.elapsed())
     })?;
     println!("load from the disk cache:    {load:>10.2?}  median of 5");
 
     let runtime = tokio::runtime::Runtime::new()?;
     let engine = Engine::new(cached_options)?;
-    let timer = TimerComponent::new(engine.prepare(&component, BTreeMap::new())?)?;
+    let timer = TimerComponent::new(Arc::new(prepare(&engine, &component)?))?;
     let mut samples = Vec::with_capacity(ticks);
     let started = Instant::now();
     runtime.block_on(async {
@@ -96,6 +98,11 @@ fn main() -> anyhow::Result<()> {
         println!("peak RSS: {} MiB", peak / 1024);
     }
     Ok(())
+}
+
+/// The noop guest has no variables and no outbound hosts.
+fn prepare(engine: &Engine, component: &Component) -> anyhow::Result<PreparedComponent> {
+    engine.prepare(component, BTreeMap::new(), AllowedHosts::default())
 }
 
 fn median_of(

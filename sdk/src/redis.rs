@@ -230,7 +230,7 @@ impl Connection {
 
     /// Publishes `payload` on `channel`.
     pub fn publish(&self, channel: &str, payload: impl AsRef<[u8]>) -> Result<(), Error> {
-        Ok(self.0.publish(channel, &payload.as_ref().to_vec())?)
+        Ok(self.0.publish(channel, payload.as_ref())?)
     }
 
     /// The value of `key`, if it exists.
@@ -240,7 +240,7 @@ impl Connection {
 
     /// Sets `key` to `value`, overwriting any previous value.
     pub fn set(&self, key: &str, value: impl AsRef<[u8]>) -> Result<(), Error> {
-        Ok(self.0.set(key, &value.as_ref().to_vec())?)
+        Ok(self.0.set(key, value.as_ref())?)
     }
 
     /// Increments the integer at `key` (0 if missing) and returns the new value.
