@@ -1,0 +1,185 @@
+//! Every template, rendered as `spin new` and `spin add` would, built for wasm32-wasip2 by the
+//! host's `up --build`, and run: timer apps with `--once`, Redis apps against a real
+//! redis-server. Generated projects depend on the SDK by version, as a user's would; here a
+//! `[patch.crates-io]` points that dependency at this checkout.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{HostProcess, RedisServer, run_host, workspace_root};
+use spin_templates::Template;
+
+fn template(id: &str) -> Template {
+    Template::load(workspace_root().join("templates").join(id)).expect("the template loads")
+}
+
+/// Points the project's SDK dependency at this checkout, and its `target` at one directory all
+/// generated projects share, so their common dependencies are compiled once.
+fn use_local_sdk(project: &Path) {
+    let cargo_toml = project.join("Cargo.toml");
+    let mut text = std::fs::read_to_string(&cargo_toml).expect("the project has a Cargo.toml");
+    assert!(
+        text.contains("spin-trigger-sdk = \"0.1\""),
+        "depends on the SDK by version: {text}"
+    );
+    text.push_str(&format!(
+        "\n[patch.crates-io]\nspin-trigger-sdk = {{ path = \"{}\" }}\n",
+        workspace_root().join("sdk").display()
+    ));
+    std::fs::write(&cargo_toml, text).unwrap();
+    let shared = workspace_root().join("target/generated-projects");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::os::unix::fs::symlink(&shared, project.join("target")).expect("linking target/");
+}
+
+fn manifest_arg(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// Builds every component of the app with its own build command (`up --build`); `--once` then
+/// runs the timer components, and loads and checks every component either way.
+fn build_and_run_once(manifest: &Path) -> common::Run {
+    let run = run_host(&["up", "--build", "--once", "-f", &manifest_arg(manifest)]);
+    assert!(
+        run.success,
+        "the generated app must build and run: {}",
+        run.stderr
+    );
+    run
+}
+
+fn new_project(
+    dir: &tempfile::TempDir,
+    template_id: &str,
+    name: &str,
+    values: &[(&str, &str)],
+) -> PathBuf {
+    let project = dir.path().join(name);
+    template(template_id)
+        .new_application(name, &project, values)
+        .expect("spin new");
+    use_local_sdk(&project);
+    project
+}
+
+fn add_component(manifest: &Path, template_id: &str, name: &str, values: &[(&str, &str)]) {
+    template(template_id)
+        .add_component(name, manifest, name, values)
+        .expect("spin add");
+    use_local_sdk(&manifest.parent().unwrap().join(name));
+}
+
+#[test]
+fn timer_rust_new_builds_and_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = new_project(&dir, "timer-rust", "hello-timer", &[("interval", "2")]);
+    let manifest = project.join("spin.toml");
+    assert!(
+        std::fs::read_to_string(&manifest)
+            .unwrap()
+            .contains("interval_secs = 2")
+    );
+    let run = build_and_run_once(&manifest);
+    assert_eq!(run.stdout, "[hello-timer] Hello from hello-timer: tick 0\n");
+}
+
+#[test]
+fn timer_rust_add_puts_a_second_component_in_the_app() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = new_project(&dir, "timer-rust", "clock", &[]);
+    let manifest = project.join("spin.toml");
+    add_component(&manifest, "timer-rust", "alarm", &[("interval", "30")]);
+    assert!(
+        !project.join("alarm/spin.toml").exists(),
+        "add skips spin.toml"
+    );
+    let run = build_and_run_once(&manifest);
+    let mut lines: Vec<&str> = run.stdout.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "[alarm] Hello from alarm: tick 0",
+            "[clock] Hello from clock: tick 0"
+        ]
+    );
+}
+
+/// Starts the app, publishes `payload` on each channel, and returns what the host printed.
+fn publish_to_running_app(
+    server: &RedisServer,
+    manifest: &Path,
+    messages: &[(&str, &str)],
+) -> common::Run {
+    let host = HostProcess::start(&["up", "-f", &manifest_arg(manifest)], &[]);
+    for (channel, payload) in messages {
+        server.wait_for_subscribers(channel, 1);
+        server.publish(channel, *payload);
+    }
+    // Output is line-buffered per component; give the handlers a moment, then stop.
+    std::thread::sleep(Duration::from_millis(500));
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    run
+}
+
+#[test]
+fn redis_component_rust_new_builds_and_handles_a_published_message() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let project = new_project(
+        &dir,
+        "redis-component-rust",
+        "order-log",
+        &[
+            ("redis-address", &server.url()),
+            ("redis-channel", "orders"),
+        ],
+    );
+    let manifest = project.join("spin.toml");
+    build_and_run_once(&manifest);
+    let run = publish_to_running_app(&server, &manifest, &[("orders", "order 42")]);
+    assert_eq!(run.stdout, "[order-log] order-log received: order 42\n");
+}
+
+#[test]
+fn redis_component_rust_add_reuses_the_apps_redis_address() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let project = new_project(
+        &dir,
+        "redis-component-rust",
+        "orders",
+        &[
+            ("redis-address", &server.url()),
+            ("redis-channel", "orders"),
+        ],
+    );
+    let manifest = project.join("spin.toml");
+    // The app already has [application.trigger.redis]: the address is neither asked nor added.
+    add_component(
+        &manifest,
+        "redis-component-rust",
+        "audit",
+        &[("redis-channel", "audit")],
+    );
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert_eq!(
+        text.matches("[application.trigger.redis]").count(),
+        1,
+        "{text}"
+    );
+    build_and_run_once(&manifest);
+    let run = publish_to_running_app(&server, &manifest, &[("orders", "o-1"), ("audit", "a-1")]);
+    let mut lines: Vec<&str> = run.stdout.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "[audit] audit received: a-1",
+            "[orders] orders received: o-1"
+        ]
+    );
+}
