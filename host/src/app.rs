@@ -104,6 +104,17 @@ impl App {
         trigger.interval.div_f64(self.timer.speedup)
     }
 
+    /// Keeps only the triggers of `trigger_type`: a plugin Spin launches as `trigger-timer` runs
+    /// the timer triggers and leaves the rest to Spin.
+    pub fn retain_trigger_type(&mut self, trigger_type: &str) {
+        if trigger_type != "timer" {
+            self.timer_triggers.clear();
+        }
+        if trigger_type != "redis" {
+            self.redis_triggers.clear();
+        }
+    }
+
     /// The component a trigger names; validation guarantees it exists.
     pub fn component(&self, id: &str) -> Option<&Component> {
         self.components.get(id)

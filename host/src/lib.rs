@@ -3,6 +3,7 @@
 //! The architecture, one concern per module:
 //!
 //! - [`manifest`]: reads and validates `spin.toml` (manifest version 2) into the [`app`] model.
+//! - [`locked_app`]: reads the locked app `spin up` hands a plugin into the same model.
 //! - [`variables`]: `[variables]`, `{{ var }}` templates, and resolution from `--variable`,
 //!   `SPIN_VARIABLE_<NAME>` and defaults.
 //! - [`engine`]: the wasmtime engine, the compiled-component cache, `InstancePre`, per-event stores.
@@ -19,6 +20,7 @@ pub mod app;
 pub mod builder;
 pub mod engine;
 pub mod host_api;
+pub mod locked_app;
 pub mod manifest;
 pub mod redis_trigger;
 pub mod runtime;

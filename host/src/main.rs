@@ -1,14 +1,21 @@
 //! `spin-trigger-host`: runs the timer and Redis triggers of a Spin app.
+//!
+//! Two entry points share one run path:
+//! - `spin-trigger-host up -f spin.toml`: standalone, from a manifest;
+//! - as a Spin plugin (`trigger-timer`, launched by `spin up` with `SPIN_LOCKED_URL`): from the
+//!   locked app, answering `--launch-metadata-only` and `--help-args-only` as Spin expects.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use spin_trigger_host::variables::{self, Providers};
-use spin_trigger_host::{EngineOptions, ResolvedVariables, Runtime, builder, manifest};
+use spin_trigger_host::{
+    App, EngineOptions, ResolvedVariables, Runtime, builder, locked_app, manifest,
+};
 
 #[derive(Parser)]
 #[command(name = "spin-trigger-host", version, about)]
@@ -19,7 +26,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run every timer trigger of an app until Ctrl-C / SIGTERM.
+    /// Run every timer and Redis trigger of an app until Ctrl-C / SIGTERM.
     Up(UpArgs),
 }
 
@@ -36,6 +43,13 @@ struct UpArgs {
     /// Run each component's build command first.
     #[arg(long)]
     build: bool,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// What both entry points accept.
+#[derive(Args)]
+struct RunArgs {
     /// Run each timer component once and exit; non-zero if any failed.
     #[arg(long, visible_alias = "test")]
     once: bool,
@@ -53,6 +67,20 @@ struct UpArgs {
     shutdown_timeout: Duration,
 }
 
+/// The arguments `spin up` passes to the plugin.
+#[derive(Parser)]
+#[command(version, about = "Runs the app's triggers; launched by `spin up`")]
+struct PluginArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Print the flags this trigger takes, as JSON on stderr, and exit (for `spin up`).
+    #[arg(long, hide = true)]
+    launch_metadata_only: bool,
+    /// Print help for this trigger's flags and exit (for `spin up --help`).
+    #[arg(long, hide = true)]
+    help_args_only: bool,
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -61,16 +89,25 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("Error: starting the async runtime: {error}");
-            return ExitCode::FAILURE;
+    let program = std::env::args_os()
+        .next()
+        .and_then(|arg0| {
+            Path::new(&arg0)
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+        })
+        .unwrap_or_default();
+    let locked_url = std::env::var("SPIN_LOCKED_URL")
+        .ok()
+        .filter(|url| !url.is_empty());
+    let plugin_trigger = program.strip_prefix("trigger-").map(str::to_owned);
+
+    let result = if plugin_trigger.is_some() || locked_url.is_some() {
+        plugin(&program, plugin_trigger.as_deref(), locked_url)
+    } else {
+        match Cli::parse().command {
+            Command::Up(args) => block_on(up(args)),
         }
-    };
-    let result = match cli.command {
-        Command::Up(args) => runtime.block_on(up(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -81,6 +118,12 @@ fn main() -> ExitCode {
     }
 }
 
+fn block_on(future: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Runtime::new()
+        .context("starting the async runtime")?
+        .block_on(future)
+}
+
 async fn up(args: UpArgs) -> anyhow::Result<()> {
     let manifest_path = if args.manifest.is_dir() {
         args.manifest.join("spin.toml")
@@ -88,12 +131,73 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         args.manifest
     };
     let app = manifest::load(&manifest_path)?;
-    let cli_variables: BTreeMap<String, String> = args.variables.into_iter().collect();
-    let variables = ResolvedVariables::resolve(&app, &Providers::from_process(cli_variables))?;
     if args.build {
         builder::build_components(&app).await?;
     }
+    run(app, args.run, None).await
+}
+
+/// The plugin entry point: `trigger-<type>` runs that type's triggers of the locked app; any
+/// other name (as in tests) runs every trigger type this host knows.
+fn plugin(
+    program: &str,
+    trigger_type: Option<&str>,
+    locked_url: Option<String>,
+) -> anyhow::Result<()> {
+    let command = PluginArgs::command().name(program.to_owned());
+    let args = PluginArgs::from_arg_matches_mut(&mut command.clone().get_matches())?;
+    if args.help_args_only {
+        let mut help_command = command;
+        help_command.print_help()?;
+        return Ok(());
+    }
+    if args.launch_metadata_only {
+        eprintln!("{}", launch_metadata(&command));
+        return Ok(());
+    }
+    let url =
+        locked_url.context("SPIN_LOCKED_URL is not set: this entry point is run by `spin up`")?;
+    let local_app_dir = std::env::var_os("SPIN_LOCAL_APP_DIR")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from);
+    let mut app = locked_app::load(&url, local_app_dir.as_deref())?;
+    if let Some(trigger_type) = trigger_type {
+        app.retain_trigger_type(trigger_type);
+    }
+    let working_dir = std::env::var_os("SPIN_WORKING_DIR")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from);
+    block_on(run(app, args.run, working_dir))
+}
+
+/// Spin's launch metadata: every flag this trigger takes, so `spin up` can route them.
+fn launch_metadata(command: &clap::Command) -> String {
+    let mut flags = Vec::new();
+    for arg in command.get_arguments().filter(|arg| !arg.is_positional()) {
+        let mut flag = serde_json::Map::new();
+        if let Some(short) = arg.get_short() {
+            flag.insert("short".into(), format!("-{short}").into());
+        }
+        if let Some(long) = arg.get_long() {
+            flag.insert("long".into(), format!("--{long}").into());
+        }
+        flags.push(serde_json::Value::Object(flag));
+        // Aliases such as `--test` route to this trigger too.
+        for alias in arg.get_all_aliases().unwrap_or_default() {
+            flags.push(serde_json::json!({ "long": format!("--{alias}") }));
+        }
+    }
+    serde_json::json!({ "all_flags": flags }).to_string()
+}
+
+/// Resolves variables, prepares every component, then runs once or until a signal.
+async fn run(app: App, args: RunArgs, working_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let cli_variables: BTreeMap<String, String> = args.variables.into_iter().collect();
+    let variables = ResolvedVariables::resolve(&app, &Providers::from_process(cli_variables))?;
     let mut options = EngineOptions::default();
+    if let Some(dir) = working_dir {
+        options.cache_dir = Some(dir.join("compiled-components"));
+    }
     if let Some(dir) = args.cache_dir {
         options.cache_dir = Some(dir);
     }
@@ -101,7 +205,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         options.cache_dir = None;
     }
     let runtime = Runtime::new(&app, &variables, options)
-        .with_context(|| format!("preparing {}", manifest_path.display()))?;
+        .with_context(|| format!("preparing {}", app.origin.display()))?;
     if args.once {
         return runtime.run_once().await;
     }

@@ -24,7 +24,7 @@ use crate::variables::{self, Template, VariableDecl};
 pub struct ManifestError(String);
 
 impl ManifestError {
-    fn at(file: &Path, location: impl fmt::Display, message: impl fmt::Display) -> Self {
+    pub(crate) fn at(file: &Path, location: impl fmt::Display, message: impl fmt::Display) -> Self {
         ManifestError(format!("{}: {location}: {message}", file.display()))
     }
 }
@@ -83,93 +83,93 @@ fn with_line(text: &str, error: &toml::de::Error, message: &str) -> String {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawManifest {
-    spin_manifest_version: u32,
-    application: RawApplication,
+pub(crate) struct RawManifest {
+    pub(crate) spin_manifest_version: u32,
+    pub(crate) application: RawApplication,
     #[serde(default)]
-    variables: BTreeMap<String, RawVariable>,
+    pub(crate) variables: BTreeMap<String, RawVariable>,
     #[serde(default)]
-    trigger: RawTriggers,
+    pub(crate) trigger: RawTriggers,
     #[serde(default)]
-    component: BTreeMap<String, RawComponent>,
+    pub(crate) component: BTreeMap<String, RawComponent>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawApplication {
-    name: String,
+pub(crate) struct RawApplication {
+    pub(crate) name: String,
     #[allow(dead_code)] // Loaded so that Spin's manifests load unchanged; nothing reads it yet.
-    version: Option<String>,
+    pub(crate) version: Option<String>,
     #[serde(default)]
     #[allow(dead_code)]
-    authors: Vec<String>,
+    pub(crate) authors: Vec<String>,
     #[allow(dead_code)]
-    description: Option<String>,
+    pub(crate) description: Option<String>,
     #[serde(default)]
-    trigger: RawAppTriggerSettings,
+    pub(crate) trigger: RawAppTriggerSettings,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct RawAppTriggerSettings {
-    timer: Option<RawTimerSettings>,
-    redis: Option<RawRedisSettings>,
+pub(crate) struct RawAppTriggerSettings {
+    pub(crate) timer: Option<RawTimerSettings>,
+    pub(crate) redis: Option<RawRedisSettings>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawRedisSettings {
-    address: Option<String>,
+pub(crate) struct RawRedisSettings {
+    pub(crate) address: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawTimerSettings {
-    speedup: Option<f64>,
+pub(crate) struct RawTimerSettings {
+    pub(crate) speedup: Option<f64>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawVariable {
-    default: Option<String>,
+pub(crate) struct RawVariable {
+    pub(crate) default: Option<String>,
     #[serde(default)]
-    required: bool,
+    pub(crate) required: bool,
     #[serde(default)]
-    secret: bool,
+    pub(crate) secret: bool,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct RawTriggers {
+pub(crate) struct RawTriggers {
     #[serde(default)]
-    timer: Vec<RawTimerTrigger>,
+    pub(crate) timer: Vec<RawTimerTrigger>,
     #[serde(default)]
-    redis: Vec<RawRedisTrigger>,
+    pub(crate) redis: Vec<RawRedisTrigger>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawRedisTrigger {
-    id: Option<String>,
-    component: RawComponentRef,
-    channel: String,
-    address: Option<String>,
+pub(crate) struct RawRedisTrigger {
+    pub(crate) id: Option<String>,
+    pub(crate) component: RawComponentRef,
+    pub(crate) channel: String,
+    pub(crate) address: Option<String>,
     /// Ours: how many messages the component handles at once (default 1, publish order).
-    max_in_flight: Option<usize>,
+    pub(crate) max_in_flight: Option<usize>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawTimerTrigger {
-    id: Option<String>,
-    component: RawComponentRef,
-    interval_secs: Option<u64>,
+pub(crate) struct RawTimerTrigger {
+    pub(crate) id: Option<String>,
+    pub(crate) component: RawComponentRef,
+    pub(crate) interval_secs: Option<u64>,
     /// Ours: a sub-second interval in humantime syntax (`"250ms"`).
-    interval: Option<String>,
+    pub(crate) interval: Option<String>,
 }
 
 /// `component = "id"` or an inline `component = { source = ... }`.
-enum RawComponentRef {
+pub(crate) enum RawComponentRef {
     Id(String),
     Inline(Box<RawComponent>),
 }
@@ -197,48 +197,52 @@ impl<'de> Deserialize<'de> for RawComponentRef {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawComponent {
-    source: String,
+pub(crate) struct RawComponent {
+    pub(crate) source: String,
     #[allow(dead_code)]
-    description: Option<String>,
+    pub(crate) description: Option<String>,
     #[serde(default)]
-    variables: BTreeMap<String, String>,
+    pub(crate) variables: BTreeMap<String, String>,
     #[serde(default)]
-    environment: BTreeMap<String, String>,
+    pub(crate) environment: BTreeMap<String, String>,
     #[serde(default)]
-    allowed_outbound_hosts: Vec<String>,
+    pub(crate) allowed_outbound_hosts: Vec<String>,
     #[serde(default)]
-    files: Vec<RawFileMount>,
-    build: Option<RawBuild>,
+    pub(crate) files: Vec<RawFileMount>,
+    pub(crate) build: Option<RawBuild>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawFileMount {
-    source: String,
-    destination: String,
+pub(crate) struct RawFileMount {
+    pub(crate) source: String,
+    pub(crate) destination: String,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawBuild {
-    command: RawCommands,
-    workdir: Option<String>,
+pub(crate) struct RawBuild {
+    pub(crate) command: RawCommands,
+    pub(crate) workdir: Option<String>,
     #[serde(default)]
     #[allow(dead_code)] // For `spin watch`; this host does not watch.
-    watch: Vec<String>,
+    pub(crate) watch: Vec<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum RawCommands {
+pub(crate) enum RawCommands {
     One(String),
     Many(Vec<String>),
 }
 
 /// Checks what serde cannot and builds the [`App`]. Collects the first error per rule, in the
 /// file's order.
-fn validate(raw: RawManifest, file: &Path, base_dir: &Path) -> Result<App, ManifestError> {
+pub(crate) fn validate(
+    raw: RawManifest,
+    file: &Path,
+    base_dir: &Path,
+) -> Result<App, ManifestError> {
     let err = |location: String, message: String| ManifestError::at(file, location, message);
 
     if raw.spin_manifest_version != 2 {

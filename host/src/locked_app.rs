@@ -1,0 +1,329 @@
+//! Spin's locked app: what `spin up` hands a trigger plugin through `SPIN_LOCKED_URL`.
+//!
+//! The locked app is converted to the same raw form `spin.toml` parses into and validated by the
+//! same code, so both produce the same [`App`]. As in Spin, unknown fields are ignored, except
+//! in `must_understand`; trigger types this host does not run are left to whoever does (Spin
+//! runs its built-in triggers itself), and only the components of the triggers this host runs
+//! are loaded.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::app::App;
+use crate::manifest::{
+    ManifestError, RawAppTriggerSettings, RawApplication, RawComponent, RawComponentRef,
+    RawFileMount, RawManifest, RawRedisSettings, RawRedisTrigger, RawTimerSettings,
+    RawTimerTrigger, RawTriggers, RawVariable, validate,
+};
+
+#[derive(Deserialize)]
+struct LockedApp {
+    spin_lock_version: u32,
+    #[serde(default)]
+    must_understand: Vec<String>,
+    #[serde(default)]
+    metadata: LockedMetadata,
+    #[serde(default)]
+    host_requirements: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    variables: BTreeMap<String, LockedVariable>,
+    triggers: Vec<LockedTrigger>,
+    components: Vec<LockedComponent>,
+}
+
+#[derive(Deserialize, Default)]
+struct LockedMetadata {
+    name: Option<String>,
+    version: Option<String>,
+    #[serde(default)]
+    authors: Vec<String>,
+    description: Option<String>,
+    #[serde(default)]
+    triggers: LockedTriggerSettings,
+}
+
+#[derive(Deserialize, Default)]
+struct LockedTriggerSettings {
+    timer: Option<serde_json::Value>,
+    redis: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct LockedVariable {
+    default: Option<String>,
+    #[serde(default)]
+    secret: bool,
+}
+
+#[derive(Deserialize)]
+struct LockedTrigger {
+    id: String,
+    trigger_type: String,
+    trigger_config: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct LockedComponent {
+    id: String,
+    #[serde(default)]
+    metadata: LockedComponentMetadata,
+    source: LockedSource,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    files: Vec<LockedContentPath>,
+    #[serde(default)]
+    config: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize, Default)]
+struct LockedComponentMetadata {
+    #[serde(default)]
+    allowed_outbound_hosts: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct LockedSource {
+    content_type: String,
+    source: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LockedContentPath {
+    source: Option<String>,
+    path: String,
+}
+
+/// The trigger types this host runs.
+pub const TRIGGER_TYPES: &[&str] = &["timer", "redis"];
+
+/// Loads the locked app at `url` (a `file://` URL). Relative paths resolve against
+/// `local_app_dir` (Spin's `SPIN_LOCAL_APP_DIR`) when set, else the locked file's directory.
+pub fn load(url: &str, local_app_dir: Option<&Path>) -> Result<App, ManifestError> {
+    let path = file_path(url)
+        .map_err(|message| ManifestError::at(Path::new(url), "SPIN_LOCKED_URL", message))?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|error| ManifestError::at(&path, "locked app", format!("cannot read: {error}")))?;
+    let base_dir = match local_app_dir {
+        Some(dir) => dir.to_path_buf(),
+        None => path.parent().map(Path::to_path_buf).unwrap_or_default(),
+    };
+    parse(&text, &path, &base_dir)
+}
+
+/// Parses locked-app JSON as if read from `file`.
+pub fn parse(text: &str, file: &Path, base_dir: &Path) -> Result<App, ManifestError> {
+    let err = |location: &str, message: String| ManifestError::at(file, location, message);
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let locked: LockedApp = serde_path_to_error::deserialize(&mut deserializer)
+        .map_err(|error| err(&error.path().to_string(), error.into_inner().to_string()))?;
+    if locked.spin_lock_version > 1 {
+        return Err(err(
+            "spin_lock_version",
+            format!(
+                "version {} is newer than this host reads (0 and 1)",
+                locked.spin_lock_version
+            ),
+        ));
+    }
+    if let Some(unknown) = locked.must_understand.first() {
+        return Err(err(
+            "must_understand",
+            format!("this host does not understand `{unknown}`"),
+        ));
+    }
+    let required: Vec<&String> = locked
+        .host_requirements
+        .iter()
+        .filter(|(_, value)| value.as_str() != Some("optional"))
+        .map(|(key, _)| key)
+        .collect();
+    if !required.is_empty() {
+        return Err(err(
+            "host_requirements",
+            format!(
+                "this host does not support: {}",
+                required
+                    .iter()
+                    .map(|key| key.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+
+    let mut triggers = RawTriggers::default();
+    let mut used_components = BTreeSet::new();
+    for (index, trigger) in locked.triggers.into_iter().enumerate() {
+        let location = format!("triggers[{index}].trigger_config");
+        match trigger.trigger_type.as_str() {
+            "timer" => {
+                let mut config: RawTimerTrigger =
+                    from_json(trigger.trigger_config, &location, file)?;
+                config.id = Some(trigger.id);
+                used_components.insert(component_id(&config.component));
+                triggers.timer.push(config);
+            }
+            "redis" => {
+                let mut config: RawRedisTrigger =
+                    from_json(trigger.trigger_config, &location, file)?;
+                config.id = Some(trigger.id);
+                used_components.insert(component_id(&config.component));
+                triggers.redis.push(config);
+            }
+            other => {
+                tracing::debug!(trigger = %trigger.id, "leaving `{other}` trigger to its own runner")
+            }
+        }
+    }
+
+    let mut components = BTreeMap::new();
+    for (index, component) in locked.components.into_iter().enumerate() {
+        if !used_components.contains(&component.id) {
+            continue;
+        }
+        let location = format!("components[{index}]");
+        let id = component.id.clone();
+        components.insert(id, convert_component(component, &location, file)?);
+    }
+
+    let settings = RawAppTriggerSettings {
+        timer: locked
+            .metadata
+            .triggers
+            .timer
+            .map(|value| from_json::<RawTimerSettings>(value, "metadata.triggers.timer", file))
+            .transpose()?,
+        redis: locked
+            .metadata
+            .triggers
+            .redis
+            .map(|value| from_json::<RawRedisSettings>(value, "metadata.triggers.redis", file))
+            .transpose()?,
+    };
+    let raw = RawManifest {
+        spin_manifest_version: 2,
+        application: RawApplication {
+            name: locked
+                .metadata
+                .name
+                .unwrap_or_else(|| "locked-app".to_owned()),
+            version: locked.metadata.version,
+            authors: locked.metadata.authors,
+            description: locked.metadata.description,
+            trigger: settings,
+        },
+        variables: locked
+            .variables
+            .into_iter()
+            .map(|(name, variable)| {
+                let required = variable.default.is_none();
+                (
+                    name,
+                    RawVariable {
+                        default: variable.default,
+                        required,
+                        secret: variable.secret,
+                    },
+                )
+            })
+            .collect(),
+        trigger: triggers,
+        component: components,
+    };
+    validate(raw, file, base_dir)
+}
+
+fn component_id(reference: &RawComponentRef) -> String {
+    match reference {
+        RawComponentRef::Id(id) => id.clone(),
+        // Spin's lock step always names components; an inline table cannot occur here.
+        RawComponentRef::Inline(_) => String::new(),
+    }
+}
+
+fn convert_component(
+    parts: LockedComponent,
+    location: &str,
+    file: &Path,
+) -> Result<RawComponent, ManifestError> {
+    let err = |field: &str, message: String| {
+        ManifestError::at(file, format!("{location}.{field}"), message)
+    };
+    if parts.source.content_type != "application/wasm" {
+        return Err(err(
+            "source.content_type",
+            format!("`{}` is not `application/wasm`", parts.source.content_type),
+        ));
+    }
+    let source = parts.source.source.ok_or_else(|| {
+        err(
+            "source",
+            "no `source` URL: this host loads components from file:// URLs".into(),
+        )
+    })?;
+    let source = file_path(&source).map_err(|message| err("source.source", message))?;
+    let mut files = Vec::new();
+    for (index, content) in parts.files.into_iter().enumerate() {
+        let field = format!("files[{index}]");
+        let url = content.source.ok_or_else(|| {
+            err(
+                &field,
+                "no `source` URL: only file:// directories can be mounted".into(),
+            )
+        })?;
+        let host_path = file_path(&url).map_err(|message| err(&field, message))?;
+        if !host_path.is_dir() {
+            return Err(err(
+                &field,
+                format!(
+                    "{} is not a directory: this host mounts directories only",
+                    host_path.display()
+                ),
+            ));
+        }
+        files.push(RawFileMount {
+            source: host_path.display().to_string(),
+            destination: content.path,
+        });
+    }
+    Ok(RawComponent {
+        source: source.display().to_string(),
+        description: None,
+        variables: parts.config,
+        environment: parts.env,
+        allowed_outbound_hosts: parts.metadata.allowed_outbound_hosts,
+        files,
+        build: None,
+    })
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+    location: &str,
+    file: &Path,
+) -> Result<T, ManifestError> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        let location = if path == "." {
+            location.to_owned()
+        } else {
+            format!("{location}.{path}")
+        };
+        ManifestError::at(file, location, error.into_inner().to_string())
+    })
+}
+
+/// The local path of a `file://` URL.
+fn file_path(url: &str) -> Result<PathBuf, String> {
+    let parsed =
+        url::Url::parse(url).map_err(|error| format!("\"{url}\" is not a URL: {error}"))?;
+    if parsed.scheme() != "file" {
+        return Err(format!("\"{url}\" is not a file:// URL"));
+    }
+    parsed
+        .to_file_path()
+        .map_err(|()| format!("\"{url}\" is not a local file path"))
+}
