@@ -1,0 +1,145 @@
+//! Project chores.
+//!
+//! `cargo xtask plugin [--binary PATH] [--out DIR] [--url-base URL]` packages the host as the
+//! Spin plugin `trigger-timer`: `trigger-timer.tar.gz` (the executable, named as Spin runs it)
+//! and the plugin manifest `trigger-timer.json` that `spin plugins install --file` reads.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use sha2::{Digest, Sha256};
+
+/// The plugin's name; Spin runs it for `[[trigger.timer]]`.
+const PLUGIN: &str = "trigger-timer";
+/// Spin versions whose plugin protocol (locked app v0/v1, launch metadata) the host speaks.
+const SPIN_COMPATIBILITY: &str = ">=2.0";
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Package the host as the Spin plugin trigger-timer.
+    Plugin {
+        /// The host executable to package; default: build it with `cargo build --release`.
+        #[arg(long)]
+        binary: Option<PathBuf>,
+        /// Where to write the tarball and the manifest.
+        #[arg(long, default_value = "target/plugin")]
+        out: PathBuf,
+        /// Where the tarball will be published (the manifest's package URL is
+        /// `<url-base>/trigger-timer.tar.gz`); default: the tarball's own file:// URL.
+        #[arg(long)]
+        url_base: Option<String>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().task {
+        Task::Plugin {
+            binary,
+            out,
+            url_base,
+        } => {
+            let binary = match binary {
+                Some(binary) => binary,
+                None => build_release_host()?,
+            };
+            let manifest = package_plugin(&binary, &out, url_base.as_deref())?;
+            println!("wrote {}", manifest.display());
+            Ok(())
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn build_release_host() -> anyhow::Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(workspace_root())
+        .args(["build", "--release", "-p", "spin-trigger-host"])
+        .status()
+        .context("running cargo build")?;
+    if !status.success() {
+        bail!("building the host failed");
+    }
+    Ok(workspace_root().join("target/release/spin-trigger-host"))
+}
+
+/// Writes the tarball and the manifest into `out`; returns the manifest's path.
+fn package_plugin(binary: &Path, out: &Path, url_base: Option<&str>) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let out = out.canonicalize()?;
+    let tarball = out.join(format!("{PLUGIN}.tar.gz"));
+    write_tarball(binary, &tarball)?;
+    let sha256 = hex(&Sha256::digest(std::fs::read(&tarball)?));
+    let url = match url_base {
+        Some(base) => format!("{}/{PLUGIN}.tar.gz", base.trim_end_matches('/')),
+        None => format!("file://{}", tarball.display()),
+    };
+    let manifest = serde_json::json!({
+        "name": PLUGIN,
+        "description": "Runs Spin timer (and Redis) components built with spin-trigger-sdk",
+        "homepage": env!("CARGO_PKG_REPOSITORY"),
+        "version": env!("CARGO_PKG_VERSION"),
+        "spinCompatibility": SPIN_COMPATIBILITY,
+        "license": env!("CARGO_PKG_LICENSE"),
+        "packages": [{
+            "os": spin_os()?,
+            "arch": spin_arch()?,
+            "url": url,
+            "sha256": sha256,
+        }],
+    });
+    let path = out.join(format!("{PLUGIN}.json"));
+    std::fs::write(&path, serde_json::to_string_pretty(&manifest)? + "\n")?;
+    Ok(path)
+}
+
+/// A gzipped tar holding the executable as `trigger-timer`, mode 0755.
+fn write_tarball(binary: &Path, tarball: &Path) -> anyhow::Result<()> {
+    let bytes = std::fs::read(binary).with_context(|| format!("reading {}", binary.display()))?;
+    let file = std::fs::File::create(tarball)?;
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        file,
+        flate2::Compression::default(),
+    ));
+    let mut header = tar::Header::new_gnu();
+    header.set_size(bytes.len() as u64);
+    header.set_mode(0o755);
+    header.set_mtime(0);
+    header.set_cksum();
+    builder.append_data(&mut header, PLUGIN, bytes.as_slice())?;
+    builder.into_inner()?.finish()?;
+    Ok(())
+}
+
+/// Spin's names for operating systems and architectures.
+fn spin_os() -> anyhow::Result<&'static str> {
+    match std::env::consts::OS {
+        "linux" => Ok("linux"),
+        "macos" => Ok("macos"),
+        "windows" => Ok("windows"),
+        other => bail!("Spin has no plugin packages for {other}"),
+    }
+}
+
+fn spin_arch() -> anyhow::Result<&'static str> {
+    match std::env::consts::ARCH {
+        "x86_64" => Ok("amd64"),
+        "aarch64" => Ok("aarch64"),
+        other => bail!("Spin has no plugin packages for {other}"),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
