@@ -135,7 +135,7 @@ impl Template {
                 "Spin doesn't know what to do with snippets outside an 'add component' operation"
             );
         }
-        let skip = Skips::from_variant(variant, None)?;
+        let skip = Skips::from_variant(variant, None);
         let globals = self.values(name, output, values, &skip)?;
         self.render_content(output, &globals, &skip)
     }
@@ -165,7 +165,7 @@ impl Template {
             .with_context(|| format!("reading {}", manifest.display()))?;
         let existing: toml::Table =
             toml::from_str(&existing).with_context(|| format!("parsing {}", manifest.display()))?;
-        let skip = Skips::from_variant(variant, Some(&existing))?;
+        let skip = Skips::from_variant(variant, Some(&existing));
         let globals = self.values(name, Path::new(output_path), values, &skip)?;
         let root = manifest.parent().context("the manifest has no directory")?;
         self.render_content(&root.join(output_path), &globals, &skip)?;
@@ -259,7 +259,7 @@ impl Template {
         for file in files {
             let relative = file.strip_prefix(&content)?.to_path_buf();
             let relative_text = relative.to_string_lossy().replace('\\', "/");
-            if skip.files.iter().any(|skipped| *skipped == relative_text) {
+            if skip.files.contains(&relative_text) {
                 continue;
             }
             let target = output.join(match relative_text.strip_suffix(".tmpl") {
@@ -313,7 +313,7 @@ impl Skips {
                     .extend(conditional.skip_snippets.iter().cloned());
             }
         }
-        Ok(skips)
+        skips
     }
 }
 
