@@ -290,10 +290,7 @@ struct Skips {
 }
 
 impl Skips {
-    fn from_variant(
-        variant: &Variant,
-        existing_manifest: Option<&toml::Table>,
-    ) -> anyhow::Result<Self> {
+    fn from_variant(variant: &Variant, existing_manifest: Option<&toml::Table>) -> Self {
         let mut skips = Skips {
             files: variant.skip_files.clone(),
             parameters: variant.skip_parameters.iter().cloned().collect(),
