@@ -295,6 +295,39 @@ fn export_names(engine: &wasmtime::Engine, component: &Component) -> Vec<String>
         .collect()
 }
 
+/// Which of a trigger's two worlds a component exports.
+pub enum World {
+    /// Spin's raw world: the component runs on Spin's own trigger too.
+    Raw,
+    /// This project's richer, versioned world.
+    Rich,
+}
+
+impl PreparedComponent {
+    /// Picks the world from the component's exports: `rich_export` first, then `raw_export`;
+    /// neither is an error naming the component, what it exports, and what a `kind` component
+    /// must export.
+    pub fn select_world(
+        &self,
+        kind: &str,
+        raw_export: &str,
+        rich_export: &str,
+    ) -> anyhow::Result<World> {
+        let exports = |name: &str| self.export_names.iter().any(|export| export == name);
+        if exports(rich_export) {
+            Ok(World::Rich)
+        } else if exports(raw_export) {
+            Ok(World::Raw)
+        } else {
+            anyhow::bail!(
+                "component `{}` is not a {kind} component: it exports [{}], but a {kind} component exports `{raw_export}` (Spin's {kind} world) or `{rich_export}`",
+                self.id,
+                self.export_names.join(", ")
+            )
+        }
+    }
+}
+
 /// A component compiled and linked, ready for a fresh instance per event.
 pub struct PreparedComponent {
     pub id: Arc<str>,

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, anyhow};
 use futures_util::StreamExt;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -20,7 +20,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::allowed_hosts::redact;
 use crate::app::App;
-use crate::engine::{Engine, InstanceState, PreparedComponent, log_failure};
+use crate::engine::{Engine, InstanceState, PreparedComponent, World, log_failure};
 use crate::variables::ResolvedVariables;
 
 mod bindings {
@@ -79,17 +79,11 @@ enum RedisExport {
 impl RedisComponent {
     /// Picks the world from what the component exports.
     pub fn new(prepared: Arc<PreparedComponent>) -> anyhow::Result<Self> {
-        let exports = |name: &str| prepared.export_names.iter().any(|export| export == name);
-        let export = if exports(RICH_REDIS_EXPORT) {
-            RedisExport::Rich(bindings::rich::RedisPre::new(prepared.pre.clone())?)
-        } else if exports(RAW_REDIS_EXPORT) {
-            RedisExport::Raw(bindings::raw::RedisTriggerPre::new(prepared.pre.clone())?)
-        } else {
-            bail!(
-                "component `{}` is not a Redis component: it exports [{}], but a Redis component exports `{RAW_REDIS_EXPORT}` (Spin's Redis world) or `{RICH_REDIS_EXPORT}`",
-                prepared.id,
-                prepared.export_names.join(", ")
-            );
+        let export = match prepared.select_world("Redis", RAW_REDIS_EXPORT, RICH_REDIS_EXPORT)? {
+            World::Rich => RedisExport::Rich(bindings::rich::RedisPre::new(prepared.pre.clone())?),
+            World::Raw => {
+                RedisExport::Raw(bindings::raw::RedisTriggerPre::new(prepared.pre.clone())?)
+            }
         };
         Ok(RedisComponent { prepared, export })
     }

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::app::App;
-use crate::engine::{Engine, InstanceState, PreparedComponent};
+use crate::engine::{Engine, InstanceState, PreparedComponent, World};
 
 mod bindings {
     pub mod raw {
@@ -76,17 +76,9 @@ enum TimerExport {
 impl TimerComponent {
     /// Picks the world from what the component exports.
     pub fn new(prepared: Arc<PreparedComponent>) -> anyhow::Result<Self> {
-        let exports = |name: &str| prepared.export_names.iter().any(|export| export == name);
-        let export = if exports(RICH_TIMER_EXPORT) {
-            TimerExport::Rich(bindings::rich::TimerPre::new(prepared.pre.clone())?)
-        } else if exports(RAW_TIMER_EXPORT) {
-            TimerExport::Raw(bindings::raw::SpinTimerPre::new(prepared.pre.clone())?)
-        } else {
-            bail!(
-                "component `{}` is not a timer component: it exports [{}], but a timer component exports `{RAW_TIMER_EXPORT}` (Spin's timer world) or `{RICH_TIMER_EXPORT}`",
-                prepared.id,
-                prepared.export_names.join(", ")
-            );
+        let export = match prepared.select_world("timer", RAW_TIMER_EXPORT, RICH_TIMER_EXPORT)? {
+            World::Rich => TimerExport::Rich(bindings::rich::TimerPre::new(prepared.pre.clone())?),
+            World::Raw => TimerExport::Raw(bindings::raw::SpinTimerPre::new(prepared.pre.clone())?),
         };
         Ok(TimerComponent { prepared, export })
     }

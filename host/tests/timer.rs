@@ -369,3 +369,29 @@ source = "does-not-exist.wasm"
     );
     assert!(run.stderr.contains("does-not-exist.wasm"), "{}", run.stderr);
 }
+
+#[test]
+fn a_component_that_exports_no_timer_world_is_refused_naming_what_it_exports() {
+    let app = write_app(&format!(
+        r#"spin_manifest_version = 2
+[application]
+name = "wrong-world"
+[[trigger.timer]]
+component = "echo"
+interval_secs = 1
+[component.echo]
+source = "{}"
+"#,
+        guest("redis-echo")
+    ));
+    let run = run_host(&["up", "--once", "-f", &manifest_arg(&app)]);
+    assert!(!run.success);
+    assert!(run.stdout.is_empty(), "nothing may run: {}", run.stdout);
+    assert!(
+        run.stderr.contains(
+            "component `echo` is not a timer component: it exports [fermyon:spin/inbound-redis], but a timer component exports `handle-timer-request` (Spin's timer world) or `spin-trigger:sdk/timer-handler@0.1.0`"
+        ),
+        "{}",
+        run.stderr
+    );
+}
