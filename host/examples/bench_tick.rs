@@ -32,6 +32,7 @@ fn main() -> anyhow::Result<()> {
         environment: BTreeMap::new(),
         allowed_outbound_hosts: Vec::new(),
         files: Vec::new(),
+        exclude_files: Vec::new(),
         build: None,
     };
     println!(

@@ -35,16 +35,23 @@ pub struct Component {
     pub environment: BTreeMap<String, String>,
     /// Spin's `allowed_outbound_hosts` entries; rendered and parsed at start-up.
     pub allowed_outbound_hosts: Vec<Template>,
-    /// Host directories the guest sees, read-only.
-    pub files: Vec<DirMount>,
+    /// What the guest sees of the host's files, read-only.
+    pub files: Vec<FileMount>,
+    /// Glob patterns, relative to the app directory, of files `files` globs must leave out.
+    pub exclude_files: Vec<String>,
     pub build: Option<BuildStep>,
 }
 
-/// A host directory shown to the guest at `guest_path`.
+/// One `files` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirMount {
-    pub host_path: PathBuf,
-    pub guest_path: String,
+pub enum FileMount {
+    /// `{ source = "assets", destination = "/assets" }`: a directory or a file at a guest path.
+    Path {
+        host_path: PathBuf,
+        guest_path: String,
+    },
+    /// `"static/**/*"`: every matching file, at its path relative to `base_dir`, under `/`.
+    Glob { base_dir: PathBuf, pattern: String },
 }
 
 /// How to build a component (`[component.<id>.build]`).

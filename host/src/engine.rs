@@ -16,6 +16,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::allowed_hosts::AllowedHosts;
 use crate::app;
+use crate::guest_files::GuestFiles;
 use crate::stdio::{ComponentOutput, Target};
 
 /// How often the epoch advances. A running guest yields to the async runtime at each epoch, so a
@@ -143,7 +144,7 @@ impl Engine {
             variables: Arc::new(variables),
             allowed_hosts: Arc::new(allowed_hosts),
             environment: component.environment.clone(),
-            files: component.files.clone(),
+            files: GuestFiles::stage(component)?,
         })
     }
 
@@ -159,14 +160,14 @@ impl Engine {
         for (name, value) in &component.environment {
             wasi.env(name, value);
         }
-        for mount in &component.files {
-            wasi.preopened_dir(&mount.host_path, &mount.guest_path, FsPerms::ReadOnly)
+        for (host_path, guest_path) in component.files.mounts() {
+            wasi.preopened_dir(host_path, guest_path, FsPerms::ReadOnly)
                 .map_err(anyhow::Error::from)
                 .with_context(|| {
                     format!(
                         "component `{}`: opening files directory {}",
                         component.id,
-                        mount.host_path.display()
+                        host_path.display()
                     )
                 })?;
         }
@@ -337,5 +338,5 @@ pub struct PreparedComponent {
     variables: Arc<BTreeMap<String, String>>,
     allowed_hosts: Arc<AllowedHosts>,
     environment: BTreeMap<String, String>,
-    files: Vec<app::DirMount>,
+    files: GuestFiles,
 }

@@ -7,6 +7,7 @@
 //! - [`variables`]: `[variables]`, `{{ var }}` templates, and resolution from `--variable`,
 //!   `SPIN_VARIABLE_<NAME>` and defaults.
 //! - [`engine`]: the wasmtime engine, the compiled-component cache, `InstancePre`, per-event stores.
+//! - [`guest_files`]: what a guest sees of the host's files (`files`, `exclude_files`).
 //! - [`timer`]: the timer trigger — where a timer fires.
 //! - [`redis_trigger`]: the Redis trigger — where a message is dispatched.
 //! - [`host_api`]: host APIs a guest imports (`fermyon:spin/variables`, outbound Redis).
@@ -19,6 +20,7 @@ pub mod allowed_hosts;
 pub mod app;
 pub mod builder;
 pub mod engine;
+pub mod guest_files;
 pub mod host_api;
 pub mod locked_app;
 pub mod manifest;

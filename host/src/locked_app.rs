@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::app::App;
 use crate::manifest::{
     ManifestError, RawAppTriggerSettings, RawApplication, RawComponent, RawComponentRef,
-    RawFileMount, RawManifest, RawRedisSettings, RawRedisTrigger, RawTimerSettings,
+    RawFileEntry, RawFileMount, RawManifest, RawRedisSettings, RawRedisTrigger, RawTimerSettings,
     RawTimerTrigger, RawTriggers, RawVariable, validate,
 };
 
@@ -271,23 +271,15 @@ fn convert_component(
         let url = content.source.ok_or_else(|| {
             err(
                 &field,
-                "no `source` URL: only file:// directories can be mounted".into(),
+                "no `source` URL: files are mounted from file:// URLs".into(),
             )
         })?;
+        // Spin locks each file a glob matched as its own entry; directories stay whole.
         let host_path = file_path(&url).map_err(|message| err(&field, message))?;
-        if !host_path.is_dir() {
-            return Err(err(
-                &field,
-                format!(
-                    "{} is not a directory: this host mounts directories only",
-                    host_path.display()
-                ),
-            ));
-        }
-        files.push(RawFileMount {
+        files.push(RawFileEntry::Mount(RawFileMount {
             source: host_path.display().to_string(),
             destination: content.path,
-        });
+        }));
     }
     Ok(RawComponent {
         source: source.display().to_string(),
@@ -296,6 +288,7 @@ fn convert_component(
         environment: parts.env,
         allowed_outbound_hosts: parts.metadata.allowed_outbound_hosts,
         files,
+        exclude_files: Vec::new(),
         build: None,
     })
 }

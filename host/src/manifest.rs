@@ -14,7 +14,7 @@ use serde::de::{self, MapAccess, Visitor};
 
 use crate::allowed_hosts::AllowedHosts;
 use crate::app::{
-    App, BuildStep, Component, DirMount, RedisSettings, RedisTrigger, TimerSettings, TimerTrigger,
+    App, BuildStep, Component, FileMount, RedisSettings, RedisTrigger, TimerSettings, TimerTrigger,
 };
 use crate::variables::{self, Template, VariableDecl};
 
@@ -208,8 +208,36 @@ pub(crate) struct RawComponent {
     #[serde(default)]
     pub(crate) allowed_outbound_hosts: Vec<String>,
     #[serde(default)]
-    pub(crate) files: Vec<RawFileMount>,
+    pub(crate) files: Vec<RawFileEntry>,
+    #[serde(default)]
+    pub(crate) exclude_files: Vec<String>,
     pub(crate) build: Option<RawBuild>,
+}
+
+/// `files = ["static/**/*", { source = "assets", destination = "/assets" }]`.
+pub(crate) enum RawFileEntry {
+    Pattern(String),
+    Mount(RawFileMount),
+}
+
+impl<'de> Deserialize<'de> for RawFileEntry {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EntryVisitor;
+        impl<'de> Visitor<'de> for EntryVisitor {
+            type Value = RawFileEntry;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a glob pattern or a `{ source, destination }` table")
+            }
+            fn visit_str<E: de::Error>(self, pattern: &str) -> Result<Self::Value, E> {
+                Ok(RawFileEntry::Pattern(pattern.to_owned()))
+            }
+            fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
+                RawFileMount::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawFileEntry::Mount)
+            }
+        }
+        deserializer.deserialize_any(EntryVisitor)
+    }
 }
 
 #[derive(Deserialize)]
@@ -533,14 +561,38 @@ fn validate_component(
         allowed_outbound_hosts.push(template);
     }
 
-    let files = raw
-        .files
-        .into_iter()
-        .map(|mount| DirMount {
-            host_path: base_dir.join(mount.source),
-            guest_path: mount.destination,
-        })
-        .collect();
+    let mut files = Vec::new();
+    for (index, entry) in raw.files.into_iter().enumerate() {
+        files.push(match entry {
+            RawFileEntry::Pattern(pattern) => {
+                check_relative_pattern(&pattern)
+                    .map_err(|message| err(format!("files[{index}]"), message))?;
+                FileMount::Glob {
+                    base_dir: base_dir.to_path_buf(),
+                    pattern,
+                }
+            }
+            RawFileEntry::Mount(mount) => {
+                if !mount.destination.starts_with('/') {
+                    return Err(err(
+                        format!("files[{index}].destination"),
+                        format!(
+                            "\"{}\" is not absolute: write e.g. \"/{}\"",
+                            mount.destination, mount.destination
+                        ),
+                    ));
+                }
+                FileMount::Path {
+                    host_path: base_dir.join(mount.source),
+                    guest_path: mount.destination,
+                }
+            }
+        });
+    }
+    for (index, pattern) in raw.exclude_files.iter().enumerate() {
+        check_relative_pattern(pattern)
+            .map_err(|message| err(format!("exclude_files[{index}]"), message))?;
+    }
 
     let build = raw.build.map(|build| BuildStep {
         commands: match build.command {
@@ -557,8 +609,21 @@ fn validate_component(
         environment: raw.environment,
         allowed_outbound_hosts,
         files,
+        exclude_files: raw.exclude_files,
         build,
     })
+}
+
+/// A `files` glob: valid, and relative to the app directory without leaving it.
+fn check_relative_pattern(pattern: &str) -> Result<(), String> {
+    glob::Pattern::new(pattern)
+        .map_err(|error| format!("\"{pattern}\" is not a glob pattern: {error}"))?;
+    if pattern.starts_with('/') || pattern.split('/').any(|part| part == "..") {
+        return Err(format!(
+            "\"{pattern}\" leaves the app directory: use a pattern relative to it, like \"static/**/*\""
+        ));
+    }
+    Ok(())
 }
 
 /// Spin's component ids: lowercase kebab-case words of letters and digits.

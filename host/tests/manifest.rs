@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use spin_trigger_host::app::{BuildStep, DirMount};
+use spin_trigger_host::app::{BuildStep, FileMount};
 use spin_trigger_host::manifest;
 use spin_trigger_host::variables::{Providers, ResolvedVariables};
 
@@ -109,7 +109,8 @@ source = "worker.wasm"
 description = "does work"
 allowed_outbound_hosts = ["redis://127.0.0.1:6379", "redis://{{ redis_host }}"]
 environment = { MODE = "test" }
-files = [{ source = "assets", destination = "/assets" }]
+files = [{ source = "assets", destination = "/assets" }, "static/**/*"]
+exclude_files = ["static/drafts/**"]
 [component.worker.variables]
 message = "{{ greeting }}, {{ token }}!"
 plain = "literal"
@@ -147,11 +148,18 @@ watch = ["src/**/*.rs"]
     );
     assert_eq!(
         worker.files,
-        [DirMount {
-            host_path: PathBuf::from("/app/assets"),
-            guest_path: "/assets".into()
-        }]
+        [
+            FileMount::Path {
+                host_path: PathBuf::from("/app/assets"),
+                guest_path: "/assets".into()
+            },
+            FileMount::Glob {
+                base_dir: PathBuf::from("/app"),
+                pattern: "static/**/*".into()
+            }
+        ]
     );
+    assert_eq!(worker.exclude_files, ["static/drafts/**"]);
     assert_eq!(
         worker.build,
         Some(BuildStep {
@@ -253,7 +261,7 @@ const MALFORMED: &[(&str, &str, &str)] = &[
     (
         "unknown component field",
         "[component.c]\nsource = \"c.wasm\"\nsoruce = \"typo\"\n",
-        "spin.toml: component.c.soruce: unknown field `soruce`, expected one of `source`, `description`, `variables`, `environment`, `allowed_outbound_hosts`, `files`, `build` (line 6)",
+        "spin.toml: component.c.soruce: unknown field `soruce`, expected one of `source`, `description`, `variables`, `environment`, `allowed_outbound_hosts`, `files`, `exclude_files`, `build` (line 6)",
     ),
     (
         "unsupported trigger type",
@@ -374,6 +382,16 @@ const MALFORMED: &[(&str, &str, &str)] = &[
         "unknown Redis application setting",
         "[application.trigger.redis]\nadress = \"redis://localhost\"\n",
         "spin.toml: application.trigger.redis.adress: unknown field `adress`, expected `address` (line 5)",
+    ),
+    (
+        "files glob leaving the app directory",
+        "[component.c]\nsource = \"c.wasm\"\nfiles = [\"../secrets/*\"]\n",
+        "spin.toml: component.c.files[0]: \"../secrets/*\" leaves the app directory: use a pattern relative to it, like \"static/**/*\"",
+    ),
+    (
+        "files destination that is not absolute",
+        "[component.c]\nsource = \"c.wasm\"\nfiles = [{ source = \"assets\", destination = \"assets\" }]\n",
+        "spin.toml: component.c.files[0].destination: \"assets\" is not absolute: write e.g. \"/assets\"",
     ),
     (
         "wrong type for a field",

@@ -226,12 +226,13 @@ fn launched_as_trigger_timer_it_runs_only_the_timer_triggers() {
     let fixture = Fixture::new("both");
     let server = RedisServer::start();
     let (_dir, trigger_timer) = as_trigger_timer();
-    let output = Command::new(&trigger_timer)
+    let mut command = Command::new(&trigger_timer);
+    command
         .args(["--cache-dir", &common::cache_dir().display().to_string()])
         .envs(fixture.plugin_env())
         .env("SPIN_VARIABLE_REDIS_ADDRESS", server.url())
-        .env("NO_COLOR", "1")
-        .spawn_and_stop_after(Duration::from_millis(900));
+        .env("NO_COLOR", "1");
+    let output = common::run_for(command, Duration::from_millis(600));
     assert!(output.success, "{}", output.stderr);
     assert!(
         output.stdout.contains("[probe] tick seq=1"),
@@ -318,24 +319,5 @@ fn locked_apps_spin_would_refuse_are_refused_with_the_field_named() {
     for (json, expected) in cases {
         let error = locked_app::parse(json, Path::new("lock.json"), Path::new("/")).unwrap_err();
         assert_eq!(error.to_string(), expected);
-    }
-}
-
-/// Runs a command for a while, stops it with SIGTERM, and collects its output.
-trait SpawnAndStop {
-    fn spawn_and_stop_after(&mut self, window: Duration) -> Run;
-}
-
-impl SpawnAndStop for Command {
-    fn spawn_and_stop_after(&mut self, window: Duration) -> Run {
-        let child = self
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(window);
-        // SAFETY: signalling the child this test started and still owns.
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-        child.wait_with_output().unwrap().into()
     }
 }

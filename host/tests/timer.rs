@@ -395,3 +395,69 @@ source = "{}"
         run.stderr
     );
 }
+
+#[test]
+fn files_mount_globs_directories_and_single_files_read_only_and_nothing_else() {
+    let app = tempfile::tempdir().unwrap();
+    let write = |path: &str, text: &str| {
+        let path = app.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write("assets/hello.txt", "hello");
+    write("assets/secret.txt", "secret");
+    write("assets/nested/deep.txt", "deep");
+    write("data/x.txt", "x");
+    write("single.txt", "single");
+    let reads = "/assets/hello.txt,/assets/secret.txt,/assets/nested/deep.txt,/data/x.txt,/etc/single.txt,/single.txt";
+    std::fs::write(
+        app.path().join("spin.toml"),
+        format!(
+            r#"spin_manifest_version = 2
+[application]
+name = "files"
+[[trigger.timer]]
+component = "reader"
+interval_secs = 1
+[[trigger.timer]]
+component = "bare"
+interval_secs = 1
+[component.reader]
+source = "{guest}"
+files = ["assets/**/*.txt", {{ source = "data", destination = "/data" }}, {{ source = "single.txt", destination = "/etc/single.txt" }}]
+exclude_files = ["assets/secret.txt"]
+variables = {{ read_files = "{reads}" }}
+[component.bare]
+source = "{guest}"
+variables = {{ read_files = "/assets/hello.txt,/data/x.txt" }}
+"#,
+            guest = guest("probe-guest")
+        ),
+    )
+    .unwrap();
+    let run = run_host(&[
+        "up",
+        "--once",
+        "-f",
+        &app.path().join("spin.toml").display().to_string(),
+    ]);
+    assert!(run.success, "{}", run.stderr);
+    let files: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|line| line.contains("] file "))
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "[reader] file /assets/hello.txt: hello",
+            "[reader] file /assets/secret.txt: unreadable",
+            "[reader] file /assets/nested/deep.txt: deep",
+            "[reader] file /data/x.txt: x",
+            "[reader] file /etc/single.txt: single",
+            "[reader] file /single.txt: unreadable",
+            "[bare] file /assets/hello.txt: unreadable",
+            "[bare] file /data/x.txt: unreadable",
+        ]
+    );
+}

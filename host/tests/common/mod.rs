@@ -114,19 +114,60 @@ pub fn run_host_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
         .into()
 }
 
-/// Runs the host for `window`, then stops it with SIGTERM as a service manager would.
+/// The line the host logs once every component is compiled and its triggers start.
+const READY: &str = "running; Ctrl-C to stop";
+
+/// Runs the host for `window` after it reports it is running (so compiling components on a busy
+/// machine does not eat the window), then stops it with SIGTERM as a service manager would.
 pub fn run_host_for(args: &[&str], window: Duration) -> Run {
-    let child = host_command(args)
+    run_for(host_command(args), window)
+}
+
+/// [`run_host_for`] for any command that runs the host (such as the binary under another name).
+pub fn run_for(mut command: Command, window: Duration) -> Run {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("starting spin-trigger-host");
+    let stdout = drain(child.stdout.take().expect("piped stdout"), None);
+    let (ready_sender, ready) = std::sync::mpsc::channel();
+    let stderr = drain(
+        child.stderr.take().expect("piped stderr"),
+        Some(ready_sender),
+    );
+    // A host that fails at start-up exits instead; its output explains why.
+    let _ = ready.recv_timeout(Duration::from_secs(120));
     std::thread::sleep(window);
-    let pid = child.id() as libc::pid_t;
     // SAFETY: sending a signal to the child this test started and still owns.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    child
-        .wait_with_output()
-        .expect("waiting for spin-trigger-host")
-        .into()
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let status = child.wait().expect("waiting for spin-trigger-host");
+    Run {
+        success: status.success(),
+        stdout: stdout.join().expect("reading stdout"),
+        stderr: stderr.join().expect("reading stderr"),
+    }
+}
+
+/// Reads a stream to its end on a thread, signalling `ready` when the host's ready line passes.
+fn drain(
+    stream: impl std::io::Read + Send + 'static,
+    ready: Option<std::sync::mpsc::Sender<()>>,
+) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stream)) {
+            let Ok(line) = line else { break };
+            if line.contains(READY)
+                && let Some(ready) = &ready
+            {
+                let _ = ready.send(());
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    })
 }
 
 /// One line the probe guest prints per tick.

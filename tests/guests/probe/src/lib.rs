@@ -2,7 +2,9 @@
 //! `tick seq=<n> scheduled=<ms> fired=<ms>`, then behaves as its variables say:
 //! `sleep_ms` (sleep that long), `fail_on` / `trap_on` / `loop_on` / `alloc_mb_on`
 //! (comma-separated sequence numbers on which to return an error / panic / spin forever /
-//! allocate `alloc_mb` MiB). A run that returns prints `done seq=<n>`.
+//! allocate `alloc_mb` MiB), and `read_files` (comma-separated guest paths to print as
+//! `file <path>: <contents>` or `file <path>: unreadable`). A run that returns prints
+//! `done seq=<n>`.
 
 use spin_trigger_sdk::{timer::Tick, timer_component, variables};
 use std::time::{Duration, UNIX_EPOCH};
@@ -28,6 +30,16 @@ fn probe(tick: Tick) -> Result<(), String> {
         millis(tick.scheduled_at),
         millis(tick.fired_at)
     );
+    for path in variables::get("read_files")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|path| !path.is_empty())
+    {
+        match std::fs::read_to_string(path) {
+            Ok(contents) => println!("file {path}: {}", contents.trim_end()),
+            Err(_) => println!("file {path}: unreadable"),
+        }
+    }
     if let Ok(sleep) = variables::get("sleep_ms") {
         let millis: u64 = sleep
             .parse()

@@ -1,0 +1,100 @@
+//! What a guest sees of the host's files: `files` and `exclude_files`, with Spin's meaning.
+//!
+//! A directory named by `{ source, destination }` is mounted as it is. A single file, and every
+//! file a glob matches (at its path relative to the app directory), is copied into a staging
+//! directory per component, mounted at `/`: WASI mounts directories, not files. Globs are
+//! expanded when the component is prepared, after any `--build`. Everything is read-only.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+use crate::app::{Component, FileMount};
+
+/// The directories to mount for one component, and the staging directory they may include.
+pub struct GuestFiles {
+    /// Host directory and the guest path it appears at.
+    mounts: Vec<(PathBuf, String)>,
+    /// Removed when the component is dropped.
+    _staging: Option<tempfile::TempDir>,
+}
+
+impl GuestFiles {
+    /// Resolves `component`'s `files`, copying single files and glob matches into staging.
+    pub fn stage(component: &Component) -> anyhow::Result<Self> {
+        let context = || format!("component `{}`: files", component.id);
+        let excluded = component
+            .exclude_files
+            .iter()
+            .map(|pattern| glob::Pattern::new(pattern))
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(context)?;
+        let mut mounts = Vec::new();
+        let mut staging: Option<tempfile::TempDir> = None;
+        let mut stage = |from: &Path, guest_path: &Path| -> anyhow::Result<()> {
+            let dir = match &staging {
+                Some(dir) => dir,
+                None => {
+                    staging.insert(tempfile::tempdir().context("creating a staging directory")?)
+                }
+            };
+            let to = dir
+                .path()
+                .join(guest_path.strip_prefix("/").unwrap_or(guest_path));
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::copy(from, &to).with_context(|| format!("copying {}", from.display()))?;
+            Ok(())
+        };
+        for mount in &component.files {
+            match mount {
+                FileMount::Path {
+                    host_path,
+                    guest_path,
+                } if host_path.is_dir() => {
+                    mounts.push((host_path.clone(), guest_path.clone()));
+                }
+                FileMount::Path {
+                    host_path,
+                    guest_path,
+                } if host_path.is_file() => {
+                    stage(host_path, Path::new(guest_path)).with_context(context)?;
+                }
+                FileMount::Path { host_path, .. } => {
+                    bail!("{}: {} does not exist", context(), host_path.display())
+                }
+                FileMount::Glob { base_dir, pattern } => {
+                    let full = base_dir.join(pattern);
+                    let matches = glob::glob(&full.to_string_lossy()).with_context(context)?;
+                    for path in matches {
+                        let path = path.with_context(context)?;
+                        let Ok(relative) = path.strip_prefix(base_dir) else {
+                            continue;
+                        };
+                        if !path.is_file()
+                            || excluded
+                                .iter()
+                                .any(|pattern| pattern.matches_path(relative))
+                        {
+                            continue;
+                        }
+                        stage(&path, &Path::new("/").join(relative)).with_context(context)?;
+                    }
+                }
+            }
+        }
+        if let Some(dir) = &staging {
+            mounts.push((dir.path().to_path_buf(), "/".to_owned()));
+        }
+        Ok(GuestFiles {
+            mounts,
+            _staging: staging,
+        })
+    }
+
+    /// Each host directory to mount, and its guest path.
+    pub fn mounts(&self) -> &[(PathBuf, String)] {
+        &self.mounts
+    }
+}
