@@ -347,3 +347,61 @@ fn a_redis_address_with_credentials_is_never_printed() {
         run.stderr
     );
 }
+
+/// Publishes four `hold` messages and returns how many handlers the guest saw running at once.
+fn concurrency_seen(max_in_flight: Option<usize>) -> Vec<i64> {
+    let server = RedisServer::start();
+    let mut replies = server.subscribe("replies");
+    let allowed = server.url();
+    let mut manifest = format!(
+        "spin_manifest_version = 2\n[application]\nname = \"concurrency\"\n[[trigger.redis]]\ncomponent = \"watcher\"\nchannel = \"requests\"\naddress = \"{}\"\n",
+        server.url()
+    );
+    if let Some(limit) = max_in_flight {
+        manifest.push_str(&format!("max_in_flight = {limit}\n"));
+    }
+    manifest.push_str(&component(
+        "watcher",
+        "redis-message-guest",
+        &server,
+        &allowed,
+    ));
+    let app = write_app(&manifest);
+    let host = start_host(&app);
+    server.wait_for_subscribers("requests", 1);
+    for _ in 0..4 {
+        server.publish("requests", "hold");
+    }
+    for _ in 0..4 {
+        assert_eq!(replies.next(), "requests|-|hold");
+    }
+    assert!(host.stop().success);
+    let mut connection = server.client().get_connection().unwrap();
+    let mut seen: Vec<i64> = redis::cmd("SMEMBERS")
+        .arg("seen-active")
+        .query::<Vec<String>>(&mut connection)
+        .unwrap()
+        .iter()
+        .map(|count| count.parse().unwrap())
+        .collect();
+    seen.sort();
+    seen
+}
+
+#[test]
+fn one_message_at_a_time_by_default_and_max_in_flight_allows_more() {
+    assert_eq!(
+        concurrency_seen(None),
+        [1],
+        "the default handles one message at a time"
+    );
+    let seen = concurrency_seen(Some(4));
+    assert!(
+        seen.iter().any(|&count| count > 1),
+        "max_in_flight = 4 runs handlers at once: {seen:?}"
+    );
+    assert!(
+        seen.iter().all(|&count| count <= 4),
+        "never more than 4: {seen:?}"
+    );
+}

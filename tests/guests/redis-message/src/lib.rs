@@ -1,8 +1,10 @@
 //! A test guest taking the whole `Message` (the richer world): publishes
 //! `<channel>|<pattern or ->|<payload>` on the channel in its `reply_channel` variable, at the
-//! address in `redis_address`. A payload of `trap` panics; `fail` returns an error.
+//! address in `redis_address`. A payload of `trap` panics; `fail` returns an error; `hold`
+//! counts itself into the key `active` for 300 ms and adds the count it saw to the set
+//! `seen-active`, so a test can see how many handlers ran at once.
 
-use spin_trigger_sdk::redis::{Connection, Message};
+use spin_trigger_sdk::redis::{Connection, Message, Parameter};
 use spin_trigger_sdk::{redis_component, variables};
 
 #[redis_component]
@@ -14,6 +16,9 @@ async fn on_message(message: Message) -> Result<(), String> {
         _ => {}
     }
     let address = variables::get("redis_address").map_err(|error| error.to_string())?;
+    if text == "hold" {
+        hold(&address).map_err(|error| error.to_string())?;
+    }
     let reply_channel = variables::get("reply_channel").map_err(|error| error.to_string())?;
     let reply = format!(
         "{}|{}|{text}",
@@ -23,4 +28,13 @@ async fn on_message(message: Message) -> Result<(), String> {
     Connection::open(&address)
         .and_then(|redis| redis.publish(&reply_channel, reply))
         .map_err(|error| error.to_string())
+}
+
+fn hold(address: &str) -> Result<(), spin_trigger_sdk::redis::Error> {
+    let redis = Connection::open(address)?;
+    let active = redis.incr("active")?;
+    redis.sadd("seen-active", &[&active.to_string()])?;
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    redis.execute("DECR", &[Parameter::Binary(b"active".to_vec())])?;
+    Ok(())
 }
