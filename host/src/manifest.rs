@@ -176,23 +176,49 @@ pub(crate) enum RawComponentRef {
 
 impl<'de> Deserialize<'de> for RawComponentRef {
     fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct RefVisitor;
-        impl<'de> Visitor<'de> for RefVisitor {
-            type Value = RawComponentRef;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a component id or an inline component table")
-            }
-            fn visit_str<E: de::Error>(self, id: &str) -> Result<Self::Value, E> {
-                Ok(RawComponentRef::Id(id.to_owned()))
-            }
-            fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
-                let component =
-                    RawComponent::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(RawComponentRef::Inline(Box::new(component)))
-            }
-        }
-        deserializer.deserialize_any(RefVisitor)
+        string_or_table(
+            deserializer,
+            "a component id or an inline component table",
+            RawComponentRef::Id,
+            |component| RawComponentRef::Inline(Box::new(component)),
+        )
     }
+}
+
+/// Deserializes a value Spin allows as either a string or a table, keeping the table's own
+/// field errors (and `serde_path_to_error`'s path into it).
+fn string_or_table<'de, D, Table, Value>(
+    deserializer: D,
+    expecting: &'static str,
+    from_string: fn(String) -> Value,
+    from_table: fn(Table) -> Value,
+) -> Result<Value, D::Error>
+where
+    D: de::Deserializer<'de>,
+    Table: Deserialize<'de>,
+{
+    struct StringOrTable<Table, Value> {
+        expecting: &'static str,
+        from_string: fn(String) -> Value,
+        from_table: fn(Table) -> Value,
+    }
+    impl<'de, Table: Deserialize<'de>, Value> Visitor<'de> for StringOrTable<Table, Value> {
+        type Value = Value;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.expecting)
+        }
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Value, E> {
+            Ok((self.from_string)(text.to_owned()))
+        }
+        fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<Value, M::Error> {
+            Table::deserialize(de::value::MapAccessDeserializer::new(map)).map(self.from_table)
+        }
+    }
+    deserializer.deserialize_any(StringOrTable {
+        expecting,
+        from_string,
+        from_table,
+    })
 }
 
 #[derive(Deserialize)]
@@ -222,21 +248,12 @@ pub(crate) enum RawFileEntry {
 
 impl<'de> Deserialize<'de> for RawFileEntry {
     fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct EntryVisitor;
-        impl<'de> Visitor<'de> for EntryVisitor {
-            type Value = RawFileEntry;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a glob pattern or a `{ source, destination }` table")
-            }
-            fn visit_str<E: de::Error>(self, pattern: &str) -> Result<Self::Value, E> {
-                Ok(RawFileEntry::Pattern(pattern.to_owned()))
-            }
-            fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
-                RawFileMount::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(RawFileEntry::Mount)
-            }
-        }
-        deserializer.deserialize_any(EntryVisitor)
+        string_or_table(
+            deserializer,
+            "a glob pattern or a `{ source, destination }` table",
+            RawFileEntry::Pattern,
+            RawFileEntry::Mount,
+        )
     }
 }
 
