@@ -49,6 +49,36 @@ fn start_host(app: &tempfile::TempDir) -> HostProcess {
     HostProcess::start(&["up", "-f", &manifest], &[])
 }
 
+/// A running app with one component on one channel, allowed to reach this test's own server,
+/// and the test's subscription to `replies`.
+struct OneComponentApp {
+    server: RedisServer,
+    replies: common::Subscriber,
+    host: HostProcess,
+    /// Kept until the test ends.
+    app: tempfile::TempDir,
+}
+
+/// Starts [`OneComponentApp`] and waits until the host has subscribed to `channel`.
+fn start_one(id: &str, crate_name: &str, channel: &str) -> OneComponentApp {
+    let server = RedisServer::start();
+    let replies = server.subscribe("replies");
+    let allowed = server.url();
+    let app = app(
+        &server,
+        &[(id, channel)],
+        &[component(id, crate_name, &server, &allowed)],
+    );
+    let host = start_host(&app);
+    server.wait_for_subscribers(channel, 1);
+    OneComponentApp {
+        server,
+        replies,
+        host,
+        app,
+    }
+}
+
 #[test]
 fn the_echo_example_replies_through_the_outbound_api() {
     common::guests_dir();
@@ -68,16 +98,12 @@ fn the_echo_example_replies_through_the_outbound_api() {
 
 #[test]
 fn a_string_payload_that_is_not_utf8_is_a_logged_handler_error() {
-    let server = RedisServer::start();
-    let mut replies = server.subscribe("replies");
-    let allowed = server.url();
-    let app = app(
-        &server,
-        &[("echo", "requests")],
-        &[component("echo", "redis-echo", &server, &allowed)],
-    );
-    let host = start_host(&app);
-    server.wait_for_subscribers("requests", 1);
+    let OneComponentApp {
+        server,
+        mut replies,
+        host,
+        app: _app,
+    } = start_one("echo", "redis-echo", "requests");
     server.publish("requests", &[0xffu8, 0xfe][..]);
     server.publish("requests", "after");
     assert_eq!(
@@ -102,16 +128,12 @@ fn a_string_payload_that_is_not_utf8_is_a_logged_handler_error() {
 
 #[test]
 fn json_payloads_decode_and_a_bad_one_is_a_handler_error_naming_the_type() {
-    let server = RedisServer::start();
-    let mut replies = server.subscribe("replies");
-    let allowed = server.url();
-    let app = app(
-        &server,
-        &[("orders", "orders")],
-        &[component("orders", "redis-json-guest", &server, &allowed)],
-    );
-    let host = start_host(&app);
-    server.wait_for_subscribers("orders", 1);
+    let OneComponentApp {
+        server,
+        mut replies,
+        host,
+        app: _app,
+    } = start_one("orders", "redis-json-guest", "orders");
     server.publish("orders", r#"{"id": 7, "customer": "ada"}"#);
     assert_eq!(replies.next(), "order 7 for ada");
     server.publish("orders", r#"{"id": "seven"}"#);
@@ -130,21 +152,12 @@ fn json_payloads_decode_and_a_bad_one_is_a_handler_error_naming_the_type() {
 
 #[test]
 fn a_glob_channel_subscribes_by_pattern_and_the_guest_sees_the_pattern() {
-    let server = RedisServer::start();
-    let mut replies = server.subscribe("replies");
-    let allowed = server.url();
-    let app = app(
-        &server,
-        &[("watcher", "orders.*")],
-        &[component(
-            "watcher",
-            "redis-message-guest",
-            &server,
-            &allowed,
-        )],
-    );
-    let host = start_host(&app);
-    server.wait_for_subscribers("orders.*", 1);
+    let OneComponentApp {
+        server,
+        mut replies,
+        host,
+        app: _app,
+    } = start_one("watcher", "redis-message-guest", "orders.*");
     server.publish("orders.eu", "first");
     server.publish("invoices.eu", "ignored");
     server.publish("orders.us", "second");
@@ -214,21 +227,12 @@ fn an_outbound_host_not_in_allowed_outbound_hosts_is_refused_and_logged() {
 
 #[test]
 fn a_trap_in_one_message_does_not_stop_the_next() {
-    let server = RedisServer::start();
-    let mut replies = server.subscribe("replies");
-    let allowed = server.url();
-    let app = app(
-        &server,
-        &[("watcher", "requests")],
-        &[component(
-            "watcher",
-            "redis-message-guest",
-            &server,
-            &allowed,
-        )],
-    );
-    let host = start_host(&app);
-    server.wait_for_subscribers("requests", 1);
+    let OneComponentApp {
+        server,
+        mut replies,
+        host,
+        app: _app,
+    } = start_one("watcher", "redis-message-guest", "requests");
     server.publish("requests", "trap");
     server.publish("requests", "fail");
     server.publish("requests", "fine");
@@ -295,21 +299,12 @@ fn messages_published_after_the_server_restarts_are_handled_without_restarting_t
 
 #[test]
 fn a_thousand_messages_are_handled_in_publish_order_by_default() {
-    let server = RedisServer::start();
-    let mut replies = server.subscribe("replies");
-    let allowed = server.url();
-    let app = app(
-        &server,
-        &[("watcher", "requests")],
-        &[component(
-            "watcher",
-            "redis-message-guest",
-            &server,
-            &allowed,
-        )],
-    );
-    let host = start_host(&app);
-    server.wait_for_subscribers("requests", 1);
+    let OneComponentApp {
+        server,
+        mut replies,
+        host,
+        app: _app,
+    } = start_one("watcher", "redis-message-guest", "requests");
     let mut connection = server.client().get_connection().unwrap();
     let mut pipeline = redis::pipe();
     for n in 0..1000 {
