@@ -27,14 +27,14 @@ mod bindings {
     pub mod raw {
         wasmtime::component::bindgen!({
             world: "fermyon:spin/redis-trigger",
-            path: "../wit",
+            path: "wit",
             exports: { default: async },
         });
     }
     pub mod rich {
         wasmtime::component::bindgen!({
             world: "spin-trigger:sdk/redis",
-            path: "../wit",
+            path: "wit",
             exports: { default: async },
             with: {
                 "fermyon:spin/variables@2.0.0": crate::host_api::bindings::fermyon::spin2_0_0::variables,

@@ -23,7 +23,7 @@ mod bindings {
     pub mod raw {
         wasmtime::component::bindgen!({
             world: "fermyon:example/spin-timer",
-            path: "../wit",
+            path: "wit",
             exports: { default: async },
             with: { "fermyon:spin/variables@2.0.0": crate::host_api::bindings::fermyon::spin2_0_0::variables },
         });
@@ -31,7 +31,7 @@ mod bindings {
     pub mod rich {
         wasmtime::component::bindgen!({
             world: "spin-trigger:sdk/timer",
-            path: "../wit",
+            path: "wit",
             exports: { default: async },
             with: {
                 "fermyon:spin/variables@2.0.0": crate::host_api::bindings::fermyon::spin2_0_0::variables,

@@ -93,7 +93,7 @@ pub mod __private {
     pub mod imports {
         wit_bindgen::generate!({
             world: "spin-trigger:sdk/imports",
-            path: "../wit",
+            path: "wit",
             generate_all,
             runtime_path: "::spin_trigger_sdk::__private::wit_bindgen::rt",
         });
@@ -103,7 +103,7 @@ pub mod __private {
     pub mod raw_timer {
         wit_bindgen::generate!({
             world: "fermyon:example/spin-timer",
-            path: "../wit",
+            path: "wit",
             runtime_path: "::spin_trigger_sdk::__private::wit_bindgen::rt",
             with: { "fermyon:spin/variables@2.0.0": crate::__private::imports::fermyon::spin2_0_0::variables },
             pub_export_macro: true,
@@ -115,7 +115,7 @@ pub mod __private {
     pub mod raw_redis {
         wit_bindgen::generate!({
             world: "fermyon:spin/redis-trigger",
-            path: "../wit",
+            path: "wit",
             runtime_path: "::spin_trigger_sdk::__private::wit_bindgen::rt",
             generate_all,
             pub_export_macro: true,
@@ -127,7 +127,7 @@ pub mod __private {
     pub mod redis {
         wit_bindgen::generate!({
             world: "spin-trigger:sdk/redis",
-            path: "../wit",
+            path: "wit",
             runtime_path: "::spin_trigger_sdk::__private::wit_bindgen::rt",
             with: {
                 "fermyon:spin/variables@2.0.0": crate::__private::imports::fermyon::spin2_0_0::variables,
@@ -142,7 +142,7 @@ pub mod __private {
     pub mod timer {
         wit_bindgen::generate!({
             world: "spin-trigger:sdk/timer",
-            path: "../wit",
+            path: "wit",
             runtime_path: "::spin_trigger_sdk::__private::wit_bindgen::rt",
             with: {
                 "fermyon:spin/variables@2.0.0": crate::__private::imports::fermyon::spin2_0_0::variables,

@@ -7,7 +7,7 @@ pub mod variables;
 pub mod bindings {
     wasmtime::component::bindgen!({
         world: "spin-trigger:sdk/imports",
-        path: "../wit",
+        path: "wit",
         // Redis calls do network I/O: async, so a slow server never blocks a runtime thread.
         imports: { "fermyon:spin/redis": async },
         with: { "fermyon:spin/redis.connection": super::outbound_redis::OutboundConnection },
