@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::variables::{Template, VariableDecl};
 
 /// A loaded, validated application. Component sources are absolute paths; variable values are
-/// still templates, resolved at start-up by [`crate::variables::Resolver`].
+/// still templates, resolved at start-up by [`crate::variables::ResolvedVariables`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct App {
     pub name: String,

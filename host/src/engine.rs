@@ -190,12 +190,7 @@ impl Engine {
     }
 
     fn load(&self, path: &Path) -> anyhow::Result<Component> {
-        let bytes = std::fs::read(path).with_context(|| {
-            format!(
-                "reading {}: build it first, or run `up --build`",
-                path.display()
-            )
-        })?;
+        let bytes = std::fs::read(path).with_context(|| missing_source_message(path))?;
         let key = self.cache_key(&bytes);
         let mut compiled = self
             .compiled
@@ -236,7 +231,7 @@ impl Engine {
         if let Some(file) = cached_file
             && let Err(error) = write_cache_entry(&component, &file)
         {
-            tracing::warn!(file = %file.display(), "could not cache compiled component: {error:#}");
+            tracing::warn!(file = %file.display(), "could not cache compiled component: {}", crate::errors::one_line(&error));
         }
         Ok(component)
     }
@@ -273,8 +268,26 @@ pub fn log_failure(error: &anyhow::Error, component_id: &str, what: &str, log: i
             log(&trap.to_string());
             tracing::debug!(component = component_id, "{what}: {error:?}");
         }
-        None => log(&format!("{error:#}")),
+        None => log(&crate::errors::one_line(error)),
     }
+}
+
+/// Why a component's `source` could not be read, and what to do. With `CARGO_TARGET_DIR` set,
+/// `cargo build` (and so `up --build`) writes the `.wasm` there instead of the project's
+/// `target/`, where a manifest's `source` usually points; say so, since the build succeeded.
+fn missing_source_message(path: &Path) -> String {
+    let mut message = format!(
+        "reading {}: build it first, or run `up --build`",
+        path.display()
+    );
+    if let Some(target_dir) = std::env::var_os("CARGO_TARGET_DIR").filter(|dir| !dir.is_empty()) {
+        message.push_str(&format!(
+            " (CARGO_TARGET_DIR is set to {}, so cargo writes its output there, not where `source` \
+             points: unset CARGO_TARGET_DIR, or point `source` into it)",
+            Path::new(&target_dir).display()
+        ));
+    }
+    message
 }
 
 /// Writes to a temporary file then renames it, so a concurrent reader never sees half a file.

@@ -14,12 +14,14 @@
 //! - [`allowed_hosts`]: `allowed_outbound_hosts` matching.
 //! - [`stdio`]: component output prefixed with the component id.
 //! - [`builder`]: `up --build`.
+//! - [`errors`]: error messages on one line, each cause once.
 //! - [`runtime`]: ties it together; [`Runtime::run_until`] runs every trigger of an app.
 
 pub mod allowed_hosts;
 pub mod app;
 pub mod builder;
 pub mod engine;
+pub mod errors;
 pub mod guest_files;
 pub mod host_api;
 pub mod locked_app;

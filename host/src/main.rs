@@ -88,6 +88,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "spin_trigger_host=info,warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(colour_wanted())
         .init();
     let program = std::env::args_os()
         .next()
@@ -112,10 +113,18 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("Error: {error:#}");
+            eprintln!("Error: {}", spin_trigger_host::errors::one_line(&error));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Colour only on a terminal, and never when `NO_COLOR` is set (<https://no-color.org>): logs
+/// piped to a file or another program stay plain text.
+fn colour_wanted() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
 }
 
 fn block_on(future: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {

@@ -274,7 +274,8 @@ async fn serve(
             }
             Err(error) => tracing::warn!(
                 address = %shown_address,
-                "cannot subscribe: {error:#}; retrying in {backoff:?}"
+                "cannot subscribe: {}; retrying in {backoff:?}",
+                crate::errors::one_line(&error)
             ),
         }
         tokio::select! {

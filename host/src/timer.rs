@@ -175,7 +175,8 @@ impl TimerTrigger {
             if let Err(error) = component.fire(engine, tick).await {
                 tracing::error!(
                     component = %component.id(),
-                    "timer handler failed: {error:#}"
+                    "timer handler failed: {}",
+                    crate::errors::one_line(&error)
                 );
                 failed.push(format!("`{}`", component.id()));
             }

@@ -297,6 +297,40 @@ fn messages_published_after_the_server_restarts_are_handled_without_restarting_t
     );
 }
 
+/// While no server answers, the host keeps retrying, and each retry's log line names the cause
+/// once (the redis crate repeats an I/O error as its own source).
+#[test]
+fn an_unreachable_server_is_retried_and_the_cause_is_logged_once_per_line() {
+    let mut server = RedisServer::start();
+    let allowed = server.url();
+    let app = app(
+        &server,
+        &[("echo", "requests")],
+        &[component("echo", "redis-echo", &server, &allowed)],
+    );
+    // Nothing listens on the app's port from here on.
+    server.kill();
+    let host = start_host(&app);
+    std::thread::sleep(Duration::from_millis(700));
+    let run = host.stop();
+    assert!(
+        run.success,
+        "a lost server never stops the host: {}",
+        run.stderr
+    );
+    let retries: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|line| line.contains("cannot subscribe"))
+        .collect();
+    assert!(retries.len() >= 2, "it retries: {}", run.stderr);
+    let refused = std::io::Error::from_raw_os_error(libc::ECONNREFUSED).to_string();
+    for line in retries {
+        assert!(line.contains("cannot subscribe: connecting: "), "{line}");
+        assert_eq!(line.matches(&refused).count(), 1, "{line}");
+    }
+}
+
 #[test]
 fn a_thousand_messages_are_handled_in_publish_order_by_default() {
     let OneComponentApp {

@@ -370,6 +370,57 @@ source = "does-not-exist.wasm"
     assert!(run.stderr.contains("does-not-exist.wasm"), "{}", run.stderr);
 }
 
+/// `up --build` with `CARGO_TARGET_DIR` set builds the `.wasm` where `source` does not point;
+/// the error says so instead of a bare "No such file".
+#[test]
+fn a_missing_component_file_names_cargo_target_dir_when_it_is_set() {
+    let app = write_app(
+        r#"spin_manifest_version = 2
+[application]
+name = "moved"
+[[trigger.timer]]
+component = "moved"
+interval_secs = 1
+[component.moved]
+source = "target/wasm32-wasip2/release/moved.wasm"
+"#,
+    );
+    let run = common::run_host_with_env(
+        &["up", "--once", "-f", &manifest_arg(&app)],
+        &[("CARGO_TARGET_DIR", "/elsewhere/target")],
+    );
+    assert!(!run.success);
+    assert!(
+        run.stderr.contains(
+            "CARGO_TARGET_DIR is set to /elsewhere/target, so cargo writes its output there, \
+             not where `source` points: unset CARGO_TARGET_DIR, or point `source` into it"
+        ),
+        "{}",
+        run.stderr
+    );
+    let without = run_host(&["up", "--once", "-f", &manifest_arg(&app)]);
+    assert!(
+        !without.stderr.contains("CARGO_TARGET_DIR"),
+        "{}",
+        without.stderr
+    );
+}
+
+/// Logs piped to a file or another program carry no ANSI colour codes, `NO_COLOR` or not.
+#[test]
+fn logs_to_a_pipe_are_plain_text() {
+    let app = probe_app("1h", &[("trap_on", "0")]);
+    let mut command = common::host_command(&["up", "--once", "-f", &manifest_arg(&app)]);
+    command.env_remove("NO_COLOR");
+    let run: common::Run = command.output().expect("running the host").into();
+    assert!(
+        run.stderr.contains("timer handler failed"),
+        "the run logs through tracing: {}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains('\x1b'), "{:?}", run.stderr);
+}
+
 #[test]
 fn a_component_that_exports_no_timer_world_is_refused_naming_what_it_exports() {
     let app = write_app(&format!(

@@ -69,7 +69,7 @@ pub fn cache_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache")
 }
 
-fn host_command(args: &[&str]) -> Command {
+pub fn host_command(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_spin-trigger-host"));
     command
         .args(args)
@@ -77,6 +77,8 @@ fn host_command(args: &[&str]) -> Command {
         .arg(cache_dir())
         .env("RUST_LOG", "spin_trigger_host=info")
         .env("NO_COLOR", "1")
+        // Set in a developer's shell, it would move `up --build` output away from `source`.
+        .env_remove("CARGO_TARGET_DIR")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

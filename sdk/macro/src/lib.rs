@@ -1,7 +1,7 @@
 //! The attribute macros of `spin-trigger-sdk`. Use them through that crate, which documents them
 //! and holds the bindings they expand to.
 //!
-//! Each macro parses the function, validates it into a [`handler::Handler`], then emits the
+//! Each macro parses the function, validates it into a `handler::Handler`, then emits the
 //! function unchanged beside the export glue. On a mistake it emits the function and the error,
 //! so editors keep working.
 
