@@ -1,37 +1,19 @@
 //! Every template, rendered as `spin new` and `spin add` would, built for wasm32-wasip2 by the
 //! host's `up --build`, and run: timer apps with `--once`, Redis apps against a real
 //! redis-server. Generated projects depend on the SDK by version, as a user's would; here a
-//! `[patch.crates-io]` points that dependency at this checkout.
+//! `[patch.crates-io]` points that dependency at the SDK crates as `cargo package` makes them,
+//! so a file missing from the published crate fails these tests.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{HostProcess, RedisServer, run_host, workspace_root};
+use common::{HostProcess, RedisServer, run_host, use_packaged_sdk, workspace_root};
 use spin_templates::Template;
 
 fn template(id: &str) -> Template {
     Template::load(workspace_root().join("templates").join(id)).expect("the template loads")
-}
-
-/// Points the project's SDK dependency at this checkout, and its `target` at one directory all
-/// generated projects share, so their common dependencies are compiled once.
-fn use_local_sdk(project: &Path) {
-    let cargo_toml = project.join("Cargo.toml");
-    let mut text = std::fs::read_to_string(&cargo_toml).expect("the project has a Cargo.toml");
-    assert!(
-        text.contains("spin-trigger-sdk = \"0.1\""),
-        "depends on the SDK by version: {text}"
-    );
-    text.push_str(&format!(
-        "\n[patch.crates-io]\nspin-trigger-sdk = {{ path = \"{}\" }}\n",
-        workspace_root().join("sdk").display()
-    ));
-    std::fs::write(&cargo_toml, text).unwrap();
-    let shared = workspace_root().join("target/generated-projects");
-    std::fs::create_dir_all(&shared).unwrap();
-    std::os::unix::fs::symlink(&shared, project.join("target")).expect("linking target/");
 }
 
 fn manifest_arg(path: &Path) -> String {
@@ -60,7 +42,7 @@ fn new_project(
     template(template_id)
         .new_application(name, &project, values)
         .expect("spin new");
-    use_local_sdk(&project);
+    use_packaged_sdk(&project);
     project
 }
 
@@ -68,7 +50,7 @@ fn add_component(manifest: &Path, template_id: &str, name: &str, values: &[(&str
     template(template_id)
         .add_component(name, manifest, name, values)
         .expect("spin add");
-    use_local_sdk(&manifest.parent().unwrap().join(name));
+    use_packaged_sdk(&manifest.parent().unwrap().join(name));
 }
 
 #[test]
@@ -181,5 +163,29 @@ fn redis_component_rust_add_reuses_the_apps_redis_address() {
             "[audit] audit received: a-1",
             "[orders] orders received: o-1"
         ]
+    );
+}
+
+/// A release bumps the workspace version; the templates must follow, or `spin new` would make
+/// projects that depend on an older SDK (or on one that was never published).
+#[test]
+fn templates_depend_on_the_workspace_sdk_version() {
+    let requirement = format!("spin-trigger-sdk = \"{}\"", common::sdk_requirement());
+    for template in ["timer-rust", "redis-component-rust"] {
+        let path = workspace_root().join(format!("templates/{template}/content/Cargo.toml.tmpl"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let sdk_lines: Vec<&str> = text
+            .lines()
+            .filter(|line| line.trim_start().starts_with("spin-trigger-sdk"))
+            .collect();
+        assert_eq!(sdk_lines, [requirement.as_str()], "{}", path.display());
+    }
+    let sdk_manifest = std::fs::read_to_string(workspace_root().join("sdk/Cargo.toml")).unwrap();
+    assert!(
+        sdk_manifest.contains(&format!(
+            "spin-trigger-sdk-macro = {{ version = \"={}\"",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "the SDK pins its macro crate to the same version: {sdk_manifest}"
     );
 }
