@@ -1,0 +1,468 @@
+//! The real Spin CLI running what our users run: the plugin installed with `spin plugins install
+//! --file`, the templates with `spin templates install --dir`, apps made with `spin new` and
+//! `spin add`, built with `spin build`, run with `spin up` — timer triggers through our plugin,
+//! Redis triggers through Spin's built-in trigger.
+//!
+//! A Spin CLI is found through `SPIN_BIN`, else `spin` on `PATH`. Where there is none, each test
+//! says so on stderr and returns, and `scripts/test.sh` says plainly that this suite did not run;
+//! with `SPIN_TRIGGER_REQUIRE_SPIN=1` (as `.ci/run` sets) a missing CLI fails instead.
+//!
+//! Every scenario has its own `SPIN_DATA_DIR` (plugins and templates installed afresh), its own
+//! redis-server where it needs one, and project names of its own, so scenarios run side by side.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::{RedisServer, Run, use_packaged_sdk, workspace_root};
+
+/// The Spin CLI to test with, if one is found.
+fn spin_cli() -> Option<PathBuf> {
+    if let Some(bin) = std::env::var_os("SPIN_BIN").filter(|bin| !bin.is_empty()) {
+        let bin = PathBuf::from(bin);
+        assert!(bin.is_file(), "SPIN_BIN={} is not a file", bin.display());
+        return Some(bin);
+    }
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("spin"))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
+/// The plugin as `cargo xtask plugin` packages it, wrapping the host binary under test; built
+/// once per test process.
+fn plugin_manifest() -> &'static Path {
+    static MANIFEST: OnceLock<PathBuf> = OnceLock::new();
+    MANIFEST.get_or_init(|| {
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("spin-plugin");
+        let status = Command::new(env!("CARGO"))
+            .current_dir(workspace_root())
+            .args(["run", "--quiet", "-p", "xtask", "--", "plugin", "--binary"])
+            .arg(env!("CARGO_BIN_EXE_spin-trigger-host"))
+            .arg("--out")
+            .arg(&out)
+            .status()
+            .expect("running cargo xtask plugin");
+        assert!(status.success(), "cargo xtask plugin failed");
+        out.join("trigger-timer.json")
+    })
+}
+
+/// One scenario's Spin: its own data directory, with our plugin and templates installed through
+/// Spin's own commands.
+struct Spin {
+    bin: PathBuf,
+    data_dir: tempfile::TempDir,
+    /// Where the scenario's apps are created.
+    apps: tempfile::TempDir,
+}
+
+impl Spin {
+    /// Installs the plugin and the templates; `None` (after saying so) when no Spin CLI is found.
+    fn install() -> Option<Spin> {
+        let Some(bin) = spin_cli() else {
+            let required =
+                std::env::var("SPIN_TRIGGER_REQUIRE_SPIN").is_ok_and(|value| value == "1");
+            assert!(
+                !required,
+                "SPIN_TRIGGER_REQUIRE_SPIN=1 but no Spin CLI was found: set SPIN_BIN or put `spin` on PATH"
+            );
+            eprintln!(
+                "real-Spin scenario NOT RUN: no Spin CLI found (set SPIN_BIN, or put `spin` on PATH)"
+            );
+            return None;
+        };
+        let spin = Spin {
+            bin,
+            data_dir: tempfile::tempdir().expect("creating SPIN_DATA_DIR"),
+            apps: tempfile::tempdir().expect("creating the apps directory"),
+        };
+        let manifest = plugin_manifest().display().to_string();
+        spin.run(
+            spin.apps.path(),
+            &["plugins", "install", "--file", &manifest, "--yes"],
+        );
+        let root = workspace_root().display().to_string();
+        let installed = spin.run(spin.apps.path(), &["templates", "install", "--dir", &root]);
+        for template in ["timer-rust", "redis-component-rust"] {
+            assert!(
+                installed.stdout.contains(template),
+                "`spin templates install` lists {template}: {}",
+                installed.stdout
+            );
+        }
+        let plugins = spin.run(spin.apps.path(), &["plugins", "list", "--installed"]);
+        assert!(
+            plugins.stdout.contains("trigger-timer"),
+            "the plugin is installed: {}",
+            plugins.stdout
+        );
+        Some(spin)
+    }
+
+    fn command(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.bin);
+        command
+            .args(args)
+            .current_dir(dir)
+            .env("SPIN_DATA_DIR", self.data_dir.path())
+            // The generated projects' own `target/` is where their manifests point.
+            .env_remove("CARGO_TARGET_DIR")
+            .env("RUST_LOG", "spin_trigger_host=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    /// Runs `spin <args>` in `dir` to completion, asserting it succeeds.
+    fn run(&self, dir: &Path, args: &[&str]) -> Run {
+        self.run_with_env(dir, args, &[])
+    }
+
+    fn run_with_env(&self, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let run: Run = self
+            .command(dir, args)
+            .envs(env.iter().copied())
+            .output()
+            .expect("running spin")
+            .into();
+        assert!(
+            run.success,
+            "`spin {}` failed\nstdout:\n{}\nstderr:\n{}",
+            args.join(" "),
+            run.stdout,
+            run.stderr
+        );
+        run
+    }
+
+    /// `spin new -t <template> <name> --accept-defaults --value k=v...`, then points the new
+    /// project's SDK dependency at the packaged SDK.
+    fn new_app(&self, template: &str, name: &str, values: &[(&str, &str)]) -> PathBuf {
+        let mut args = vec!["new", "-t", template, name, "--accept-defaults"];
+        let values: Vec<String> = values.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        for value in &values {
+            args.extend(["--value", value]);
+        }
+        self.run(self.apps.path(), &args);
+        let project = self.apps.path().join(name);
+        use_packaged_sdk(&project);
+        project
+    }
+
+    /// `spin add -t <template> <name> ...` in the app at `project`.
+    fn add_component(&self, project: &Path, template: &str, name: &str, values: &[(&str, &str)]) {
+        let mut args = vec!["add", "-t", template, name, "--accept-defaults"];
+        let values: Vec<String> = values.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        for value in &values {
+            args.extend(["--value", value]);
+        }
+        self.run(project, &args);
+        use_packaged_sdk(&project.join(name));
+    }
+
+    /// `spin up` in the background, in a process group of its own so that stopping it reaches the
+    /// trigger processes it starts, as Ctrl-C in a terminal does.
+    fn up(&self, project: &Path, args: &[&str]) -> SpinUp {
+        use std::os::unix::process::CommandExt;
+        let mut command = self.command(project, &[&["up"], args].concat());
+        command.process_group(0);
+        let mut child = command.spawn().expect("starting spin up");
+        let stdout = common::drain(child.stdout.take().expect("piped stdout"), None);
+        let (ready_sender, ready) = std::sync::mpsc::channel();
+        let stderr = common::drain(
+            child.stderr.take().expect("piped stderr"),
+            Some(ready_sender),
+        );
+        SpinUp {
+            child: Some(child),
+            ready,
+            stdout: Some(stdout),
+            stderr: Some(stderr),
+        }
+    }
+}
+
+/// A running `spin up`.
+struct SpinUp {
+    child: Option<Child>,
+    ready: std::sync::mpsc::Receiver<()>,
+    stdout: Option<std::thread::JoinHandle<String>>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl SpinUp {
+    /// Waits until our plugin reports that its triggers are running.
+    fn wait_until_plugin_runs(&self) {
+        self.ready
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the trigger-timer plugin reports it is running");
+    }
+
+    fn signal_group(&self, signal: libc::c_int) {
+        if let Some(child) = &self.child {
+            // SAFETY: signalling the process group this test created for its own child.
+            unsafe { libc::killpg(child.id() as libc::pid_t, signal) };
+        }
+    }
+
+    /// Stops it as Ctrl-C would and returns what it printed.
+    fn stop(mut self) -> Run {
+        self.signal_group(libc::SIGINT);
+        let mut child = self.child.take().expect("stopped once");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("waiting for spin up") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                // SAFETY: as above; the group is ours.
+                unsafe { libc::killpg(child.id() as libc::pid_t, libc::SIGKILL) };
+                panic!("spin up did not stop within 30 s of Ctrl-C");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Run {
+            success: status.success(),
+            stdout: self.stdout.take().unwrap().join().expect("reading stdout"),
+            stderr: self.stderr.take().unwrap().join().expect("reading stderr"),
+        }
+    }
+}
+
+impl Drop for SpinUp {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: the process group this test created; nothing of it may outlive the test.
+            unsafe { libc::killpg(child.id() as libc::pid_t, libc::SIGKILL) };
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Waits until Spin's log of a component's output (Spin writes it to
+/// `.spin/logs/<component>_<stream>.txt` when its stdout is not a terminal) contains `text`.
+fn wait_for_component_log(project: &Path, component: &str, stream: &str, text: &str) -> String {
+    let path = project.join(format!(".spin/logs/{component}_{stream}.txt"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = std::fs::read_to_string(&path).unwrap_or_default();
+        if log.contains(text) {
+            return log;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} did not show {text:?} within 30 s; it holds:\n{log}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The lines of `text` that start with `prefix`, sorted (components run concurrently).
+fn sorted_lines(text: &str, prefix: &str) -> Vec<String> {
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|line| line.starts_with(prefix))
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// Timer ticks of one component in our host's output: `[<id>] Hello from <id>: tick <n>`.
+fn ticks(stdout: &str, component: &str) -> Vec<u64> {
+    let prefix = format!("[{component}] Hello from {component}: tick ");
+    stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix(&prefix))
+        .map(|sequence| sequence.parse().expect("a tick number"))
+        .collect()
+}
+
+/// `spin new` + `spin add` with our timer template, `spin build`, then `spin up --test` (each
+/// component once, tick 0) and `spin up` for a few seconds (ticks 1, 2, ... on schedule), both
+/// through the installed `trigger-timer` plugin.
+#[test]
+fn timer_template_new_add_build_and_up_under_spin() {
+    let Some(spin) = Spin::install() else { return };
+    let project = spin.new_app("timer-rust", "spin-clock", &[("interval", "1")]);
+    spin.add_component(&project, "timer-rust", "spin-alarm", &[("interval", "2")]);
+    spin.run(&project, &["build"]);
+
+    let once = spin.run(&project, &["up", "--test"]);
+    assert_eq!(
+        sorted_lines(&once.stdout, "["),
+        [
+            "[spin-alarm] Hello from spin-alarm: tick 0",
+            "[spin-clock] Hello from spin-clock: tick 0"
+        ],
+        "stderr:\n{}",
+        once.stderr
+    );
+
+    let up = spin.up(&project, &[]);
+    up.wait_until_plugin_runs();
+    std::thread::sleep(Duration::from_millis(3_400));
+    let run = up.stop();
+    assert!(
+        run.success,
+        "spin up stops cleanly on Ctrl-C: {}",
+        run.stderr
+    );
+    let clock = ticks(&run.stdout, "spin-clock");
+    let alarm = ticks(&run.stdout, "spin-alarm");
+    // 3.4 s at 1 s and 2 s intervals: ticks 1..=3 and 1, give or take one at the edges.
+    assert!(
+        (2..=4).contains(&clock.len()) && clock.iter().copied().eq(1..=clock.len() as u64),
+        "spin-clock ticks once a second, in order: {clock:?}\n{}",
+        run.stdout
+    );
+    assert!(
+        (1..=2).contains(&alarm.len()) && alarm.iter().copied().eq(1..=alarm.len() as u64),
+        "spin-alarm ticks every 2 s: {alarm:?}\n{}",
+        run.stdout
+    );
+}
+
+/// `spin new` with our Redis template, `spin build`, `spin up`: Spin's built-in Redis trigger
+/// runs the component our SDK built; a payload that is not UTF-8 is reported as a handler error
+/// and the next message is handled normally.
+#[test]
+fn redis_template_runs_under_spins_builtin_redis_trigger() {
+    let Some(spin) = Spin::install() else { return };
+    let server = RedisServer::start();
+    let project = spin.new_app(
+        "redis-component-rust",
+        "spin-orders",
+        &[
+            ("redis-address", &server.url()),
+            ("redis-channel", "orders"),
+        ],
+    );
+    spin.run(&project, &["build"]);
+
+    let up = spin.up(&project, &[]);
+    server.wait_for_subscribers("orders", 1);
+    server.publish("orders", "order 1");
+    server.publish("orders", &[0xff_u8, 0xfe, 0xfd][..]);
+    server.publish("orders", "order 2");
+    let stdout = wait_for_component_log(&project, "spin-orders", "stdout", "order 2");
+    let stderr = wait_for_component_log(&project, "spin-orders", "stderr", "not valid UTF-8");
+    let run = up.stop();
+    assert_eq!(
+        sorted_lines(&stdout, "spin-orders"),
+        [
+            "spin-orders received: order 1",
+            "spin-orders received: order 2"
+        ],
+        "spin up stderr:\n{}",
+        run.stderr
+    );
+    assert_eq!(
+        stderr.matches("not valid UTF-8").count(),
+        1,
+        "one bad payload, one error: {stderr}"
+    );
+}
+
+/// One app with a timer and a Redis component: `spin up` runs the timer through our plugin and
+/// the Redis trigger itself, at the same time.
+#[test]
+fn one_app_with_timer_and_redis_triggers_runs_both_under_spin() {
+    let Some(spin) = Spin::install() else { return };
+    let server = RedisServer::start();
+    let project = spin.new_app("timer-rust", "spin-mixed", &[("interval", "1")]);
+    spin.add_component(
+        &project,
+        "redis-component-rust",
+        "spin-listener",
+        &[
+            ("redis-address", &server.url()),
+            ("redis-channel", "events"),
+        ],
+    );
+    spin.run(&project, &["build"]);
+
+    let up = spin.up(&project, &[]);
+    up.wait_until_plugin_runs();
+    server.wait_for_subscribers("events", 1);
+    server.publish("events", "hello from redis");
+    let listener = wait_for_component_log(&project, "spin-listener", "stdout", "hello from redis");
+    // Let the 1 s timer tick at least once more while the Redis trigger runs beside it.
+    std::thread::sleep(Duration::from_millis(1_500));
+    let run = up.stop();
+    assert_eq!(
+        sorted_lines(&listener, "spin-listener"),
+        ["spin-listener received: hello from redis"]
+    );
+    let mixed = ticks(&run.stdout, "spin-mixed");
+    assert!(
+        !mixed.is_empty() && mixed.iter().copied().eq(1..=mixed.len() as u64),
+        "the timer ticked through the plugin: {mixed:?}\nstdout:\n{}\nstderr:\n{}",
+        run.stdout,
+        run.stderr
+    );
+}
+
+/// Application variables reach a timer component through `spin up`, in Spin's order:
+/// `--variable`, then `SPIN_VARIABLE_<NAME>`, then the manifest's default.
+#[test]
+fn variables_reach_a_timer_component_through_spin_up() {
+    let Some(spin) = Spin::install() else { return };
+    let project = spin.new_app("timer-rust", "spin-greeter", &[]);
+    // What a user does next: declare a variable, hand it to the component, read it.
+    let manifest_path = project.join("spin.toml");
+    let manifest = std::fs::read_to_string(&manifest_path).unwrap();
+    let manifest = manifest
+        .replacen(
+            "[[trigger.timer]]",
+            "[variables]\ngreeting = { default = \"from-default\" }\n\n[[trigger.timer]]",
+            1,
+        )
+        .replacen(
+            "allowed_outbound_hosts = []",
+            "allowed_outbound_hosts = []\nvariables = { greeting = \"{{ greeting }}\" }",
+            1,
+        );
+    std::fs::write(&manifest_path, manifest).unwrap();
+    std::fs::write(
+        project.join("src/lib.rs"),
+        r#"use spin_trigger_sdk::{timer_component, variables};
+
+#[timer_component]
+fn handle_tick() -> anyhow::Result<()> {
+    println!("greeting={}", variables::get("greeting")?);
+    Ok(())
+}
+"#,
+    )
+    .unwrap();
+    spin.run(&project, &["build"]);
+
+    let greeting = |args: &[&str], env: &[(&str, &str)]| {
+        let run = spin.run_with_env(&project, &[&["up", "--test"], args].concat(), env);
+        run.stdout
+            .lines()
+            .find_map(|line| line.strip_prefix("[spin-greeter] greeting="))
+            .unwrap_or_else(|| panic!("no greeting in {}\n{}", run.stdout, run.stderr))
+            .to_owned()
+    };
+    assert_eq!(greeting(&[], &[]), "from-default");
+    assert_eq!(
+        greeting(&[], &[("SPIN_VARIABLE_GREETING", "from-env")]),
+        "from-env"
+    );
+    assert_eq!(
+        greeting(
+            &["--variable", "greeting=from-cli"],
+            &[("SPIN_VARIABLE_GREETING", "from-env")]
+        ),
+        "from-cli"
+    );
+}
