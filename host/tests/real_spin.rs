@@ -141,29 +141,35 @@ impl Spin {
         run
     }
 
-    /// `spin new -t <template> <name> --accept-defaults --value k=v...`, then points the new
-    /// project's SDK dependency at the packaged SDK.
-    fn new_app(&self, template: &str, name: &str, values: &[(&str, &str)]) -> PathBuf {
-        let mut args = vec!["new", "-t", template, name, "--accept-defaults"];
+    /// `spin <new|add> -t <template> <name> --accept-defaults --value k=v...` in `dir`, then
+    /// points the new project's SDK dependency at the packaged SDK; returns the project.
+    fn render(
+        &self,
+        dir: &Path,
+        command: &str,
+        template: &str,
+        name: &str,
+        values: &[(&str, &str)],
+    ) -> PathBuf {
+        let mut args = vec![command, "-t", template, name, "--accept-defaults"];
         let values: Vec<String> = values.iter().map(|(k, v)| format!("{k}={v}")).collect();
         for value in &values {
             args.extend(["--value", value]);
         }
-        self.run(self.apps.path(), &args);
-        let project = self.apps.path().join(name);
+        self.run(dir, &args);
+        let project = dir.join(name);
         use_packaged_sdk(&project);
         project
     }
 
-    /// `spin add -t <template> <name> ...` in the app at `project`.
+    /// `spin new`: a new app from `template`.
+    fn new_app(&self, template: &str, name: &str, values: &[(&str, &str)]) -> PathBuf {
+        self.render(self.apps.path(), "new", template, name, values)
+    }
+
+    /// `spin add`: a component from `template` in the app at `project`.
     fn add_component(&self, project: &Path, template: &str, name: &str, values: &[(&str, &str)]) {
-        let mut args = vec!["add", "-t", template, name, "--accept-defaults"];
-        let values: Vec<String> = values.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        for value in &values {
-            args.extend(["--value", value]);
-        }
-        self.run(project, &args);
-        use_packaged_sdk(&project.join(name));
+        self.render(project, "add", template, name, values);
     }
 
     /// `spin up` in the background, in a process group of its own so that stopping it reaches the
