@@ -79,6 +79,9 @@ impl Engine {
     pub fn new(options: EngineOptions) -> anyhow::Result<Self> {
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true);
+        // Spin's v3 worlds (spin-sdk 6 and later) use component-model async: `async func`
+        // exports and imports, and the `waitable` / `task` built-ins that come with them.
+        config.wasm_component_model_async(true);
         config.epoch_interruption(true);
         let inner = wasmtime::Engine::new(&config)
             .map_err(anyhow::Error::from)
@@ -94,6 +97,12 @@ impl Engine {
         )
         .map_err(anyhow::Error::from)
         .context("linking the host APIs")?;
+        crate::host_api::spin3_bindings::Spin3Imports::add_to_linker::<_, crate::host_api::Spin3>(
+            &mut linker,
+            |state| state,
+        )
+        .map_err(anyhow::Error::from)
+        .context("linking Spin's v3 host APIs")?;
 
         let stop_epoch_ticker = Arc::new(AtomicBool::new(false));
         let ticker_engine = inner.clone();
@@ -130,13 +139,7 @@ impl Engine {
         let pre = self
             .linker
             .instantiate_pre(&compiled)
-            .map_err(anyhow::Error::from)
-            .with_context(|| {
-                format!(
-                    "component `{}` imports something this host does not provide",
-                    component.id
-                )
-            })?;
+            .map_err(|error| self.link_error(component, &compiled, error))?;
         Ok(PreparedComponent {
             id: component.id.as_str().into(),
             export_names: export_names(&self.inner, &compiled),
@@ -146,6 +149,36 @@ impl Engine {
             environment: component.environment.clone(),
             files: GuestFiles::stage(component)?,
         })
+    }
+
+    /// Why a component could not be linked: the imports this host does not provide, by name,
+    /// and what it does provide; or, when every import is one it provides (a type mismatch),
+    /// wasmtime's own reason.
+    fn link_error(
+        &self,
+        component: &app::Component,
+        compiled: &Component,
+        error: wasmtime::Error,
+    ) -> anyhow::Error {
+        let missing: Vec<String> = compiled
+            .component_type()
+            .imports(&self.inner)
+            .map(|(name, _)| name.to_owned())
+            .filter(|name| !crate::host_api::provides(name))
+            .collect();
+        if missing.is_empty() {
+            return anyhow::Error::from(error).context(format!(
+                "component `{}` does not link against this host's imports",
+                component.id
+            ));
+        }
+        anyhow::anyhow!(
+            "component `{}` ({}) imports what this host does not provide: {}. This host provides: {}",
+            component.id,
+            component.source.display(),
+            missing.join(", "),
+            crate::host_api::provided_summary()
+        )
     }
 
     /// A fresh store for one event: the guest sees its own variables, environment and files and
@@ -225,7 +258,7 @@ impl Engine {
         }
         let started = std::time::Instant::now();
         let component = Component::new(&self.inner, bytes)
-            .map_err(anyhow::Error::from)
+            .map_err(|error| feature_error(anyhow::Error::from(error)))
             .with_context(|| format!("compiling {}", path.display()))?;
         tracing::debug!(path = %path.display(), elapsed = ?started.elapsed(), "compiled component");
         if let Some(file) = cached_file
@@ -272,6 +305,28 @@ pub fn log_failure(error: &anyhow::Error, component_id: &str, what: &str, log: i
     }
 }
 
+/// A validation failure caused by a WebAssembly feature (proposal) this host's engine leaves
+/// off says so, before wasmparser's own words, which name the feature; other errors pass as they
+/// are.
+fn feature_error(error: anyhow::Error) -> anyhow::Error {
+    let text = format!("{error:#}");
+    // wasmparser's wordings: "`waitable.join` requires the component model async feature",
+    // "threads must be enabled for shared memories", "... support is not enabled".
+    let about_a_feature = ["feature", "proposal", "must be enabled", "is not enabled"]
+        .iter()
+        .any(|marker| text.contains(marker));
+    if about_a_feature {
+        anyhow::anyhow!(
+            "it uses a WebAssembly feature this host's engine does not enable ({}); the host \
+             enables the component model with component-model async, and the WebAssembly \
+             features wasmtime enables by default",
+            crate::errors::one_line(&error)
+        )
+    } else {
+        error
+    }
+}
+
 /// Why a component's `source` could not be read, and what to do. With `CARGO_TARGET_DIR` set,
 /// `cargo build` (and so `up --build`) writes the `.wasm` there instead of the project's
 /// `target/`, where a manifest's `source` usually points; say so, since the build succeeded.
@@ -309,36 +364,36 @@ fn export_names(engine: &wasmtime::Engine, component: &Component) -> Vec<String>
         .collect()
 }
 
-/// Which of a trigger's two worlds a component exports.
-pub enum World {
-    /// Spin's raw world: the component runs on Spin's own trigger too.
-    Raw,
-    /// This project's richer, versioned world.
-    Rich,
+/// One world a trigger accepts: the export that marks it, what to call it in errors, and the
+/// trigger's own tag for it.
+pub struct AcceptedWorld<W> {
+    pub export: &'static str,
+    pub description: &'static str,
+    pub world: W,
 }
 
 impl PreparedComponent {
-    /// Picks the world from the component's exports: `rich_export` first, then `raw_export`;
-    /// neither is an error naming the component, what it exports, and what a `kind` component
-    /// must export.
-    pub fn select_world(
+    /// Picks the first of `worlds` whose export the component has; none is an error naming the
+    /// component, what it exports, and what a `kind` component must export.
+    pub fn select_world<W: Copy>(
         &self,
         kind: &str,
-        raw_export: &str,
-        rich_export: &str,
-    ) -> anyhow::Result<World> {
+        worlds: &[AcceptedWorld<W>],
+    ) -> anyhow::Result<W> {
         let exports = |name: &str| self.export_names.iter().any(|export| export == name);
-        if exports(rich_export) {
-            Ok(World::Rich)
-        } else if exports(raw_export) {
-            Ok(World::Raw)
-        } else {
-            anyhow::bail!(
-                "component `{}` is not a {kind} component: it exports [{}], but a {kind} component exports `{raw_export}` (Spin's {kind} world) or `{rich_export}`",
-                self.id,
-                self.export_names.join(", ")
-            )
+        if let Some(accepted) = worlds.iter().find(|accepted| exports(accepted.export)) {
+            return Ok(accepted.world);
         }
+        let expected: Vec<String> = worlds
+            .iter()
+            .map(|accepted| format!("`{}` ({})", accepted.export, accepted.description))
+            .collect();
+        anyhow::bail!(
+            "component `{}` is not a {kind} component: it exports [{}], but a {kind} component exports one of: {}",
+            self.id,
+            self.export_names.join(", "),
+            expected.join(", ")
+        )
     }
 }
 

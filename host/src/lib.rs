@@ -10,7 +10,8 @@
 //! - [`guest_files`]: what a guest sees of the host's files (`files`, `exclude_files`).
 //! - [`timer`]: the timer trigger — where a timer fires.
 //! - [`redis_trigger`]: the Redis trigger — where a message is dispatched.
-//! - [`host_api`]: host APIs a guest imports (`fermyon:spin/variables`, outbound Redis).
+//! - [`host_api`]: host APIs a guest imports: variables and outbound Redis, in Spin's 2.0.0 and
+//!   3.0.0 (`async func`) versions.
 //! - [`allowed_hosts`]: `allowed_outbound_hosts` matching.
 //! - [`stdio`]: component output prefixed with the component id.
 //! - [`builder`]: `up --build`.

@@ -20,7 +20,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::allowed_hosts::redact;
 use crate::app::App;
-use crate::engine::{Engine, InstanceState, PreparedComponent, World, log_failure};
+use crate::engine::{AcceptedWorld, Engine, InstanceState, PreparedComponent, log_failure};
 use crate::variables::ResolvedVariables;
 
 mod bindings {
@@ -29,6 +29,17 @@ mod bindings {
             world: "fermyon:spin/redis-trigger",
             path: "wit",
             exports: { default: async },
+        });
+    }
+    pub mod spin3 {
+        wasmtime::component::bindgen!({
+            world: "spin-trigger:sdk/spin3-redis-trigger",
+            path: "wit",
+            exports: { default: async },
+            with: {
+                "spin:redis/redis@3.0.0": crate::host_api::spin3_bindings::spin::redis::redis,
+                "spin:variables/variables@3.0.0": crate::host_api::spin3_bindings::spin::variables::variables,
+            },
         });
     }
     pub mod rich {
@@ -46,10 +57,35 @@ mod bindings {
 
 use bindings::rich::exports::spin_trigger::sdk::redis_handler;
 
-/// The export of Spin's raw Redis world.
-const RAW_REDIS_EXPORT: &str = "fermyon:spin/inbound-redis";
-/// The export of our richer Redis world.
-const RICH_REDIS_EXPORT: &str = "spin-trigger:sdk/redis-handler@0.1.0";
+/// Which Redis world a component exports.
+#[derive(Clone, Copy)]
+enum RedisWorld {
+    /// Ours: the whole message in, an error message out.
+    Rich,
+    /// Spin's v3 world (spin-sdk 6 and later): `handle-message` is an `async func`.
+    Spin3,
+    /// Spin's v1 world: the payload in; what our SDK's payload-only handlers export.
+    Raw,
+}
+
+/// The Redis worlds this host runs, in the order it looks for them.
+const REDIS_WORLDS: &[AcceptedWorld<RedisWorld>] = &[
+    AcceptedWorld {
+        export: "spin-trigger:sdk/redis-handler@0.1.0",
+        description: "this project's Redis world",
+        world: RedisWorld::Rich,
+    },
+    AcceptedWorld {
+        export: "spin:redis/inbound-redis@3.0.0",
+        description: "Spin's v3 Redis world, spin-sdk 6 and later",
+        world: RedisWorld::Spin3,
+    },
+    AcceptedWorld {
+        export: "fermyon:spin/inbound-redis",
+        description: "Spin's v1 Redis world",
+        world: RedisWorld::Raw,
+    },
+];
 
 /// Messages waiting for one trigger's component; when full, reading from the server waits.
 const QUEUE_CAPACITY: usize = 1024;
@@ -74,16 +110,19 @@ pub struct RedisComponent {
 enum RedisExport {
     Raw(bindings::raw::RedisTriggerPre<InstanceState>),
     Rich(bindings::rich::RedisPre<InstanceState>),
+    Spin3(bindings::spin3::Spin3RedisTriggerPre<InstanceState>),
 }
 
 impl RedisComponent {
     /// Picks the world from what the component exports.
     pub fn new(prepared: Arc<PreparedComponent>) -> anyhow::Result<Self> {
-        let export = match prepared.select_world("Redis", RAW_REDIS_EXPORT, RICH_REDIS_EXPORT)? {
-            World::Rich => RedisExport::Rich(bindings::rich::RedisPre::new(prepared.pre.clone())?),
-            World::Raw => {
-                RedisExport::Raw(bindings::raw::RedisTriggerPre::new(prepared.pre.clone())?)
+        let pre = prepared.pre.clone();
+        let export = match prepared.select_world("Redis", REDIS_WORLDS)? {
+            RedisWorld::Rich => RedisExport::Rich(bindings::rich::RedisPre::new(pre)?),
+            RedisWorld::Spin3 => {
+                RedisExport::Spin3(bindings::spin3::Spin3RedisTriggerPre::new(pre)?)
             }
+            RedisWorld::Raw => RedisExport::Raw(bindings::raw::RedisTriggerPre::new(pre)?),
         };
         Ok(RedisComponent { prepared, export })
     }
@@ -117,8 +156,36 @@ impl RedisComponent {
                     .await?
                     .map_err(|error| anyhow!("handler returned an error: {}", error.message))?;
             }
+            RedisExport::Spin3(pre) => {
+                let instance = pre.instantiate_async(&mut store).await?;
+                let payload = message.payload.clone();
+                // An `async func` export runs as a component-model task, inside the store's
+                // event loop, so that the guest's own async imports can make progress.
+                let result = store
+                    .run_concurrent(async |accessor| {
+                        instance
+                            .spin_redis_inbound_redis()
+                            .call_handle_message(accessor, payload)
+                            .await
+                    })
+                    .await??;
+                result.map_err(|error| {
+                    anyhow!("handler returned an error: {}", spin3_error(&error))
+                })?;
+            }
         }
         Ok(())
+    }
+}
+
+/// A v3 handler error as a log line: the message, where the error carries one.
+fn spin3_error(error: &bindings::spin3::spin::redis::redis::Error) -> String {
+    use bindings::spin3::spin::redis::redis::Error;
+    match error {
+        Error::Other(message) => message.clone(),
+        Error::InvalidAddress => "invalid address".to_owned(),
+        Error::TooManyConnections => "too many connections".to_owned(),
+        Error::TypeError => "type error".to_owned(),
     }
 }
 

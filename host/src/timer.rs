@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::app::App;
-use crate::engine::{Engine, InstanceState, PreparedComponent, World};
+use crate::engine::{AcceptedWorld, Engine, InstanceState, PreparedComponent};
 
 mod bindings {
     pub mod raw {
@@ -43,10 +43,28 @@ mod bindings {
 
 use bindings::rich::exports::spin_trigger::sdk::timer_handler;
 
-/// The export name of the rich timer world's handler interface.
-const RICH_TIMER_EXPORT: &str = "spin-trigger:sdk/timer-handler@0.1.0";
-/// The export of Spin's raw timer world.
-const RAW_TIMER_EXPORT: &str = "handle-timer-request";
+/// Which timer world a component exports.
+#[derive(Clone, Copy)]
+enum TimerWorld {
+    /// Ours: the tick in, an error message out.
+    Rich,
+    /// Spin's timer example world, `handle-timer-request: func()`.
+    Raw,
+}
+
+/// The timer worlds this host runs, in the order it looks for them.
+const TIMER_WORLDS: &[AcceptedWorld<TimerWorld>] = &[
+    AcceptedWorld {
+        export: "spin-trigger:sdk/timer-handler@0.1.0",
+        description: "this project's timer world",
+        world: TimerWorld::Rich,
+    },
+    AcceptedWorld {
+        export: "handle-timer-request",
+        description: "Spin's timer world",
+        world: TimerWorld::Raw,
+    },
+];
 
 /// One firing, as the guest sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,9 +94,13 @@ enum TimerExport {
 impl TimerComponent {
     /// Picks the world from what the component exports.
     pub fn new(prepared: Arc<PreparedComponent>) -> anyhow::Result<Self> {
-        let export = match prepared.select_world("timer", RAW_TIMER_EXPORT, RICH_TIMER_EXPORT)? {
-            World::Rich => TimerExport::Rich(bindings::rich::TimerPre::new(prepared.pre.clone())?),
-            World::Raw => TimerExport::Raw(bindings::raw::SpinTimerPre::new(prepared.pre.clone())?),
+        let export = match prepared.select_world("timer", TIMER_WORLDS)? {
+            TimerWorld::Rich => {
+                TimerExport::Rich(bindings::rich::TimerPre::new(prepared.pre.clone())?)
+            }
+            TimerWorld::Raw => {
+                TimerExport::Raw(bindings::raw::SpinTimerPre::new(prepared.pre.clone())?)
+            }
         };
         Ok(TimerComponent { prepared, export })
     }

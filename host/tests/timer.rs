@@ -440,7 +440,7 @@ source = "{}"
     assert!(run.stdout.is_empty(), "nothing may run: {}", run.stdout);
     assert!(
         run.stderr.contains(
-            "component `echo` is not a timer component: it exports [fermyon:spin/inbound-redis], but a timer component exports `handle-timer-request` (Spin's timer world) or `spin-trigger:sdk/timer-handler@0.1.0`"
+            "component `echo` is not a timer component: it exports [fermyon:spin/inbound-redis], but a timer component exports one of: `spin-trigger:sdk/timer-handler@0.1.0` (this project's timer world), `handle-timer-request` (Spin's timer world)"
         ),
         "{}",
         run.stderr

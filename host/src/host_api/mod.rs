@@ -1,4 +1,8 @@
 //! Host APIs a guest may import, one module per interface, plus the bindings they implement.
+//!
+//! Each interface comes in the versions Spin defines: `fermyon:spin/*@2.0.0` (what our SDK and
+//! Spin's timer example use) and `spin:*/*@3.0.0` (what spin-sdk 6 and later use, with `async
+//! func`s). Both versions of an interface share one implementation.
 
 pub mod outbound_redis;
 pub mod variables;
@@ -12,4 +16,82 @@ pub mod bindings {
         imports: { "fermyon:spin/redis": async },
         with: { "fermyon:spin/redis.connection": super::outbound_redis::OutboundConnection },
     });
+}
+
+/// Host-side bindings for Spin's v3 interfaces. Their functions are `async func`s, which
+/// wasmtime hands an `Accessor` to the store rather than `&mut self`; they are implemented on
+/// [`Spin3`].
+pub mod spin3_bindings {
+    wasmtime::component::bindgen!({
+        world: "spin-trigger:sdk/spin3-imports",
+        path: "wit",
+        with: { "spin:redis/redis.connection": super::outbound_redis::OutboundConnection },
+    });
+}
+
+/// The `HasData` marker the v3 interfaces are linked with: their host functions see the
+/// instance's [`InstanceState`](crate::engine::InstanceState).
+pub struct Spin3;
+
+impl wasmtime::component::HasData for Spin3 {
+    type Data<'a> = &'a mut crate::engine::InstanceState;
+}
+
+/// The interfaces this host links, besides WASI, by their full import names.
+pub const SPIN_INTERFACES: &[&str] = &[
+    "fermyon:spin/variables@2.0.0",
+    "fermyon:spin/redis@2.0.0",
+    "spin:variables/variables@3.0.0",
+    "spin:redis/redis@3.0.0",
+];
+
+/// The WASI 0.2 packages wasmtime-wasi links, every interface of each (any 0.2.x version).
+pub const WASI_PACKAGES: &[&str] = &[
+    "wasi:cli",
+    "wasi:clocks",
+    "wasi:filesystem",
+    "wasi:io",
+    "wasi:random",
+    "wasi:sockets",
+];
+
+/// Whether an import (as a component names it, e.g. `wasi:cli/stdout@0.2.6`) is one this host
+/// links. Used to explain a failed link, never to decide one: wasmtime's type check decides.
+pub fn provides(import: &str) -> bool {
+    if SPIN_INTERFACES.contains(&import) {
+        return true;
+    }
+    let Some((package, rest)) = import.split_once('/') else {
+        return false;
+    };
+    WASI_PACKAGES.contains(&package)
+        && rest
+            .split_once('@')
+            .is_some_and(|(_, version)| version.starts_with("0.2."))
+}
+
+/// What this host links, for error messages and `--help`.
+pub fn provided_summary() -> String {
+    format!(
+        "{}, and WASI 0.2 ({})",
+        SPIN_INTERFACES.join(", "),
+        WASI_PACKAGES.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::provides;
+
+    #[test]
+    fn provides_spin_interfaces_by_exact_version_and_wasi_0_2_by_package() {
+        assert!(provides("spin:redis/redis@3.0.0"));
+        assert!(provides("fermyon:spin/variables@2.0.0"));
+        assert!(provides("wasi:cli/stdout@0.2.6"));
+        assert!(provides("wasi:io/streams@0.2.0"));
+        assert!(!provides("spin:key-value/key-value@3.0.0"));
+        assert!(!provides("spin:redis/redis@3.1.0"));
+        assert!(!provides("wasi:cli/stdout@0.3.0-rc-2026-03-15"));
+        assert!(!provides("wasi:http/types@0.2.6"));
+    }
 }

@@ -1,4 +1,4 @@
-//! `fermyon:spin/redis@2.0.0`: outbound Redis for guests.
+//! `fermyon:spin/redis@2.0.0` and `spin:redis/redis@3.0.0`: outbound Redis for guests.
 //!
 //! A connection may be opened only to an address the component's `allowed_outbound_hosts`
 //! allows; anything else gets `error::invalid-address`, and the host logs which host it refused.
@@ -33,41 +33,30 @@ fn from_redis(error: redis::RedisError) -> Error {
 }
 
 impl InstanceState {
-    /// A handle on a guest's connection; the multiplexed connection is cheap to clone, so no
-    /// borrow of the table is held across an await.
-    fn connection(
-        &self,
-        resource: &Resource<OutboundConnection>,
-    ) -> Result<redis::aio::MultiplexedConnection, Error> {
-        self.table
-            .get(resource)
-            .map(|entry| entry.connection.clone())
-            .map_err(other)
-    }
-}
-
-impl Host for InstanceState {}
-
-impl HostConnection for InstanceState {
-    async fn open(&mut self, address: String) -> Result<Resource<OutboundConnection>, Error> {
-        let parsed = Address::parse(&address).map_err(|_| Error::InvalidAddress)?;
+    /// Whether this instance may open a connection to `address`: the component's
+    /// `allowed_outbound_hosts` allow it, and it holds fewer than the maximum.
+    fn check_redis_open(&self, address: &str) -> Result<(), Error> {
+        let parsed = Address::parse(address).map_err(|_| Error::InvalidAddress)?;
         if !self.allowed_hosts.allows(&parsed) {
             tracing::warn!(
                 component = %self.component_id,
                 host = %parsed,
                 "outbound Redis connection refused: {} is not in the component's allowed_outbound_hosts",
-                redact(&address)
+                redact(address)
             );
             return Err(Error::InvalidAddress);
         }
         if self.open_redis_connections >= MAX_CONNECTIONS_PER_INSTANCE {
             return Err(Error::TooManyConnections);
         }
-        let client = redis::Client::open(address.as_str()).map_err(|_| Error::InvalidAddress)?;
-        let connection = client
-            .get_multiplexed_async_connection()
-            .await
-            .map_err(from_redis)?;
+        Ok(())
+    }
+
+    /// Keeps a new connection in the instance's resource table.
+    fn keep_redis_connection(
+        &mut self,
+        connection: redis::aio::MultiplexedConnection,
+    ) -> Result<Resource<OutboundConnection>, Error> {
         let resource = self
             .table
             .push(OutboundConnection { connection })
@@ -76,16 +65,117 @@ impl HostConnection for InstanceState {
         Ok(resource)
     }
 
+    /// A handle on a guest's connection; the multiplexed connection is cheap to clone, so no
+    /// borrow of the table is held across an await.
+    fn redis_connection(
+        &self,
+        resource: &Resource<OutboundConnection>,
+    ) -> Result<redis::aio::MultiplexedConnection, Error> {
+        self.table
+            .get(resource)
+            .map(|entry| entry.connection.clone())
+            .map_err(other)
+    }
+
+    fn drop_redis_connection(
+        &mut self,
+        resource: Resource<OutboundConnection>,
+    ) -> wasmtime::Result<()> {
+        self.table.delete(resource)?;
+        self.open_redis_connections = self.open_redis_connections.saturating_sub(1);
+        Ok(())
+    }
+}
+
+/// The commands, once for both versions of the interface: each runs on a clone of the guest's
+/// connection, so no borrow of the instance is held across an await.
+mod commands {
+    use redis::AsyncCommands;
+    use redis::aio::MultiplexedConnection as Connection;
+
+    use super::{Error, RedisParameter, RedisResult, flatten, from_redis};
+
+    pub async fn connect(address: &str) -> Result<Connection, Error> {
+        let client = redis::Client::open(address).map_err(|_| Error::InvalidAddress)?;
+        client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(from_redis)
+    }
+
+    pub async fn publish(
+        mut c: Connection,
+        channel: String,
+        payload: Vec<u8>,
+    ) -> Result<(), Error> {
+        c.publish::<_, _, ()>(channel, payload)
+            .await
+            .map_err(from_redis)
+    }
+
+    pub async fn get(mut c: Connection, key: String) -> Result<Option<Vec<u8>>, Error> {
+        c.get(key).await.map_err(from_redis)
+    }
+
+    pub async fn set(mut c: Connection, key: String, value: Vec<u8>) -> Result<(), Error> {
+        c.set(key, value).await.map_err(from_redis)
+    }
+
+    pub async fn incr(mut c: Connection, key: String) -> Result<i64, Error> {
+        c.incr(key, 1).await.map_err(from_redis)
+    }
+
+    pub async fn del(mut c: Connection, keys: Vec<String>) -> Result<u32, Error> {
+        c.del(keys).await.map_err(from_redis)
+    }
+
+    pub async fn sadd(mut c: Connection, key: String, values: Vec<String>) -> Result<u32, Error> {
+        c.sadd(key, values).await.map_err(from_redis)
+    }
+
+    pub async fn smembers(mut c: Connection, key: String) -> Result<Vec<String>, Error> {
+        c.smembers(key).await.map_err(from_redis)
+    }
+
+    pub async fn srem(mut c: Connection, key: String, values: Vec<String>) -> Result<u32, Error> {
+        c.srem(key, values).await.map_err(from_redis)
+    }
+
+    pub async fn execute(
+        mut c: Connection,
+        command: String,
+        arguments: Vec<RedisParameter>,
+    ) -> Result<Vec<RedisResult>, Error> {
+        let mut cmd = redis::cmd(&command);
+        for argument in arguments {
+            match argument {
+                RedisParameter::Int64(value) => cmd.arg(value),
+                RedisParameter::Binary(bytes) => cmd.arg(bytes),
+            };
+        }
+        let value: redis::Value = cmd.query_async(&mut c).await.map_err(from_redis)?;
+        let mut results = Vec::new();
+        flatten(value, &mut results)?;
+        Ok(results)
+    }
+}
+
+impl Host for InstanceState {}
+
+impl HostConnection for InstanceState {
+    async fn open(&mut self, address: String) -> Result<Resource<OutboundConnection>, Error> {
+        self.check_redis_open(&address)?;
+        let connection = commands::connect(&address).await?;
+        self.keep_redis_connection(connection)
+    }
+
     async fn publish(
         &mut self,
         this: Resource<OutboundConnection>,
         channel: String,
         payload: Vec<u8>,
     ) -> Result<(), Error> {
-        let mut connection = self.connection(&this)?;
-        redis::AsyncCommands::publish::<_, _, ()>(&mut connection, channel, payload)
-            .await
-            .map_err(from_redis)
+        commands::publish(self.redis_connection(&this)?, channel, payload).await
     }
 
     async fn get(
@@ -93,10 +183,7 @@ impl HostConnection for InstanceState {
         this: Resource<OutboundConnection>,
         key: String,
     ) -> Result<Option<Vec<u8>>, Error> {
-        let mut connection = self.connection(&this)?;
-        redis::AsyncCommands::get(&mut connection, key)
-            .await
-            .map_err(from_redis)
+        commands::get(self.redis_connection(&this)?, key).await
     }
 
     async fn set(
@@ -105,10 +192,7 @@ impl HostConnection for InstanceState {
         key: String,
         value: Vec<u8>,
     ) -> Result<(), Error> {
-        let mut connection = self.connection(&this)?;
-        redis::AsyncCommands::set(&mut connection, key, value)
-            .await
-            .map_err(from_redis)
+        commands::set(self.redis_connection(&this)?, key, value).await
     }
 
     async fn incr(
@@ -116,10 +200,7 @@ impl HostConnection for InstanceState {
         this: Resource<OutboundConnection>,
         key: String,
     ) -> Result<i64, Error> {
-        let mut connection = self.connection(&this)?;
-        redis::AsyncCommands::incr(&mut connection, key, 1)
-            .await
-            .map_err(from_redis)
+        commands::incr(self.redis_connection(&this)?, key).await
     }
 
     async fn del(
@@ -127,10 +208,7 @@ impl HostConnection for InstanceState {
         this: Resource<OutboundConnection>,
         keys: Vec<String>,
     ) -> Result<u32, Error> {
-        let mut connection = self.connection(&this)?;
-        redis::AsyncCommands::del(&mut connection, keys)
-            .await
-            .map_err(from_redis)
+        commands::del(self.redis_connection(&this)?, keys).await
     }
 
     async fn sadd(
@@ -139,10 +217,7 @@ impl HostConnection for InstanceState {
         key: String,
         values: Vec<String>,
     ) -> Result<u32, Error> {
-        let mut connection = self.connection(&this)?;
-        redis::AsyncCommands::sadd(&mut connection, key, values)
-            .await
-            .map_err(from_redis)
+        commands::sadd(self.redis_connection(&this)?, key, values).await
     }
 
     async fn smembers(
@@ -150,10 +225,7 @@ impl HostConnection for InstanceState {
         this: Resource<OutboundConnection>,
         key: String,
     ) -> Result<Vec<String>, Error> {
-        let mut connection = self.connection(&this)?;
-        redis::AsyncCommands::smembers(&mut connection, key)
-            .await
-            .map_err(from_redis)
+        commands::smembers(self.redis_connection(&this)?, key).await
     }
 
     async fn srem(
@@ -162,10 +234,7 @@ impl HostConnection for InstanceState {
         key: String,
         values: Vec<String>,
     ) -> Result<u32, Error> {
-        let mut connection = self.connection(&this)?;
-        redis::AsyncCommands::srem(&mut connection, key, values)
-            .await
-            .map_err(from_redis)
+        commands::srem(self.redis_connection(&this)?, key, values).await
     }
 
     async fn execute(
@@ -174,24 +243,160 @@ impl HostConnection for InstanceState {
         command: String,
         arguments: Vec<RedisParameter>,
     ) -> Result<Vec<RedisResult>, Error> {
-        let mut connection = self.connection(&this)?;
-        let mut cmd = redis::cmd(&command);
-        for argument in arguments {
-            match argument {
-                RedisParameter::Int64(value) => cmd.arg(value),
-                RedisParameter::Binary(bytes) => cmd.arg(bytes),
-            };
-        }
-        let value: redis::Value = cmd.query_async(&mut connection).await.map_err(from_redis)?;
-        let mut results = Vec::new();
-        flatten(value, &mut results)?;
-        Ok(results)
+        commands::execute(self.redis_connection(&this)?, command, arguments).await
     }
 
     async fn drop(&mut self, this: Resource<OutboundConnection>) -> wasmtime::Result<()> {
-        self.table.delete(this)?;
-        self.open_redis_connections = self.open_redis_connections.saturating_sub(1);
-        Ok(())
+        self.drop_redis_connection(this)
+    }
+}
+
+/// `spin:redis/redis@3.0.0`: the same commands behind `async func`s. Each call borrows the
+/// instance only between awaits, through the accessor.
+mod v3_impl {
+    use wasmtime::component::{Accessor, Resource};
+
+    use super::{Error, OutboundConnection, RedisParameter, RedisResult, commands};
+    use crate::engine::InstanceState;
+    use crate::host_api::Spin3;
+    use crate::host_api::spin3_bindings::spin::redis::redis as v3;
+
+    impl From<Error> for v3::Error {
+        fn from(error: Error) -> Self {
+            match error {
+                Error::InvalidAddress => v3::Error::InvalidAddress,
+                Error::TooManyConnections => v3::Error::TooManyConnections,
+                Error::TypeError => v3::Error::TypeError,
+                Error::Other(message) => v3::Error::Other(message),
+            }
+        }
+    }
+
+    impl From<v3::RedisParameter> for RedisParameter {
+        fn from(parameter: v3::RedisParameter) -> Self {
+            match parameter {
+                v3::RedisParameter::Int64(value) => RedisParameter::Int64(value),
+                v3::RedisParameter::Binary(bytes) => RedisParameter::Binary(bytes),
+            }
+        }
+    }
+
+    impl From<RedisResult> for v3::RedisResult {
+        fn from(result: RedisResult) -> Self {
+            match result {
+                RedisResult::Nil => v3::RedisResult::Nil,
+                RedisResult::Status(status) => v3::RedisResult::Status(status),
+                RedisResult::Int64(value) => v3::RedisResult::Int64(value),
+                RedisResult::Binary(bytes) => v3::RedisResult::Binary(bytes),
+            }
+        }
+    }
+
+    /// The guest's connection, cloned out of the instance.
+    fn connection<T: Send>(
+        accessor: &Accessor<T, Spin3>,
+        this: &Resource<OutboundConnection>,
+    ) -> Result<redis::aio::MultiplexedConnection, v3::Error> {
+        accessor.with(|mut access| access.get().redis_connection(this).map_err(Into::into))
+    }
+
+    impl v3::Host for InstanceState {}
+
+    impl v3::HostConnection for InstanceState {
+        fn drop(&mut self, this: Resource<OutboundConnection>) -> wasmtime::Result<()> {
+            self.drop_redis_connection(this)
+        }
+    }
+
+    impl<T: Send> v3::HostConnectionWithStore<T> for Spin3 {
+        async fn open(
+            accessor: &Accessor<T, Self>,
+            address: String,
+        ) -> Result<Resource<OutboundConnection>, v3::Error> {
+            accessor.with(|mut access| access.get().check_redis_open(&address))?;
+            let connection = commands::connect(&address).await?;
+            Ok(accessor.with(|mut access| access.get().keep_redis_connection(connection))?)
+        }
+
+        async fn publish(
+            accessor: &Accessor<T, Self>,
+            this: Resource<OutboundConnection>,
+            channel: String,
+            payload: Vec<u8>,
+        ) -> Result<(), v3::Error> {
+            Ok(commands::publish(connection(accessor, &this)?, channel, payload).await?)
+        }
+
+        async fn get(
+            accessor: &Accessor<T, Self>,
+            this: Resource<OutboundConnection>,
+            key: String,
+        ) -> Result<Option<Vec<u8>>, v3::Error> {
+            Ok(commands::get(connection(accessor, &this)?, key).await?)
+        }
+
+        async fn set(
+            accessor: &Accessor<T, Self>,
+            this: Resource<OutboundConnection>,
+            key: String,
+            value: Vec<u8>,
+        ) -> Result<(), v3::Error> {
+            Ok(commands::set(connection(accessor, &this)?, key, value).await?)
+        }
+
+        async fn incr(
+            accessor: &Accessor<T, Self>,
+            this: Resource<OutboundConnection>,
+            key: String,
+        ) -> Result<i64, v3::Error> {
+            Ok(commands::incr(connection(accessor, &this)?, key).await?)
+        }
+
+        async fn del(
+            accessor: &Accessor<T, Self>,
+            this: Resource<OutboundConnection>,
+            keys: Vec<String>,
+        ) -> Result<u32, v3::Error> {
+            Ok(commands::del(connection(accessor, &this)?, keys).await?)
+        }
+
+        async fn sadd(
+            accessor: &Accessor<T, Self>,
+            this: Resource<OutboundConnection>,
+            key: String,
+            values: Vec<String>,
+        ) -> Result<u32, v3::Error> {
+            Ok(commands::sadd(connection(accessor, &this)?, key, values).await?)
+        }
+
+        async fn smembers(
+            accessor: &Accessor<T, Self>,
+            this: Resource<OutboundConnection>,
+            key: String,
+        ) -> Result<Vec<String>, v3::Error> {
+            Ok(commands::smembers(connection(accessor, &this)?, key).await?)
+        }
+
+        async fn srem(
+            accessor: &Accessor<T, Self>,
+            this: Resource<OutboundConnection>,
+            key: String,
+            values: Vec<String>,
+        ) -> Result<u32, v3::Error> {
+            Ok(commands::srem(connection(accessor, &this)?, key, values).await?)
+        }
+
+        async fn execute(
+            accessor: &Accessor<T, Self>,
+            this: Resource<OutboundConnection>,
+            command: String,
+            arguments: Vec<v3::RedisParameter>,
+        ) -> Result<Vec<v3::RedisResult>, v3::Error> {
+            let arguments = arguments.into_iter().map(Into::into).collect();
+            let results =
+                commands::execute(connection(accessor, &this)?, command, arguments).await?;
+            Ok(results.into_iter().map(Into::into).collect())
+        }
     }
 }
 
