@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{RedisServer, Run, use_packaged_sdk, workspace_root};
+use common::{HostProcess, RedisServer, Run, share_target_dir, use_packaged_sdk, workspace_root};
 
 /// The Spin CLI to test with, if one is found.
 fn spin_cli() -> Option<PathBuf> {
@@ -50,6 +50,35 @@ fn plugin_manifest() -> &'static Path {
         assert!(status.success(), "cargo xtask plugin failed");
         out.join("trigger-timer.json")
     })
+}
+
+/// Spin's own templates (`redis-rust`, `http-rust`, ...): `SPIN_TEMPLATES_DIR` (a directory
+/// holding `templates/`), else the archive shipped beside the repository in
+/// `../shared/tools/spin/`, unpacked once per test process. `None` when neither is at hand.
+fn spins_own_templates() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("SPIN_TEMPLATES_DIR").filter(|dir| !dir.is_empty()) {
+        return Some(PathBuf::from(dir));
+    }
+    static UNPACKED: OnceLock<Option<PathBuf>> = OnceLock::new();
+    UNPACKED
+        .get_or_init(|| {
+            let archive = workspace_root().join("../shared/tools/spin/templates-4.0.2.tar.xz");
+            if !archive.is_file() {
+                return None;
+            }
+            let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("spin-templates-4.0.2");
+            std::fs::create_dir_all(&dir).expect("creating the templates directory");
+            let status = Command::new("tar")
+                .arg("-xJf")
+                .arg(&archive)
+                .arg("-C")
+                .arg(&dir)
+                .status()
+                .expect("running tar");
+            assert!(status.success(), "unpacking {}", archive.display());
+            Some(dir)
+        })
+        .clone()
 }
 
 /// One scenario's Spin: its own data directory, with our plugin and templates installed through
@@ -470,5 +499,66 @@ fn handle_tick() -> anyhow::Result<()> {
             &[("SPIN_VARIABLE_GREETING", "from-env")]
         ),
         "from-cli"
+    );
+}
+
+/// A Spin user's Redis component, made by Spin's own `redis-rust` template (spin-sdk 6, the v3
+/// world with its `async func` export) and built by `spin build`, runs unchanged on
+/// `spin-trigger-host up`.
+#[test]
+fn spins_own_redis_rust_template_runs_unchanged_on_the_host() {
+    let Some(spin) = Spin::install() else { return };
+    let Some(templates) = spins_own_templates() else {
+        let required = std::env::var("SPIN_TRIGGER_REQUIRE_SPIN").is_ok_and(|value| value == "1");
+        assert!(
+            !required,
+            "Spin's templates were not found: set SPIN_TEMPLATES_DIR"
+        );
+        eprintln!(
+            "real-Spin scenario NOT RUN: Spin's own templates not found (set SPIN_TEMPLATES_DIR)"
+        );
+        return;
+    };
+    spin.run(
+        spin.apps.path(),
+        &[
+            "templates",
+            "install",
+            "--dir",
+            &templates.display().to_string(),
+        ],
+    );
+    let server = RedisServer::start();
+    let address = server.url();
+    spin.run(
+        spin.apps.path(),
+        &[
+            "new",
+            "-t",
+            "redis-rust",
+            "spin-sdk-orders",
+            "--accept-defaults",
+            "--value",
+            &format!("redis-address={address}"),
+            "--value",
+            "redis-channel=orders",
+        ],
+    );
+    let project = spin.apps.path().join("spin-sdk-orders");
+    share_target_dir(&project, common::SPIN_SDK_TARGET);
+    spin.run(&project, &["build"]);
+
+    let manifest = project.join("spin.toml").display().to_string();
+    let host = HostProcess::start(&["up", "-f", &manifest], &[]);
+    server.wait_for_subscribers("orders", 1);
+    server.publish("orders", "order from a spin-sdk component");
+    // The component prints each message; give it a moment, then stop the host.
+    std::thread::sleep(Duration::from_millis(500));
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    assert_eq!(
+        run.stdout, "[spin-sdk-orders] order from a spin-sdk component\n",
+        "stderr:\n{}",
+        run.stderr
     );
 }

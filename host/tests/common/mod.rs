@@ -49,6 +49,35 @@ pub fn guests_dir() -> &'static Path {
     })
 }
 
+/// Builds the guests written with Spin's own SDK (`tests/spin-sdk-guests`, a workspace of its
+/// own) once per test process, into [`SPIN_SDK_TARGET`], and returns the path of one by crate
+/// name.
+pub fn spin_sdk_guest(crate_name: &str) -> String {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let root = workspace_root();
+        let status = Command::new(env!("CARGO"))
+            .current_dir(root.join("tests/spin-sdk-guests"))
+            .args([
+                "build",
+                "--locked",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--quiet",
+            ])
+            .arg("--target-dir")
+            .arg(root.join(SPIN_SDK_TARGET))
+            .status()
+            .expect("running cargo to build the spin-sdk guests");
+        assert!(status.success(), "building the spin-sdk guests failed");
+        root.join(SPIN_SDK_TARGET).join("wasm32-wasip2/release")
+    });
+    dir.join(format!("{}.wasm", crate_name.replace('-', "_")))
+        .display()
+        .to_string()
+}
+
 /// The path of a built guest, by crate name.
 pub fn guest(crate_name: &str) -> String {
     guests_dir()
@@ -116,8 +145,7 @@ pub fn packaged_sdk() -> &'static Path {
 }
 
 /// Points a generated project's SDK dependency (by version, as a user's is) at the packaged
-/// crates, and its `target` at one directory all generated projects share, so their common
-/// dependencies are compiled once.
+/// crates, and shares its `target` (see [`share_target_dir`]).
 pub fn use_packaged_sdk(project: &Path) {
     let cargo_toml = project.join("Cargo.toml");
     let mut text = std::fs::read_to_string(&cargo_toml).expect("the project has a Cargo.toml");
@@ -139,7 +167,20 @@ pub fn use_packaged_sdk(project: &Path) {
             .display(),
     ));
     std::fs::write(&cargo_toml, text).expect("writing Cargo.toml");
-    let shared = workspace_root().join("target/generated-projects");
+    share_target_dir(project, GENERATED_PROJECTS_TARGET);
+}
+
+/// Where projects generated from our templates build.
+pub const GENERATED_PROJECTS_TARGET: &str = "target/generated-projects";
+/// Where guests built with Spin's own SDK build: the spin-sdk test guests and projects from
+/// Spin's templates, which share spin-sdk's compiled dependencies.
+pub const SPIN_SDK_TARGET: &str = "target/spin-sdk";
+
+/// Points a generated project's `target` at `shared` (relative to the workspace), a directory
+/// several projects share so their common dependencies are compiled once; the project's
+/// manifest's `source` still finds its `.wasm`.
+pub fn share_target_dir(project: &Path, shared: &str) {
+    let shared = workspace_root().join(shared);
     std::fs::create_dir_all(&shared).expect("creating the shared target directory");
     std::os::unix::fs::symlink(&shared, project.join("target")).expect("linking target/");
 }

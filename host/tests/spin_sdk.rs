@@ -1,0 +1,222 @@
+//! Components built with Spin's own SDK run on the host: spin-sdk 6 and 7 Redis components
+//! export `spin:redis/inbound-redis@3.0.0` (an `async func`) and import Spin's v3 outbound Redis
+//! and variables; a timer component reads a variable through spin-sdk's v3 `variables`. A
+//! component importing what the host lacks is refused at start, by name.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{HostProcess, RedisServer, run_host, spin_sdk_guest, write_app};
+
+/// An app with one spin-sdk Redis component on `requests`, replying on `replies`.
+fn redis_app(
+    server: &RedisServer,
+    guest: &str,
+    allowed: &str,
+    max_in_flight: usize,
+) -> tempfile::TempDir {
+    write_app(&format!(
+        r#"spin_manifest_version = 2
+[application]
+name = "spin-sdk-redis"
+[application.trigger.redis]
+address = "{url}"
+[[trigger.redis]]
+component = "replier"
+channel = "requests"
+max_in_flight = {max_in_flight}
+[component.replier]
+source = "{source}"
+allowed_outbound_hosts = [{allowed}]
+[component.replier.variables]
+redis_address = "{url}"
+reply_channel = "replies"
+"#,
+        url = server.url(),
+        source = spin_sdk_guest(guest),
+    ))
+}
+
+fn start(app: &tempfile::TempDir) -> HostProcess {
+    let manifest = app.path().join("spin.toml").display().to_string();
+    HostProcess::start(&["up", "-f", &manifest], &[])
+}
+
+/// The v3 world end to end: the handler runs, reads its variables, opens an outbound
+/// connection and publishes; a handler error is logged with its message and the next message
+/// is handled.
+fn replies_through_spin_sdk(guest: &str) {
+    let server = RedisServer::start();
+    let mut replies = server.subscribe("replies");
+    let app = redis_app(&server, guest, &format!("\"{}\"", server.url()), 1);
+    let host = start(&app);
+    server.wait_for_subscribers("requests", 1);
+    server.publish("requests", "hello");
+    assert_eq!(replies.next(), "HELLO");
+    server.publish("requests", "fail");
+    server.publish("requests", "next");
+    assert_eq!(replies.next(), "NEXT");
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("asked to fail"),
+        "the handler's error is logged with its message: {}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("component=replier"), "{}", run.stderr);
+}
+
+#[test]
+fn a_spin_sdk_6_redis_component_replies_through_spin_sdk_outbound_redis() {
+    replies_through_spin_sdk("sdk6-redis-reply");
+}
+
+#[test]
+fn a_spin_sdk_7_redis_component_replies_through_spin_sdk_outbound_redis() {
+    replies_through_spin_sdk("sdk7-redis-reply");
+}
+
+/// `max_in_flight > 1` runs several async handlers at once; every message is still handled.
+#[test]
+fn async_handlers_run_several_at_once_and_every_message_is_handled() {
+    let server = RedisServer::start();
+    let mut replies = server.subscribe("replies");
+    let app = redis_app(
+        &server,
+        "sdk6-redis-reply",
+        &format!("\"{}\"", server.url()),
+        4,
+    );
+    let host = start(&app);
+    server.wait_for_subscribers("requests", 1);
+    let mut connection = server.client().get_connection().unwrap();
+    let mut pipeline = redis::pipe();
+    for n in 0..200 {
+        pipeline
+            .cmd("PUBLISH")
+            .arg("requests")
+            .arg(format!("m{n}"))
+            .ignore();
+    }
+    pipeline.query::<()>(&mut connection).unwrap();
+    let mut received: Vec<String> = (0..200).map(|_| replies.next()).collect();
+    received.sort();
+    let mut expected: Vec<String> = (0..200).map(|n| format!("M{n}")).collect();
+    expected.sort();
+    assert_eq!(received, expected);
+    assert!(host.stop().success);
+}
+
+/// The v3 outbound API follows the same `allowed_outbound_hosts` rules as 2.0.0.
+#[test]
+fn v3_outbound_redis_to_a_host_not_allowed_is_refused_and_logged() {
+    let server = RedisServer::start();
+    let mut replies = server.subscribe("replies");
+    let app = redis_app(&server, "sdk6-redis-reply", "", 1);
+    let host = start(&app);
+    server.wait_for_subscribers("requests", 1);
+    server.publish("requests", "hello");
+    assert!(
+        replies.nothing_within(Duration::from_millis(700)),
+        "no reply may get out"
+    );
+    let run = host.stop();
+    assert!(
+        run.stderr.contains("outbound Redis connection refused"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("Redis handler failed")
+            || run.stderr.contains("handler returned an error"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// A timer component (Spin's timer world, plain wit-bindgen) reading a variable through
+/// spin-sdk 6, which imports `spin:variables/variables@3.0.0`.
+#[test]
+fn a_timer_component_reads_a_variable_through_spin_sdk_v3_variables() {
+    let app = write_app(&format!(
+        r#"spin_manifest_version = 2
+[application]
+name = "spin-sdk-timer"
+[variables]
+greeting = {{ default = "hello from v3" }}
+[[trigger.timer]]
+component = "greeter"
+interval_secs = 1
+[component.greeter]
+source = "{}"
+variables = {{ greeting = "{{{{ greeting }}}}" }}
+"#,
+        spin_sdk_guest("sdk6-timer-variable")
+    ));
+    let manifest = app.path().join("spin.toml").display().to_string();
+    let run = run_host(&["up", "--once", "-f", &manifest]);
+    assert!(run.success, "{}", run.stderr);
+    assert_eq!(run.stdout, "[greeter] greeting=hello from v3\n");
+}
+
+/// A component importing an interface the host lacks fails at start, naming the component,
+/// the missing import, and what the host provides.
+#[test]
+fn a_component_importing_key_value_is_refused_naming_the_import() {
+    let server = RedisServer::start();
+    let app = redis_app(&server, "sdk6-key-value", "", 1);
+    let manifest = app.path().join("spin.toml").display().to_string();
+    let run = run_host(&["up", "-f", &manifest]);
+    assert!(!run.success);
+    let error = run
+        .stderr
+        .lines()
+        .find(|line| line.starts_with("Error: "))
+        .unwrap_or_else(|| panic!("an error line: {}", run.stderr));
+    assert!(
+        error.contains(
+            "component `replier` (") && error.contains(
+            "sdk6_key_value.wasm) imports what this host does not provide: spin:key-value/key-value@3.0.0. \
+             This host provides: fermyon:spin/variables@2.0.0, fermyon:spin/redis@2.0.0, \
+             spin:variables/variables@3.0.0, spin:redis/redis@3.0.0, and WASI 0.2 (wasi:cli, \
+             wasi:clocks, wasi:filesystem, wasi:io, wasi:random, wasi:sockets)"
+        ),
+        "{error}"
+    );
+}
+
+/// A component using a WebAssembly feature the engine leaves off (here threads, for a shared
+/// memory) is refused at start, saying which feature, instead of a bare parse error.
+#[test]
+fn a_component_using_a_feature_the_engine_leaves_off_is_refused_naming_it() {
+    let wasm = wat::parse_str("(component (core module (memory 1 1 shared)))")
+        .expect("a valid component text");
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("threads.wasm");
+    std::fs::write(&source, wasm).unwrap();
+    let app = write_app(&format!(
+        r#"spin_manifest_version = 2
+[application]
+name = "threads"
+[[trigger.timer]]
+component = "threads"
+interval_secs = 1
+[component.threads]
+source = "{}"
+"#,
+        source.display()
+    ));
+    let manifest = app.path().join("spin.toml").display().to_string();
+    let run = common::run_host_with_env(&["up", "--once", "--no-cache", "-f", &manifest], &[]);
+    assert!(!run.success);
+    assert!(
+        run.stderr.contains("loading component `threads`")
+            && run
+                .stderr
+                .contains("it uses a WebAssembly feature this host's engine does not enable (")
+            && run.stderr.contains("threads"),
+        "{}",
+        run.stderr
+    );
+}
