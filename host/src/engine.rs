@@ -1,5 +1,7 @@
-//! The wasmtime side: one [`Engine`] per process, each component compiled once (and cached on
-//! disk between runs), an `InstancePre` per component, and a fresh `Store` for every event.
+//! The wasmtime side: one [`Engine`] per process (two wasmtime engines inside: plain, and with
+//! component-model async for the components that need it), each component compiled once (and
+//! cached on disk between runs), an `InstancePre` per component, and a fresh `Store` for every
+//! event.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
@@ -64,30 +66,43 @@ impl WasiView for InstanceState {
     }
 }
 
-/// The process's wasmtime engine and linker.
-pub struct Engine {
-    inner: wasmtime::Engine,
+/// A wasmtime engine and the linker holding the host APIs for it.
+struct Flavor {
+    engine: wasmtime::Engine,
     linker: Linker<InstanceState>,
+}
+
+/// The process's wasmtime engines and linkers.
+///
+/// Two flavors: `plain` runs the components that need nothing of component-model async (our
+/// SDK's, Spin's timer example, spin-sdk 5 and earlier); `concurrent` runs the ones that do
+/// (spin-sdk 6 and later: `async func` exports and imports). Turning concurrency support on for
+/// an engine makes every call into it a component-model task, about 1.3–1.5× the cost of a plain
+/// call (see the README's benchmark), so a component gets it only when it needs it.
+pub struct Engine {
+    plain: Flavor,
+    concurrent: Flavor,
     options: EngineOptions,
     /// Compiled components by content hash, so the same `.wasm` used by two components is
-    /// compiled once.
+    /// compiled once. Each knows its engine.
     compiled: Mutex<HashMap<String, Component>>,
     stop_epoch_ticker: Arc<AtomicBool>,
 }
 
-impl Engine {
-    pub fn new(options: EngineOptions) -> anyhow::Result<Self> {
+impl Flavor {
+    fn new(concurrent: bool) -> anyhow::Result<Self> {
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true);
         // Spin's v3 worlds (spin-sdk 6 and later) use component-model async: `async func`
         // exports and imports, and the `waitable` / `task` built-ins that come with them.
-        config.wasm_component_model_async(true);
+        config.wasm_component_model_async(concurrent);
+        config.concurrency_support(concurrent);
         config.epoch_interruption(true);
-        let inner = wasmtime::Engine::new(&config)
+        let engine = wasmtime::Engine::new(&config)
             .map_err(anyhow::Error::from)
             .context("configuring wasmtime")?;
 
-        let mut linker = Linker::new(&inner);
+        let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(anyhow::Error::from)
             .context("linking WASI p2")?;
@@ -97,33 +112,72 @@ impl Engine {
         )
         .map_err(anyhow::Error::from)
         .context("linking the host APIs")?;
-        crate::host_api::spin3_bindings::Spin3Imports::add_to_linker::<_, crate::host_api::Spin3>(
-            &mut linker,
-            |state| state,
-        )
-        .map_err(anyhow::Error::from)
-        .context("linking Spin's v3 host APIs")?;
+        if concurrent {
+            // `async func` imports: only an engine with concurrency support can host them.
+            crate::host_api::spin3_bindings::Spin3Imports::add_to_linker::<
+                _,
+                crate::host_api::Spin3,
+            >(&mut linker, |state| state)
+            .map_err(anyhow::Error::from)
+            .context("linking Spin's v3 host APIs")?;
+        }
+        Ok(Flavor { engine, linker })
+    }
+
+    /// Where a component compiled for this engine is cached on disk: the component's bytes
+    /// plus everything about this engine that affects the compiled code.
+    fn cache_key(&self, bytes: &[u8]) -> String {
+        let mut engine_hasher = std::hash::DefaultHasher::new();
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut engine_hasher);
+        let mut digest = Sha256::new();
+        digest.update(engine_hasher.finish().to_le_bytes());
+        digest.update(bytes);
+        hex(&digest.finalize())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+impl Engine {
+    pub fn new(options: EngineOptions) -> anyhow::Result<Self> {
+        let plain = Flavor::new(false)?;
+        let concurrent = Flavor::new(true)?;
 
         let stop_epoch_ticker = Arc::new(AtomicBool::new(false));
-        let ticker_engine = inner.clone();
+        let ticker_engines = [plain.engine.clone(), concurrent.engine.clone()];
         let stop = stop_epoch_ticker.clone();
         std::thread::Builder::new()
             .name("epoch-ticker".into())
             .spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(EPOCH_PERIOD);
-                    ticker_engine.increment_epoch();
+                    for engine in &ticker_engines {
+                        engine.increment_epoch();
+                    }
                 }
             })
             .context("starting the epoch ticker thread")?;
 
         Ok(Engine {
-            inner,
-            linker,
+            plain,
+            concurrent,
             options,
             compiled: Mutex::new(HashMap::new()),
             stop_epoch_ticker,
         })
+    }
+
+    /// The flavor a compiled component belongs to.
+    fn flavor_of(&self, compiled: &Component) -> &Flavor {
+        if wasmtime::Engine::same(compiled.engine(), &self.plain.engine) {
+            &self.plain
+        } else {
+            &self.concurrent
+        }
     }
 
     /// Compiles (or loads from cache) a component and links it, ready to instantiate per event.
@@ -137,12 +191,17 @@ impl Engine {
             .load(&component.source)
             .with_context(|| format!("loading component `{}`", component.id))?;
         let pre = self
+            .flavor_of(&compiled)
             .linker
             .instantiate_pre(&compiled)
             .map_err(|error| self.link_error(component, &compiled, error))?;
+        let concurrent = !wasmtime::Engine::same(compiled.engine(), &self.plain.engine);
+        tracing::debug!(component = %component.id, concurrent, "prepared component");
         Ok(PreparedComponent {
             id: component.id.as_str().into(),
-            export_names: export_names(&self.inner, &compiled),
+            export_names: export_names(&compiled),
+            engine: compiled.engine().clone(),
+            concurrent,
             pre,
             variables: Arc::new(variables),
             allowed_hosts: Arc::new(allowed_hosts),
@@ -162,7 +221,7 @@ impl Engine {
     ) -> anyhow::Error {
         let missing: Vec<String> = compiled
             .component_type()
-            .imports(&self.inner)
+            .imports(compiled.engine())
             .map(|(name, _)| name.to_owned())
             .filter(|name| !crate::host_api::provides(name))
             .collect();
@@ -216,7 +275,7 @@ impl Engine {
                 .instances(16)
                 .build(),
         };
-        let mut store = Store::new(&self.inner, state);
+        let mut store = Store::new(&component.engine, state);
         store.limiter(|state| &mut state.limits);
         store.epoch_deadline_async_yield_and_update(1);
         Ok(store)
@@ -224,7 +283,7 @@ impl Engine {
 
     fn load(&self, path: &Path) -> anyhow::Result<Component> {
         let bytes = std::fs::read(path).with_context(|| missing_source_message(path))?;
-        let key = self.cache_key(&bytes);
+        let key = hex(&Sha256::digest(&bytes));
         let mut compiled = self
             .compiled
             .lock()
@@ -232,21 +291,28 @@ impl Engine {
         if let Some(component) = compiled.get(&key) {
             return Ok(component.clone());
         }
-        let component = self.load_uncached(&bytes, &key, path)?;
+        let component = self.load_uncached(&bytes, path)?;
         compiled.insert(key, component.clone());
         Ok(component)
     }
 
-    fn load_uncached(&self, bytes: &[u8], key: &str, path: &Path) -> anyhow::Result<Component> {
-        let cached_file = self
-            .options
-            .cache_dir
-            .as_ref()
-            .map(|dir| dir.join(format!("{key}.cwasm")));
-        if let Some(file) = cached_file.as_ref().filter(|file| file.exists()) {
+    /// From the disk cache of either flavor, else compiled: for the plain engine when it
+    /// validates there, else for the concurrent one.
+    fn load_uncached(&self, bytes: &[u8], path: &Path) -> anyhow::Result<Component> {
+        let flavors = [&self.plain, &self.concurrent];
+        let cached_files = flavors.map(|flavor| {
+            self.options
+                .cache_dir
+                .as_ref()
+                .map(|dir| dir.join(format!("{}.cwasm", flavor.cache_key(bytes))))
+        });
+        for (flavor, file) in flavors.iter().zip(&cached_files) {
+            let Some(file) = file.as_ref().filter(|file| file.exists()) else {
+                continue;
+            };
             // SAFETY: the file is one this host serialized into its own cache directory, under a
             // key that covers both the component's bytes and this engine's configuration.
-            match unsafe { Component::deserialize_file(&self.inner, file) } {
+            match unsafe { Component::deserialize_file(&flavor.engine, file) } {
                 Ok(component) => {
                     tracing::debug!(path = %path.display(), "loaded compiled component from cache");
                     return Ok(component);
@@ -257,33 +323,24 @@ impl Engine {
             }
         }
         let started = std::time::Instant::now();
-        let component = Component::new(&self.inner, bytes)
-            .map_err(|error| feature_error(anyhow::Error::from(error)))
-            .with_context(|| format!("compiling {}", path.display()))?;
+        let (component, cached_file) = match Component::new(&self.plain.engine, bytes) {
+            Ok(component) => (component, &cached_files[0]),
+            // Not valid without component-model async (or not valid at all: then the concurrent
+            // engine's error, the more permissive engine's, is the one to report).
+            Err(_) => {
+                let component = Component::new(&self.concurrent.engine, bytes)
+                    .map_err(|error| feature_error(anyhow::Error::from(error)))
+                    .with_context(|| format!("compiling {}", path.display()))?;
+                (component, &cached_files[1])
+            }
+        };
         tracing::debug!(path = %path.display(), elapsed = ?started.elapsed(), "compiled component");
         if let Some(file) = cached_file
-            && let Err(error) = write_cache_entry(&component, &file)
+            && let Err(error) = write_cache_entry(&component, file)
         {
             tracing::warn!(file = %file.display(), "could not cache compiled component: {}", crate::errors::one_line(&error));
         }
         Ok(component)
-    }
-
-    /// Content hash of the component plus everything about this engine that affects the
-    /// compiled code.
-    fn cache_key(&self, bytes: &[u8]) -> String {
-        let mut engine_hasher = std::hash::DefaultHasher::new();
-        self.inner
-            .precompile_compatibility_hash()
-            .hash(&mut engine_hasher);
-        let mut digest = Sha256::new();
-        digest.update(engine_hasher.finish().to_le_bytes());
-        digest.update(bytes);
-        digest
-            .finalize()
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect()
     }
 }
 
@@ -356,10 +413,10 @@ fn write_cache_entry(component: &Component, file: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn export_names(engine: &wasmtime::Engine, component: &Component) -> Vec<String> {
+fn export_names(component: &Component) -> Vec<String> {
     component
         .component_type()
-        .exports(engine)
+        .exports(component.engine())
         .map(|(name, _)| name.to_owned())
         .collect()
 }
@@ -373,6 +430,12 @@ pub struct AcceptedWorld<W> {
 }
 
 impl PreparedComponent {
+    /// Whether the component runs on the engine with component-model async, which only
+    /// components that use it (`async func` exports or imports) need.
+    pub fn is_concurrent(&self) -> bool {
+        self.concurrent
+    }
+
     /// Picks the first of `worlds` whose export the component has; none is an error naming the
     /// component, what it exports, and what a `kind` component must export.
     pub fn select_world<W: Copy>(
@@ -403,6 +466,10 @@ pub struct PreparedComponent {
     /// The component's top-level export names, which tell which world it targets.
     pub export_names: Vec<String>,
     pub pre: InstancePre<InstanceState>,
+    /// The engine it was compiled for; its stores belong to the same one.
+    engine: wasmtime::Engine,
+    /// Whether that is the engine with component-model async.
+    concurrent: bool,
     variables: Arc<BTreeMap<String, String>>,
     allowed_hosts: Arc<AllowedHosts>,
     environment: BTreeMap<String, String>,

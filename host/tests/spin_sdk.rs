@@ -220,3 +220,39 @@ source = "{}"
         run.stderr
     );
 }
+
+/// Only components that use component-model async run on the engine that has it: every call
+/// into that engine costs more (see the README's benchmark), so the others keep the plain one.
+#[test]
+fn only_components_using_component_model_async_get_the_concurrent_engine() {
+    use spin_trigger_host::allowed_hosts::AllowedHosts;
+    use spin_trigger_host::app::Component;
+    use spin_trigger_host::engine::{Engine, EngineOptions};
+
+    let engine = Engine::new(EngineOptions {
+        cache_dir: None,
+        ..EngineOptions::default()
+    })
+    .unwrap();
+    let concurrent = |source: String| {
+        let component = Component {
+            id: "probe".into(),
+            source: source.into(),
+            variables: Default::default(),
+            environment: Default::default(),
+            allowed_outbound_hosts: Vec::new(),
+            files: Vec::new(),
+            exclude_files: Vec::new(),
+            build: None,
+        };
+        engine
+            .prepare(&component, Default::default(), AllowedHosts::default())
+            .unwrap()
+            .is_concurrent()
+    };
+    assert!(concurrent(spin_sdk_guest("sdk6-redis-reply")));
+    assert!(concurrent(spin_sdk_guest("sdk6-timer-variable")));
+    assert!(!concurrent(common::guest("redis-echo")));
+    assert!(!concurrent(common::guest("timer-hello-raw-bindgen")));
+    assert!(!concurrent(common::guest("redis-message-guest")));
+}
