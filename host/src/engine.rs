@@ -171,15 +171,6 @@ impl Engine {
         })
     }
 
-    /// The flavor a compiled component belongs to.
-    fn flavor_of(&self, compiled: &Component) -> &Flavor {
-        if wasmtime::Engine::same(compiled.engine(), &self.plain.engine) {
-            &self.plain
-        } else {
-            &self.concurrent
-        }
-    }
-
     /// Compiles (or loads from cache) a component and links it, ready to instantiate per event.
     pub fn prepare(
         &self,
@@ -190,12 +181,17 @@ impl Engine {
         let compiled = self
             .load(&component.source)
             .with_context(|| format!("loading component `{}`", component.id))?;
-        let pre = self
-            .flavor_of(&compiled)
+        // The component was compiled for one flavor's engine; its linker is that flavor's too.
+        let concurrent = !wasmtime::Engine::same(compiled.engine(), &self.plain.engine);
+        let flavor = if concurrent {
+            &self.concurrent
+        } else {
+            &self.plain
+        };
+        let pre = flavor
             .linker
             .instantiate_pre(&compiled)
             .map_err(|error| self.link_error(component, &compiled, error))?;
-        let concurrent = !wasmtime::Engine::same(compiled.engine(), &self.plain.engine);
         tracing::debug!(component = %component.id, concurrent, "prepared component");
         Ok(PreparedComponent {
             id: component.id.as_str().into(),
