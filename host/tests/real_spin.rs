@@ -17,21 +17,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{HostProcess, RedisServer, Run, share_target_dir, use_packaged_sdk, workspace_root};
-
-/// The Spin CLI to test with, if one is found.
-fn spin_cli() -> Option<PathBuf> {
-    if let Some(bin) = std::env::var_os("SPIN_BIN").filter(|bin| !bin.is_empty()) {
-        let bin = PathBuf::from(bin);
-        assert!(bin.is_file(), "SPIN_BIN={} is not a file", bin.display());
-        return Some(bin);
-    }
-    std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join("spin"))
-            .find(|candidate| candidate.is_file())
-    })
-}
+use common::{
+    HostProcess, RedisServer, Run, share_target_dir, spin_cli, spins_own_templates,
+    use_packaged_sdk, workspace_root,
+};
 
 /// The plugin as `cargo xtask plugin` packages it, wrapping the host binary under test; built
 /// once per test process.
@@ -50,35 +39,6 @@ fn plugin_manifest() -> &'static Path {
         assert!(status.success(), "cargo xtask plugin failed");
         out.join("trigger-timer.json")
     })
-}
-
-/// Spin's own templates (`redis-rust`, `http-rust`, ...): `SPIN_TEMPLATES_DIR` (a directory
-/// holding `templates/`), else the archive shipped beside the repository in
-/// `../shared/tools/spin/`, unpacked once per test process. `None` when neither is at hand.
-fn spins_own_templates() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("SPIN_TEMPLATES_DIR").filter(|dir| !dir.is_empty()) {
-        return Some(PathBuf::from(dir));
-    }
-    static UNPACKED: OnceLock<Option<PathBuf>> = OnceLock::new();
-    UNPACKED
-        .get_or_init(|| {
-            let archive = workspace_root().join("../shared/tools/spin/templates-4.0.2.tar.xz");
-            if !archive.is_file() {
-                return None;
-            }
-            let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("spin-templates-4.0.2");
-            std::fs::create_dir_all(&dir).expect("creating the templates directory");
-            let status = Command::new("tar")
-                .arg("-xJf")
-                .arg(&archive)
-                .arg("-C")
-                .arg(&dir)
-                .status()
-                .expect("running tar");
-            assert!(status.success(), "unpacking {}", archive.display());
-            Some(dir)
-        })
-        .clone()
 }
 
 /// One scenario's Spin: its own data directory, with our plugin and templates installed through

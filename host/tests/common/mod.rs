@@ -15,6 +15,7 @@ const GUESTS: &[&str] = &[
     "redis-message-guest",
     "probe-guest",
     "noop-guest",
+    "redis-print-guest",
     "timer-hello-greeter",
     "timer-hello-counter",
     "timer-hello-raw-bindgen",
@@ -527,4 +528,73 @@ impl Subscriber {
             .expect("setting a read timeout");
         received.is_err()
     }
+}
+
+/// The Spin CLI to test with, if one is found: `SPIN_BIN`, else `spin` on `PATH`.
+pub fn spin_cli() -> Option<PathBuf> {
+    if let Some(bin) = std::env::var_os("SPIN_BIN").filter(|bin| !bin.is_empty()) {
+        let bin = PathBuf::from(bin);
+        assert!(bin.is_file(), "SPIN_BIN={} is not a file", bin.display());
+        return Some(bin);
+    }
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("spin"))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
+/// [`spin_cli`], else the Spin CLI shipped beside the repository (`../shared/tools/spin/`),
+/// unpacked into `target/spin-cli/` once.
+pub fn spin_cli_or_shipped() -> Option<PathBuf> {
+    spin_cli().or_else(|| {
+        let archive = workspace_root().join("../shared/tools/spin/spin-4.0.2-linux-amd64.xz");
+        if !archive.is_file() {
+            return None;
+        }
+        let bin = workspace_root().join("target/spin-cli/spin");
+        if !bin.is_file() {
+            std::fs::create_dir_all(bin.parent()?).ok()?;
+            let unpacked = Command::new("sh")
+                .arg("-c")
+                .arg("xz -dc \"$0\" > \"$1\" && chmod +x \"$1\"")
+                .arg(&archive)
+                .arg(&bin)
+                .status()
+                .ok()?;
+            if !unpacked.success() {
+                return None;
+            }
+        }
+        Some(bin)
+    })
+}
+
+/// Spin's own templates (`redis-rust`, `http-rust`, ...): `SPIN_TEMPLATES_DIR` (a directory
+/// holding `templates/`), else the archive shipped beside the repository in
+/// `../shared/tools/spin/`, unpacked once per test process. `None` when neither is at hand.
+pub fn spins_own_templates() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("SPIN_TEMPLATES_DIR").filter(|dir| !dir.is_empty()) {
+        return Some(PathBuf::from(dir));
+    }
+    static UNPACKED: OnceLock<Option<PathBuf>> = OnceLock::new();
+    UNPACKED
+        .get_or_init(|| {
+            let archive = workspace_root().join("../shared/tools/spin/templates-4.0.2.tar.xz");
+            if !archive.is_file() {
+                return None;
+            }
+            let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("spin-templates-4.0.2");
+            std::fs::create_dir_all(&dir).expect("creating the templates directory");
+            let status = Command::new("tar")
+                .arg("-xJf")
+                .arg(&archive)
+                .arg("-C")
+                .arg(&dir)
+                .status()
+                .expect("running tar");
+            assert!(status.success(), "unpacking {}", archive.display());
+            Some(dir)
+        })
+        .clone()
 }

@@ -1,0 +1,92 @@
+//! Dispatch: one message through the host's own code path (`RedisComponent::handle`: a fresh
+//! store, instantiate, call, drop) against the bare baseline, the same component, in one
+//! process, in alternating rounds so both see the same machine.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use spin_trigger_host::allowed_hosts::AllowedHosts;
+use spin_trigger_host::app::Component;
+use spin_trigger_host::engine::{Engine, EngineOptions};
+use spin_trigger_host::redis_trigger::{Message, RedisComponent};
+
+use crate::bare::Bare;
+
+const ROUNDS: usize = 10;
+
+/// Latencies of one path, sorted.
+pub struct Latencies(Vec<Duration>);
+
+impl Latencies {
+    pub fn percentile(&self, fraction: f64) -> Duration {
+        self.0[((self.0.len() - 1) as f64 * fraction).round() as usize]
+    }
+}
+
+pub struct Figures {
+    pub host: Latencies,
+    pub bare: Latencies,
+}
+
+pub fn run(wasm: &Path, calls: usize) -> anyhow::Result<Figures> {
+    let engine = Engine::new(EngineOptions {
+        cache_dir: None,
+        ..Default::default()
+    })?;
+    let component = Component {
+        id: "print".into(),
+        source: wasm.to_path_buf(),
+        variables: BTreeMap::new(),
+        environment: BTreeMap::new(),
+        allowed_outbound_hosts: Vec::new(),
+        files: Vec::new(),
+        exclude_files: Vec::new(),
+        build: None,
+    };
+    let host = RedisComponent::new(Arc::new(engine.prepare(
+        &component,
+        BTreeMap::new(),
+        AllowedHosts::default(),
+    )?))?;
+    let bare = Bare::new(wasm)?;
+    // An empty payload: the guest prints nothing, so this is the dispatch alone.
+    let message = Message {
+        channel: "bench".into(),
+        payload: Vec::new(),
+        pattern: None,
+    };
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        // Warm-up: fill the allocator's pools and the caches.
+        for _ in 0..(calls / 10).max(10) {
+            host.handle(&engine, &message).await?;
+            bare.handle(&message.payload).await?;
+        }
+        let per_round = calls.div_ceil(ROUNDS);
+        let mut host_samples = Vec::with_capacity(per_round * ROUNDS);
+        let mut bare_samples = Vec::with_capacity(per_round * ROUNDS);
+        for _ in 0..ROUNDS {
+            for _ in 0..per_round {
+                let started = Instant::now();
+                host.handle(&engine, &message).await?;
+                host_samples.push(started.elapsed());
+            }
+            for _ in 0..per_round {
+                let started = Instant::now();
+                bare.handle(&message.payload).await?;
+                bare_samples.push(started.elapsed());
+            }
+        }
+        host_samples.sort();
+        bare_samples.sort();
+        Ok(Figures {
+            host: Latencies(host_samples),
+            bare: Latencies(bare_samples),
+        })
+    })
+}

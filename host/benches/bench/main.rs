@@ -1,0 +1,263 @@
+//! The host's benchmark. Run it with `cargo xtask bench` (a release build); `-- --quick` runs
+//! small counts, to check that every figure is produced (CI does, with a dev build).
+//!
+//! In one run, side by side on the same machine, it prints markdown tables of:
+//! - dispatch: one message through the host's own code path against a bare-wasmtime baseline;
+//! - Redis end to end: messages published pipelined, to the last handler's return, for the host
+//!   (`max_in_flight` 1 and the number of cores), the bare floor, a subscriber that does nothing
+//!   (the ceiling) and, when a Spin CLI is found, Spin's own Redis trigger under `spin up`;
+//! - start: process start to the first tick handled, compiled-component cache cold and warm;
+//! - peak RSS with one component and with an app of 100 timer components;
+//! - release `.wasm` size of each template's generated project, and of Spin's `redis-rust`.
+//!
+//! It asserts nothing about speed: figures from a shared machine are compared as ratios.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+mod bare;
+mod dispatch;
+mod process;
+mod redis_e2e;
+mod sizes;
+mod timers;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::RedisServer;
+
+/// How much to measure.
+struct Counts {
+    dispatch_calls: usize,
+    messages: usize,
+    starts: usize,
+    timer_components: usize,
+}
+
+const FULL: Counts = Counts {
+    dispatch_calls: 20_000,
+    messages: 100_000,
+    starts: 5,
+    timer_components: 100,
+};
+
+const QUICK: Counts = Counts {
+    dispatch_calls: 200,
+    messages: 1_000,
+    starts: 1,
+    timer_components: 100,
+};
+
+fn main() -> anyhow::Result<()> {
+    // `cargo bench` passes `--bench`; `cargo test --bench` passes nothing of its own.
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|arg| arg == "--quick");
+    // `--only <section>` (dispatch, redis, start, memory, sizes): one section, while working on it.
+    let only = args
+        .iter()
+        .position(|arg| arg == "--only")
+        .and_then(|index| args.get(index + 1));
+    let wanted = |section: &str| only.is_none_or(|only| only == section);
+    let counts = if quick { QUICK } else { FULL };
+    let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+    let spin = common::spin_cli_or_shipped();
+
+    println!(
+        "# spin-trigger-host benchmark{}\n\nMachine: {cores} cores, {} GiB; host built with the `{}` profile.\n",
+        if quick { " (quick: small counts)" } else { "" },
+        memory_gib().map_or("?".into(), |gib| gib.to_string()),
+        if cfg!(debug_assertions) {
+            "dev"
+        } else {
+            "release"
+        },
+    );
+    let guests = common::guests_dir();
+    let print_guest = guests.join("redis_print_guest.wasm");
+    let probe_guest = guests.join("probe_guest.wasm");
+
+    if wanted("dispatch") {
+        dispatch_section(&print_guest, &counts)?;
+    }
+    let mut one_component_rss = None;
+    if wanted("redis") {
+        one_component_rss = redis_section(&print_guest, &counts, cores, spin.as_deref())?;
+    }
+    if wanted("start") {
+        start_section(&probe_guest, &counts)?;
+    }
+    if wanted("memory") {
+        memory_section(&probe_guest, &counts, one_component_rss)?;
+    }
+    if wanted("sizes") {
+        sizes_section(spin.as_deref())?;
+    }
+    Ok(())
+}
+
+fn dispatch_section(print_guest: &Path, counts: &Counts) -> anyhow::Result<()> {
+    let dispatch = dispatch::run(print_guest, counts.dispatch_calls)?;
+    let ratio = |host: Duration, bare: Duration| host.as_secs_f64() / bare.as_secs_f64();
+    println!(
+        "## Dispatch: fresh store + instantiate + call + drop, {} calls each\n",
+        counts.dispatch_calls
+    );
+    println!("| path | p50 | p99 | p50 ratio | p99 ratio |\n| --- | --- | --- | --- | --- |");
+    for (name, latencies) in [
+        ("host (`RedisComponent::handle`)", &dispatch.host),
+        (
+            "bare wasmtime (`InstancePre`, pooling, minimal WASI)",
+            &dispatch.bare,
+        ),
+    ] {
+        println!(
+            "| {name} | {:.1?} | {:.1?} | {:.2}× | {:.2}× |",
+            latencies.percentile(0.5),
+            latencies.percentile(0.99),
+            ratio(latencies.percentile(0.5), dispatch.bare.percentile(0.5)),
+            ratio(latencies.percentile(0.99), dispatch.bare.percentile(0.99)),
+        );
+    }
+
+    Ok(())
+}
+
+/// Returns the host's peak RSS with `max_in_flight = 1`.
+fn redis_section(
+    print_guest: &Path,
+    counts: &Counts,
+    cores: usize,
+    spin: Option<&Path>,
+) -> anyhow::Result<Option<u64>> {
+    let server = RedisServer::start();
+    let messages = counts.messages;
+    let bare = bare::Bare::new(print_guest)?;
+    let mut runs: Vec<(String, redis_e2e::Run)> = vec![
+        (
+            "ceiling: a subscriber that does nothing".into(),
+            redis_e2e::ceiling(&server, messages)?,
+        ),
+        (
+            "bare floor: a subscriber dispatching with the bare baseline, one at a time".into(),
+            redis_e2e::bare_floor(&server, messages, &bare)?,
+        ),
+    ];
+    let mut in_flight = vec![1, cores];
+    in_flight.dedup();
+    for max_in_flight in in_flight {
+        runs.push((
+            format!("`spin-trigger-host up`, `max_in_flight = {max_in_flight}`"),
+            redis_e2e::host(&server, messages, print_guest, max_in_flight)?,
+        ));
+    }
+    let spin_rate = match spin {
+        Some(spin) => {
+            let run = redis_e2e::spin(&server, messages, print_guest, spin)?;
+            let rate = run.rate(messages);
+            runs.push((
+                format!("`spin up` ({}), built-in Redis trigger", spin_version(spin)),
+                run,
+            ));
+            Some(rate)
+        }
+        None => None,
+    };
+    let floor_rate = runs[1].1.rate(messages);
+    println!(
+        "\n## Redis end to end: {messages} messages published pipelined, to the last handler's return\n"
+    );
+    println!(
+        "| subscriber | msgs/s | × Spin | × bare floor | peak RSS |\n| --- | --- | --- | --- | --- |"
+    );
+    for (name, run) in &runs {
+        let rate = run.rate(messages);
+        println!(
+            "| {name} | {:.1}k | {} | {:.2}× | {} |",
+            rate / 1000.0,
+            spin_rate.map_or("—".into(), |spin| format!("{:.2}×", rate / spin)),
+            rate / floor_rate,
+            run.peak_rss_kib.map_or("—".into(), mib),
+        );
+    }
+    if spin.is_none() {
+        println!("\nSpin: NOT MEASURED — no Spin CLI found (set SPIN_BIN, or put `spin` on PATH).");
+    }
+    Ok(runs
+        .iter()
+        .find(|(name, _)| name.contains("max_in_flight = 1"))
+        .and_then(|(_, run)| run.peak_rss_kib))
+}
+
+fn start_section(probe_guest: &Path, counts: &Counts) -> anyhow::Result<()> {
+    let start = timers::start(probe_guest, counts.starts)?;
+    println!(
+        "\n## Start: process start to the first tick handled, median of {}\n",
+        counts.starts
+    );
+    println!("| compiled-component cache | time |\n| --- | --- |");
+    println!("| cold (compiles the component) | {:.1?} |", start.cold);
+    println!("| warm | {:.1?} |", start.warm);
+    Ok(())
+}
+
+fn memory_section(
+    probe_guest: &Path,
+    counts: &Counts,
+    one_component: Option<u64>,
+) -> anyhow::Result<()> {
+    let timers_rss = timers::peak_rss_kib(probe_guest, counts.timer_components)?;
+    println!("\n## Peak RSS of `spin-trigger-host up`\n");
+    println!("| app | peak RSS |\n| --- | --- |");
+    println!(
+        "| 1 Redis component, after the end-to-end run | {} |",
+        one_component.map_or("— (run with the redis section)".into(), mib)
+    );
+    println!(
+        "| {} timer components, after two ticks each | {} |",
+        counts.timer_components,
+        mib(timers_rss)
+    );
+    Ok(())
+}
+
+fn sizes_section(spin: Option<&Path>) -> anyhow::Result<()> {
+    println!("\n## Release `.wasm` size of a template's new project\n");
+    println!("| template | size |\n| --- | --- |");
+    for (template, bytes) in sizes::ours()? {
+        println!("| {template} (ours) | {} |", kb(bytes));
+    }
+    match spin {
+        Some(spin) => match sizes::spins_redis_rust(spin)? {
+            Some(bytes) => println!("| redis-rust (Spin's) | {} |", kb(bytes)),
+            None => println!("| redis-rust (Spin's) | NOT MEASURED — Spin's templates not found |"),
+        },
+        None => println!("| redis-rust (Spin's) | NOT MEASURED — no Spin CLI |"),
+    }
+    Ok(())
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+fn kb(bytes: u64) -> String {
+    format!("{:.1} KB", bytes as f64 / 1000.0)
+}
+
+fn memory_gib() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|line| line.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some((kib + (1 << 19)) >> 20)
+}
+
+fn spin_version(spin: &Path) -> String {
+    std::process::Command::new(spin)
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        .filter(|version| !version.is_empty())
+        .unwrap_or_else(|| "Spin".into())
+}

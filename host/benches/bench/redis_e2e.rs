@@ -1,0 +1,198 @@
+//! Redis end to end: messages published pipelined on one channel, timed from the first publish
+//! to the last handler's return (its printed line, or the last message handled in process).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures_util::StreamExt;
+
+use crate::bare::Bare;
+use crate::common::RedisServer;
+use crate::process::{self, Watched};
+
+const CHANNEL: &str = "bench";
+/// Every payload starts with this, and the guest prints its payload: a line holding it is one
+/// message handled.
+const MARKER: &str = "payload#";
+const PIPELINE: usize = 1000;
+
+/// One subscriber's run.
+pub struct Run {
+    pub elapsed: Duration,
+    /// Peak resident memory of the subscribing process, for those run as a process.
+    pub peak_rss_kib: Option<u64>,
+}
+
+impl Run {
+    pub fn rate(&self, messages: usize) -> f64 {
+        messages as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Publishes `messages` payloads, `PIPELINE` per round trip; returns when publishing started.
+fn publish_all(url: &str, messages: usize) -> anyhow::Result<Instant> {
+    let client = redis::Client::open(url)?;
+    let mut connection = client.get_connection().context("publisher connecting")?;
+    let started = Instant::now();
+    for first in (0..messages).step_by(PIPELINE) {
+        let mut pipe = redis::pipe();
+        for index in first..(first + PIPELINE).min(messages) {
+            pipe.cmd("PUBLISH")
+                .arg(CHANNEL)
+                .arg(format!("{MARKER}{index}"))
+                .ignore();
+        }
+        pipe.query::<()>(&mut connection).context("publishing")?;
+    }
+    Ok(started)
+}
+
+fn wait_for_subscriber(server: &RedisServer, within: Duration) -> anyhow::Result<()> {
+    let mut connection = server.client().get_connection()?;
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        let (_, subscribers): (String, i64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(CHANNEL)
+            .query(&mut connection)?;
+        if subscribers > 0 {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bail!("nothing subscribed to `{CHANNEL}` within {within:?}")
+}
+
+/// How long to wait for a run before calling it failed.
+fn patience(messages: usize) -> Duration {
+    Duration::from_secs(60) + Duration::from_millis(messages as u64)
+}
+
+/// An in-process subscriber (one connection, one message at a time) that runs `handle` on each
+/// payload.
+fn in_process(
+    server: &RedisServer,
+    messages: usize,
+    mut handle: impl AsyncFnMut(&[u8]) -> anyhow::Result<()>,
+) -> anyhow::Result<Run> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut pubsub = server.client().get_async_pubsub().await?;
+        pubsub.subscribe(CHANNEL).await?;
+        let url = server.url();
+        let publisher = std::thread::spawn(move || publish_all(&url, messages));
+        let mut stream = pubsub.on_message();
+        for _ in 0..messages {
+            let message = tokio::time::timeout(patience(messages), stream.next())
+                .await
+                .context("waiting for a message")?
+                .context("the subscription ended")?;
+            handle(message.get_payload_bytes()).await?;
+        }
+        let ended = Instant::now();
+        let started = publisher
+            .join()
+            .map_err(|_| anyhow::anyhow!("the publisher panicked"))??;
+        Ok(Run {
+            elapsed: ended - started,
+            peak_rss_kib: None,
+        })
+    })
+}
+
+/// The ceiling: a subscriber that does nothing with a message.
+pub fn ceiling(server: &RedisServer, messages: usize) -> anyhow::Result<Run> {
+    in_process(server, messages, async |_| Ok(()))
+}
+
+/// The bare floor: a subscriber dispatching each message with the bare baseline, one at a time.
+pub fn bare_floor(server: &RedisServer, messages: usize, bare: &Bare) -> anyhow::Result<Run> {
+    in_process(server, messages, async |payload| bare.handle(payload).await)
+}
+
+/// An app with one Redis trigger on the bench channel; `extra` goes into the trigger's table.
+fn write_app(dir: &Path, server: &RedisServer, wasm: &Path, extra: &str) -> anyhow::Result<()> {
+    let manifest = format!(
+        r#"spin_manifest_version = 2
+
+[application]
+name = "bench"
+
+[application.trigger.redis]
+address = "{address}"
+
+[[trigger.redis]]
+channel = "{CHANNEL}"
+component = "print"
+{extra}
+
+[component.print]
+source = "{wasm}"
+"#,
+        address = server.url(),
+        wasm = wasm.display(),
+    );
+    std::fs::write(dir.join("spin.toml"), manifest).context("writing spin.toml")
+}
+
+/// Runs a subscribing program until it has printed a line per message.
+fn watched_run(mut program: Watched, server: &RedisServer, messages: usize) -> anyhow::Result<Run> {
+    wait_for_subscriber(server, Duration::from_secs(120))?;
+    let url = server.url();
+    let publisher = std::thread::spawn(move || publish_all(&url, messages));
+    let last = program.wait_marked(messages, patience(messages))?;
+    let started = publisher
+        .join()
+        .map_err(|_| anyhow::anyhow!("the publisher panicked"))??;
+    let peak = program.peak_rss_kib();
+    program.stop()?;
+    Ok(Run {
+        elapsed: last - started,
+        peak_rss_kib: Some(peak),
+    })
+}
+
+/// `spin-trigger-host up` with the trigger's `max_in_flight`.
+pub fn host(
+    server: &RedisServer,
+    messages: usize,
+    wasm: &Path,
+    max_in_flight: usize,
+) -> anyhow::Result<Run> {
+    let dir = tempfile::tempdir()?;
+    write_app(
+        dir.path(),
+        server,
+        wasm,
+        &format!("max_in_flight = {max_in_flight}"),
+    )?;
+    let mut host = Watched::start(
+        process::host_up(&dir.path().join("spin.toml"), &dir.path().join("cache")),
+        "the host",
+        MARKER,
+        process::HOST_READY,
+    )?;
+    host.wait_ready(Duration::from_secs(120))?;
+    watched_run(host, server, messages)
+}
+
+/// `spin up` with Spin's built-in Redis trigger, in its own `SPIN_DATA_DIR`.
+pub fn spin(
+    server: &RedisServer,
+    messages: usize,
+    wasm: &Path,
+    spin: &Path,
+) -> anyhow::Result<Run> {
+    let dir = tempfile::tempdir()?;
+    write_app(dir.path(), server, wasm, "")?;
+    let mut command = std::process::Command::new(spin);
+    command
+        .current_dir(dir.path())
+        .args(["up", "-f", "spin.toml"])
+        .env("SPIN_DATA_DIR", dir.path().join("spin-data"));
+    let spin = Watched::start(command, "spin up", MARKER, "\u{0}never")?;
+    watched_run(spin, server, messages)
+}
