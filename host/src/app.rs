@@ -122,6 +122,18 @@ impl App {
         }
     }
 
+    /// How many instances the app's triggers may have live at once: one per timer trigger (a
+    /// tick that comes while the last one runs is skipped) plus each Redis trigger's
+    /// `max_in_flight`.
+    pub fn max_live_instances(&self) -> usize {
+        self.timer_triggers.len()
+            + self
+                .redis_triggers
+                .iter()
+                .map(|trigger| trigger.max_in_flight)
+                .sum::<usize>()
+    }
+
     /// The component a trigger names; validation guarantees it exists.
     pub fn component(&self, id: &str) -> Option<&Component> {
         self.components.get(id)

@@ -25,6 +25,17 @@ use crate::stdio::{ComponentOutput, Target};
 /// looping guest cannot starve the host's other tasks.
 const EPOCH_PERIOD: Duration = Duration::from_millis(10);
 
+/// Live instances beyond which the host allocates each instance on demand instead of from a
+/// pool: each pooled memory reserves about 4 GiB of address space (never resident) so that
+/// compiled code needs no bounds checks, and the two engines' pools must fit the address space.
+const MAX_POOLED_INSTANCES: usize = 1000;
+/// The pool never has fewer slots than this, so a composed component with several memories
+/// and tables still fits when the app needs one or two instances at a time.
+const MIN_POOLED_INSTANCES: usize = 16;
+
+/// How much of a pooled memory may stay resident between instances (see [`pooling_config`]).
+const KEEP_RESIDENT: usize = 2 << 20;
+
 /// Settings for the runtime.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -32,6 +43,10 @@ pub struct EngineOptions {
     pub cache_dir: Option<PathBuf>,
     /// Linear memory one instance may grow to.
     pub max_instance_memory: usize,
+    /// How many instances may be live at once; sizes the pooling allocator.
+    /// [`Runtime::new`](crate::Runtime::new) sets it from the app: one per timer trigger plus
+    /// each Redis trigger's `max_in_flight`.
+    pub max_live_instances: usize,
 }
 
 impl Default for EngineOptions {
@@ -39,8 +54,44 @@ impl Default for EngineOptions {
         EngineOptions {
             cache_dir: dirs::cache_dir().map(|dir| dir.join("spin-trigger-host")),
             max_instance_memory: 256 << 20,
+            max_live_instances: MIN_POOLED_INSTANCES,
         }
     }
+}
+
+/// The pooling allocator, sized for `options.max_live_instances`: an instance's memories,
+/// tables and async stack come from slots reserved once and reused, instead of being mapped
+/// and unmapped for every event. `None` (allocate on demand) past [`MAX_POOLED_INSTANCES`].
+pub fn pooling_config(options: &EngineOptions) -> Option<wasmtime::PoolingAllocationConfig> {
+    if options.max_live_instances > MAX_POOLED_INSTANCES {
+        tracing::info!(
+            live_instances = options.max_live_instances,
+            "more live instances than the pool holds ({MAX_POOLED_INSTANCES}): allocating each on demand"
+        );
+        return None;
+    }
+    // A few more than the triggers need: an instance's slots return to the pool as its store
+    // drops, which can trail the handler's end by a moment.
+    let slots = (options.max_live_instances + 2).max(MIN_POOLED_INSTANCES) as u32;
+    let mut pooling = wasmtime::PoolingAllocationConfig::default();
+    pooling
+        .total_component_instances(slots)
+        .total_core_instances(4 * slots)
+        .total_memories(slots)
+        .total_tables(2 * slots)
+        .total_stacks(slots)
+        .max_memories_per_component(MIN_POOLED_INSTANCES as u32)
+        .max_tables_per_component(2 * MIN_POOLED_INSTANCES as u32)
+        .max_core_instances_per_component(200)
+        .max_memory_size(options.max_instance_memory)
+        // Reset a slot's memory by rewriting the pages the last instance dirtied (found with
+        // Linux's PAGEMAP_SCAN where the kernel has it) instead of dropping them with
+        // `madvise`: the next instance then takes no page faults on them, and no system call
+        // has to reach the other cores' TLBs. Only dirtied pages stay resident.
+        .pagemap_scan(wasmtime::Enabled::Auto)
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(KEEP_RESIDENT / 4);
+    Some(pooling)
 }
 
 /// The per-instance state a guest's host calls see.
@@ -90,8 +141,11 @@ pub struct Engine {
 }
 
 impl Flavor {
-    fn new(concurrent: bool) -> anyhow::Result<Self> {
+    fn new(concurrent: bool, options: &EngineOptions) -> anyhow::Result<Self> {
         let mut config = wasmtime::Config::new();
+        if let Some(pooling) = pooling_config(options) {
+            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling));
+        }
         config.wasm_component_model(true);
         // Spin's v3 worlds (spin-sdk 6 and later) use component-model async: `async func`
         // exports and imports, and the `waitable` / `task` built-ins that come with them.
@@ -144,8 +198,8 @@ fn hex(bytes: &[u8]) -> String {
 
 impl Engine {
     pub fn new(options: EngineOptions) -> anyhow::Result<Self> {
-        let plain = Flavor::new(false)?;
-        let concurrent = Flavor::new(true)?;
+        let plain = Flavor::new(false, &options)?;
+        let concurrent = Flavor::new(true, &options)?;
 
         let stop_epoch_ticker = Arc::new(AtomicBool::new(false));
         let ticker_engines = [plain.engine.clone(), concurrent.engine.clone()];

@@ -44,7 +44,10 @@ impl Runtime {
     ) -> anyhow::Result<Self> {
         // For `rediss://`; a second runtime in the same process finds it already installed.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let engine = Arc::new(Engine::new(options)?);
+        let engine = Arc::new(Engine::new(EngineOptions {
+            max_live_instances: app.max_live_instances(),
+            ..options
+        })?);
         let used = app
             .timer_triggers
             .iter()
