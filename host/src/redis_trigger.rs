@@ -13,8 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use futures_util::StreamExt;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -91,6 +90,7 @@ const REDIS_WORLDS: &[AcceptedWorld<RedisWorld>] = &[
 const QUEUE_CAPACITY: usize = 1024;
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One message, as the guest sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -268,151 +268,203 @@ impl RedisTrigger {
         Ok(RedisTrigger { servers })
     }
 
-    /// Serves every server until `shutdown` is cancelled. Handlers are spawned on `tracker`.
+    /// Serves every server until `shutdown` is cancelled. Handlers run on `tracker`.
     pub async fn run(
         &self,
         engine: Arc<Engine>,
         shutdown: CancellationToken,
         tracker: TaskTracker,
     ) {
-        let mut servers = tokio::task::JoinSet::new();
         for (address, subscriptions) in &self.servers {
-            servers.spawn(serve(
-                address.clone(),
-                subscriptions.clone(),
-                engine.clone(),
-                shutdown.clone(),
-                tracker.clone(),
-            ));
+            let mut queues = Vec::new();
+            for subscription in subscriptions {
+                let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+                let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
+                for _ in 0..subscription.max_in_flight {
+                    tracker.spawn(handle_messages(
+                        subscription.clone(),
+                        receiver.clone(),
+                        engine.clone(),
+                        shutdown.clone(),
+                    ));
+                }
+                queues.push((subscription.clone(), sender));
+            }
+            let address = address.clone();
+            let shutdown = shutdown.clone();
+            let spawned = std::thread::Builder::new()
+                .name("redis-subscriber".into())
+                .spawn(move || subscribe_until_shutdown(&address, &queues, &shutdown));
+            if let Err(error) = spawned {
+                tracing::error!("cannot start a Redis subscriber thread: {error}");
+            }
         }
-        while servers.join_next().await.is_some() {}
+        shutdown.cancelled().await;
     }
 }
 
-/// Subscribes on one server and keeps doing so across lost connections until shutdown.
-async fn serve(
-    address: String,
-    subscriptions: Vec<Arc<Subscription>>,
-    engine: Arc<Engine>,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
+/// Subscribes on one server and keeps doing so across lost connections until shutdown, passing
+/// each message to the queue of every trigger it matches.
+///
+/// A thread of its own with a blocking connection: it reads the next message off the socket
+/// only once the last one is queued, so when handlers fall behind, a burst waits in the
+/// server's output buffer (bounded by its `client-output-buffer-limit`) instead of this
+/// process's memory; and no hop through an async driver task is paid per message.
+fn subscribe_until_shutdown(
+    address: &str,
+    queues: &[(Arc<Subscription>, mpsc::Sender<Message>)],
+    shutdown: &CancellationToken,
 ) {
-    let shown_address = redact(&address);
-    let mut queues = Vec::new();
-    for subscription in &subscriptions {
-        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(run_handlers(
-            subscription.clone(),
-            receiver,
-            engine.clone(),
-            shutdown.clone(),
-            tracker.clone(),
-        ));
-        queues.push((subscription.clone(), sender));
-    }
+    let shown_address = redact(address);
     let mut backoff = MIN_BACKOFF;
     while !shutdown.is_cancelled() {
-        match subscribe(&address, &subscriptions).await {
-            Ok(pubsub) => {
-                tracing::info!(address = %shown_address, "subscribed");
-                backoff = MIN_BACKOFF;
-                let mut messages = pubsub.into_on_message();
-                loop {
-                    let received = tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        received = messages.next() => received,
-                    };
-                    let Some(received) = received else { break };
-                    let message = Message {
-                        channel: received.get_channel_name().to_owned(),
-                        payload: received.get_payload_bytes().to_vec(),
-                        pattern: received.get_pattern::<Option<String>>().ok().flatten(),
-                    };
-                    for (subscription, queue) in &queues {
-                        if subscription.matches(&message) {
-                            tokio::select! {
-                                _ = shutdown.cancelled() => return,
-                                _ = queue.send(message.clone()) => {}
-                            }
-                        }
-                    }
-                }
-                tracing::warn!(address = %shown_address, "lost the connection to the Redis server; reconnecting");
+        let mut connection = match connect(address) {
+            Ok(connection) => connection,
+            Err(error) => {
+                tracing::warn!(
+                    address = %shown_address,
+                    "cannot subscribe: {}; retrying in {backoff:?}",
+                    crate::errors::one_line(&error)
+                );
+                sleep_unless_shutdown(backoff, shutdown);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
             }
-            Err(error) => tracing::warn!(
+        };
+        let mut pubsub = connection.as_pubsub();
+        if let Err(error) = subscribe(&mut pubsub, queues) {
+            tracing::warn!(
                 address = %shown_address,
                 "cannot subscribe: {}; retrying in {backoff:?}",
                 crate::errors::one_line(&error)
-            ),
+            );
+            sleep_unless_shutdown(backoff, shutdown);
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            continue;
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
+        tracing::info!(address = %shown_address, "subscribed");
+        backoff = MIN_BACKOFF;
+        loop {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            let received = match pubsub.get_message() {
+                Ok(received) => received,
+                // The read timeout: a chance to notice shutdown.
+                Err(error) if error.is_timeout() => continue,
+                Err(error) => {
+                    tracing::warn!(
+                        address = %shown_address,
+                        "lost the connection to the Redis server; reconnecting (cause: {error})"
+                    );
+                    break;
+                }
+            };
+            let message = Message {
+                channel: received.get_channel_name().to_owned(),
+                payload: received.get_payload_bytes().to_vec(),
+                pattern: received.get_pattern::<Option<String>>().ok().flatten(),
+            };
+            let matching: Vec<_> = queues
+                .iter()
+                .filter(|(subscription, _)| subscription.matches(&message))
+                .map(|(_, queue)| queue)
+                .collect();
+            let mut matching = matching.into_iter().peekable();
+            let mut message = Some(message);
+            while let Some(queue) = matching.next() {
+                // The last (usually the only) matching trigger takes the message itself.
+                let copy = if matching.peek().is_some() {
+                    message.clone()
+                } else {
+                    message.take()
+                };
+                // Waits while the trigger's queue is full; fails only once its handlers have
+                // stopped, at shutdown.
+                if let Some(copy) = copy
+                    && queue.blocking_send(copy).is_err()
+                {
+                    return;
+                }
+            }
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
-/// Connects and subscribes to every channel and pattern of the server's triggers.
-async fn subscribe(
-    address: &str,
-    subscriptions: &[Arc<Subscription>],
-) -> anyhow::Result<redis::aio::PubSub> {
+/// How long a blocked read waits before checking for shutdown.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(100);
+
+fn connect(address: &str) -> anyhow::Result<redis::Connection> {
     let client = redis::Client::open(address)?;
-    let mut pubsub = client.get_async_pubsub().await.context("connecting")?;
-    for subscription in subscriptions {
+    let connection = client
+        .get_connection_with_timeout(CONNECT_TIMEOUT)
+        .context("connecting")?;
+    connection
+        .set_read_timeout(Some(SHUTDOWN_POLL))
+        .context("setting a read timeout")?;
+    Ok(connection)
+}
+
+/// Subscribes to every channel and pattern of the server's triggers.
+fn subscribe(
+    pubsub: &mut redis::PubSub<'_>,
+    queues: &[(Arc<Subscription>, mpsc::Sender<Message>)],
+) -> anyhow::Result<()> {
+    for (subscription, _) in queues {
         if subscription.is_pattern {
             pubsub
                 .psubscribe(&subscription.channel)
-                .await
                 .with_context(|| format!("subscribing to pattern `{}`", subscription.channel))?;
         } else {
             pubsub
                 .subscribe(&subscription.channel)
-                .await
                 .with_context(|| format!("subscribing to channel `{}`", subscription.channel))?;
         }
     }
-    Ok(pubsub)
+    Ok(())
 }
 
-/// Runs one trigger's handlers, at most `max_in_flight` at once, in the order messages came.
-async fn run_handlers(
+fn sleep_unless_shutdown(wait: Duration, shutdown: &CancellationToken) {
+    let deadline = std::time::Instant::now() + wait;
+    while !shutdown.is_cancelled() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(SHUTDOWN_POLL));
+    }
+}
+
+/// One of a trigger's `max_in_flight` workers: takes the next message from the trigger's queue
+/// and handles it, until shutdown. Several workers share one queue, so a slow message holds up
+/// only its own worker.
+async fn handle_messages(
     subscription: Arc<Subscription>,
-    mut queue: mpsc::Receiver<Message>,
+    queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Message>>>,
     engine: Arc<Engine>,
     shutdown: CancellationToken,
-    tracker: TaskTracker,
 ) {
-    let in_flight = Arc::new(Semaphore::new(subscription.max_in_flight));
     loop {
-        let message = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            message = queue.recv() => message,
+        let message = {
+            let mut queue = queue.lock().await;
+            tokio::select! {
+                // Once shutdown begins, no new message starts.
+                biased;
+                _ = shutdown.cancelled() => return,
+                message = queue.recv() => message,
+            }
         };
         let Some(message) = message else { return };
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            permit = in_flight.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return,
-            },
-        };
-        let subscription = subscription.clone();
-        let engine = engine.clone();
-        tracker.spawn(async move {
-            if let Err(error) = subscription.component.handle(&engine, &message).await {
-                let component = subscription.component.id();
-                log_failure(&error, component, "Redis handler failed", |reason| {
-                    tracing::error!(
-                        trigger = %subscription.trigger_id,
-                        component = %component,
-                        channel = %message.channel,
-                        "Redis handler failed: {reason}"
-                    )
-                });
-            }
-            drop(permit);
-        });
+        if let Err(error) = subscription.component.handle(&engine, &message).await {
+            let component = subscription.component.id();
+            log_failure(&error, component, "Redis handler failed", |reason| {
+                tracing::error!(
+                    trigger = %subscription.trigger_id,
+                    component = %component,
+                    channel = %message.channel,
+                    "Redis handler failed: {reason}"
+                )
+            });
+        }
     }
 }
