@@ -1,12 +1,15 @@
 //! The bare-wasmtime baseline: what dispatching one message costs with nothing of the host in
-//! the way. A wasmtime engine with the pooling allocator, an `InstancePre`, and per call a store
-//! holding a minimal WASI context (output discarded), instantiate, `handle-message`, drop.
+//! the way. A wasmtime engine with the pooling allocator (set up as the host sets it up), an
+//! `InstancePre`, and per call a store
+//! holding a minimal WASI context, instantiate, `handle-message`, drop. The guest's output is
+//! discarded, or with [`Output::Inherit`] written to this process's stdout as is.
 
 use std::path::Path;
 
 use anyhow::Context;
+use spin_trigger_host::EngineOptions;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 wasmtime::component::bindgen!({
@@ -29,24 +32,31 @@ impl WasiView for BareState {
     }
 }
 
+/// Where the guest's stdout goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Discard,
+    Inherit,
+}
+
 /// A component exporting Spin's raw Redis world, ready to call.
 pub struct Bare {
     engine: Engine,
     pre: RedisTriggerPre<BareState>,
+    output: Output,
 }
 
 impl Bare {
-    pub fn new(wasm: &Path) -> anyhow::Result<Self> {
-        let mut pooling = PoolingAllocationConfig::default();
-        pooling
-            .total_component_instances(64)
-            .total_core_instances(256)
-            .total_memories(64)
-            .total_tables(128)
-            .total_stacks(64);
+    pub fn new(wasm: &Path, output: Output) -> anyhow::Result<Self> {
+        // The host's pool settings, so that the ratio is the cost of the host's own code.
+        let pooling = spin_trigger_host::engine::pooling_config(&EngineOptions::default())
+            .context("the default options use the pool")?;
         let mut config = Config::new();
         config
             .wasm_component_model(true)
+            // Off, as in the host's engine for components that need no component-model async:
+            // concurrency support makes every call a component-model task.
+            .concurrency_support(false)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
         let engine = Engine::new(&config)?;
         let component = Component::from_file(&engine, wasm)
@@ -55,13 +65,21 @@ impl Bare {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         let pre = RedisTriggerPre::new(linker.instantiate_pre(&component)?)?;
-        Ok(Bare { engine, pre })
+        Ok(Bare {
+            engine,
+            pre,
+            output,
+        })
     }
 
     /// One message in a fresh instance.
     pub async fn handle(&self, payload: &[u8]) -> anyhow::Result<()> {
+        let mut wasi = WasiCtxBuilder::new();
+        if self.output == Output::Inherit {
+            wasi.inherit_stdout();
+        }
         let state = BareState {
-            wasi: WasiCtxBuilder::new().build(),
+            wasi: wasi.build(),
             table: ResourceTable::new(),
         };
         let mut store = Store::new(&self.engine, state);

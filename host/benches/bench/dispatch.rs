@@ -12,7 +12,7 @@ use spin_trigger_host::app::Component;
 use spin_trigger_host::engine::{Engine, EngineOptions};
 use spin_trigger_host::redis_trigger::{Message, RedisComponent};
 
-use crate::bare::Bare;
+use crate::bare::{Bare, Output};
 
 const ROUNDS: usize = 10;
 
@@ -50,11 +50,15 @@ pub fn run(wasm: &Path, calls: usize) -> anyhow::Result<Figures> {
         BTreeMap::new(),
         AllowedHosts::default(),
     )?))?;
-    let bare = Bare::new(wasm)?;
+    let bare = Bare::new(wasm, Output::Discard)?;
     // An empty payload: the guest prints nothing, so this is the dispatch alone.
     let message = Message {
         channel: "bench".into(),
-        payload: Vec::new(),
+        payload: if std::env::var_os("EXP_PAYLOAD").is_some() {
+            b"payload#1".to_vec()
+        } else {
+            Vec::new()
+        },
         pattern: None,
     };
 

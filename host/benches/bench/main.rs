@@ -52,13 +52,19 @@ const QUICK: Counts = Counts {
 fn main() -> anyhow::Result<()> {
     // `cargo bench` passes `--bench`; `cargo test --bench` passes nothing of its own.
     let args: Vec<String> = std::env::args().collect();
+    if let [_, flag, url, wasm] = &args[..]
+        && flag == redis_e2e::FLOOR_SUBSCRIBER
+    {
+        return redis_e2e::floor_subscriber(url, Path::new(wasm));
+    }
     let quick = args.iter().any(|arg| arg == "--quick");
-    // `--only <section>` (dispatch, redis, start, memory, sizes): one section, while working on it.
+    // `--only <sections>` (comma-separated: dispatch, redis, start, memory, sizes), while working
+    // on one.
     let only = args
         .iter()
         .position(|arg| arg == "--only")
         .and_then(|index| args.get(index + 1));
-    let wanted = |section: &str| only.is_none_or(|only| only == section);
+    let wanted = |section: &str| only.is_none_or(|only| only.split(',').any(|one| one == section));
     let counts = if quick { QUICK } else { FULL };
     let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
     let spin = common::spin_cli_or_shipped();
@@ -103,7 +109,7 @@ fn dispatch_section(print_guest: &Path, counts: &Counts) -> anyhow::Result<()> {
         "## Dispatch: fresh store + instantiate + call + drop, {} calls each\n",
         counts.dispatch_calls
     );
-    println!("| path | p50 | p99 | p50 ratio | p99 ratio |\n| --- | --- | --- | --- | --- |");
+    eprintln!("| path | p50 | p99 | p50 ratio | p99 ratio |\n| --- | --- | --- | --- | --- |");
     for (name, latencies) in [
         ("host (`RedisComponent::handle`)", &dispatch.host),
         (
@@ -111,7 +117,7 @@ fn dispatch_section(print_guest: &Path, counts: &Counts) -> anyhow::Result<()> {
             &dispatch.bare,
         ),
     ] {
-        println!(
+        eprintln!(
             "| {name} | {:.1?} | {:.1?} | {:.2}× | {:.2}× |",
             latencies.percentile(0.5),
             latencies.percentile(0.99),
@@ -132,15 +138,14 @@ fn redis_section(
 ) -> anyhow::Result<Option<u64>> {
     let server = RedisServer::start();
     let messages = counts.messages;
-    let bare = bare::Bare::new(print_guest)?;
     let mut runs: Vec<(String, redis_e2e::Run)> = vec![
         (
             "ceiling: a subscriber that does nothing".into(),
             redis_e2e::ceiling(&server, messages)?,
         ),
         (
-            "bare floor: a subscriber dispatching with the bare baseline, one at a time".into(),
-            redis_e2e::bare_floor(&server, messages, &bare)?,
+            "bare floor: a redis-crate subscriber dispatching with the bare baseline, one at a time".into(),
+            redis_e2e::bare_floor(&server, messages, print_guest)?,
         ),
     ];
     let mut in_flight = vec![1, cores];

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use futures_util::StreamExt;
 
-use crate::bare::Bare;
+use crate::bare::{Bare, Output};
 use crate::common::RedisServer;
 use crate::process::{self, Watched};
 
@@ -69,13 +69,8 @@ fn patience(messages: usize) -> Duration {
     Duration::from_secs(60) + Duration::from_millis(messages as u64)
 }
 
-/// An in-process subscriber (one connection, one message at a time) that runs `handle` on each
-/// payload.
-fn in_process(
-    server: &RedisServer,
-    messages: usize,
-    mut handle: impl AsyncFnMut(&[u8]) -> anyhow::Result<()>,
-) -> anyhow::Result<Run> {
+/// The ceiling: an in-process subscriber (one connection) that does nothing with a message.
+pub fn ceiling(server: &RedisServer, messages: usize) -> anyhow::Result<Run> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -90,7 +85,7 @@ fn in_process(
                 .await
                 .context("waiting for a message")?
                 .context("the subscription ended")?;
-            handle(message.get_payload_bytes()).await?;
+            std::hint::black_box(message.get_payload_bytes());
         }
         let ended = Instant::now();
         let started = publisher
@@ -103,14 +98,35 @@ fn in_process(
     })
 }
 
-/// The ceiling: a subscriber that does nothing with a message.
-pub fn ceiling(server: &RedisServer, messages: usize) -> anyhow::Result<Run> {
-    in_process(server, messages, async |_| Ok(()))
+/// The bare floor: a process subscribing with the redis crate and dispatching each message with
+/// the bare baseline, one at a time, the guest's output going to its stdout as it does with the
+/// host. It is this benchmark's own executable, run with [`FLOOR_SUBSCRIBER`].
+pub fn bare_floor(server: &RedisServer, messages: usize, wasm: &Path) -> anyhow::Result<Run> {
+    let mut command = std::process::Command::new(std::env::current_exe()?);
+    command.arg(FLOOR_SUBSCRIBER).arg(server.url()).arg(wasm);
+    let floor = Watched::start(command, "the bare floor", MARKER, "\u{0}never")?;
+    watched_run(floor, server, messages)
 }
 
-/// The bare floor: a subscriber dispatching each message with the bare baseline, one at a time.
-pub fn bare_floor(server: &RedisServer, messages: usize, bare: &Bare) -> anyhow::Result<Run> {
-    in_process(server, messages, async |payload| bare.handle(payload).await)
+/// The argument that makes this executable the bare floor's subscriber.
+pub const FLOOR_SUBSCRIBER: &str = "--bare-floor-subscriber";
+
+/// The bare floor's subscriber: `<url> <wasm>` after [`FLOOR_SUBSCRIBER`]; runs until killed.
+pub fn floor_subscriber(url: &str, wasm: &Path) -> anyhow::Result<()> {
+    let bare = Bare::new(wasm, Output::Inherit)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let client = redis::Client::open(url)?;
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(CHANNEL).await?;
+        let mut stream = pubsub.on_message();
+        while let Some(message) = stream.next().await {
+            bare.handle(message.get_payload_bytes()).await?;
+        }
+        Ok(())
+    })
 }
 
 /// An app with one Redis trigger on the bench channel; `extra` goes into the trigger's table.
