@@ -54,11 +54,7 @@ pub fn run(wasm: &Path, calls: usize) -> anyhow::Result<Figures> {
     // An empty payload: the guest prints nothing, so this is the dispatch alone.
     let message = Message {
         channel: "bench".into(),
-        payload: if std::env::var_os("EXP_PAYLOAD").is_some() {
-            b"payload#1".to_vec()
-        } else {
-            Vec::new()
-        },
+        payload: Vec::new(),
         pattern: None,
     };
 

@@ -109,7 +109,7 @@ fn dispatch_section(print_guest: &Path, counts: &Counts) -> anyhow::Result<()> {
         "## Dispatch: fresh store + instantiate + call + drop, {} calls each\n",
         counts.dispatch_calls
     );
-    eprintln!("| path | p50 | p99 | p50 ratio | p99 ratio |\n| --- | --- | --- | --- | --- |");
+    println!("| path | p50 | p99 | p50 ratio | p99 ratio |\n| --- | --- | --- | --- | --- |");
     for (name, latencies) in [
         ("host (`RedisComponent::handle`)", &dispatch.host),
         (
@@ -117,7 +117,7 @@ fn dispatch_section(print_guest: &Path, counts: &Counts) -> anyhow::Result<()> {
             &dispatch.bare,
         ),
     ] {
-        eprintln!(
+        println!(
             "| {name} | {:.1?} | {:.1?} | {:.2}× | {:.2}× |",
             latencies.percentile(0.5),
             latencies.percentile(0.99),
