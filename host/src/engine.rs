@@ -257,6 +257,8 @@ impl Engine {
             allowed_hosts: Arc::new(allowed_hosts),
             environment: component.environment.clone(),
             files: GuestFiles::stage(component)?,
+            stdout: ComponentOutput::new(&component.id, Target::Stdout),
+            stderr: ComponentOutput::new(&component.id, Target::Stderr),
         })
     }
 
@@ -294,8 +296,8 @@ impl Engine {
     /// nothing else of the host.
     pub fn new_store(&self, component: &PreparedComponent) -> anyhow::Result<Store<InstanceState>> {
         let mut wasi = WasiCtxBuilder::new();
-        wasi.stdout(ComponentOutput::new(&component.id, Target::Stdout))
-            .stderr(ComponentOutput::new(&component.id, Target::Stderr))
+        wasi.stdout(component.stdout.clone())
+            .stderr(component.stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
@@ -327,6 +329,9 @@ impl Engine {
         };
         let mut store = Store::new(&component.engine, state);
         store.limiter(|state| &mut state.limits);
+        // A new store's deadline is the current epoch: without this, every instance would yield
+        // to the runtime at its first epoch check, and its task hop to another worker thread.
+        store.set_epoch_deadline(1);
         store.epoch_deadline_async_yield_and_update(1);
         Ok(store)
     }
@@ -524,4 +529,7 @@ pub struct PreparedComponent {
     allowed_hosts: Arc<AllowedHosts>,
     environment: BTreeMap<String, String>,
     files: GuestFiles,
+    /// Built once: each instance's streams share the prefix.
+    stdout: ComponentOutput,
+    stderr: ComponentOutput,
 }
