@@ -292,9 +292,10 @@ impl RedisTrigger {
             }
             let address = address.clone();
             let shutdown = shutdown.clone();
+            let runtime = tokio::runtime::Handle::current();
             let spawned = std::thread::Builder::new()
                 .name("redis-subscriber".into())
-                .spawn(move || subscribe_until_shutdown(&address, &queues, &shutdown));
+                .spawn(move || subscribe_until_shutdown(&address, &queues, &runtime, &shutdown));
             if let Err(error) = spawned {
                 tracing::error!("cannot start a Redis subscriber thread: {error}");
             }
@@ -313,6 +314,7 @@ impl RedisTrigger {
 fn subscribe_until_shutdown(
     address: &str,
     queues: &[(Arc<Subscription>, mpsc::Sender<Message>)],
+    runtime: &tokio::runtime::Handle,
     shutdown: &CancellationToken,
 ) {
     let shown_address = redact(address);
@@ -379,14 +381,36 @@ fn subscribe_until_shutdown(
                 } else {
                     message.take()
                 };
-                // Waits while the trigger's queue is full; fails only once its handlers have
-                // stopped, at shutdown.
                 if let Some(copy) = copy
-                    && queue.blocking_send(copy).is_err()
+                    && enqueue(&runtime, queue, copy).is_err()
                 {
                     return;
                 }
             }
+        }
+    }
+}
+
+/// The trigger's handlers have stopped (at shutdown).
+struct HandlersStopped;
+
+/// Queues a message for a trigger's handlers. While the queue is full it waits until half of it
+/// is free: the subscriber thread then wakes once per half queue, not once per message handled.
+fn enqueue(
+    runtime: &tokio::runtime::Handle,
+    queue: &mpsc::Sender<Message>,
+    message: Message,
+) -> Result<(), HandlersStopped> {
+    match queue.try_send(message) {
+        Ok(()) => Ok(()),
+        Err(mpsc::error::TrySendError::Closed(_)) => Err(HandlersStopped),
+        Err(mpsc::error::TrySendError::Full(message)) => {
+            let mut permits = runtime
+                .block_on(queue.reserve_many(QUEUE_CAPACITY / 2))
+                .map_err(|_| HandlersStopped)?;
+            // The unused permits go back as they drop, leaving the room for what follows.
+            permits.next().ok_or(HandlersStopped)?.send(message);
+            Ok(())
         }
     }
 }
