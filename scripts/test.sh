@@ -2,7 +2,8 @@
 # Runs the whole test suite: macro UI tests, manifest tests, the host end to end against real
 # guests (built once for wasm32-wasip2 by the tests themselves), the templates built against the
 # SDK as `cargo package` makes it, and — when a Spin CLI is found (SPIN_BIN, else `spin` on
-# PATH) — the real-Spin suite (host/tests/real_spin.rs).
+# PATH) — the real-Spin suite (host/tests/real_spin.rs); then the benchmark in its quick mode,
+# which checks that every figure is produced and judges none.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -19,4 +20,6 @@ spin_note() {
 
 spin_note
 cargo test --workspace "$@"
+# The benchmark with small counts (dev build): every figure must be produced; none is judged.
+cargo test --workspace --bench bench -- --quick
 spin_note

@@ -3,6 +3,9 @@
 //! `cargo xtask plugin [--binary PATH] [--out DIR] [--url-base URL]` packages the host as the
 //! Spin plugin `trigger-timer`: `trigger-timer.tar.gz` (the executable, named as Spin runs it)
 //! and the plugin manifest `trigger-timer.json` that `spin plugins install --file` reads.
+//!
+//! `cargo xtask bench [-- --quick | --only dispatch,redis,start,memory,sizes]` runs the host's
+//! benchmark (`host/benches/bench`) on a release build, after installing what it needs.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -37,6 +40,12 @@ enum Task {
         #[arg(long)]
         url_base: Option<String>,
     },
+    /// Run the host's benchmark on a release build and print its tables.
+    Bench {
+        /// Passed to the benchmark: `--quick` (small counts), `--only <sections>`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -54,7 +63,33 @@ fn main() -> anyhow::Result<()> {
             println!("wrote {}", manifest.display());
             Ok(())
         }
+        Task::Bench { args } => bench(&args),
     }
+}
+
+/// Installs what the benchmark needs (the wasm32-wasip2 target, redis-server) when missing, then
+/// runs it with `cargo bench`, whose profile is the release one.
+fn bench(args: &[String]) -> anyhow::Result<()> {
+    let root = workspace_root();
+    let setup = Command::new("bash")
+        .current_dir(&root)
+        .args(["-c", "source scripts/setup.sh"])
+        .status()
+        .context("running scripts/setup.sh")?;
+    if !setup.success() {
+        bail!("scripts/setup.sh failed");
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(&root)
+        .args(["bench", "-p", "spin-trigger-host", "--bench", "bench", "--"])
+        .args(args)
+        .status()
+        .context("running cargo bench")?;
+    if !status.success() {
+        bail!("the benchmark failed");
+    }
+    Ok(())
 }
 
 fn workspace_root() -> PathBuf {

@@ -68,6 +68,12 @@ fn main() -> anyhow::Result<()> {
     let counts = if quick { QUICK } else { FULL };
     let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
     let spin = common::spin_cli_or_shipped();
+    if spin.is_none() && std::env::var("SPIN_TRIGGER_REQUIRE_SPIN").is_ok_and(|value| value == "1")
+    {
+        anyhow::bail!(
+            "SPIN_TRIGGER_REQUIRE_SPIN=1 but no Spin CLI was found: set SPIN_BIN or put `spin` on PATH"
+        );
+    }
 
     println!(
         "# spin-trigger-host benchmark{}\n\nMachine: {cores} cores, {} GiB; host built with the `{}` profile.\n",
