@@ -200,6 +200,21 @@ struct Subscription {
 }
 
 impl Subscription {
+    /// Handles one message; a failure is logged with the trigger, component and channel.
+    async fn handle(&self, engine: &Engine, message: &Message) {
+        if let Err(error) = self.component.handle(engine, message).await {
+            let component = self.component.id();
+            log_failure(&error, component, "Redis handler failed", |reason| {
+                tracing::error!(
+                    trigger = %self.trigger_id,
+                    component = %component,
+                    channel = %message.channel,
+                    "Redis handler failed: {reason}"
+                )
+            });
+        }
+    }
+
     fn matches(&self, message: &Message) -> bool {
         if self.is_pattern {
             message.pattern.as_deref() == Some(self.channel.as_str())
@@ -276,116 +291,157 @@ impl RedisTrigger {
         tracker: TaskTracker,
     ) {
         for (address, subscriptions) in &self.servers {
-            let mut queues = Vec::new();
-            for subscription in subscriptions {
-                let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
-                let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
-                for _ in 0..subscription.max_in_flight {
-                    tracker.spawn(handle_messages(
-                        subscription.clone(),
-                        receiver.clone(),
-                        engine.clone(),
-                        shutdown.clone(),
-                    ));
-                }
-                queues.push((subscription.clone(), sender));
-            }
-            let address = address.clone();
-            let shutdown = shutdown.clone();
-            let runtime = tokio::runtime::Handle::current();
-            let spawned = std::thread::Builder::new()
-                .name("redis-subscriber".into())
-                .spawn(move || subscribe_until_shutdown(&address, &queues, &runtime, &shutdown));
-            if let Err(error) = spawned {
-                tracing::error!("cannot start a Redis subscriber thread: {error}");
-            }
+            let dispatch = match &subscriptions[..] {
+                [only] if only.max_in_flight == 1 => Dispatch::Inline(only.clone()),
+                _ => Dispatch::Queued(
+                    subscriptions
+                        .iter()
+                        .map(|subscription| {
+                            let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+                            let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
+                            for _ in 0..subscription.max_in_flight {
+                                tracker.spawn(handle_messages(
+                                    subscription.clone(),
+                                    receiver.clone(),
+                                    engine.clone(),
+                                    shutdown.clone(),
+                                ));
+                            }
+                            (subscription.clone(), sender)
+                        })
+                        .collect(),
+                ),
+            };
+            let subscriber = Subscriber {
+                address: address.clone(),
+                subscriptions: subscriptions.clone(),
+                dispatch,
+                engine: engine.clone(),
+                runtime: tokio::runtime::Handle::current(),
+                shutdown: shutdown.clone(),
+            };
+            // Tracked, so that shutdown waits for a handler it runs inline.
+            tracker.spawn_blocking(move || subscriber.run());
         }
         shutdown.cancelled().await;
     }
 }
 
-/// Subscribes on one server and keeps doing so across lost connections until shutdown, passing
-/// each message to the queue of every trigger it matches.
-///
-/// A thread of its own with a blocking connection: it reads the next message off the socket
-/// only once the last one is queued, so when handlers fall behind, a burst waits in the
-/// server's output buffer (bounded by its `client-output-buffer-limit`) instead of this
-/// process's memory; and no hop through an async driver task is paid per message.
-fn subscribe_until_shutdown(
-    address: &str,
-    queues: &[(Arc<Subscription>, mpsc::Sender<Message>)],
-    runtime: &tokio::runtime::Handle,
-    shutdown: &CancellationToken,
-) {
-    let shown_address = redact(address);
-    let mut backoff = MIN_BACKOFF;
-    while !shutdown.is_cancelled() {
-        let mut connection = match connect(address) {
-            Ok(connection) => connection,
-            Err(error) => {
-                tracing::warn!(
-                    address = %shown_address,
-                    "cannot subscribe: {}; retrying in {backoff:?}",
-                    crate::errors::one_line(&error)
-                );
-                sleep_unless_shutdown(backoff, shutdown);
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-                continue;
-            }
-        };
-        let mut pubsub = connection.as_pubsub();
-        if let Err(error) = subscribe(&mut pubsub, queues) {
-            tracing::warn!(
-                address = %shown_address,
-                "cannot subscribe: {}; retrying in {backoff:?}",
-                crate::errors::one_line(&error)
-            );
-            sleep_unless_shutdown(backoff, shutdown);
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-            continue;
-        }
-        tracing::info!(address = %shown_address, "subscribed");
-        backoff = MIN_BACKOFF;
-        loop {
-            if shutdown.is_cancelled() {
-                return;
-            }
-            let received = match pubsub.get_message() {
-                Ok(received) => received,
-                // The read timeout: a chance to notice shutdown.
-                Err(error) if error.is_timeout() => continue,
+/// Where a server's subscriber puts each message.
+enum Dispatch {
+    /// The server's only trigger handles one message at a time (the default): the subscriber
+    /// runs the handler itself and reads the next message when it returns. No queue, and no
+    /// hop between threads per message.
+    Inline(Arc<Subscription>),
+    /// Each matching trigger's queue, drained by its `max_in_flight` workers.
+    Queued(Vec<(Arc<Subscription>, mpsc::Sender<Message>)>),
+}
+
+/// One server's subscription: a thread of its own, with a blocking connection that it reads
+/// only once the last message is handled or queued. So when handlers fall behind, a burst waits
+/// in the server's output buffer (bounded by its `client-output-buffer-limit`) rather than in
+/// this process's memory, and no hop through an async driver task is paid per message.
+struct Subscriber {
+    address: String,
+    subscriptions: Vec<Arc<Subscription>>,
+    dispatch: Dispatch,
+    engine: Arc<Engine>,
+    runtime: tokio::runtime::Handle,
+    shutdown: CancellationToken,
+}
+
+impl Subscriber {
+    /// Subscribes and keeps doing so across lost connections until shutdown.
+    fn run(self) {
+        let shown_address = redact(&self.address);
+        let mut backoff = MIN_BACKOFF;
+        while !self.shutdown.is_cancelled() {
+            let mut connection = match connect(&self.address) {
+                Ok(connection) => connection,
                 Err(error) => {
-                    tracing::warn!(
-                        address = %shown_address,
-                        "lost the connection to the Redis server; reconnecting (cause: {error})"
-                    );
-                    break;
+                    self.wait_to_retry(&error, &mut backoff);
+                    continue;
                 }
             };
-            let message = Message {
-                channel: received.get_channel_name().to_owned(),
-                payload: received.get_payload_bytes().to_vec(),
-                pattern: received.get_pattern::<Option<String>>().ok().flatten(),
+            // Dropping the `PubSub` unsubscribes: subscribe and read through the same one.
+            let mut pubsub = connection.as_pubsub();
+            match subscribe(&mut pubsub, &self.subscriptions) {
+                Ok(()) => {}
+                Err(error) => {
+                    self.wait_to_retry(&error, &mut backoff);
+                    continue;
+                }
             };
-            let matching: Vec<_> = queues
-                .iter()
-                .filter(|(subscription, _)| subscription.matches(&message))
-                .map(|(_, queue)| queue)
-                .collect();
-            let mut matching = matching.into_iter().peekable();
-            let mut message = Some(message);
-            while let Some(queue) = matching.next() {
-                // The last (usually the only) matching trigger takes the message itself.
-                let copy = if matching.peek().is_some() {
-                    message.clone()
-                } else {
-                    message.take()
-                };
-                if let Some(copy) = copy
-                    && enqueue(&runtime, queue, copy).is_err()
-                {
+            tracing::info!(address = %shown_address, "subscribed");
+            backoff = MIN_BACKOFF;
+            loop {
+                if self.shutdown.is_cancelled() {
                     return;
                 }
+                let received = match pubsub.get_message() {
+                    Ok(received) => received,
+                    // The read timeout: a chance to notice shutdown.
+                    Err(error) if error.is_timeout() => continue,
+                    Err(error) => {
+                        tracing::warn!(
+                            address = %shown_address,
+                            "lost the connection to the Redis server; reconnecting (cause: {error})"
+                        );
+                        break;
+                    }
+                };
+                let message = Message {
+                    channel: received.get_channel_name().to_owned(),
+                    payload: received.get_payload_bytes().to_vec(),
+                    pattern: received.get_pattern::<Option<String>>().ok().flatten(),
+                };
+                if self.dispatch(message).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Logs why subscribing failed and waits `backoff` (unless shutdown comes), doubling it.
+    fn wait_to_retry(&self, error: &anyhow::Error, backoff: &mut Duration) {
+        tracing::warn!(
+            address = %redact(&self.address),
+            "cannot subscribe: {}; retrying in {backoff:?}",
+            crate::errors::one_line(error)
+        );
+        sleep_unless_shutdown(*backoff, &self.shutdown);
+        *backoff = (*backoff * 2).min(MAX_BACKOFF);
+    }
+
+    fn dispatch(&self, message: Message) -> Result<(), HandlersStopped> {
+        match &self.dispatch {
+            Dispatch::Inline(subscription) => {
+                if subscription.matches(&message) {
+                    self.runtime
+                        .block_on(subscription.handle(&self.engine, &message));
+                }
+                Ok(())
+            }
+            Dispatch::Queued(queues) => {
+                let matching: Vec<_> = queues
+                    .iter()
+                    .filter(|(subscription, _)| subscription.matches(&message))
+                    .map(|(_, queue)| queue)
+                    .collect();
+                let mut matching = matching.into_iter().peekable();
+                let mut message = Some(message);
+                while let Some(queue) = matching.next() {
+                    // The last (usually the only) matching trigger takes the message itself.
+                    let copy = if matching.peek().is_some() {
+                        message.clone()
+                    } else {
+                        message.take()
+                    };
+                    if let Some(copy) = copy {
+                        enqueue(&self.runtime, queue, copy)?;
+                    }
+                }
+                Ok(())
             }
         }
     }
@@ -432,9 +488,9 @@ fn connect(address: &str) -> anyhow::Result<redis::Connection> {
 /// Subscribes to every channel and pattern of the server's triggers.
 fn subscribe(
     pubsub: &mut redis::PubSub<'_>,
-    queues: &[(Arc<Subscription>, mpsc::Sender<Message>)],
+    subscriptions: &[Arc<Subscription>],
 ) -> anyhow::Result<()> {
-    for (subscription, _) in queues {
+    for subscription in subscriptions {
         if subscription.is_pattern {
             pubsub
                 .psubscribe(&subscription.channel)
@@ -479,16 +535,6 @@ async fn handle_messages(
             }
         };
         let Some(message) = message else { return };
-        if let Err(error) = subscription.component.handle(&engine, &message).await {
-            let component = subscription.component.id();
-            log_failure(&error, component, "Redis handler failed", |reason| {
-                tracing::error!(
-                    trigger = %subscription.trigger_id,
-                    component = %component,
-                    channel = %message.channel,
-                    "Redis handler failed: {reason}"
-                )
-            });
-        }
+        subscription.handle(&engine, &message).await;
     }
 }
