@@ -128,9 +128,12 @@ fn colour_wanted() -> bool {
 }
 
 fn block_on(future: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
-    tokio::runtime::Runtime::new()
-        .context("starting the async runtime")?
-        .block_on(future)
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let result = runtime.block_on(future);
+    // A handler still running past `--shutdown-timeout` (already logged) may be on a Redis
+    // subscriber's thread; exit without waiting for it.
+    runtime.shutdown_background();
+    result
 }
 
 async fn up(args: UpArgs) -> anyhow::Result<()> {

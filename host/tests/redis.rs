@@ -225,6 +225,43 @@ fn an_outbound_host_not_in_allowed_outbound_hosts_is_refused_and_logged() {
     );
 }
 
+/// A handler that never returns does not keep the host from stopping: after
+/// `--shutdown-timeout` the host says how many handlers it abandoned and exits.
+#[test]
+fn a_handler_that_never_returns_is_abandoned_at_the_shutdown_deadline() {
+    let server = RedisServer::start();
+    let allowed = server.url();
+    let app = app(
+        &server,
+        &[("spinner", "requests")],
+        &[component(
+            "spinner",
+            "redis-message-guest",
+            &server,
+            &allowed,
+        )],
+    );
+    let manifest = app.path().join("spin.toml").display().to_string();
+    let host = HostProcess::start(&["up", "--shutdown-timeout", "300ms", "-f", &manifest], &[]);
+    server.wait_for_subscribers("requests", 1);
+    server.publish("requests", "spin");
+    std::thread::sleep(Duration::from_millis(300));
+    let stopping = std::time::Instant::now();
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "stopping took {:?}",
+        stopping.elapsed()
+    );
+    assert!(
+        run.stderr
+            .contains("handlers still running after 300ms; stopping anyway abandoned=1"),
+        "{}",
+        run.stderr
+    );
+}
+
 #[test]
 fn a_trap_in_one_message_does_not_stop_the_next() {
     let OneComponentApp {

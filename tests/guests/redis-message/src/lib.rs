@@ -1,6 +1,7 @@
 //! A test guest taking the whole `Message` (the richer world): publishes
 //! `<channel>|<pattern or ->|<payload>` on the channel in its `reply_channel` variable, at the
-//! address in `redis_address`. A payload of `trap` panics; `fail` returns an error; `hold`
+//! address in `redis_address`. A payload of `trap` panics; `fail` returns an error; `spin`
+//! loops forever; `hold`
 //! counts itself into the key `active` for 300 ms and adds the count it saw to the set
 //! `seen-active`, so a test can see how many handlers ran at once.
 
@@ -13,6 +14,9 @@ async fn on_message(message: Message) -> Result<(), String> {
     match text {
         "trap" => panic!("asked to trap"),
         "fail" => return Err("asked to fail".to_owned()),
+        "spin" => loop {
+            std::hint::spin_loop();
+        },
         _ => {}
     }
     let address = variables::get("redis_address").map_err(|error| error.to_string())?;
