@@ -61,7 +61,7 @@ impl Default for EngineOptions {
 
 /// The pooling allocator, sized for `options.max_live_instances`: an instance's memories,
 /// tables and async stack come from slots reserved once and reused, instead of being mapped
-/// and unmapped for every event. `None` (allocate on demand) past [`MAX_POOLED_INSTANCES`].
+/// and unmapped for every event. `None` (allocate on demand) past 1,000 live instances.
 pub fn pooling_config(options: &EngineOptions) -> Option<wasmtime::PoolingAllocationConfig> {
     if options.max_live_instances > MAX_POOLED_INSTANCES {
         tracing::info!(
