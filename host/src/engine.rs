@@ -141,10 +141,15 @@ pub struct Engine {
 }
 
 impl Flavor {
-    fn new(concurrent: bool, options: &EngineOptions) -> anyhow::Result<Self> {
+    fn new(
+        concurrent: bool,
+        pooling: Option<&wasmtime::PoolingAllocationConfig>,
+    ) -> anyhow::Result<Self> {
         let mut config = wasmtime::Config::new();
-        if let Some(pooling) = pooling_config(options) {
-            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling));
+        if let Some(pooling) = pooling {
+            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(
+                pooling.clone(),
+            ));
         }
         config.wasm_component_model(true);
         // Spin's v3 worlds (spin-sdk 6 and later) use component-model async: `async func`
@@ -198,8 +203,9 @@ fn hex(bytes: &[u8]) -> String {
 
 impl Engine {
     pub fn new(options: EngineOptions) -> anyhow::Result<Self> {
-        let plain = Flavor::new(false, &options)?;
-        let concurrent = Flavor::new(true, &options)?;
+        let pooling = pooling_config(&options);
+        let plain = Flavor::new(false, pooling.as_ref())?;
+        let concurrent = Flavor::new(true, pooling.as_ref())?;
 
         let stop_epoch_ticker = Arc::new(AtomicBool::new(false));
         let ticker_engines = [plain.engine.clone(), concurrent.engine.clone()];

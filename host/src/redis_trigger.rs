@@ -314,6 +314,7 @@ impl RedisTrigger {
             };
             let subscriber = Subscriber {
                 address: address.clone(),
+                shown_address: redact(address),
                 subscriptions: subscriptions.clone(),
                 dispatch,
                 engine: engine.clone(),
@@ -343,6 +344,8 @@ enum Dispatch {
 /// this process's memory, and no hop through an async driver task is paid per message.
 struct Subscriber {
     address: String,
+    /// The address as logs show it: any password redacted.
+    shown_address: String,
     subscriptions: Vec<Arc<Subscription>>,
     dispatch: Dispatch,
     engine: Arc<Engine>,
@@ -353,7 +356,6 @@ struct Subscriber {
 impl Subscriber {
     /// Subscribes and keeps doing so across lost connections until shutdown.
     fn run(self) {
-        let shown_address = redact(&self.address);
         let mut backoff = MIN_BACKOFF;
         while !self.shutdown.is_cancelled() {
             let mut connection = match connect(&self.address) {
@@ -365,14 +367,11 @@ impl Subscriber {
             };
             // Dropping the `PubSub` unsubscribes: subscribe and read through the same one.
             let mut pubsub = connection.as_pubsub();
-            match subscribe(&mut pubsub, &self.subscriptions) {
-                Ok(()) => {}
-                Err(error) => {
-                    self.wait_to_retry(&error, &mut backoff);
-                    continue;
-                }
-            };
-            tracing::info!(address = %shown_address, "subscribed");
+            if let Err(error) = subscribe(&mut pubsub, &self.subscriptions) {
+                self.wait_to_retry(&error, &mut backoff);
+                continue;
+            }
+            tracing::info!(address = %self.shown_address, "subscribed");
             backoff = MIN_BACKOFF;
             loop {
                 if self.shutdown.is_cancelled() {
@@ -384,7 +383,7 @@ impl Subscriber {
                     Err(error) if error.is_timeout() => continue,
                     Err(error) => {
                         tracing::warn!(
-                            address = %shown_address,
+                            address = %self.shown_address,
                             "lost the connection to the Redis server; reconnecting (cause: {error})"
                         );
                         break;
@@ -405,7 +404,7 @@ impl Subscriber {
     /// Logs why subscribing failed and waits `backoff` (unless shutdown comes), doubling it.
     fn wait_to_retry(&self, error: &anyhow::Error, backoff: &mut Duration) {
         tracing::warn!(
-            address = %redact(&self.address),
+            address = %self.shown_address,
             "cannot subscribe: {}; retrying in {backoff:?}",
             crate::errors::one_line(error)
         );
@@ -423,25 +422,16 @@ impl Subscriber {
                 Ok(())
             }
             Dispatch::Queued(queues) => {
-                let matching: Vec<_> = queues
-                    .iter()
-                    .filter(|(subscription, _)| subscription.matches(&message))
-                    .map(|(_, queue)| queue)
-                    .collect();
-                let mut matching = matching.into_iter().peekable();
-                let mut message = Some(message);
-                while let Some(queue) = matching.next() {
-                    // The last (usually the only) matching trigger takes the message itself.
-                    let copy = if matching.peek().is_some() {
-                        message.clone()
-                    } else {
-                        message.take()
-                    };
-                    if let Some(copy) = copy {
-                        enqueue(&self.runtime, queue, copy)?;
-                    }
+                let matches =
+                    |(subscription, _): &(Arc<Subscription>, _)| subscription.matches(&message);
+                // The last (usually the only) matching trigger takes the message itself.
+                let Some(last) = queues.iter().rposition(matches) else {
+                    return Ok(());
+                };
+                for (_, queue) in queues[..last].iter().filter(|entry| matches(entry)) {
+                    enqueue(&self.runtime, queue, message.clone())?;
                 }
-                Ok(())
+                enqueue(&self.runtime, &queues[last].1, message)
             }
         }
     }

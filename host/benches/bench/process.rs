@@ -2,7 +2,7 @@
 //! process group, their output lines counted as they come, their peak memory read from /proc.
 
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -24,7 +24,7 @@ impl Watched {
         mut command: Command,
         name: &str,
         marker: &'static str,
-        ready_line: &'static str,
+        ready_line: Option<&'static str>,
     ) -> anyhow::Result<Self> {
         use std::os::unix::process::CommandExt;
         command
@@ -126,7 +126,7 @@ impl Drop for Watched {
 fn watch(
     stream: impl std::io::Read + Send + 'static,
     marker: &'static str,
-    ready_line: &'static str,
+    ready_line: Option<&'static str>,
     marked: mpsc::Sender<Instant>,
     ready: mpsc::Sender<()>,
 ) {
@@ -136,7 +136,7 @@ fn watch(
             let Ok(line) = line else { break };
             if line.contains(marker) {
                 let _ = marked.send(Instant::now());
-            } else if line.contains(ready_line) {
+            } else if ready_line.is_some_and(|ready_line| line.contains(ready_line)) {
                 let _ = ready.send(());
             } else if verbose {
                 eprintln!("  | {line}");
@@ -182,14 +182,17 @@ fn process_tree(pid: u32) -> Vec<u32> {
     tree
 }
 
-/// The host binary built with this benchmark.
-pub fn host_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_spin-trigger-host"))
-}
+/// The line the host logs once its triggers run.
+const HOST_READY: &str = "running; Ctrl-C to stop";
 
-/// `spin-trigger-host up -f <manifest>`, caching compiled components in `cache_dir`.
-pub fn host_up(manifest: &Path, cache_dir: &Path) -> Command {
-    let mut command = Command::new(host_binary());
+/// Starts the host binary built with this benchmark, `spin-trigger-host up -f <manifest>`,
+/// caching compiled components in `cache_dir`, watching its output for `marker`.
+pub fn start_host(
+    manifest: &Path,
+    cache_dir: &Path,
+    marker: &'static str,
+) -> anyhow::Result<Watched> {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_spin-trigger-host"));
     command
         .arg("up")
         .arg("-f")
@@ -198,8 +201,5 @@ pub fn host_up(manifest: &Path, cache_dir: &Path) -> Command {
         .arg(cache_dir)
         .env("RUST_LOG", "spin_trigger_host=info")
         .env("NO_COLOR", "1");
-    command
+    Watched::start(command, "the host", marker, Some(HOST_READY))
 }
-
-/// The line the host logs once its triggers run.
-pub const HOST_READY: &str = "running; Ctrl-C to stop";

@@ -104,7 +104,7 @@ pub fn ceiling(server: &RedisServer, messages: usize) -> anyhow::Result<Run> {
 pub fn bare_floor(server: &RedisServer, messages: usize, wasm: &Path) -> anyhow::Result<Run> {
     let mut command = std::process::Command::new(std::env::current_exe()?);
     command.arg(FLOOR_SUBSCRIBER).arg(server.url()).arg(wasm);
-    let floor = Watched::start(command, "the bare floor", MARKER, "\u{0}never")?;
+    let floor = Watched::start(command, "the bare floor", MARKER, None)?;
     watched_run(floor, server, messages)
 }
 
@@ -185,11 +185,10 @@ pub fn host(
         wasm,
         &format!("max_in_flight = {max_in_flight}"),
     )?;
-    let mut host = Watched::start(
-        process::host_up(&dir.path().join("spin.toml"), &dir.path().join("cache")),
-        "the host",
+    let mut host = process::start_host(
+        &dir.path().join("spin.toml"),
+        &dir.path().join("cache"),
         MARKER,
-        process::HOST_READY,
     )?;
     host.wait_ready(Duration::from_secs(120))?;
     watched_run(host, server, messages)
@@ -209,6 +208,6 @@ pub fn spin(
         .current_dir(dir.path())
         .args(["up", "-f", "spin.toml"])
         .env("SPIN_DATA_DIR", dir.path().join("spin-data"));
-    let spin = Watched::start(command, "spin up", MARKER, "\u{0}never")?;
+    let spin = Watched::start(command, "spin up", MARKER, None)?;
     watched_run(spin, server, messages)
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::process::{self, Watched};
+use crate::process;
 
 /// What the probe guest prints on each tick.
 const TICK: &str = "tick seq=";
@@ -28,12 +28,7 @@ fn write_app(dir: &Path, probe: &Path, count: usize, interval: &str) -> anyhow::
 /// From spawning the host to its first tick's line.
 fn time_to_first_tick(manifest: &Path, cache_dir: &Path) -> anyhow::Result<Duration> {
     let started = Instant::now();
-    let mut host = Watched::start(
-        process::host_up(manifest, cache_dir),
-        "the host",
-        TICK,
-        process::HOST_READY,
-    )?;
+    let mut host = process::start_host(manifest, cache_dir, TICK)?;
     let first = host.wait_marked(1, Duration::from_secs(120))?;
     host.stop()?;
     Ok(first - started)
@@ -73,11 +68,10 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 pub fn peak_rss_kib(probe: &Path, count: usize) -> anyhow::Result<u64> {
     let dir = tempfile::tempdir()?;
     write_app(dir.path(), probe, count, "1s")?;
-    let mut host = Watched::start(
-        process::host_up(&dir.path().join("spin.toml"), &dir.path().join("cache")),
-        "the host",
+    let mut host = process::start_host(
+        &dir.path().join("spin.toml"),
+        &dir.path().join("cache"),
         TICK,
-        process::HOST_READY,
     )?;
     host.wait_ready(Duration::from_secs(300))?;
     host.wait_marked(2 * count, Duration::from_secs(60))?;
