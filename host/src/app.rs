@@ -21,6 +21,8 @@ pub struct App {
     pub timer_triggers: Vec<TimerTrigger>,
     pub redis: RedisSettings,
     pub redis_triggers: Vec<RedisTrigger>,
+    pub stream: StreamSettings,
+    pub stream_triggers: Vec<StreamTrigger>,
 }
 
 /// One `[component.<id>]`.
@@ -105,6 +107,36 @@ pub struct RedisTrigger {
     pub max_in_flight: usize,
 }
 
+/// `[application.trigger.redis-stream]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamSettings {
+    /// The server stream triggers use unless they set their own `address`.
+    pub address: Option<Template>,
+}
+
+/// One `[[trigger.redis-stream]]`: a consumer in a consumer group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamTrigger {
+    pub id: String,
+    pub component: String,
+    /// The stream key.
+    pub stream: Template,
+    /// The server; validation guarantees this or the application default is set.
+    pub address: Template,
+    /// The consumer group; `None`: the application's name.
+    pub group: Option<Template>,
+    /// This process's consumer name in the group; `None`: the host name and process id.
+    pub consumer: Option<Template>,
+    /// How many entries the component handles at once.
+    pub max_in_flight: usize,
+    /// How many times an entry is tried before it goes to the dead-letter stream.
+    pub max_attempts: u32,
+    /// Where entries that failed `max_attempts` times go; `None`: `<stream>.dead`.
+    pub dead_letter: Option<Template>,
+    /// How long an entry may stay unacknowledged by its consumer before another claims it.
+    pub claim_idle: Duration,
+}
+
 impl App {
     /// The interval at which a trigger fires, `speedup` applied.
     pub fn effective_interval(&self, trigger: &TimerTrigger) -> Duration {
@@ -120,15 +152,23 @@ impl App {
         if trigger_type != "redis" {
             self.redis_triggers.clear();
         }
+        if trigger_type != "redis-stream" {
+            self.stream_triggers.clear();
+        }
     }
 
     /// How many instances the app's triggers may have live at once: one per timer trigger (a
     /// tick that comes while the last one runs is skipped) plus each Redis trigger's
-    /// `max_in_flight`.
+    /// `max_in_flight`, and each stream trigger's.
     pub fn max_live_instances(&self) -> usize {
         self.timer_triggers.len()
             + self
                 .redis_triggers
+                .iter()
+                .map(|trigger| trigger.max_in_flight)
+                .sum::<usize>()
+            + self
+                .stream_triggers
                 .iter()
                 .map(|trigger| trigger.max_in_flight)
                 .sum::<usize>()

@@ -10,6 +10,8 @@
 //! - [`guest_files`]: what a guest sees of the host's files (`files`, `exclude_files`).
 //! - [`timer`]: the timer trigger — where a timer fires.
 //! - [`redis_trigger`]: the Redis trigger — where a message is dispatched.
+//! - [`stream_trigger`]: the Redis Streams trigger — where a stream entry is dispatched, acked,
+//!   retried, dead-lettered or claimed from a consumer that died.
 //! - [`host_api`]: host APIs a guest imports: variables and outbound Redis, in Spin's 2.0.0 and
 //!   3.0.0 (`async func`) versions.
 //! - [`allowed_hosts`]: `allowed_outbound_hosts` matching.
@@ -30,6 +32,7 @@ pub mod manifest;
 pub mod redis_trigger;
 pub mod runtime;
 pub mod stdio;
+pub mod stream_trigger;
 pub mod timer;
 pub mod variables;
 

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::app::App;
 use crate::manifest::{
     ManifestError, RawAppTriggerSettings, RawApplication, RawComponent, RawComponentRef,
-    RawFileEntry, RawFileMount, RawManifest, RawRedisSettings, RawRedisTrigger, RawTimerSettings,
+    RawFileEntry, RawFileMount, RawManifest, RawRedisSettings, RawRedisTrigger, RawStreamTrigger, RawTimerSettings,
     RawTimerTrigger, RawTriggers, RawVariable, validate,
 };
 
@@ -48,6 +48,8 @@ struct LockedMetadata {
 struct LockedTriggerSettings {
     timer: Option<serde_json::Value>,
     redis: Option<serde_json::Value>,
+    #[serde(rename = "redis-stream")]
+    redis_stream: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -97,7 +99,7 @@ struct LockedContentPath {
 }
 
 /// The trigger types this host runs.
-pub const TRIGGER_TYPES: &[&str] = &["timer", "redis"];
+pub const TRIGGER_TYPES: &[&str] = &["timer", "redis", "redis-stream"];
 
 /// Loads the locked app at `url` (a `file://` URL). Relative paths resolve against
 /// `local_app_dir` (Spin's `SPIN_LOCAL_APP_DIR`) when set, else the locked file's directory.
@@ -173,6 +175,13 @@ pub fn parse(text: &str, file: &Path, base_dir: &Path) -> Result<App, ManifestEr
                 used_components.insert(component_id(&config.component));
                 triggers.redis.push(config);
             }
+            "redis-stream" => {
+                let mut config: RawStreamTrigger =
+                    from_json(trigger.trigger_config, &location, file)?;
+                config.id = Some(trigger.id);
+                used_components.insert(component_id(&config.component));
+                triggers.redis_stream.push(config);
+            }
             other => {
                 tracing::debug!(trigger = %trigger.id, "leaving `{other}` trigger to its own runner")
             }
@@ -201,6 +210,14 @@ pub fn parse(text: &str, file: &Path, base_dir: &Path) -> Result<App, ManifestEr
             .triggers
             .redis
             .map(|value| from_json::<RawRedisSettings>(value, "metadata.triggers.redis", file))
+            .transpose()?,
+        redis_stream: locked
+            .metadata
+            .triggers
+            .redis_stream
+            .map(|value| {
+                from_json::<RawRedisSettings>(value, "metadata.triggers.redis-stream", file)
+            })
             .transpose()?,
     };
     let raw = RawManifest {

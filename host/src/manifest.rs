@@ -14,7 +14,8 @@ use serde::de::{self, MapAccess, Visitor};
 
 use crate::allowed_hosts::AllowedHosts;
 use crate::app::{
-    App, BuildStep, Component, FileMount, RedisSettings, RedisTrigger, TimerSettings, TimerTrigger,
+    App, BuildStep, Component, FileMount, RedisSettings, RedisTrigger, StreamSettings,
+    StreamTrigger, TimerSettings, TimerTrigger,
 };
 use crate::variables::{self, Template, VariableDecl};
 
@@ -114,6 +115,8 @@ pub(crate) struct RawApplication {
 pub(crate) struct RawAppTriggerSettings {
     pub(crate) timer: Option<RawTimerSettings>,
     pub(crate) redis: Option<RawRedisSettings>,
+    #[serde(rename = "redis-stream")]
+    pub(crate) redis_stream: Option<RawRedisSettings>,
 }
 
 #[derive(Deserialize)]
@@ -145,6 +148,23 @@ pub(crate) struct RawTriggers {
     pub(crate) timer: Vec<RawTimerTrigger>,
     #[serde(default)]
     pub(crate) redis: Vec<RawRedisTrigger>,
+    #[serde(default, rename = "redis-stream")]
+    pub(crate) redis_stream: Vec<RawStreamTrigger>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStreamTrigger {
+    pub(crate) id: Option<String>,
+    pub(crate) component: RawComponentRef,
+    pub(crate) stream: String,
+    pub(crate) address: Option<String>,
+    pub(crate) group: Option<String>,
+    pub(crate) consumer: Option<String>,
+    pub(crate) max_in_flight: Option<usize>,
+    pub(crate) max_attempts: Option<u32>,
+    pub(crate) dead_letter: Option<String>,
+    pub(crate) claim_idle: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -455,6 +475,28 @@ pub(crate) fn validate(
         });
     }
 
+    let stream = StreamSettings {
+        address: raw
+            .application
+            .trigger
+            .redis_stream
+            .and_then(|settings| settings.address)
+            .map(|address| context.template(&address, "application.trigger.redis-stream.address"))
+            .transpose()?,
+    };
+    let mut stream_triggers = Vec::new();
+    for (index, trigger) in raw.trigger.redis_stream.into_iter().enumerate() {
+        let location = format!("trigger.redis-stream[{index}]");
+        stream_triggers.push(validate_stream_trigger(
+            trigger,
+            index,
+            &location,
+            &stream,
+            &context,
+            &mut components,
+        )?);
+    }
+
     Ok(App {
         name: raw.application.name,
         origin: file.to_path_buf(),
@@ -465,6 +507,95 @@ pub(crate) fn validate(
         timer_triggers,
         redis,
         redis_triggers,
+        stream,
+        stream_triggers,
+    })
+}
+
+fn validate_stream_trigger(
+    trigger: RawStreamTrigger,
+    index: usize,
+    location: &str,
+    settings: &StreamSettings,
+    context: &Context,
+    components: &mut BTreeMap<String, Component>,
+) -> Result<StreamTrigger, ManifestError> {
+    let err = |field: &str, message: String| {
+        ManifestError::at(context.file, format!("{location}.{field}"), message)
+    };
+    let id = trigger
+        .id
+        .unwrap_or_else(|| format!("redis-stream-{}", index + 1));
+    let component = context.resolve_component(trigger.component, &id, location, components)?;
+    if trigger.stream.trim().is_empty() {
+        return Err(err(
+            "stream",
+            "the stream is empty: write e.g. `stream = \"orders\"`".into(),
+        ));
+    }
+    let stream = context.template(&trigger.stream, &format!("{location}.stream"))?;
+    let address = match trigger.address {
+        Some(address) => context.template(&address, &format!("{location}.address"))?,
+        None => settings.address.clone().ok_or_else(|| {
+            ManifestError::at(
+                context.file,
+                location,
+                "no Redis address: set `address` here or in [application.trigger.redis-stream]",
+            )
+        })?,
+    };
+    let optional_template = |value: Option<String>, field: &str| {
+        value
+            .map(|text| {
+                if text.trim().is_empty() {
+                    Err(err(field, "is empty: leave it out for the default".into()))
+                } else {
+                    context.template(&text, &format!("{location}.{field}"))
+                }
+            })
+            .transpose()
+    };
+    let group = optional_template(trigger.group, "group")?;
+    let consumer = optional_template(trigger.consumer, "consumer")?;
+    let dead_letter = optional_template(trigger.dead_letter, "dead_letter")?;
+    let max_in_flight = trigger.max_in_flight.unwrap_or(1);
+    if max_in_flight == 0 {
+        return Err(err(
+            "max_in_flight",
+            "must be at least 1 (the default: one entry at a time)".into(),
+        ));
+    }
+    let max_attempts = trigger.max_attempts.unwrap_or(5);
+    if max_attempts == 0 {
+        return Err(err(
+            "max_attempts",
+            "must be at least 1 (1: no retry; the default is 5)".into(),
+        ));
+    }
+    let claim_idle = match trigger.claim_idle {
+        None => Duration::from_secs(30),
+        Some(text) => match humantime::parse_duration(&text) {
+            Ok(duration) if duration >= Duration::from_millis(1) => duration,
+            Ok(_) => return Err(err("claim_idle", format!("\"{text}\" is shorter than the 1ms minimum"))),
+            Err(error) => {
+                return Err(err(
+                    "claim_idle",
+                    format!("\"{text}\" is not a duration ({error}): write e.g. \"30s\" or \"2m\""),
+                ));
+            }
+        },
+    };
+    Ok(StreamTrigger {
+        id,
+        component,
+        stream,
+        address,
+        group,
+        consumer,
+        max_in_flight,
+        max_attempts,
+        dead_letter,
+        claim_idle,
     })
 }
 

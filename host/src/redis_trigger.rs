@@ -32,7 +32,7 @@ mod bindings {
     }
     pub mod spin3 {
         wasmtime::component::bindgen!({
-            world: "spin-trigger:sdk/spin3-redis-trigger",
+            world: "spin-trigger:sdk/spin3-redis-trigger@0.1.0",
             path: "wit",
             exports: { default: async },
             with: {
@@ -41,9 +41,22 @@ mod bindings {
             },
         });
     }
+    /// Ours, version 0.2.0: the message may carry a stream entry.
     pub mod rich {
         wasmtime::component::bindgen!({
-            world: "spin-trigger:sdk/redis",
+            world: "spin-trigger:sdk/redis@0.2.0",
+            path: "wit",
+            exports: { default: async },
+            with: {
+                "fermyon:spin/variables@2.0.0": crate::host_api::bindings::fermyon::spin2_0_0::variables,
+                "fermyon:spin/redis@2.0.0": crate::host_api::bindings::fermyon::spin2_0_0::redis,
+            },
+        });
+    }
+    /// Ours, version 0.1.0: what components built before streams export.
+    pub mod rich_0_1 {
+        wasmtime::component::bindgen!({
+            world: "spin-trigger:sdk/redis@0.1.0",
             path: "wit",
             exports: { default: async },
             with: {
@@ -54,13 +67,16 @@ mod bindings {
     }
 }
 
-use bindings::rich::exports::spin_trigger::sdk::redis_handler;
+use bindings::rich::exports::spin_trigger::sdk0_2_0::redis_handler;
+use bindings::rich_0_1::exports::spin_trigger::sdk0_1_0::redis_handler as redis_handler_0_1;
 
 /// Which Redis world a component exports.
 #[derive(Clone, Copy)]
 enum RedisWorld {
-    /// Ours: the whole message in, an error message out.
+    /// Ours: the whole message (with any stream entry) in, an error message out.
     Rich,
+    /// Ours as it was before streams: the same, without the stream entry.
+    Rich0_1,
     /// Spin's v3 world (spin-sdk 6 and later): `handle-message` is an `async func`.
     Spin3,
     /// Spin's v1 world: the payload in; what our SDK's payload-only handlers export.
@@ -70,9 +86,14 @@ enum RedisWorld {
 /// The Redis worlds this host runs, in the order it looks for them.
 const REDIS_WORLDS: &[AcceptedWorld<RedisWorld>] = &[
     AcceptedWorld {
-        export: "spin-trigger:sdk/redis-handler@0.1.0",
+        export: "spin-trigger:sdk/redis-handler@0.2.0",
         description: "this project's Redis world",
         world: RedisWorld::Rich,
+    },
+    AcceptedWorld {
+        export: "spin-trigger:sdk/redis-handler@0.1.0",
+        description: "this project's Redis world before streams",
+        world: RedisWorld::Rich0_1,
     },
     AcceptedWorld {
         export: "spin:redis/inbound-redis@3.0.0",
@@ -99,6 +120,32 @@ pub struct Message {
     pub payload: Vec<u8>,
     /// The subscription pattern that matched, for pattern subscriptions.
     pub pattern: Option<String>,
+    /// The stream entry, for a message a `redis-stream` trigger read; then `channel` is the
+    /// stream and `payload` the entry's field `payload`.
+    pub entry: Option<StreamEntry>,
+}
+
+/// A stream entry, with the attempt at handling it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamEntry {
+    pub id: String,
+    pub fields: Vec<(String, Vec<u8>)>,
+    /// From 1.
+    pub attempt: u32,
+}
+
+/// The field whose value payload-only handlers get, so one component serves channels and
+/// streams alike.
+pub const PAYLOAD_FIELD: &str = "payload";
+
+impl StreamEntry {
+    /// The value of the entry's field `payload`, if it has one.
+    pub fn payload(&self) -> Option<&[u8]> {
+        self.fields
+            .iter()
+            .find(|(name, _)| name == PAYLOAD_FIELD)
+            .map(|(_, value)| value.as_slice())
+    }
 }
 
 /// A component ready to handle messages, in whichever Redis world it exports.
@@ -110,6 +157,7 @@ pub struct RedisComponent {
 enum RedisExport {
     Raw(bindings::raw::RedisTriggerPre<InstanceState>),
     Rich(bindings::rich::RedisPre<InstanceState>),
+    Rich0_1(bindings::rich_0_1::RedisPre<InstanceState>),
     Spin3(bindings::spin3::Spin3RedisTriggerPre<InstanceState>),
 }
 
@@ -119,6 +167,7 @@ impl RedisComponent {
         let pre = prepared.pre.clone();
         let export = match prepared.select_world("Redis", REDIS_WORLDS)? {
             RedisWorld::Rich => RedisExport::Rich(bindings::rich::RedisPre::new(pre)?),
+            RedisWorld::Rich0_1 => RedisExport::Rich0_1(bindings::rich_0_1::RedisPre::new(pre)?),
             RedisWorld::Spin3 => {
                 RedisExport::Spin3(bindings::spin3::Spin3RedisTriggerPre::new(pre)?)
             }
@@ -149,9 +198,30 @@ impl RedisComponent {
                     channel: message.channel.clone(),
                     payload: message.payload.clone(),
                     pattern: message.pattern.clone(),
+                    entry: message
+                        .entry
+                        .as_ref()
+                        .map(|entry| redis_handler::StreamEntry {
+                            id: entry.id.clone(),
+                            fields: entry.fields.clone(),
+                            attempt: entry.attempt,
+                        }),
                 };
                 instance
-                    .spin_trigger_sdk_redis_handler()
+                    .spin_trigger_sdk0_2_0_redis_handler()
+                    .call_handle_message(&mut store, &wit_message)
+                    .await?
+                    .map_err(|error| anyhow!("handler returned an error: {}", error.message))?;
+            }
+            RedisExport::Rich0_1(pre) => {
+                let instance = pre.instantiate_async(&mut store).await?;
+                let wit_message = redis_handler_0_1::Message {
+                    channel: message.channel.clone(),
+                    payload: message.payload.clone(),
+                    pattern: message.pattern.clone(),
+                };
+                instance
+                    .spin_trigger_sdk0_1_0_redis_handler()
                     .call_handle_message(&mut store, &wit_message)
                     .await?
                     .map_err(|error| anyhow!("handler returned an error: {}", error.message))?;
@@ -393,6 +463,7 @@ impl Subscriber {
                     channel: received.get_channel_name().to_owned(),
                     payload: received.get_payload_bytes().to_vec(),
                     pattern: received.get_pattern::<Option<String>>().ok().flatten(),
+                    entry: None,
                 };
                 if self.dispatch(message).is_err() {
                     return;

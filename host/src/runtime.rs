@@ -13,6 +13,7 @@ use crate::allowed_hosts::AllowedHosts;
 use crate::app::App;
 use crate::engine::{Engine, EngineOptions};
 use crate::redis_trigger::RedisTrigger;
+use crate::stream_trigger::StreamTrigger;
 use crate::timer::TimerTrigger;
 use crate::variables::ResolvedVariables;
 
@@ -32,6 +33,7 @@ pub struct Runtime {
     engine: Arc<Engine>,
     timer: TimerTrigger,
     redis: RedisTrigger,
+    streams: StreamTrigger,
 }
 
 impl Runtime {
@@ -52,7 +54,8 @@ impl Runtime {
             .timer_triggers
             .iter()
             .map(|trigger| &trigger.component)
-            .chain(app.redis_triggers.iter().map(|trigger| &trigger.component));
+            .chain(app.redis_triggers.iter().map(|trigger| &trigger.component))
+            .chain(app.stream_triggers.iter().map(|trigger| &trigger.component));
         let mut prepared = BTreeMap::new();
         for id in used {
             if prepared.contains_key(id) {
@@ -77,10 +80,12 @@ impl Runtime {
         }
         let timer = TimerTrigger::new(app, &prepared)?;
         let redis = RedisTrigger::new(app, variables, &prepared)?;
+        let streams = StreamTrigger::new(app, variables, &prepared)?;
         Ok(Runtime {
             engine,
             timer,
             redis,
+            streams,
         })
     }
 
@@ -94,12 +99,14 @@ impl Runtime {
     pub async fn run_until(&self, shutdown: impl Future, grace: Duration) -> usize {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
-        // Both triggers of one app run in this one process.
+        // Every trigger of one app runs in this one process.
         let triggers = async {
             tokio::join!(
                 self.timer
                     .run(self.engine.clone(), cancel.clone(), tracker.clone()),
                 self.redis
+                    .run(self.engine.clone(), cancel.clone(), tracker.clone()),
+                self.streams
                     .run(self.engine.clone(), cancel.clone(), tracker.clone()),
             )
         };

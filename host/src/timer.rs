@@ -30,7 +30,7 @@ mod bindings {
     }
     pub mod rich {
         wasmtime::component::bindgen!({
-            world: "spin-trigger:sdk/timer",
+            world: "spin-trigger:sdk/timer@0.1.0",
             path: "wit",
             exports: { default: async },
             with: {
@@ -41,7 +41,7 @@ mod bindings {
     }
 }
 
-use bindings::rich::exports::spin_trigger::sdk::timer_handler;
+use bindings::rich::exports::spin_trigger::sdk0_1_0::timer_handler;
 
 /// Which timer world a component exports.
 #[derive(Clone, Copy)]
@@ -125,7 +125,7 @@ impl TimerComponent {
                     sequence: tick.sequence,
                 };
                 instance
-                    .spin_trigger_sdk_timer_handler()
+                    .spin_trigger_sdk0_1_0_timer_handler()
                     .call_handle_tick(&mut store, wit_tick)
                     .await?
                     .map_err(|error| anyhow!("handler returned an error: {}", error.message))?;

@@ -74,6 +74,6 @@ fn richer_handlers_export_our_versioned_worlds() {
     );
     assert_eq!(
         exports_and_imports("redis-message-guest").0,
-        ["spin-trigger:sdk/redis-handler@0.1.0"]
+        ["spin-trigger:sdk/redis-handler@0.2.0"]
     );
 }

@@ -92,7 +92,7 @@ pub mod __private {
     /// Host imports shared by every world, generated once.
     pub mod imports {
         wit_bindgen::generate!({
-            world: "spin-trigger:sdk/imports",
+            world: "spin-trigger:sdk/imports@0.1.0",
             path: "wit",
             generate_all,
             runtime_path: "::spin_trigger_sdk::__private::wit_bindgen::rt",
@@ -123,10 +123,10 @@ pub mod __private {
         });
     }
 
-    /// Our richer Redis world.
+    /// Our richer Redis world, version 0.2.0 (messages from streams carry their entry).
     pub mod redis {
         wit_bindgen::generate!({
-            world: "spin-trigger:sdk/redis",
+            world: "spin-trigger:sdk/redis@0.2.0",
             path: "wit",
             runtime_path: "::spin_trigger_sdk::__private::wit_bindgen::rt",
             with: {
@@ -141,7 +141,7 @@ pub mod __private {
     /// Our richer timer world.
     pub mod timer {
         wit_bindgen::generate!({
-            world: "spin-trigger:sdk/timer",
+            world: "spin-trigger:sdk/timer@0.1.0",
             path: "wit",
             runtime_path: "::spin_trigger_sdk::__private::wit_bindgen::rt",
             with: {

@@ -4,7 +4,7 @@ use std::fmt;
 
 use crate::__private::imports::fermyon::spin2_0_0::redis as wit;
 use crate::__private::raw_redis::fermyon::spin::redis_types;
-use crate::__private::redis::exports::spin_trigger::sdk::redis_handler as rich;
+use crate::__private::redis::exports::spin_trigger::sdk0_2_0::redis_handler as rich;
 use crate::__private::{HandlerResult, block_on};
 
 /// A Redis message with its metadata, for handlers that take it as their argument.
@@ -16,6 +16,44 @@ pub struct Message {
     pub payload: Vec<u8>,
     /// The pattern that matched, when the trigger subscribes by pattern (`orders.*`).
     pub pattern: Option<String>,
+    /// The stream entry, when a `redis-stream` trigger read the message from a stream; then
+    /// `channel` is the stream and `payload` the entry's field `payload` (empty if it has none).
+    pub entry: Option<StreamEntry>,
+}
+
+/// A stream entry, as a `redis-stream` trigger read it.
+///
+/// ```no_run
+/// use spin_trigger_sdk::redis::Message;
+///
+/// #[spin_trigger_sdk::redis_component]
+/// fn on_entry(message: Message) -> anyhow::Result<()> {
+///     if let Some(entry) = &message.entry {
+///         let order = entry.field("order").unwrap_or_default();
+///         println!("{} {} attempt {}: {}", message.channel, entry.id, entry.attempt, String::from_utf8_lossy(order));
+///     }
+///     Ok(())
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamEntry {
+    /// The id Redis gave the entry (`1700000000000-0`).
+    pub id: String,
+    /// The entry's fields, in the order they were added.
+    pub fields: Vec<(String, Vec<u8>)>,
+    /// Which attempt at handling the entry this is, from 1. A handler that fails is called
+    /// again, up to the trigger's `max_attempts`; then the entry goes to the dead-letter stream.
+    pub attempt: u32,
+}
+
+impl StreamEntry {
+    /// The value of the first field called `name`.
+    pub fn field(&self, name: &str) -> Option<&[u8]> {
+        self.fields
+            .iter()
+            .find(|(field, _)| field == name)
+            .map(|(_, value)| value.as_slice())
+    }
 }
 
 impl Message {
@@ -157,6 +195,11 @@ where
         channel: message.channel,
         payload: message.payload,
         pattern: message.pattern,
+        entry: message.entry.map(|entry| StreamEntry {
+            id: entry.id,
+            fields: entry.fields,
+            attempt: entry.attempt,
+        }),
     };
     block_on(handler(message))
         .into_message_result()

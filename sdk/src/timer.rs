@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::__private::timer::exports::spin_trigger::sdk::timer_handler as wit;
+use crate::__private::timer::exports::spin_trigger::sdk0_1_0::timer_handler as wit;
 use crate::__private::{HandlerResult, block_on};
 
 /// One firing of a component's timer, for handlers that take it as their argument.

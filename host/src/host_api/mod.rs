@@ -10,7 +10,7 @@ pub mod variables;
 /// Host-side bindings for the imports every world shares, generated once.
 pub mod bindings {
     wasmtime::component::bindgen!({
-        world: "spin-trigger:sdk/imports",
+        world: "spin-trigger:sdk/imports@0.1.0",
         path: "wit",
         // Redis calls do network I/O: async, so a slow server never blocks a runtime thread.
         imports: { "fermyon:spin/redis": async },
@@ -23,7 +23,7 @@ pub mod bindings {
 /// [`Spin3`].
 pub mod spin3_bindings {
     wasmtime::component::bindgen!({
-        world: "spin-trigger:sdk/spin3-imports",
+        world: "spin-trigger:sdk/spin3-imports@0.1.0",
         path: "wit",
         with: { "spin:redis/redis.connection": super::outbound_redis::OutboundConnection },
     });

@@ -16,6 +16,8 @@ const GUESTS: &[&str] = &[
     "probe-guest",
     "noop-guest",
     "redis-print-guest",
+    "redis-message-0-1-guest",
+    "stream-record-guest",
     "timer-hello-greeter",
     "timer-hello-counter",
     "timer-hello-raw-bindgen",
@@ -343,33 +345,71 @@ pub fn probe_ticks(stdout: &str, component: &str) -> Vec<ProbeTick> {
         .collect()
 }
 
-/// A host started in the background, stopped with SIGTERM.
-pub struct HostProcess(Option<Child>);
+/// A host started in the background, stopped with SIGTERM. Its output is read as it comes,
+/// so a host that logs a lot never blocks on a full pipe.
+pub struct HostProcess {
+    child: Option<Child>,
+    stdout: Option<std::thread::JoinHandle<String>>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+    ready: std::sync::mpsc::Receiver<()>,
+}
 
 impl HostProcess {
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let child = host_command(args)
+        let mut child = host_command(args)
             .envs(env.iter().copied())
             .spawn()
             .expect("starting spin-trigger-host");
-        HostProcess(Some(child))
+        let (ready_sender, ready) = std::sync::mpsc::channel();
+        HostProcess {
+            stdout: Some(drain(child.stdout.take().expect("piped stdout"), None)),
+            stderr: Some(drain(
+                child.stderr.take().expect("piped stderr"),
+                Some(ready_sender),
+            )),
+            child: Some(child),
+            ready,
+        }
+    }
+
+    /// Waits (up to two minutes) until the host logs that its triggers run.
+    pub fn wait_until_ready(&self) {
+        self.ready
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the host did not start within two minutes");
     }
 
     /// Stops the host as a service manager would and returns what it printed.
-    pub fn stop(mut self) -> Run {
-        let child = self.0.take().expect("stopped once");
+    pub fn stop(self) -> Run {
+        self.signal_and_wait(libc::SIGTERM)
+    }
+
+    /// Kills the host with SIGKILL, as a crash would, and returns what it printed.
+    pub fn kill(self) -> Run {
+        self.signal_and_wait(libc::SIGKILL)
+    }
+
+    fn signal_and_wait(mut self, signal: libc::c_int) -> Run {
+        let mut child = self.child.take().expect("stopped once");
         // SAFETY: signalling the child this test started and still owns.
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-        child
-            .wait_with_output()
-            .expect("waiting for spin-trigger-host")
-            .into()
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        let status = child.wait().expect("waiting for spin-trigger-host");
+        let output = |handle: Option<std::thread::JoinHandle<String>>| {
+            handle
+                .map(|handle| handle.join().expect("reading the host's output"))
+                .unwrap_or_default()
+        };
+        Run {
+            success: status.success(),
+            stdout: output(self.stdout.take()),
+            stderr: output(self.stderr.take()),
+        }
     }
 }
 
 impl Drop for HostProcess {
     fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
+        if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -380,6 +420,8 @@ impl Drop for HostProcess {
 pub struct RedisServer {
     child: Option<Child>,
     pub port: u16,
+    /// Extra `redis-server` arguments, kept for [`RedisServer::restart`].
+    extra_args: Vec<String>,
 }
 
 impl RedisServer {
@@ -393,9 +435,34 @@ impl RedisServer {
 
     /// Starts a server on `port`, waiting until it accepts connections.
     pub fn start_on(port: u16) -> Self {
+        Self::start_with(port, &["--save", "", "--appendonly", "no"])
+    }
+
+    /// Starts a server that writes every change to an append-only file in `dir` before it
+    /// replies, so a restart (even after SIGKILL) loses nothing.
+    pub fn start_persistent(dir: &Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("finding a free port")
+            .port();
+        let dir = dir.display().to_string();
+        Self::start_with(
+            port,
+            &["--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", &dir],
+        )
+    }
+
+    /// Kills the server (SIGKILL) and starts it again on the same port with the same arguments.
+    pub fn restart(&mut self) {
+        self.kill();
+        let args: Vec<&str> = self.extra_args.iter().map(String::as_str).collect();
+        *self = Self::start_with(self.port, &args);
+    }
+
+    fn start_with(port: u16, extra_args: &[&str]) -> Self {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+            .args(extra_args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -403,6 +470,7 @@ impl RedisServer {
         let server = RedisServer {
             child: Some(child),
             port,
+            extra_args: extra_args.iter().map(|arg| (*arg).to_owned()).collect(),
         };
         for _ in 0..200 {
             if let Ok(mut connection) = server.client().get_connection()

@@ -51,7 +51,7 @@ fn emit(handler: &Handler) -> TokenStream {
         };
         return quote! {
             const _: () = {
-                use ::spin_trigger_sdk::__private::redis::exports::spin_trigger::sdk::redis_handler as wit;
+                use ::spin_trigger_sdk::__private::redis::exports::spin_trigger::sdk0_2_0::redis_handler as wit;
                 struct SpinRedisHandler;
                 impl wit::Guest for SpinRedisHandler {
                     fn handle_message(#message: wit::Message) -> ::core::result::Result<(), wit::Error> {

@@ -1,0 +1,388 @@
+//! The Redis Streams trigger end to end: each test starts its own redis-server on a free
+//! loopback port, runs host processes on a guest that records every entry it handles (outbound
+//! `SADD handled <id>`, `INCR duplicates` for an id seen before), and checks Redis afterwards.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{HostProcess, RedisServer, guest, write_app};
+use redis::Commands;
+
+const STREAM: &str = "jobs";
+const GROUP: &str = "workers";
+
+/// Settings of the one `[[trigger.redis-stream]]` of a test app, beyond component and stream.
+struct Trigger<'a> {
+    max_in_flight: usize,
+    max_attempts: u32,
+    claim_idle: &'a str,
+    consumer: Option<&'a str>,
+}
+
+impl Default for Trigger<'_> {
+    fn default() -> Self {
+        Trigger {
+            max_in_flight: 4,
+            max_attempts: 3,
+            claim_idle: "5s",
+            consumer: None,
+        }
+    }
+}
+
+/// An app with one stream trigger on [`STREAM`] in group [`GROUP`], running the recording
+/// guest against `server`.
+fn recording_app(server: &RedisServer, trigger: Trigger) -> tempfile::TempDir {
+    let consumer = trigger
+        .consumer
+        .map(|name| format!("consumer = \"{name}\"\n"))
+        .unwrap_or_default();
+    write_app(&format!(
+        r#"spin_manifest_version = 2
+[application]
+name = "stream-test"
+[application.trigger.redis-stream]
+address = "{url}"
+
+[[trigger.redis-stream]]
+component = "recorder"
+stream = "{STREAM}"
+group = "{GROUP}"
+{consumer}max_in_flight = {max_in_flight}
+max_attempts = {max_attempts}
+claim_idle = "{claim_idle}"
+
+[component.recorder]
+source = "{source}"
+allowed_outbound_hosts = ["{url}"]
+[component.recorder.variables]
+redis_address = "{url}"
+"#,
+        url = server.url(),
+        source = guest("stream-record-guest"),
+        max_in_flight = trigger.max_in_flight,
+        max_attempts = trigger.max_attempts,
+        claim_idle = trigger.claim_idle,
+    ))
+}
+
+fn start_host(app: &tempfile::TempDir) -> HostProcess {
+    let manifest = app.path().join("spin.toml").display().to_string();
+    let host = HostProcess::start(&["up", "-f", &manifest], &[]);
+    host.wait_until_ready();
+    host
+}
+
+fn connection(server: &RedisServer) -> redis::Connection {
+    server
+        .client()
+        .get_connection()
+        .expect("connecting to redis-server")
+}
+
+/// Adds `count` entries `payload = <n>` to the stream, in pipelined batches.
+fn add_entries(server: &RedisServer, count: usize) {
+    let mut redis = connection(server);
+    for batch_start in (0..count).step_by(1000) {
+        let mut pipe = redis::pipe();
+        for n in batch_start..(batch_start + 1000).min(count) {
+            pipe.xadd(STREAM, "*", &[("payload", n.to_string())])
+                .ignore();
+        }
+        pipe.query::<()>(&mut redis).expect("XADD");
+    }
+}
+
+fn handled(redis: &mut redis::Connection) -> usize {
+    redis.scard("handled").expect("SCARD handled")
+}
+
+/// Waits until `wanted` distinct entries are handled; panics with the count after `limit`.
+fn wait_for_handled(server: &RedisServer, wanted: usize, limit: Duration) {
+    let mut redis = connection(server);
+    let deadline = Instant::now() + limit;
+    loop {
+        let count = handled(&mut redis);
+        if count >= wanted {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {count} of {wanted} entries handled within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// How many entries of the group are delivered and not yet acknowledged.
+fn pending(redis: &mut redis::Connection) -> usize {
+    let summary: (usize, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
+        .arg(STREAM)
+        .arg(GROUP)
+        .query(redis)
+        .expect("XPENDING");
+    summary.0
+}
+
+/// Waits until the group has nothing pending (acknowledgements trail the recording by a moment).
+fn wait_for_nothing_pending(redis: &mut redis::Connection) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pending(redis) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{} entries still pending after 30 s",
+            pending(redis)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn duplicates(redis: &mut redis::Connection) -> usize {
+    redis
+        .get::<_, Option<usize>>("duplicates")
+        .expect("GET duplicates")
+        .unwrap_or(0)
+}
+
+fn dead_letters(redis: &mut redis::Connection) -> usize {
+    redis
+        .xlen(format!("{STREAM}.dead"))
+        .expect("XLEN of the dead-letter stream")
+}
+
+#[test]
+fn a_failing_entry_is_retried_and_one_that_always_fails_ends_in_the_dead_letter_stream() {
+    let server = RedisServer::start();
+    let app = recording_app(&server, Trigger::default());
+    let host = start_host(&app);
+    let mut redis = connection(&server);
+    let flaky: String = redis
+        .xadd(STREAM, "*", &[("payload", "flaky"), ("fail_times", "2")])
+        .expect("XADD");
+    let doomed: String = redis
+        .xadd(STREAM, "*", &[("payload", "fail"), ("fail_times", "0")])
+        .expect("XADD");
+    let fine: String = redis
+        .xadd(STREAM, "*", &[("payload", "fine")])
+        .expect("XADD");
+
+    wait_for_handled(&server, 2, Duration::from_secs(30));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while dead_letters(&mut redis) == 0 {
+        assert!(Instant::now() < deadline, "nothing dead-lettered in 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_for_nothing_pending(&mut redis);
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+
+    let members: Vec<String> = redis.smembers("handled").expect("SMEMBERS");
+    assert!(members.contains(&flaky) && members.contains(&fine), "{members:?}");
+    assert!(!members.contains(&doomed), "{members:?}");
+    let attempts: Vec<String> = redis
+        .lrange(format!("attempts:{flaky}"), 0, -1)
+        .expect("LRANGE");
+    assert_eq!(attempts, ["1", "2", "3"], "failed twice, then succeeded");
+    let doomed_attempts: Vec<String> = redis
+        .lrange(format!("attempts:{doomed}"), 0, -1)
+        .expect("LRANGE");
+    assert_eq!(doomed_attempts, ["1", "2", "3"], "max_attempts = 3");
+
+    let dead: redis::streams::StreamRangeReply = redis
+        .xrange_all(format!("{STREAM}.dead"))
+        .expect("XRANGE");
+    assert_eq!(dead.ids.len(), 1, "{dead:?}");
+    let field = |name: &str| -> String {
+        dead.ids[0]
+            .get(name)
+            .unwrap_or_else(|| panic!("no field {name} in {dead:?}"))
+    };
+    assert_eq!(field("payload"), "fail", "the entry's own fields are kept");
+    assert!(field("error").contains("asked to fail"), "{}", field("error"));
+    assert_eq!(field("attempts"), "3");
+    assert_eq!(field("source_stream"), STREAM);
+    assert_eq!(field("source_id"), doomed);
+    assert!(
+        run.stderr.contains("Redis stream handler failed")
+            && run.stderr.contains("component=recorder"),
+        "failures are logged with the component: {}",
+        run.stderr
+    );
+}
+
+#[test]
+fn three_hosts_share_100k_entries_and_lose_none_when_one_is_killed() {
+    const ENTRIES: usize = 100_000;
+    const MAX_IN_FLIGHT: usize = 4;
+    let server = RedisServer::start();
+    add_entries(&server, ENTRIES);
+    let app = recording_app(
+        &server,
+        Trigger {
+            max_in_flight: MAX_IN_FLIGHT,
+            ..Trigger::default()
+        },
+    );
+    let started = Instant::now();
+    let doomed = start_host(&app);
+    let others = [start_host(&app), start_host(&app)];
+
+    wait_for_handled(&server, ENTRIES / 4, Duration::from_secs(300));
+    let killed = doomed.kill();
+    let killed_at = handled(&mut connection(&server));
+    // Started again, it is a new consumer (its default name holds the process id); the old
+    // one's unacknowledged entries are claimed once idle for `claim_idle`.
+    let restarted = start_host(&app);
+
+    wait_for_handled(&server, ENTRIES, Duration::from_secs(600));
+    let elapsed = started.elapsed();
+    let mut redis = connection(&server);
+    wait_for_nothing_pending(&mut redis);
+    let duplicates = duplicates(&mut redis);
+    println!(
+        "{ENTRIES} entries, 3 hosts, one killed at {killed_at}: all handled in {elapsed:.1?} \
+         ({:.0} entries/s), {duplicates} handled twice",
+        ENTRIES as f64 / elapsed.as_secs_f64()
+    );
+    assert_eq!(handled(&mut redis), ENTRIES, "every entry handled");
+    assert!(
+        duplicates <= MAX_IN_FLIGHT,
+        "{duplicates} entries handled twice; the killed host could hold at most {MAX_IN_FLIGHT} unacknowledged"
+    );
+    assert_eq!(dead_letters(&mut redis), 0);
+    assert!(!killed.success, "SIGKILL is not a clean exit");
+    for host in others.into_iter().chain([restarted]) {
+        let run = host.stop();
+        assert!(run.success, "{}", run.stderr);
+        assert!(!run.stderr.contains("handler failed"), "{}", run.stderr);
+    }
+}
+
+#[test]
+fn nothing_is_lost_when_the_redis_server_restarts_mid_run() {
+    const ENTRIES: usize = 10_000;
+    let data = tempfile::tempdir().expect("a temp dir");
+    let mut server = RedisServer::start_persistent(data.path());
+    add_entries(&server, ENTRIES);
+    let app = recording_app(
+        &server,
+        Trigger {
+            // Handlers fail while the server is down; enough attempts to outlast the restart.
+            max_attempts: 20,
+            ..Trigger::default()
+        },
+    );
+    let host = start_host(&app);
+    wait_for_handled(&server, ENTRIES / 5, Duration::from_secs(120));
+    server.restart();
+
+    wait_for_handled(&server, ENTRIES, Duration::from_secs(300));
+    let mut redis = connection(&server);
+    wait_for_nothing_pending(&mut redis);
+    assert_eq!(dead_letters(&mut redis), 0);
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("lost the connection to the Redis server; reconnecting"),
+        "the restart was noticed: {}",
+        run.stderr
+    );
+}
+
+#[test]
+fn sigterm_under_load_finishes_what_is_in_flight_and_leaves_nothing_pending() {
+    let server = RedisServer::start();
+    let mut redis = connection(&server);
+    for _ in 0..500 {
+        let _: String = redis
+            .xadd(STREAM, "*", &[("payload", "slow"), ("sleep_ms", "20")])
+            .expect("XADD");
+    }
+    let app = recording_app(
+        &server,
+        Trigger {
+            consumer: Some("worker-a"),
+            ..Trigger::default()
+        },
+    );
+    let host = start_host(&app);
+    wait_for_handled(&server, 40, Duration::from_secs(60));
+    let run = host.stop();
+    assert!(run.success, "exit 0 after SIGTERM: {}", run.stderr);
+
+    let handled = handled(&mut redis);
+    assert!(handled < 500, "it stopped reading: all {handled} handled");
+    let pending: redis::Value = redis::cmd("XPENDING")
+        .arg(STREAM)
+        .arg(GROUP)
+        .arg("-")
+        .arg("+")
+        .arg(100)
+        .arg("worker-a")
+        .query(&mut redis)
+        .expect("XPENDING for the consumer");
+    assert_eq!(
+        pending,
+        redis::Value::Array(vec![]),
+        "nothing pending for the consumer after SIGTERM ({handled} handled)"
+    );
+    assert_eq!(duplicates(&mut redis), 0);
+}
+
+#[test]
+fn payload_only_and_older_components_serve_streams_with_the_payload_field() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let component = |id: &str, crate_name: &str| {
+        format!(
+            "[component.{id}]\nsource = \"{}\"\nallowed_outbound_hosts = [\"{url}\"]\n\
+             [component.{id}.variables]\nredis_address = \"{url}\"\nreply_channel = \"replies\"\n",
+            guest(crate_name)
+        )
+    };
+    let app = write_app(&format!(
+        r#"spin_manifest_version = 2
+[application]
+name = "stream-worlds"
+[application.trigger.redis-stream]
+address = "{url}"
+[[trigger.redis-stream]]
+component = "json"
+stream = "orders"
+[[trigger.redis-stream]]
+component = "older"
+stream = "events"
+{}{}"#,
+        component("json", "redis-json-guest"),
+        component("older", "redis-message-0-1-guest"),
+    ));
+    let mut replies = server.subscribe("replies");
+    let host = start_host(&app);
+    let mut redis = connection(&server);
+    let _: String = redis
+        .xadd(
+            "orders",
+            "*",
+            &[("customer_note", "ignored"), ("payload", r#"{"id":7,"customer":"ada"}"#)],
+        )
+        .expect("XADD");
+    assert_eq!(replies.next(), "order 7 for ada");
+    let _: String = redis
+        .xadd("events", "*", &[("payload", "hello")])
+        .expect("XADD");
+    assert_eq!(replies.next(), "events|hello");
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    // The group defaults to the application's name.
+    let groups: Vec<redis::Value> = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg("orders")
+        .query(&mut redis)
+        .expect("XINFO GROUPS");
+    assert!(
+        format!("{groups:?}").contains("stream-worlds"),
+        "{groups:?}"
+    );
+}

@@ -1,0 +1,43 @@
+//! A test guest for `redis-stream` triggers, taking the whole `Message`: records every entry it
+//! handles, at the address in its `redis_address` variable, with outbound Redis commands:
+//!
+//! - `SADD handled <entry id>`; an id already there also counts `INCR duplicates`;
+//! - `RPUSH attempts:<entry id> <attempt>`, when the entry has a field `fail_times`.
+//!
+//! The entry's fields steer it: `fail_times = n` fails the first `n` attempts; a payload of
+//! `fail` always fails; `sleep_ms = n` works for `n` ms first (a handler busy at shutdown).
+
+use spin_trigger_sdk::redis::{Connection, Message, Parameter};
+use spin_trigger_sdk::{redis_component, variables};
+
+#[redis_component]
+fn on_entry(message: Message) -> anyhow::Result<()> {
+    let entry = message
+        .entry
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("not a stream entry: channel `{}`", message.channel))?;
+    let number = |name: &str| -> anyhow::Result<Option<u32>> {
+        entry
+            .field(name)
+            .map(|value| Ok(std::str::from_utf8(value)?.parse()?))
+            .transpose()
+    };
+    let redis = Connection::open(&variables::get("redis_address")?)?;
+    if let Some(sleep_ms) = number("sleep_ms")? {
+        std::thread::sleep(std::time::Duration::from_millis(sleep_ms.into()));
+    }
+    if let Some(fail_times) = number("fail_times")? {
+        let key = format!("attempts:{}", entry.id);
+        let attempt = entry.attempt.to_string();
+        redis.execute(
+            "RPUSH",
+            &[Parameter::Binary(key.into_bytes()), Parameter::Binary(attempt.into_bytes())],
+        )?;
+        anyhow::ensure!(entry.attempt > fail_times, "failing attempt {}", entry.attempt);
+    }
+    anyhow::ensure!(message.payload != b"fail", "asked to fail");
+    if redis.sadd("handled", &[&entry.id])? == 0 {
+        redis.incr("duplicates")?;
+    }
+    Ok(())
+}
