@@ -22,11 +22,11 @@ use common::{
     use_packaged_sdk, workspace_root,
 };
 
-/// The plugin as `cargo xtask plugin` packages it, wrapping the host binary under test; built
-/// once per test process.
-fn plugin_manifest() -> &'static Path {
-    static MANIFEST: OnceLock<PathBuf> = OnceLock::new();
-    MANIFEST.get_or_init(|| {
+/// The plugins as `cargo xtask plugin` packages them, wrapping the host binary under test; built
+/// once per test process. Returns the directory holding `<plugin>.json` and `<plugin>.tar.gz`.
+fn plugin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
         let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("spin-plugin");
         let status = Command::new(env!("CARGO"))
             .current_dir(workspace_root())
@@ -37,9 +37,12 @@ fn plugin_manifest() -> &'static Path {
             .status()
             .expect("running cargo xtask plugin");
         assert!(status.success(), "cargo xtask plugin failed");
-        out.join("trigger-timer.json")
+        out
     })
 }
+
+/// The plugins `cargo xtask plugin` packages, which every scenario installs.
+const PLUGINS: [&str; 2] = ["trigger-timer", "trigger-redis-stream"];
 
 /// One scenario's Spin: its own data directory, with our plugin and templates installed through
 /// Spin's own commands.
@@ -70,11 +73,14 @@ impl Spin {
             data_dir: tempfile::tempdir().expect("creating SPIN_DATA_DIR"),
             apps: tempfile::tempdir().expect("creating the apps directory"),
         };
-        let manifest = plugin_manifest().display().to_string();
-        spin.run(
-            spin.apps.path(),
-            &["plugins", "install", "--file", &manifest, "--yes"],
-        );
+        for plugin in PLUGINS {
+            let manifest = plugin_dir().join(format!("{plugin}.json"));
+            let manifest = manifest.display().to_string();
+            spin.run(
+                spin.apps.path(),
+                &["plugins", "install", "--file", &manifest, "--yes"],
+            );
+        }
         let root = workspace_root().display().to_string();
         let installed = spin.run(spin.apps.path(), &["templates", "install", "--dir", &root]);
         for template in ["timer-rust", "redis-component-rust"] {
@@ -85,11 +91,13 @@ impl Spin {
             );
         }
         let plugins = spin.run(spin.apps.path(), &["plugins", "list", "--installed"]);
-        assert!(
-            plugins.stdout.contains("trigger-timer"),
-            "the plugin is installed: {}",
-            plugins.stdout
-        );
+        for plugin in PLUGINS {
+            assert!(
+                plugins.stdout.contains(plugin),
+                "the plugin {plugin} is installed: {}",
+                plugins.stdout
+            );
+        }
         Some(spin)
     }
 
@@ -196,7 +204,7 @@ impl SpinUp {
     fn wait_until_plugin_runs(&self) {
         self.ready
             .recv_timeout(Duration::from_secs(120))
-            .expect("the trigger-timer plugin reports it is running");
+            .expect("our plugin reports it is running");
     }
 
     fn signal_group(&self, signal: libc::c_int) {
@@ -401,6 +409,82 @@ fn one_app_with_timer_and_redis_triggers_runs_both_under_spin() {
         !mixed.is_empty() && mixed.iter().copied().eq(1..=mixed.len() as u64),
         "the timer ticked through the plugin: {mixed:?}\nstdout:\n{}\nstderr:\n{}",
         run.stdout,
+        run.stderr
+    );
+}
+
+/// `spin up` runs an app's `[[trigger.redis-stream]]` through the installed
+/// `trigger-redis-stream` plugin: entries added to the stream are handled and acknowledged.
+#[test]
+fn a_redis_stream_app_runs_under_spin_up_through_the_plugin() {
+    let Some(spin) = Spin::install() else { return };
+    let server = RedisServer::start();
+    let project = spin.apps.path().join("spin-streams");
+    std::fs::create_dir_all(&project).expect("creating the app directory");
+    std::fs::write(
+        project.join("spin.toml"),
+        format!(
+            r#"spin_manifest_version = 2
+[application]
+name = "spin-streams"
+[application.trigger.redis-stream]
+address = "{url}"
+[[trigger.redis-stream]]
+component = "recorder"
+stream = "jobs"
+max_in_flight = 2
+[component.recorder]
+source = "{source}"
+allowed_outbound_hosts = ["{url}"]
+[component.recorder.variables]
+redis_address = "{url}"
+"#,
+            url = server.url(),
+            source = common::guest("stream-record-guest"),
+        ),
+    )
+    .expect("writing spin.toml");
+
+    let up = spin.up(&project, &[]);
+    up.wait_until_plugin_runs();
+    let mut redis = server.client().get_connection().expect("connecting");
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        let id: String = redis::cmd("XADD")
+            .arg("jobs")
+            .arg("*")
+            .arg("payload")
+            .arg(n)
+            .query(&mut redis)
+            .expect("XADD");
+        ids.push(id);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let handled: usize = redis::cmd("SCARD")
+            .arg("handled")
+            .query(&mut redis)
+            .expect("SCARD");
+        if handled == ids.len() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{handled} of {} entries handled under spin up",
+            ids.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let run = up.stop();
+    let pending: (usize, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
+        .arg("jobs")
+        .arg("spin-streams")
+        .query(&mut redis)
+        .expect("XPENDING");
+    assert_eq!(pending.0, 0, "every entry acknowledged");
+    assert!(
+        run.stderr.contains("reading stream"),
+        "the plugin served the stream: {}",
         run.stderr
     );
 }

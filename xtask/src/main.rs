@@ -1,8 +1,9 @@
 //! Project chores.
 //!
 //! `cargo xtask plugin [--binary PATH] [--out DIR] [--url-base URL]` packages the host as the
-//! Spin plugin `trigger-timer`: `trigger-timer.tar.gz` (the executable, named as Spin runs it)
-//! and the plugin manifest `trigger-timer.json` that `spin plugins install --file` reads.
+//! Spin plugins `trigger-timer` and `trigger-redis-stream` (one program under two names): for
+//! each, `<name>.tar.gz` (the executable, named as Spin runs it) and the plugin manifest
+//! `<name>.json` that `spin plugins install --file` reads.
 //!
 //! `cargo xtask bench [-- --quick | --only dispatch,redis,start,memory,sizes]` runs the host's
 //! benchmark (`host/benches/bench`) on a release build, after installing what it needs.
@@ -14,8 +15,18 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use sha2::{Digest, Sha256};
 
-/// The plugin's name; Spin runs it for `[[trigger.timer]]`.
-const PLUGIN: &str = "trigger-timer";
+/// The plugins, each the host under the name Spin runs for `[[trigger.<type>]]`, with its
+/// description. Spin runs its own built-in trigger for `[[trigger.redis]]`.
+const PLUGINS: &[(&str, &str)] = &[
+    (
+        "trigger-timer",
+        "Runs Spin timer components built with spin-trigger-sdk",
+    ),
+    (
+        "trigger-redis-stream",
+        "Runs Spin Redis components on Redis Streams consumer groups ([[trigger.redis-stream]])",
+    ),
+];
 /// Spin versions whose plugin protocol (locked app v0/v1, launch metadata) the host speaks.
 const SPIN_COMPATIBILITY: &str = ">=2.0";
 
@@ -27,7 +38,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Package the host as the Spin plugin trigger-timer.
+    /// Package the host as the Spin plugins trigger-timer and trigger-redis-stream.
     Plugin {
         /// The host executable to package; default: build it with `cargo build --release`.
         #[arg(long)]
@@ -35,8 +46,8 @@ enum Task {
         /// Where to write the tarball and the manifest.
         #[arg(long, default_value = "target/plugin")]
         out: PathBuf,
-        /// Where the tarball will be published (the manifest's package URL is
-        /// `<url-base>/trigger-timer.tar.gz`); default: the tarball's own file:// URL.
+        /// Where the tarballs will be published (a manifest's package URL is
+        /// `<url-base>/<name>.tar.gz`); default: the tarball's own file:// URL.
         #[arg(long)]
         url_base: Option<String>,
     },
@@ -59,8 +70,10 @@ fn main() -> anyhow::Result<()> {
                 Some(binary) => binary,
                 None => build_release_host()?,
             };
-            let manifest = package_plugin(&binary, &out, url_base.as_deref())?;
-            println!("wrote {}", manifest.display());
+            for (name, description) in PLUGINS {
+                let manifest = package_plugin(name, description, &binary, &out, url_base.as_deref())?;
+                println!("wrote {}", manifest.display());
+            }
             Ok(())
         }
         Task::Bench { args } => bench(&args),
@@ -109,20 +122,26 @@ fn build_release_host() -> anyhow::Result<PathBuf> {
     Ok(workspace_root().join("target/release/spin-trigger-host"))
 }
 
-/// Writes the tarball and the manifest into `out`; returns the manifest's path.
-fn package_plugin(binary: &Path, out: &Path, url_base: Option<&str>) -> anyhow::Result<PathBuf> {
+/// Writes plugin `name`'s tarball and manifest into `out`; returns the manifest's path.
+fn package_plugin(
+    name: &str,
+    description: &str,
+    binary: &Path,
+    out: &Path,
+    url_base: Option<&str>,
+) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let out = out.canonicalize()?;
-    let tarball = out.join(format!("{PLUGIN}.tar.gz"));
-    write_tarball(binary, &tarball)?;
+    let tarball = out.join(format!("{name}.tar.gz"));
+    write_tarball(binary, name, &tarball)?;
     let sha256 = hex(&Sha256::digest(std::fs::read(&tarball)?));
     let url = match url_base {
-        Some(base) => format!("{}/{PLUGIN}.tar.gz", base.trim_end_matches('/')),
+        Some(base) => format!("{}/{name}.tar.gz", base.trim_end_matches('/')),
         None => format!("file://{}", tarball.display()),
     };
     let manifest = serde_json::json!({
-        "name": PLUGIN,
-        "description": "Runs Spin timer (and Redis) components built with spin-trigger-sdk",
+        "name": name,
+        "description": description,
         "homepage": env!("CARGO_PKG_REPOSITORY"),
         "version": env!("CARGO_PKG_VERSION"),
         "spinCompatibility": SPIN_COMPATIBILITY,
@@ -134,13 +153,13 @@ fn package_plugin(binary: &Path, out: &Path, url_base: Option<&str>) -> anyhow::
             "sha256": sha256,
         }],
     });
-    let path = out.join(format!("{PLUGIN}.json"));
+    let path = out.join(format!("{name}.json"));
     std::fs::write(&path, serde_json::to_string_pretty(&manifest)? + "\n")?;
     Ok(path)
 }
 
-/// A gzipped tar holding the executable as `trigger-timer`, mode 0755.
-fn write_tarball(binary: &Path, tarball: &Path) -> anyhow::Result<()> {
+/// A gzipped tar holding the executable as `name`, mode 0755.
+fn write_tarball(binary: &Path, name: &str, tarball: &Path) -> anyhow::Result<()> {
     let bytes = std::fs::read(binary).with_context(|| format!("reading {}", binary.display()))?;
     let file = std::fs::File::create(tarball)?;
     let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
@@ -152,7 +171,7 @@ fn write_tarball(binary: &Path, tarball: &Path) -> anyhow::Result<()> {
     header.set_mode(0o755);
     header.set_mtime(0);
     header.set_cksum();
-    builder.append_data(&mut header, PLUGIN, bytes.as_slice())?;
+    builder.append_data(&mut header, name, bytes.as_slice())?;
     builder.into_inner()?.finish()?;
     Ok(())
 }

@@ -1,12 +1,16 @@
-//! `xtask plugin`: the tarball holds the executable as Spin runs it, and the manifest says what
-//! Spin's plugin installer checks, field by field, with the tarball's real sha256.
+//! `xtask plugin`: for each plugin (`trigger-timer`, `trigger-redis-stream`), the tarball holds
+//! the executable as Spin runs it, and the manifest says what Spin's plugin installer checks,
+//! field by field, with the tarball's real sha256.
 
 use std::io::Read;
 use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-fn package(out: &std::path::Path, extra: &[&str]) -> serde_json::Value {
+const PLUGINS: [&str; 2] = ["trigger-timer", "trigger-redis-stream"];
+
+/// Packages every plugin into `out`; returns the manifests, in [`PLUGINS`] order.
+fn package(out: &std::path::Path, extra: &[&str]) -> Vec<serde_json::Value> {
     // Any executable will do as the payload; this test's own xtask binary is at hand.
     let status = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(["plugin", "--binary", env!("CARGO_BIN_EXE_xtask"), "--out"])
@@ -15,24 +19,35 @@ fn package(out: &std::path::Path, extra: &[&str]) -> serde_json::Value {
         .status()
         .unwrap();
     assert!(status.success());
-    let manifest = std::fs::read_to_string(out.join("trigger-timer.json")).unwrap();
-    serde_json::from_str(&manifest).expect("the manifest is JSON")
+    PLUGINS
+        .iter()
+        .map(|name| {
+            let manifest = std::fs::read_to_string(out.join(format!("{name}.json"))).unwrap();
+            serde_json::from_str(&manifest).expect("the manifest is JSON")
+        })
+        .collect()
 }
 
 #[test]
 fn the_manifest_describes_the_tarball_field_by_field() {
     let out = tempfile::tempdir().unwrap();
-    let manifest = package(
+    let manifests = package(
         out.path(),
         &["--url-base", "https://example.com/releases/v0.1.0/"],
     );
-    let tarball = std::fs::read(out.path().join("trigger-timer.tar.gz")).unwrap();
+    for (name, manifest) in PLUGINS.into_iter().zip(manifests) {
+        check_manifest(out.path(), name, &manifest);
+    }
+}
+
+fn check_manifest(out: &std::path::Path, name: &str, manifest: &serde_json::Value) {
+    let tarball = std::fs::read(out.join(format!("{name}.tar.gz"))).unwrap();
     let sha256: String = Sha256::digest(&tarball)
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect();
 
-    assert_eq!(manifest["name"], "trigger-timer");
+    assert_eq!(manifest["name"], name);
     assert_eq!(manifest["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(manifest["spinCompatibility"], ">=2.0");
     assert_eq!(manifest["license"], "Apache-2.0");
@@ -60,7 +75,7 @@ fn the_manifest_describes_the_tarball_field_by_field() {
     );
     assert_eq!(
         package["url"],
-        "https://example.com/releases/v0.1.0/trigger-timer.tar.gz"
+        format!("https://example.com/releases/v0.1.0/{name}.tar.gz")
     );
     assert_eq!(package["sha256"], sha256);
     let object = manifest.as_object().unwrap();
@@ -81,10 +96,16 @@ fn the_manifest_describes_the_tarball_field_by_field() {
 }
 
 #[test]
-fn the_tarball_holds_the_executable_as_trigger_timer() {
+fn each_tarball_holds_the_executable_under_the_plugin_name() {
     let out = tempfile::tempdir().unwrap();
-    let manifest = package(out.path(), &[]);
-    let tarball = out.path().join("trigger-timer.tar.gz");
+    let manifests = package(out.path(), &[]);
+    for (name, manifest) in PLUGINS.into_iter().zip(manifests) {
+        check_tarball(out.path(), name, &manifest);
+    }
+}
+
+fn check_tarball(out: &std::path::Path, name: &str, manifest: &serde_json::Value) {
+    let tarball = out.join(format!("{name}.tar.gz"));
     assert_eq!(
         manifest["packages"][0]["url"],
         format!("file://{}", tarball.canonicalize().unwrap().display())
@@ -94,7 +115,7 @@ fn the_tarball_holds_the_executable_as_trigger_timer() {
     ));
     let mut entries = archive.entries().unwrap();
     let mut entry = entries.next().expect("one entry").unwrap();
-    assert_eq!(entry.path().unwrap().to_str(), Some("trigger-timer"));
+    assert_eq!(entry.path().unwrap().to_str(), Some(name));
     assert_eq!(entry.header().mode().unwrap(), 0o755);
     let mut contents = Vec::new();
     entry.read_to_end(&mut contents).unwrap();
