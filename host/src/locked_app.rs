@@ -14,8 +14,8 @@ use serde::Deserialize;
 use crate::app::App;
 use crate::manifest::{
     ManifestError, RawAppTriggerSettings, RawApplication, RawComponent, RawComponentRef,
-    RawFileEntry, RawFileMount, RawManifest, RawRedisSettings, RawRedisTrigger, RawStreamTrigger, RawTimerSettings,
-    RawTimerTrigger, RawTriggers, RawVariable, validate,
+    RawFileEntry, RawFileMount, RawManifest, RawRedisSettings, RawRedisTrigger, RawStreamTrigger,
+    RawTimerSettings, RawTimerTrigger, RawTriggers, RawVariable, validate,
 };
 
 #[derive(Deserialize)]

@@ -576,7 +576,12 @@ fn validate_stream_trigger(
         None => Duration::from_secs(30),
         Some(text) => match humantime::parse_duration(&text) {
             Ok(duration) if duration >= Duration::from_millis(1) => duration,
-            Ok(_) => return Err(err("claim_idle", format!("\"{text}\" is shorter than the 1ms minimum"))),
+            Ok(_) => {
+                return Err(err(
+                    "claim_idle",
+                    format!("\"{text}\" is shorter than the 1ms minimum"),
+                ));
+            }
             Err(error) => {
                 return Err(err(
                     "claim_idle",

@@ -97,7 +97,10 @@ impl StreamTrigger {
             };
             let render = |template: &crate::variables::Template, what: &str| {
                 variables.render(template).with_context(|| {
-                    format!("Redis stream trigger `{}`: rendering its {what}", trigger.id)
+                    format!(
+                        "Redis stream trigger `{}`: rendering its {what}",
+                        trigger.id
+                    )
                 })
             };
             let address = render(&trigger.address, "address")?;
@@ -213,7 +216,11 @@ impl Consumer {
 
     /// One connection's life: joins the group, then reads (its own pending entries first, then
     /// new ones) and claims, until shutdown (`Ok`) or a Redis error (`Err`).
-    async fn serve(self: &Arc<Self>, running: &Running, backoff: &mut Duration) -> anyhow::Result<()> {
+    async fn serve(
+        self: &Arc<Self>,
+        running: &Running,
+        backoff: &mut Duration,
+    ) -> anyhow::Result<()> {
         let client = redis::Client::open(self.address.as_str())?;
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
@@ -407,7 +414,12 @@ impl Consumer {
     /// Tries the entry up to `max_attempts` times; acknowledges it on success, dead-letters it
     /// after the last failure. At shutdown a failed entry is left pending, for a consumer that
     /// stays to claim.
-    async fn handle(&self, mut entry: StreamEntry, acks: &mut MultiplexedConnection, running: &Running) {
+    async fn handle(
+        &self,
+        mut entry: StreamEntry,
+        acks: &mut MultiplexedConnection,
+        running: &Running,
+    ) {
         let mut wait = MIN_RETRY_WAIT;
         loop {
             let message = Message {
@@ -467,7 +479,12 @@ impl Consumer {
 
     /// Adds the entry, its error and attempt count to the dead-letter stream and acknowledges
     /// it, in one transaction: it is in one place or the other, never both or neither.
-    async fn dead_letter(&self, acks: &mut MultiplexedConnection, entry: &StreamEntry, error: &str) {
+    async fn dead_letter(
+        &self,
+        acks: &mut MultiplexedConnection,
+        entry: &StreamEntry,
+        error: &str,
+    ) {
         let mut fields: Vec<(&str, &[u8])> = entry
             .fields
             .iter()
@@ -508,7 +525,9 @@ impl Consumer {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// `XREADGROUP`'s reply for one stream: `[[stream, [[id, [field, value, ...]], ...]]]`, or nil
@@ -572,7 +591,10 @@ fn parse_entries(entries: redis::Value) -> anyhow::Result<Vec<RawEntry>> {
                     pairs
                         .into_iter()
                         .map(|(name, value)| {
-                            Ok((redis::from_redis_value(name)?, redis::from_redis_value(value)?))
+                            Ok((
+                                redis::from_redis_value(name)?,
+                                redis::from_redis_value(value)?,
+                            ))
                         })
                         .collect::<Result<Vec<_>, redis::ParsingError>>()?,
                 ),
@@ -584,7 +606,10 @@ fn parse_entries(entries: redis::Value) -> anyhow::Result<Vec<RawEntry>> {
 }
 
 fn field_pairs(flat: Vec<redis::Value>) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
-    anyhow::ensure!(flat.len() % 2 == 0, "an odd number of field names and values");
+    anyhow::ensure!(
+        flat.len() % 2 == 0,
+        "an odd number of field names and values"
+    );
     let mut flat = flat.into_iter();
     let mut pairs = Vec::new();
     while let (Some(name), Some(value)) = (flat.next(), flat.next()) {
@@ -612,7 +637,14 @@ mod tests {
             Value::Array(vec![
                 Value::Array(vec![
                     bulk("1-0"),
-                    Value::Array(vec![bulk("b"), bulk("2"), bulk("a"), bulk("1"), bulk("b"), bulk("3")]),
+                    Value::Array(vec![
+                        bulk("b"),
+                        bulk("2"),
+                        bulk("a"),
+                        bulk("1"),
+                        bulk("b"),
+                        bulk("3"),
+                    ]),
                 ]),
                 Value::Array(vec![bulk("1-1"), Value::Nil]),
             ]),
@@ -651,7 +683,10 @@ mod tests {
     fn malformed_replies_are_errors_not_panics() {
         assert!(parse_read_reply(Value::Int(3)).is_err());
         assert!(parse_claim_reply(Value::Array(vec![])).is_err());
-        let odd = Value::Array(vec![Value::Array(vec![bulk("1-0"), Value::Array(vec![bulk("a")])])]);
+        let odd = Value::Array(vec![Value::Array(vec![
+            bulk("1-0"),
+            Value::Array(vec![bulk("a")]),
+        ])]);
         assert!(parse_entries(odd).is_err());
     }
 }

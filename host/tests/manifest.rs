@@ -203,6 +203,67 @@ watch = ["src/**/*.rs"]
 }
 
 #[test]
+fn redis_stream_triggers_load_every_field_and_their_defaults() {
+    let app = parse(&with_body(
+        r#"[variables]
+queue = { default = "jobs" }
+[application.trigger.redis-stream]
+address = "redis://127.0.0.1:6379"
+[[trigger.redis-stream]]
+component = "c"
+stream = "{{ queue }}"
+[[trigger.redis-stream]]
+id = "audit"
+component = "c"
+stream = "audit"
+address = "redis://127.0.0.1:6380"
+group = "auditors"
+consumer = "auditor-{{ queue }}"
+max_in_flight = 8
+max_attempts = 2
+dead_letter = "audit.failed"
+claim_idle = "1m 30s"
+[component.c]
+source = "c.wasm"
+"#,
+    ))
+    .unwrap();
+    let (jobs, audit) = (&app.stream_triggers[0], &app.stream_triggers[1]);
+    assert_eq!(jobs.id, "redis-stream-1");
+    assert_eq!(jobs.stream.to_string(), "{{ queue }}");
+    assert_eq!(jobs.address.to_string(), "redis://127.0.0.1:6379");
+    assert_eq!(
+        (
+            jobs.group.as_ref(),
+            jobs.consumer.as_ref(),
+            jobs.dead_letter.as_ref()
+        ),
+        (None, None, None),
+        "defaults: the app name, host name and pid, `<stream>.dead`"
+    );
+    assert_eq!(
+        (jobs.max_in_flight, jobs.max_attempts, jobs.claim_idle),
+        (1, 5, Duration::from_secs(30))
+    );
+    assert_eq!(audit.address.to_string(), "redis://127.0.0.1:6380");
+    assert_eq!(audit.group.as_ref().unwrap().to_string(), "auditors");
+    assert_eq!(
+        audit.consumer.as_ref().unwrap().to_string(),
+        "auditor-{{ queue }}"
+    );
+    assert_eq!(
+        audit.dead_letter.as_ref().unwrap().to_string(),
+        "audit.failed"
+    );
+    assert_eq!(
+        (audit.max_in_flight, audit.max_attempts, audit.claim_idle),
+        (8, 2, Duration::from_secs(90))
+    );
+    assert_eq!(app.max_live_instances(), 9);
+    assert!(app.redis_triggers.is_empty() && app.timer_triggers.is_empty());
+}
+
+#[test]
 fn variable_values_come_from_the_command_line_then_the_environment_then_the_default() {
     let app = parse(&with_body(
         r#"[variables]
@@ -266,7 +327,7 @@ const MALFORMED: &[(&str, &str, &str)] = &[
     (
         "unsupported trigger type",
         "[[trigger.http]]\nroute = \"/\"\ncomponent = \"c\"\n",
-        "spin.toml: trigger.http: unknown field `http`, expected `timer` or `redis` (line 4)",
+        "spin.toml: trigger.http: unknown field `http`, expected one of `timer`, `redis`, `redis-stream` (line 4)",
     ),
     (
         "unknown timer trigger field",
@@ -382,6 +443,31 @@ const MALFORMED: &[(&str, &str, &str)] = &[
         "unknown Redis application setting",
         "[application.trigger.redis]\nadress = \"redis://localhost\"\n",
         "spin.toml: application.trigger.redis.adress: unknown field `adress`, expected `address` (line 5)",
+    ),
+    (
+        "Redis stream trigger without an address",
+        "[[trigger.redis-stream]]\ncomponent = \"c\"\nstream = \"jobs\"\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.redis-stream[0]: no Redis address: set `address` here or in [application.trigger.redis-stream]",
+    ),
+    (
+        "Redis stream trigger with an unknown field",
+        "[[trigger.redis-stream]]\ncomponent = \"c\"\nstream = \"jobs\"\nchannel = \"jobs\"\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.redis-stream[0].channel: unknown field `channel`, expected one of `id`, `component`, `stream`, `address`, `group`, `consumer`, `max_in_flight`, `max_attempts`, `dead_letter`, `claim_idle` (line 7)",
+    ),
+    (
+        "Redis stream trigger with zero attempts",
+        "[application.trigger.redis-stream]\naddress = \"redis://localhost\"\n[[trigger.redis-stream]]\ncomponent = \"c\"\nstream = \"jobs\"\nmax_attempts = 0\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.redis-stream[0].max_attempts: must be at least 1 (1: no retry; the default is 5)",
+    ),
+    (
+        "Redis stream trigger with a claim_idle that is not a duration",
+        "[application.trigger.redis-stream]\naddress = \"redis://localhost\"\n[[trigger.redis-stream]]\ncomponent = \"c\"\nstream = \"jobs\"\nclaim_idle = \"soon\"\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.redis-stream[0].claim_idle: \"soon\" is not a duration (expected number at 0): write e.g. \"30s\" or \"2m\"",
+    ),
+    (
+        "Redis stream trigger with an empty stream",
+        "[application.trigger.redis-stream]\naddress = \"redis://localhost\"\n[[trigger.redis-stream]]\ncomponent = \"c\"\nstream = \" \"\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.redis-stream[0].stream: the stream is empty: write e.g. `stream = \"orders\"`",
     ),
     (
         "files glob leaving the app directory",

@@ -80,12 +80,15 @@ fn comparable(mut app: App) -> App {
     for trigger in &mut app.redis_triggers {
         trigger.id.clear();
     }
+    for trigger in &mut app.stream_triggers {
+        trigger.id.clear();
+    }
     app
 }
 
 #[test]
 fn locked_fixtures_load_into_the_same_model_as_their_spin_toml() {
-    for name in ["timer", "redis", "both"] {
+    for name in ["timer", "redis", "both", "streams"] {
         let fixture = Fixture::new(name);
         let from_lock = locked_app::load(&fixture.locked_url(), None)
             .unwrap_or_else(|error| panic!("{name}: {error}"));

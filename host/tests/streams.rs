@@ -178,7 +178,10 @@ fn a_failing_entry_is_retried_and_one_that_always_fails_ends_in_the_dead_letter_
     assert!(run.success, "{}", run.stderr);
 
     let members: Vec<String> = redis.smembers("handled").expect("SMEMBERS");
-    assert!(members.contains(&flaky) && members.contains(&fine), "{members:?}");
+    assert!(
+        members.contains(&flaky) && members.contains(&fine),
+        "{members:?}"
+    );
     assert!(!members.contains(&doomed), "{members:?}");
     let attempts: Vec<String> = redis
         .lrange(format!("attempts:{flaky}"), 0, -1)
@@ -189,9 +192,8 @@ fn a_failing_entry_is_retried_and_one_that_always_fails_ends_in_the_dead_letter_
         .expect("LRANGE");
     assert_eq!(doomed_attempts, ["1", "2", "3"], "max_attempts = 3");
 
-    let dead: redis::streams::StreamRangeReply = redis
-        .xrange_all(format!("{STREAM}.dead"))
-        .expect("XRANGE");
+    let dead: redis::streams::StreamRangeReply =
+        redis.xrange_all(format!("{STREAM}.dead")).expect("XRANGE");
     assert_eq!(dead.ids.len(), 1, "{dead:?}");
     let field = |name: &str| -> String {
         dead.ids[0]
@@ -199,7 +201,11 @@ fn a_failing_entry_is_retried_and_one_that_always_fails_ends_in_the_dead_letter_
             .unwrap_or_else(|| panic!("no field {name} in {dead:?}"))
     };
     assert_eq!(field("payload"), "fail", "the entry's own fields are kept");
-    assert!(field("error").contains("asked to fail"), "{}", field("error"));
+    assert!(
+        field("error").contains("asked to fail"),
+        "{}",
+        field("error")
+    );
     assert_eq!(field("attempts"), "3");
     assert_eq!(field("source_stream"), STREAM);
     assert_eq!(field("source_id"), doomed);
@@ -365,7 +371,10 @@ stream = "events"
         .xadd(
             "orders",
             "*",
-            &[("customer_note", "ignored"), ("payload", r#"{"id":7,"customer":"ada"}"#)],
+            &[
+                ("customer_note", "ignored"),
+                ("payload", r#"{"id":7,"customer":"ada"}"#),
+            ],
         )
         .expect("XADD");
     assert_eq!(replies.next(), "order 7 for ada");

@@ -71,7 +71,8 @@ fn main() -> anyhow::Result<()> {
                 None => build_release_host()?,
             };
             for (name, description) in PLUGINS {
-                let manifest = package_plugin(name, description, &binary, &out, url_base.as_deref())?;
+                let manifest =
+                    package_plugin(name, description, &binary, &out, url_base.as_deref())?;
                 println!("wrote {}", manifest.display());
             }
             Ok(())

@@ -448,7 +448,16 @@ impl RedisServer {
         let dir = dir.display().to_string();
         Self::start_with(
             port,
-            &["--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", &dir],
+            &[
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+                &dir,
+            ],
         )
     }
 

@@ -17,7 +17,8 @@ struct Handler;
 impl Guest for Handler {
     fn handle_message(message: Message) -> Result<(), Error> {
         let failed = |error: String| Error { message: error };
-        let address = variables::get("redis_address").map_err(|error| failed(format!("{error:?}")))?;
+        let address =
+            variables::get("redis_address").map_err(|error| failed(format!("{error:?}")))?;
         let reply_channel =
             variables::get("reply_channel").map_err(|error| failed(format!("{error:?}")))?;
         let mut reply = format!("{}|", message.channel).into_bytes();

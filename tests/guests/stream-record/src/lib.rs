@@ -31,9 +31,16 @@ fn on_entry(message: Message) -> anyhow::Result<()> {
         let attempt = entry.attempt.to_string();
         redis.execute(
             "RPUSH",
-            &[Parameter::Binary(key.into_bytes()), Parameter::Binary(attempt.into_bytes())],
+            &[
+                Parameter::Binary(key.into_bytes()),
+                Parameter::Binary(attempt.into_bytes()),
+            ],
         )?;
-        anyhow::ensure!(entry.attempt > fail_times, "failing attempt {}", entry.attempt);
+        anyhow::ensure!(
+            entry.attempt > fail_times,
+            "failing attempt {}",
+            entry.attempt
+        );
     }
     anyhow::ensure!(message.payload != b"fail", "asked to fail");
     if redis.sadd("handled", &[&entry.id])? == 0 {
