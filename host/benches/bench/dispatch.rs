@@ -56,6 +56,7 @@ pub fn run(wasm: &Path, calls: usize) -> anyhow::Result<Figures> {
         channel: "bench".into(),
         payload: Vec::new(),
         pattern: None,
+        entry: None,
     };
 
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -6,6 +6,8 @@
 //! - Redis end to end: messages published pipelined, to the last handler's return, for the host
 //!   (`max_in_flight` 1 and the number of cores), the bare floor, a subscriber that does nothing
 //!   (the ceiling) and, when a Spin CLI is found, Spin's own Redis trigger under `spin up`;
+//! - Redis Streams: entries added pipelined, until one host or two (one consumer group) have
+//!   handled and acknowledged every one;
 //! - start: process start to the first tick handled, compiled-component cache cold and warm;
 //! - peak RSS with one component and with an app of 100 timer components;
 //! - release `.wasm` size of each template's generated project, and of Spin's `redis-rust`.
@@ -20,6 +22,7 @@ mod dispatch;
 mod process;
 mod redis_e2e;
 mod sizes;
+mod streams;
 mod timers;
 
 use std::path::Path;
@@ -31,6 +34,7 @@ use common::RedisServer;
 struct Counts {
     dispatch_calls: usize,
     messages: usize,
+    stream_entries: usize,
     starts: usize,
     timer_components: usize,
 }
@@ -38,6 +42,7 @@ struct Counts {
 const FULL: Counts = Counts {
     dispatch_calls: 20_000,
     messages: 100_000,
+    stream_entries: 50_000,
     starts: 5,
     timer_components: 100,
 };
@@ -45,6 +50,7 @@ const FULL: Counts = Counts {
 const QUICK: Counts = Counts {
     dispatch_calls: 200,
     messages: 1_000,
+    stream_entries: 1_000,
     starts: 1,
     timer_components: 100,
 };
@@ -58,7 +64,7 @@ fn main() -> anyhow::Result<()> {
         return redis_e2e::floor_subscriber(url, Path::new(wasm));
     }
     let quick = args.iter().any(|arg| arg == "--quick");
-    // `--only <sections>` (comma-separated: dispatch, redis, start, memory, sizes), while working
+    // `--only <sections>` (comma-separated: dispatch, redis, streams, start, memory, sizes), while working
     // on one.
     let only = args
         .iter()
@@ -96,6 +102,9 @@ fn main() -> anyhow::Result<()> {
     if wanted("redis") {
         one_component_rss = redis_section(&print_guest, &counts, cores, spin.as_deref())?;
     }
+    if wanted("streams") {
+        streams_section(&print_guest, &counts)?;
+    }
     if wanted("start") {
         start_section(&probe_guest, &counts)?;
     }
@@ -104,6 +113,29 @@ fn main() -> anyhow::Result<()> {
     }
     if wanted("sizes") {
         sizes_section(spin.as_deref())?;
+    }
+    Ok(())
+}
+
+fn streams_section(print_guest: &Path, counts: &Counts) -> anyhow::Result<()> {
+    let server = RedisServer::start();
+    let entries = counts.stream_entries;
+    const MAX_IN_FLIGHT: usize = 4;
+    let one = streams::hosts(&server, entries, print_guest, 1, MAX_IN_FLIGHT)?;
+    let two = streams::hosts(&server, entries, print_guest, 2, MAX_IN_FLIGHT)?;
+    println!(
+        "\n## Redis Streams: {entries} entries added pipelined, until the group has handled and acknowledged every one\n"
+    );
+    println!(
+        "| consumers (`max_in_flight = {MAX_IN_FLIGHT}` each) | entries/s | × one host | peak RSS, all hosts |\n| --- | --- | --- | --- |"
+    );
+    for (name, run) in [("one host", &one), ("two hosts", &two)] {
+        println!(
+            "| {name} | {:.1}k | {:.2}× | {} |",
+            run.rate(entries) / 1000.0,
+            run.rate(entries) / one.rate(entries),
+            run.peak_rss_kib.map_or("—".into(), mib),
+        );
     }
     Ok(())
 }
