@@ -2,8 +2,9 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
 
+use crate::trigger::TriggerType;
+pub use crate::trigger::{Trigger, TriggerConfig};
 use crate::variables::{Template, VariableDecl};
 
 /// A loaded, validated application. Component sources are absolute paths; variable values are
@@ -17,12 +18,8 @@ pub struct App {
     pub base_dir: PathBuf,
     pub variables: BTreeMap<String, VariableDecl>,
     pub components: BTreeMap<String, Component>,
-    pub timer: TimerSettings,
-    pub timer_triggers: Vec<TimerTrigger>,
-    pub redis: RedisSettings,
-    pub redis_triggers: Vec<RedisTrigger>,
-    pub stream: StreamSettings,
-    pub stream_triggers: Vec<StreamTrigger>,
+    /// Every trigger, of every type.
+    pub triggers: Vec<Trigger>,
 }
 
 /// One `[component.<id>]`.
@@ -65,113 +62,39 @@ pub struct BuildStep {
     pub workdir: PathBuf,
 }
 
-/// `[application.trigger.timer]`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TimerSettings {
-    /// Divides every interval: `speedup = 2` runs timers twice as often.
-    pub speedup: f64,
-}
-
-impl Default for TimerSettings {
-    fn default() -> Self {
-        TimerSettings { speedup: 1.0 }
-    }
-}
-
-/// One `[[trigger.timer]]`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TimerTrigger {
-    pub id: String,
-    pub component: String,
-    /// The interval as written, before `speedup`.
-    pub interval: Duration,
-}
-
-/// `[application.trigger.redis]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RedisSettings {
-    /// The server triggers use unless they set their own `address`.
-    pub address: Option<Template>,
-}
-
-/// One `[[trigger.redis]]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedisTrigger {
-    pub id: String,
-    pub component: String,
-    /// The channel, or a glob pattern (`orders.*`) to subscribe by pattern.
-    pub channel: Template,
-    /// The server; validation guarantees this or the application default is set.
-    pub address: Template,
-    /// How many messages the component handles at once: 1 (the default) keeps publish order.
-    pub max_in_flight: usize,
-}
-
-/// `[application.trigger.redis-stream]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StreamSettings {
-    /// The server stream triggers use unless they set their own `address`.
-    pub address: Option<Template>,
-}
-
-/// One `[[trigger.redis-stream]]`: a consumer in a consumer group.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StreamTrigger {
-    pub id: String,
-    pub component: String,
-    /// The stream key.
-    pub stream: Template,
-    /// The server; validation guarantees this or the application default is set.
-    pub address: Template,
-    /// The consumer group; `None`: the application's name.
-    pub group: Option<Template>,
-    /// This process's consumer name in the group; `None`: the host name and process id.
-    pub consumer: Option<Template>,
-    /// How many entries the component handles at once.
-    pub max_in_flight: usize,
-    /// How many times an entry is tried before it goes to the dead-letter stream.
-    pub max_attempts: u32,
-    /// Where entries that failed `max_attempts` times go; `None`: `<stream>.dead`.
-    pub dead_letter: Option<Template>,
-    /// How long an entry may stay unacknowledged by its consumer before another claims it.
-    pub claim_idle: Duration,
-}
-
 impl App {
-    /// The interval at which a trigger fires, `speedup` applied.
-    pub fn effective_interval(&self, trigger: &TimerTrigger) -> Duration {
-        trigger.interval.div_f64(self.timer.speedup)
+    /// The triggers of type `T`, each with its configuration.
+    ///
+    /// ```no_run
+    /// use spin_trigger_host::timer::TimerTrigger;
+    ///
+    /// let app = spin_trigger_host::manifest::load("spin.toml")?;
+    /// for (trigger, timer) in app.triggers_of::<TimerTrigger>() {
+    ///     println!("{} every {:?}", trigger.id, timer.effective_interval());
+    /// }
+    /// # Ok::<(), spin_trigger_host::manifest::ManifestError>(())
+    /// ```
+    pub fn triggers_of<T: TriggerType>(&self) -> impl Iterator<Item = (&Trigger, &T::Config)> {
+        self.triggers
+            .iter()
+            .filter_map(|trigger| Some((trigger, T::config_of(&trigger.config)?)))
     }
 
     /// Keeps only the triggers of `trigger_type`: a plugin Spin launches as `trigger-timer` runs
     /// the timer triggers and leaves the rest to Spin.
     pub fn retain_trigger_type(&mut self, trigger_type: &str) {
-        if trigger_type != "timer" {
-            self.timer_triggers.clear();
-        }
-        if trigger_type != "redis" {
-            self.redis_triggers.clear();
-        }
-        if trigger_type != "redis-stream" {
-            self.stream_triggers.clear();
-        }
+        self.triggers
+            .retain(|trigger| trigger.config.type_name() == trigger_type);
     }
 
     /// How many instances the app's triggers may have live at once: one per timer trigger (a
-    /// tick that comes while the last one runs is skipped) plus each Redis trigger's
-    /// `max_in_flight`, and each stream trigger's.
+    /// tick that comes while the last one runs is skipped) plus each Redis or stream trigger's
+    /// `max_in_flight`.
     pub fn max_live_instances(&self) -> usize {
-        self.timer_triggers.len()
-            + self
-                .redis_triggers
-                .iter()
-                .map(|trigger| trigger.max_in_flight)
-                .sum::<usize>()
-            + self
-                .stream_triggers
-                .iter()
-                .map(|trigger| trigger.max_in_flight)
-                .sum::<usize>()
+        self.triggers
+            .iter()
+            .map(|trigger| trigger.config.live_instances())
+            .sum()
     }
 
     /// The component a trigger names; validation guarantees it exists.

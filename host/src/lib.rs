@@ -8,6 +8,7 @@
 //!   `SPIN_VARIABLE_<NAME>` and defaults.
 //! - [`engine`]: the wasmtime engine, the compiled-component cache, `InstancePre`, per-event stores.
 //! - [`guest_files`]: what a guest sees of the host's files (`files`, `exclude_files`).
+//! - [`trigger`]: the shape every trigger type has, and the one list that registers each.
 //! - [`timer`]: the timer trigger — where a timer fires.
 //! - [`redis_trigger`]: the Redis trigger — where a message is dispatched.
 //! - [`stream_trigger`]: the Redis Streams trigger — where a stream entry is dispatched, acked,
@@ -34,6 +35,7 @@ pub mod runtime;
 pub mod stdio;
 pub mod stream_trigger;
 pub mod timer;
+pub mod trigger;
 pub mod variables;
 
 pub use app::App;

@@ -13,9 +13,8 @@ use serde::Deserialize;
 
 use crate::app::App;
 use crate::manifest::{
-    ManifestError, RawAppTriggerSettings, RawApplication, RawComponent, RawComponentRef,
-    RawFileEntry, RawFileMount, RawManifest, RawRedisSettings, RawRedisTrigger, RawStreamTrigger,
-    RawTimerSettings, RawTimerTrigger, RawTriggers, RawVariable, validate,
+    ManifestError, RawApplication, RawComponent, RawFileEntry, RawFileMount, RawManifest, RawTable,
+    RawVariable, validate,
 };
 
 #[derive(Deserialize)]
@@ -40,16 +39,9 @@ struct LockedMetadata {
     #[serde(default)]
     authors: Vec<String>,
     description: Option<String>,
+    /// Application-level trigger settings, by type (`[application.trigger.<type>]`).
     #[serde(default)]
-    triggers: LockedTriggerSettings,
-}
-
-#[derive(Deserialize, Default)]
-struct LockedTriggerSettings {
-    timer: Option<serde_json::Value>,
-    redis: Option<serde_json::Value>,
-    #[serde(rename = "redis-stream")]
-    redis_stream: Option<serde_json::Value>,
+    triggers: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -98,8 +90,7 @@ struct LockedContentPath {
     path: String,
 }
 
-/// The trigger types this host runs.
-pub const TRIGGER_TYPES: &[&str] = &["timer", "redis", "redis-stream"];
+pub use crate::trigger::TRIGGER_TYPES;
 
 /// Loads the locked app at `url` (a `file://` URL). Relative paths resolve against
 /// `local_app_dir` (Spin's `SPIN_LOCAL_APP_DIR`) when set, else the locked file's directory.
@@ -156,36 +147,36 @@ pub fn parse(text: &str, file: &Path, base_dir: &Path) -> Result<App, ManifestEr
         ));
     }
 
-    let mut triggers = RawTriggers::default();
+    // Each trigger of a type this host runs, its id beside its config: the manifest's shape.
+    let mut triggers: BTreeMap<String, Vec<RawTable>> = BTreeMap::new();
     let mut used_components = BTreeSet::new();
     for (index, trigger) in locked.triggers.into_iter().enumerate() {
-        let location = format!("triggers[{index}].trigger_config");
-        match trigger.trigger_type.as_str() {
-            "timer" => {
-                let mut config: RawTimerTrigger =
-                    from_json(trigger.trigger_config, &location, file)?;
-                config.id = Some(trigger.id);
-                used_components.insert(component_id(&config.component));
-                triggers.timer.push(config);
-            }
-            "redis" => {
-                let mut config: RawRedisTrigger =
-                    from_json(trigger.trigger_config, &location, file)?;
-                config.id = Some(trigger.id);
-                used_components.insert(component_id(&config.component));
-                triggers.redis.push(config);
-            }
-            "redis-stream" => {
-                let mut config: RawStreamTrigger =
-                    from_json(trigger.trigger_config, &location, file)?;
-                config.id = Some(trigger.id);
-                used_components.insert(component_id(&config.component));
-                triggers.redis_stream.push(config);
-            }
-            other => {
-                tracing::debug!(trigger = %trigger.id, "leaving `{other}` trigger to its own runner")
-            }
+        if !TRIGGER_TYPES.contains(&trigger.trigger_type.as_str()) {
+            tracing::debug!(
+                trigger = %trigger.id,
+                "leaving `{}` trigger to its own runner",
+                trigger.trigger_type
+            );
+            continue;
         }
+        let serde_json::Value::Object(mut config) = trigger.trigger_config else {
+            return Err(err(
+                &format!("triggers[{index}].trigger_config"),
+                "expected an object".into(),
+            ));
+        };
+        if let Some(component) = config.get("component").and_then(|id| id.as_str()) {
+            used_components.insert(component.to_owned());
+        }
+        config.insert("id".into(), serde_json::Value::String(trigger.id));
+        triggers
+            .entry(trigger.trigger_type)
+            .or_default()
+            .push(RawTable {
+                value: serde_json::Value::Object(config),
+                offset: None,
+                location: Some(format!("triggers[{index}].trigger_config")),
+            });
     }
 
     let mut components = BTreeMap::new();
@@ -198,28 +189,20 @@ pub fn parse(text: &str, file: &Path, base_dir: &Path) -> Result<App, ManifestEr
         components.insert(id, convert_component(component, &location, file)?);
     }
 
-    let settings = RawAppTriggerSettings {
-        timer: locked
-            .metadata
-            .triggers
-            .timer
-            .map(|value| from_json::<RawTimerSettings>(value, "metadata.triggers.timer", file))
-            .transpose()?,
-        redis: locked
-            .metadata
-            .triggers
-            .redis
-            .map(|value| from_json::<RawRedisSettings>(value, "metadata.triggers.redis", file))
-            .transpose()?,
-        redis_stream: locked
-            .metadata
-            .triggers
-            .redis_stream
-            .map(|value| {
-                from_json::<RawRedisSettings>(value, "metadata.triggers.redis-stream", file)
-            })
-            .transpose()?,
-    };
+    let settings = locked
+        .metadata
+        .triggers
+        .into_iter()
+        .filter(|(type_name, _)| TRIGGER_TYPES.contains(&type_name.as_str()))
+        .map(|(type_name, value)| {
+            let table = RawTable {
+                value,
+                offset: None,
+                location: Some(format!("metadata.triggers.{type_name}")),
+            };
+            (type_name, table)
+        })
+        .collect();
     let raw = RawManifest {
         spin_manifest_version: 2,
         application: RawApplication {
@@ -250,15 +233,7 @@ pub fn parse(text: &str, file: &Path, base_dir: &Path) -> Result<App, ManifestEr
         trigger: triggers,
         component: components,
     };
-    validate(raw, file, base_dir)
-}
-
-fn component_id(reference: &RawComponentRef) -> String {
-    match reference {
-        RawComponentRef::Id(id) => id.clone(),
-        // Spin's lock step always names components; an inline table cannot occur here.
-        RawComponentRef::Inline(_) => String::new(),
-    }
+    validate(raw, file, base_dir, None)
 }
 
 fn convert_component(
@@ -307,22 +282,6 @@ fn convert_component(
         files,
         exclude_files: Vec::new(),
         build: None,
-    })
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(
-    value: serde_json::Value,
-    location: &str,
-    file: &Path,
-) -> Result<T, ManifestError> {
-    serde_path_to_error::deserialize(value).map_err(|error| {
-        let path = error.path().to_string();
-        let location = if path == "." {
-            location.to_owned()
-        } else {
-            format!("{location}.{path}")
-        };
-        ManifestError::at(file, location, error.into_inner().to_string())
     })
 }
 

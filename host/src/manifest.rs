@@ -7,16 +7,13 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Deserialize;
 use serde::de::{self, MapAccess, Visitor};
 
 use crate::allowed_hosts::AllowedHosts;
-use crate::app::{
-    App, BuildStep, Component, FileMount, RedisSettings, RedisTrigger, StreamSettings,
-    StreamTrigger, TimerSettings, TimerTrigger,
-};
+use crate::app::{App, BuildStep, Component, FileMount};
+use crate::trigger::{self, RawTables, TRIGGER_TYPES};
 use crate::variables::{self, Template, VariableDecl};
 
 /// Why a manifest could not be loaded. Its text is the whole diagnosis.
@@ -34,7 +31,7 @@ impl ManifestError {
 ///
 /// ```no_run
 /// let app = spin_trigger_host::manifest::load("examples/timer-hello/spin.toml")?;
-/// println!("{} timer triggers", app.timer_triggers.len());
+/// println!("{} triggers", app.triggers.len());
 /// # Ok::<(), spin_trigger_host::manifest::ManifestError>(())
 /// ```
 pub fn load(path: impl AsRef<Path>) -> Result<App, ManifestError> {
@@ -52,7 +49,7 @@ pub fn load(path: impl AsRef<Path>) -> Result<App, ManifestError> {
 /// Parses manifest `text` as if read from `file`, resolving relative paths against `base_dir`.
 pub fn parse(text: &str, file: &Path, base_dir: &Path) -> Result<App, ManifestError> {
     let raw = deserialize(text, file)?;
-    validate(raw, file, base_dir)
+    validate(raw, file, base_dir, Some(text))
 }
 
 fn deserialize(text: &str, file: &Path) -> Result<RawManifest, ManifestError> {
@@ -69,6 +66,26 @@ fn deserialize(text: &str, file: &Path) -> Result<RawManifest, ManifestError> {
         };
         ManifestError::at(file, location, with_line(text, &inner, inner.message()))
     })
+}
+
+/// The line of `field = ...` in the table starting at `offset` (the first line at or after it
+/// that assigns `field`), else the table's own line.
+fn line_of(text: &str, offset: usize, field: Option<&str>) -> usize {
+    let offset = offset.min(text.len());
+    let table_line = text[..offset].matches('\n').count() + 1;
+    let Some(field) = field else {
+        return table_line;
+    };
+    let line_start = text[..offset].rfind('\n').map_or(0, |newline| newline + 1);
+    text[line_start..]
+        .lines()
+        .position(|line| {
+            line.trim_start()
+                .trim_start_matches('"')
+                .strip_prefix(field)
+                .is_some_and(|rest| rest.trim_start_matches('"').trim_start().starts_with('='))
+        })
+        .map_or(table_line, |index| table_line + index)
 }
 
 /// `message (line N)` when the error has a span, for finding it in a long file.
@@ -89,8 +106,9 @@ pub(crate) struct RawManifest {
     pub(crate) application: RawApplication,
     #[serde(default)]
     pub(crate) variables: BTreeMap<String, RawVariable>,
+    /// `[[trigger.<type>]]`, by type.
     #[serde(default)]
-    pub(crate) trigger: RawTriggers,
+    pub(crate) trigger: BTreeMap<String, Vec<RawTable>>,
     #[serde(default)]
     pub(crate) component: BTreeMap<String, RawComponent>,
 }
@@ -106,29 +124,9 @@ pub(crate) struct RawApplication {
     pub(crate) authors: Vec<String>,
     #[allow(dead_code)]
     pub(crate) description: Option<String>,
+    /// `[application.trigger.<type>]`, by type.
     #[serde(default)]
-    pub(crate) trigger: RawAppTriggerSettings,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawAppTriggerSettings {
-    pub(crate) timer: Option<RawTimerSettings>,
-    pub(crate) redis: Option<RawRedisSettings>,
-    #[serde(rename = "redis-stream")]
-    pub(crate) redis_stream: Option<RawRedisSettings>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawRedisSettings {
-    pub(crate) address: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawTimerSettings {
-    pub(crate) speedup: Option<f64>,
+    pub(crate) trigger: BTreeMap<String, RawTable>,
 }
 
 #[derive(Deserialize)]
@@ -141,51 +139,26 @@ pub(crate) struct RawVariable {
     pub(crate) secret: bool,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawTriggers {
-    #[serde(default)]
-    pub(crate) timer: Vec<RawTimerTrigger>,
-    #[serde(default)]
-    pub(crate) redis: Vec<RawRedisTrigger>,
-    #[serde(default, rename = "redis-stream")]
-    pub(crate) redis_stream: Vec<RawStreamTrigger>,
+/// A trigger type's table as read, kept as JSON until the type's own serde structs read it
+/// (see [`crate::trigger`]).
+pub(crate) struct RawTable {
+    pub(crate) value: serde_json::Value,
+    /// Where it starts in `spin.toml`, for line numbers.
+    pub(crate) offset: Option<usize>,
+    /// Where it is in its file, when not where `spin.toml` has it (a locked app's
+    /// `triggers[0].trigger_config`).
+    pub(crate) location: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawStreamTrigger {
-    pub(crate) id: Option<String>,
-    pub(crate) component: RawComponentRef,
-    pub(crate) stream: String,
-    pub(crate) address: Option<String>,
-    pub(crate) group: Option<String>,
-    pub(crate) consumer: Option<String>,
-    pub(crate) max_in_flight: Option<usize>,
-    pub(crate) max_attempts: Option<u32>,
-    pub(crate) dead_letter: Option<String>,
-    pub(crate) claim_idle: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawRedisTrigger {
-    pub(crate) id: Option<String>,
-    pub(crate) component: RawComponentRef,
-    pub(crate) channel: String,
-    pub(crate) address: Option<String>,
-    /// Ours: how many messages the component handles at once (default 1, publish order).
-    pub(crate) max_in_flight: Option<usize>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawTimerTrigger {
-    pub(crate) id: Option<String>,
-    pub(crate) component: RawComponentRef,
-    pub(crate) interval_secs: Option<u64>,
-    /// Ours: a sub-second interval in humantime syntax (`"250ms"`).
-    pub(crate) interval: Option<String>,
+impl<'de> Deserialize<'de> for RawTable {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let spanned = toml::Spanned::<serde_json::Value>::deserialize(deserializer)?;
+        Ok(RawTable {
+            offset: Some(spanned.span().start),
+            value: spanned.into_inner(),
+            location: None,
+        })
+    }
 }
 
 /// `component = "id"` or an inline `component = { source = ... }`.
@@ -307,6 +280,7 @@ pub(crate) fn validate(
     raw: RawManifest,
     file: &Path,
     base_dir: &Path,
+    text: Option<&str>,
 ) -> Result<App, ManifestError> {
     let err = |location: String, message: String| ManifestError::at(file, location, message);
 
@@ -346,274 +320,145 @@ pub(crate) fn validate(
         );
     }
 
-    let mut components = BTreeMap::new();
-    for (id, component) in raw.component {
-        let context = Context {
-            file,
-            base_dir,
-            variables: &variables,
-        };
-        let component = validate_component(&id, component, &format!("component.{id}"), &context)?;
-        components.insert(id, component);
-    }
-
-    let speedup = raw
-        .application
-        .trigger
-        .timer
-        .and_then(|timer| timer.speedup)
-        .unwrap_or(1.0);
-    if !(speedup.is_finite() && speedup > 0.0) {
-        return Err(err(
-            "application.trigger.timer.speedup".into(),
-            format!("{speedup} is not a positive number: `speedup = 2` runs timers twice as often"),
-        ));
-    }
-
-    let context = Context {
+    let mut validation = Validation {
         file,
         base_dir,
+        text,
         variables: &variables,
+        components: BTreeMap::new(),
     };
-    let mut timer_triggers = Vec::new();
-    for (index, trigger) in raw.trigger.timer.into_iter().enumerate() {
-        let location = format!("trigger.timer[{index}]");
-        let id = trigger.id.unwrap_or_else(|| format!("timer-{}", index + 1));
+    for (id, component) in raw.component {
         let component =
-            context.resolve_component(trigger.component, &id, &location, &mut components)?;
-        let interval = match (trigger.interval_secs, trigger.interval) {
-            (Some(_), Some(_)) => {
+            validate_component(&id, component, &format!("component.{id}"), &validation)?;
+        validation.components.insert(id, component);
+    }
+
+    // Each trigger type's tables, validated by the type itself.
+    let mut by_type: BTreeMap<String, RawTables> = BTreeMap::new();
+    for (type_name, settings) in raw.application.trigger {
+        by_type.entry(type_name).or_default().settings = Some(settings);
+    }
+    for (type_name, tables) in raw.trigger {
+        by_type.entry(type_name).or_default().triggers = tables;
+    }
+    let mut triggers = Vec::new();
+    for (type_name, tables) in by_type {
+        let location = if tables.triggers.is_empty() {
+            format!("application.trigger.{type_name}")
+        } else {
+            format!("trigger.{type_name}")
+        };
+        match trigger::validate_type(&type_name, tables, &mut validation) {
+            Some(validated) => triggers.extend(validated?),
+            None => {
                 return Err(err(
                     location,
-                    "set either `interval_secs` or `interval`, not both".into(),
+                    format!(
+                        "this host runs no `{type_name}` triggers; it runs: {}",
+                        TRIGGER_TYPES.join(", ")
+                    ),
                 ));
             }
-            (None, None) => {
-                return Err(err(
-                    location,
-                    "missing the interval: add `interval_secs = 5` or `interval = \"250ms\"`"
-                        .into(),
-                ));
-            }
-            (Some(0), None) => {
-                return Err(err(
-                    format!("{location}.interval_secs"),
-                    "the interval must be at least 1 second; for less, use `interval = \"250ms\"`"
-                        .into(),
-                ));
-            }
-            (Some(secs), None) => Duration::from_secs(secs),
-            (None, Some(text)) => match humantime::parse_duration(&text) {
-                Ok(duration) if duration >= Duration::from_millis(1) => duration,
-                Ok(_) => {
-                    return Err(err(
-                        format!("{location}.interval"),
-                        format!("\"{text}\" is shorter than the 1ms minimum"),
-                    ));
-                }
-                Err(error) => {
-                    return Err(err(
-                        format!("{location}.interval"),
-                        format!(
-                            "\"{text}\" is not a duration ({error}): write e.g. \"250ms\", \"2s\" or \"1m 30s\""
-                        ),
-                    ));
-                }
-            },
-        };
-        timer_triggers.push(TimerTrigger {
-            id,
-            component,
-            interval,
-        });
-    }
-
-    let redis = RedisSettings {
-        address: raw
-            .application
-            .trigger
-            .redis
-            .and_then(|redis| redis.address)
-            .map(|address| context.template(&address, "application.trigger.redis.address"))
-            .transpose()?,
-    };
-    let mut redis_triggers = Vec::new();
-    for (index, trigger) in raw.trigger.redis.into_iter().enumerate() {
-        let location = format!("trigger.redis[{index}]");
-        let id = trigger.id.unwrap_or_else(|| format!("redis-{}", index + 1));
-        let component =
-            context.resolve_component(trigger.component, &id, &location, &mut components)?;
-        let channel = context.template(&trigger.channel, &format!("{location}.channel"))?;
-        if trigger.channel.trim().is_empty() {
-            return Err(err(
-                format!("{location}.channel"),
-                "the channel is empty: write e.g. `channel = \"orders\"` or a pattern like `\"orders.*\"`".into(),
-            ));
         }
-        let address = match trigger.address {
-            Some(address) => context.template(&address, &format!("{location}.address"))?,
-            None => redis.address.clone().ok_or_else(|| {
-                err(
-                    location.clone(),
-                    "no Redis address: set `address` here or in [application.trigger.redis]".into(),
-                )
-            })?,
-        };
-        let max_in_flight = trigger.max_in_flight.unwrap_or(1);
-        if max_in_flight == 0 {
-            return Err(err(
-                format!("{location}.max_in_flight"),
-                "must be at least 1 (the default, which keeps publish order)".into(),
-            ));
-        }
-        redis_triggers.push(RedisTrigger {
-            id,
-            component,
-            channel,
-            address,
-            max_in_flight,
-        });
     }
 
-    let stream = StreamSettings {
-        address: raw
-            .application
-            .trigger
-            .redis_stream
-            .and_then(|settings| settings.address)
-            .map(|address| context.template(&address, "application.trigger.redis-stream.address"))
-            .transpose()?,
-    };
-    let mut stream_triggers = Vec::new();
-    for (index, trigger) in raw.trigger.redis_stream.into_iter().enumerate() {
-        let location = format!("trigger.redis-stream[{index}]");
-        stream_triggers.push(validate_stream_trigger(
-            trigger,
-            index,
-            &location,
-            &stream,
-            &context,
-            &mut components,
-        )?);
-    }
-
+    let components = validation.components;
     Ok(App {
         name: raw.application.name,
         origin: file.to_path_buf(),
         base_dir: base_dir.to_path_buf(),
         variables,
         components,
-        timer: TimerSettings { speedup },
-        timer_triggers,
-        redis,
-        redis_triggers,
-        stream,
-        stream_triggers,
+        triggers,
     })
 }
 
-fn validate_stream_trigger(
-    trigger: RawStreamTrigger,
-    index: usize,
-    location: &str,
-    settings: &StreamSettings,
-    context: &Context,
-    components: &mut BTreeMap<String, Component>,
-) -> Result<StreamTrigger, ManifestError> {
-    let err = |field: &str, message: String| {
-        ManifestError::at(context.file, format!("{location}.{field}"), message)
-    };
-    let id = trigger
-        .id
-        .unwrap_or_else(|| format!("redis-stream-{}", index + 1));
-    let component = context.resolve_component(trigger.component, &id, location, components)?;
-    if trigger.stream.trim().is_empty() {
-        return Err(err(
-            "stream",
-            "the stream is empty: write e.g. `stream = \"orders\"`".into(),
-        ));
-    }
-    let stream = context.template(&trigger.stream, &format!("{location}.stream"))?;
-    let address = match trigger.address {
-        Some(address) => context.template(&address, &format!("{location}.address"))?,
-        None => settings.address.clone().ok_or_else(|| {
-            ManifestError::at(
-                context.file,
-                location,
-                "no Redis address: set `address` here or in [application.trigger.redis-stream]",
-            )
-        })?,
-    };
-    let optional_template = |value: Option<String>, field: &str| {
-        value
-            .map(|text| {
-                if text.trim().is_empty() {
-                    Err(err(field, "is empty: leave it out for the default".into()))
-                } else {
-                    context.template(&text, &format!("{location}.{field}"))
-                }
-            })
-            .transpose()
-    };
-    let group = optional_template(trigger.group, "group")?;
-    let consumer = optional_template(trigger.consumer, "consumer")?;
-    let dead_letter = optional_template(trigger.dead_letter, "dead_letter")?;
-    let max_in_flight = trigger.max_in_flight.unwrap_or(1);
-    if max_in_flight == 0 {
-        return Err(err(
-            "max_in_flight",
-            "must be at least 1 (the default: one entry at a time)".into(),
-        ));
-    }
-    let max_attempts = trigger.max_attempts.unwrap_or(5);
-    if max_attempts == 0 {
-        return Err(err(
-            "max_attempts",
-            "must be at least 1 (1: no retry; the default is 5)".into(),
-        ));
-    }
-    let claim_idle = match trigger.claim_idle {
-        None => Duration::from_secs(30),
-        Some(text) => match humantime::parse_duration(&text) {
-            Ok(duration) if duration >= Duration::from_millis(1) => duration,
-            Ok(_) => {
-                return Err(err(
-                    "claim_idle",
-                    format!("\"{text}\" is shorter than the 1ms minimum"),
-                ));
-            }
-            Err(error) => {
-                return Err(err(
-                    "claim_idle",
-                    format!("\"{text}\" is not a duration ({error}): write e.g. \"30s\" or \"2m\""),
-                ));
-            }
-        },
-    };
-    Ok(StreamTrigger {
-        id,
-        component,
-        stream,
-        address,
-        group,
-        consumer,
-        max_in_flight,
-        max_attempts,
-        dead_letter,
-        claim_idle,
-    })
-}
-
-/// What validating components and triggers needs to know about the whole manifest.
-struct Context<'a> {
+/// What validating components and triggers needs to know about the whole manifest, and the
+/// components validated so far (inline ones join as their triggers are validated).
+pub struct Validation<'a> {
     file: &'a Path,
     base_dir: &'a Path,
+    /// The manifest's text, for line numbers; `None` for a locked app.
+    text: Option<&'a str>,
     variables: &'a BTreeMap<String, VariableDecl>,
+    components: BTreeMap<String, Component>,
 }
 
-impl Context<'_> {
+impl Validation<'_> {
+    /// An error at `location` (`trigger.redis[0].channel`) of the file being validated.
+    pub fn error(&self, location: &str, message: String) -> ManifestError {
+        ManifestError::at(self.file, location, message)
+    }
+
+    /// Reads a trigger type's table into its serde struct; an error names the field, and the
+    /// line the table starts on.
+    pub(crate) fn deserialize<T: serde::de::DeserializeOwned>(
+        &self,
+        table: RawTable,
+        location: &str,
+    ) -> Result<T, ManifestError> {
+        serde_path_to_error::deserialize(table.value).map_err(|error| {
+            let path = error.path().to_string();
+            let field = error.path().iter().rev().find_map(|segment| match segment {
+                serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+                _ => None,
+            });
+            let location = if path == "." {
+                location.to_owned()
+            } else {
+                format!("{location}.{path}")
+            };
+            let mut message = error.into_inner().to_string();
+            if let (Some(text), Some(offset)) = (self.text, table.offset) {
+                let line = line_of(text, offset, field.as_deref());
+                message.push_str(&format!(" (line {line})"));
+            }
+            self.error(&location, message)
+        })
+    }
+
+    /// Splits a trigger table into what every type has (`id`, `component`) and the rest, which
+    /// the type reads.
+    pub(crate) fn split_trigger_table(
+        &self,
+        mut table: RawTable,
+        location: &str,
+    ) -> Result<(Option<String>, RawComponentRef, RawTable), ManifestError> {
+        let serde_json::Value::Object(fields) = &mut table.value else {
+            return Err(self.error(location, "expected a table".into()));
+        };
+        let id = fields.remove("id");
+        let component = fields.remove("component");
+        let offset = table.offset;
+        let id = id
+            .map(|id| {
+                let id = RawTable {
+                    value: id,
+                    offset,
+                    location: None,
+                };
+                self.deserialize::<String>(id, &format!("{location}.id"))
+            })
+            .transpose()?;
+        let component = component.ok_or_else(|| {
+            self.error(
+                location,
+                "missing field `component`: name a component (`component = \"my-component\"`) or define one inline".into(),
+            )
+        })?;
+        let component = self.deserialize(
+            RawTable {
+                value: component,
+                offset,
+                location: None,
+            },
+            &format!("{location}.component"),
+        )?;
+        Ok((id, component, table))
+    }
+
     /// Parses a `{{ var }}` template whose references must all be declared in [variables].
-    fn template(&self, text: &str, location: &str) -> Result<Template, ManifestError> {
+    pub fn template(&self, text: &str, location: &str) -> Result<Template, ManifestError> {
         let template = Template::parse(text)
             .map_err(|message| ManifestError::at(self.file, location, message))?;
         if let Some(missing) = template
@@ -632,17 +477,18 @@ impl Context<'_> {
     }
 
     /// The id of the component a trigger names, validating an inline one into `components`.
-    fn resolve_component(
-        &self,
+    pub(crate) fn resolve_component(
+        &mut self,
         reference: RawComponentRef,
         trigger_id: &str,
         location: &str,
-        components: &mut BTreeMap<String, Component>,
     ) -> Result<String, ManifestError> {
         match reference {
-            RawComponentRef::Id(component) if components.contains_key(&component) => Ok(component),
+            RawComponentRef::Id(component) if self.components.contains_key(&component) => {
+                Ok(component)
+            }
             RawComponentRef::Id(component) => {
-                let defined: Vec<&str> = components.keys().map(String::as_str).collect();
+                let defined: Vec<&str> = self.components.keys().map(String::as_str).collect();
                 Err(ManifestError::at(
                     self.file,
                     format!("{location}.component"),
@@ -664,7 +510,7 @@ impl Context<'_> {
                     &format!("{location}.component"),
                     self,
                 )?;
-                components.insert(component_id.clone(), component);
+                self.components.insert(component_id.clone(), component);
                 Ok(component_id)
             }
         }
@@ -675,7 +521,7 @@ fn validate_component(
     id: &str,
     raw: RawComponent,
     location: &str,
-    context: &Context,
+    context: &Validation,
 ) -> Result<Component, ManifestError> {
     let file = context.file;
     let base_dir = context.base_dir;

@@ -20,7 +20,13 @@ use tokio_util::task::TaskTracker;
 use crate::allowed_hosts::redact;
 use crate::app::App;
 use crate::engine::{AcceptedWorld, Engine, InstanceState, PreparedComponent, log_failure};
-use crate::variables::ResolvedVariables;
+use crate::manifest::{ManifestError, Validation};
+use crate::trigger::{RunTrigger, TriggerConfig, TriggerFuture, TriggerType};
+use crate::variables::{ResolvedVariables, Template};
+
+pub mod config;
+
+pub use config::RedisConfig;
 
 mod bindings {
     pub mod raw {
@@ -305,6 +311,61 @@ pub struct RedisTrigger {
     servers: BTreeMap<String, Vec<Arc<Subscription>>>,
 }
 
+impl TriggerType for RedisTrigger {
+    const NAME: &'static str = "redis";
+    type RawSettings = config::RawAddressSettings;
+    /// The application's default server.
+    type Settings = Option<Template>;
+    type RawConfig = config::RawRedisConfig;
+    type Config = RedisConfig;
+
+    fn validate_settings(
+        raw: Self::RawSettings,
+        validation: &Validation,
+    ) -> Result<Option<Template>, ManifestError> {
+        config::validate_address_settings(raw, "application.trigger.redis", validation)
+    }
+
+    fn validate(
+        raw: Self::RawConfig,
+        address: &Option<Template>,
+        location: &str,
+        validation: &Validation,
+    ) -> Result<RedisConfig, ManifestError> {
+        config::validate(raw, address.as_ref(), location, validation)
+    }
+
+    fn live_instances(config: &RedisConfig) -> usize {
+        config.max_in_flight
+    }
+
+    fn config_of(config: &TriggerConfig) -> Option<&RedisConfig> {
+        match config {
+            TriggerConfig::Redis(config) => Some(config),
+            _ => None,
+        }
+    }
+
+    fn build(
+        app: &App,
+        variables: &ResolvedVariables,
+        prepared: &BTreeMap<String, Arc<PreparedComponent>>,
+    ) -> anyhow::Result<Self> {
+        RedisTrigger::new(app, variables, prepared)
+    }
+}
+
+impl RunTrigger for RedisTrigger {
+    fn run(
+        &self,
+        engine: Arc<Engine>,
+        shutdown: CancellationToken,
+        tracker: TaskTracker,
+    ) -> TriggerFuture<'_, ()> {
+        Box::pin(self.run(engine, shutdown, tracker))
+    }
+}
+
 impl RedisTrigger {
     /// Resolves every trigger's address and channel and picks each component's world.
     pub fn new(
@@ -314,7 +375,7 @@ impl RedisTrigger {
     ) -> anyhow::Result<Self> {
         let mut components: BTreeMap<String, Arc<RedisComponent>> = BTreeMap::new();
         let mut servers: BTreeMap<String, Vec<Arc<Subscription>>> = BTreeMap::new();
-        for trigger in &app.redis_triggers {
+        for (trigger, config) in app.triggers_of::<RedisTrigger>() {
             let component = match components.get(&trigger.component) {
                 Some(component) => component.clone(),
                 None => {
@@ -326,10 +387,10 @@ impl RedisTrigger {
                     component
                 }
             };
-            let address = variables.render(&trigger.address).with_context(|| {
+            let address = variables.render(&config.address).with_context(|| {
                 format!("Redis trigger `{}`: rendering its address", trigger.id)
             })?;
-            let channel = variables.render(&trigger.channel).with_context(|| {
+            let channel = variables.render(&config.channel).with_context(|| {
                 format!("Redis trigger `{}`: rendering its channel", trigger.id)
             })?;
             redis::Client::open(address.as_str()).with_context(|| {
@@ -347,7 +408,7 @@ impl RedisTrigger {
                     component,
                     is_pattern: is_glob(&channel),
                     channel,
-                    max_in_flight: trigger.max_in_flight,
+                    max_in_flight: config.max_in_flight,
                 }));
         }
         Ok(RedisTrigger { servers })

@@ -12,9 +12,7 @@ use tokio_util::task::TaskTracker;
 use crate::allowed_hosts::AllowedHosts;
 use crate::app::App;
 use crate::engine::{Engine, EngineOptions};
-use crate::redis_trigger::RedisTrigger;
-use crate::stream_trigger::StreamTrigger;
-use crate::timer::TimerTrigger;
+use crate::trigger::RunTrigger;
 use crate::variables::ResolvedVariables;
 
 /// An app with every component compiled and linked, ready to run.
@@ -31,9 +29,8 @@ use crate::variables::ResolvedVariables;
 /// ```
 pub struct Runtime {
     engine: Arc<Engine>,
-    timer: TimerTrigger,
-    redis: RedisTrigger,
-    streams: StreamTrigger,
+    /// One per trigger type the app uses.
+    triggers: Vec<Box<dyn RunTrigger>>,
 }
 
 impl Runtime {
@@ -50,12 +47,7 @@ impl Runtime {
             max_live_instances: app.max_live_instances(),
             ..options
         })?);
-        let used = app
-            .timer_triggers
-            .iter()
-            .map(|trigger| &trigger.component)
-            .chain(app.redis_triggers.iter().map(|trigger| &trigger.component))
-            .chain(app.stream_triggers.iter().map(|trigger| &trigger.component));
+        let used = app.triggers.iter().map(|trigger| &trigger.component);
         let mut prepared = BTreeMap::new();
         for id in used {
             if prepared.contains_key(id) {
@@ -78,20 +70,16 @@ impl Runtime {
                 Arc::new(engine.prepare(component, values, allowed_hosts)?),
             );
         }
-        let timer = TimerTrigger::new(app, &prepared)?;
-        let redis = RedisTrigger::new(app, variables, &prepared)?;
-        let streams = StreamTrigger::new(app, variables, &prepared)?;
-        Ok(Runtime {
-            engine,
-            timer,
-            redis,
-            streams,
-        })
+        let triggers = crate::trigger::build_all(app, variables, &prepared)?;
+        Ok(Runtime { engine, triggers })
     }
 
     /// Runs each timer component once; fails naming every component that failed.
     pub async fn run_once(&self) -> anyhow::Result<()> {
-        self.timer.run_once(&self.engine).await
+        for trigger in &self.triggers {
+            trigger.run_once(&self.engine).await?;
+        }
+        Ok(())
     }
 
     /// Runs every trigger until `shutdown` completes, then stops taking events and waits up to
@@ -100,16 +88,11 @@ impl Runtime {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         // Every trigger of one app runs in this one process.
-        let triggers = async {
-            tokio::join!(
-                self.timer
-                    .run(self.engine.clone(), cancel.clone(), tracker.clone()),
-                self.redis
-                    .run(self.engine.clone(), cancel.clone(), tracker.clone()),
-                self.streams
-                    .run(self.engine.clone(), cancel.clone(), tracker.clone()),
-            )
-        };
+        let triggers = futures_util::future::join_all(
+            self.triggers
+                .iter()
+                .map(|trigger| trigger.run(self.engine.clone(), cancel.clone(), tracker.clone())),
+        );
         tokio::select! {
             _ = triggers => {}
             _ = shutdown => tracing::info!("shutting down: no new events; waiting for handlers in flight"),

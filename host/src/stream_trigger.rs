@@ -30,8 +30,15 @@ use tokio_util::task::TaskTracker;
 use crate::allowed_hosts::redact;
 use crate::app::App;
 use crate::engine::{Engine, PreparedComponent, log_failure};
+use crate::manifest::{ManifestError, Validation};
+use crate::redis_trigger::config::{RawAddressSettings, validate_address_settings};
 use crate::redis_trigger::{Message, RedisComponent, StreamEntry};
-use crate::variables::ResolvedVariables;
+use crate::trigger::{RunTrigger, TriggerConfig, TriggerFuture, TriggerType};
+use crate::variables::{ResolvedVariables, Template};
+
+pub mod config;
+
+pub use config::StreamConfig;
 
 /// How long one `XREADGROUP` waits for new entries; shutdown is noticed between reads, never
 /// in the middle of one (entries it returned would otherwise stay pending, unhandled).
@@ -69,6 +76,61 @@ struct Consumer {
     claim_idle: Duration,
 }
 
+impl TriggerType for StreamTrigger {
+    const NAME: &'static str = "redis-stream";
+    type RawSettings = RawAddressSettings;
+    /// The application's default server.
+    type Settings = Option<Template>;
+    type RawConfig = config::RawStreamConfig;
+    type Config = StreamConfig;
+
+    fn validate_settings(
+        raw: Self::RawSettings,
+        validation: &Validation,
+    ) -> Result<Option<Template>, ManifestError> {
+        validate_address_settings(raw, "application.trigger.redis-stream", validation)
+    }
+
+    fn validate(
+        raw: Self::RawConfig,
+        address: &Option<Template>,
+        location: &str,
+        validation: &Validation,
+    ) -> Result<StreamConfig, ManifestError> {
+        config::validate(raw, address.as_ref(), location, validation)
+    }
+
+    fn live_instances(config: &StreamConfig) -> usize {
+        config.max_in_flight
+    }
+
+    fn config_of(config: &TriggerConfig) -> Option<&StreamConfig> {
+        match config {
+            TriggerConfig::RedisStream(config) => Some(config),
+            _ => None,
+        }
+    }
+
+    fn build(
+        app: &App,
+        variables: &ResolvedVariables,
+        prepared: &BTreeMap<String, Arc<PreparedComponent>>,
+    ) -> anyhow::Result<Self> {
+        StreamTrigger::new(app, variables, prepared)
+    }
+}
+
+impl RunTrigger for StreamTrigger {
+    fn run(
+        &self,
+        engine: Arc<Engine>,
+        shutdown: CancellationToken,
+        tracker: TaskTracker,
+    ) -> TriggerFuture<'_, ()> {
+        Box::pin(self.run(engine, shutdown, tracker))
+    }
+}
+
 impl StreamTrigger {
     /// Resolves every stream trigger's settings and picks each component's Redis world.
     pub fn new(
@@ -83,7 +145,7 @@ impl StreamTrigger {
         );
         let mut components: BTreeMap<String, Arc<RedisComponent>> = BTreeMap::new();
         let mut consumers = Vec::new();
-        for trigger in &app.stream_triggers {
+        for (trigger, config) in app.triggers_of::<StreamTrigger>() {
             let component = match components.get(&trigger.component) {
                 Some(component) => component.clone(),
                 None => {
@@ -103,7 +165,7 @@ impl StreamTrigger {
                     )
                 })
             };
-            let address = render(&trigger.address, "address")?;
+            let address = render(&config.address, "address")?;
             redis::Client::open(address.as_str()).with_context(|| {
                 format!(
                     "Redis stream trigger `{}`: invalid address {}",
@@ -111,16 +173,16 @@ impl StreamTrigger {
                     redact(&address)
                 )
             })?;
-            let stream = render(&trigger.stream, "stream")?;
-            let group = match &trigger.group {
+            let stream = render(&config.stream, "stream")?;
+            let group = match &config.group {
                 Some(group) => render(group, "group")?,
                 None => app.name.clone(),
             };
-            let consumer = match &trigger.consumer {
+            let consumer = match &config.consumer {
                 Some(consumer) => render(consumer, "consumer")?,
                 None => default_consumer.clone(),
             };
-            let dead_letter = match &trigger.dead_letter {
+            let dead_letter = match &config.dead_letter {
                 Some(dead_letter) => render(dead_letter, "dead_letter")?,
                 None => format!("{stream}.dead"),
             };
@@ -139,9 +201,9 @@ impl StreamTrigger {
                 group,
                 consumer,
                 dead_letter,
-                max_in_flight: trigger.max_in_flight,
-                max_attempts: trigger.max_attempts,
-                claim_idle: trigger.claim_idle,
+                max_in_flight: config.max_in_flight,
+                max_attempts: config.max_attempts,
+                claim_idle: config.claim_idle,
             }));
         }
         Ok(StreamTrigger { consumers })
@@ -607,7 +669,7 @@ fn parse_entries(entries: redis::Value) -> anyhow::Result<Vec<RawEntry>> {
 
 fn field_pairs(flat: Vec<redis::Value>) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     anyhow::ensure!(
-        flat.len() % 2 == 0,
+        flat.len().is_multiple_of(2),
         "an odd number of field names and values"
     );
     let mut flat = flat.into_iter();

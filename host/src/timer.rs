@@ -18,6 +18,13 @@ use tokio_util::task::TaskTracker;
 
 use crate::app::App;
 use crate::engine::{AcceptedWorld, Engine, InstanceState, PreparedComponent};
+use crate::manifest::{ManifestError, Validation};
+use crate::trigger::{RunTrigger, TriggerConfig, TriggerFuture, TriggerType};
+use crate::variables::ResolvedVariables;
+
+pub mod config;
+
+pub use config::TimerConfig;
 
 mod bindings {
     pub mod raw {
@@ -150,6 +157,66 @@ pub struct TimerTrigger {
     components: Vec<Arc<TimerComponent>>,
 }
 
+impl TriggerType for TimerTrigger {
+    const NAME: &'static str = "timer";
+    type RawSettings = config::RawTimerSettings;
+    /// `speedup`.
+    type Settings = f64;
+    type RawConfig = config::RawTimerConfig;
+    type Config = TimerConfig;
+
+    fn validate_settings(
+        raw: Self::RawSettings,
+        validation: &Validation,
+    ) -> Result<f64, ManifestError> {
+        config::validate_settings(raw, validation)
+    }
+
+    fn validate(
+        raw: Self::RawConfig,
+        speedup: &f64,
+        location: &str,
+        validation: &Validation,
+    ) -> Result<TimerConfig, ManifestError> {
+        config::validate(raw, *speedup, location, validation)
+    }
+
+    /// One: a tick that comes while the last one runs is skipped.
+    fn live_instances(_config: &TimerConfig) -> usize {
+        1
+    }
+
+    fn config_of(config: &TriggerConfig) -> Option<&TimerConfig> {
+        match config {
+            TriggerConfig::Timer(config) => Some(config),
+            _ => None,
+        }
+    }
+
+    fn build(
+        app: &App,
+        _variables: &ResolvedVariables,
+        prepared: &BTreeMap<String, Arc<PreparedComponent>>,
+    ) -> anyhow::Result<Self> {
+        TimerTrigger::new(app, prepared)
+    }
+}
+
+impl RunTrigger for TimerTrigger {
+    fn run(
+        &self,
+        engine: Arc<Engine>,
+        shutdown: CancellationToken,
+        tracker: TaskTracker,
+    ) -> TriggerFuture<'_, ()> {
+        Box::pin(self.run(engine, shutdown, tracker))
+    }
+
+    fn run_once<'a>(&'a self, engine: &'a Engine) -> TriggerFuture<'a, anyhow::Result<()>> {
+        Box::pin(self.run_once(engine))
+    }
+}
+
 impl TimerTrigger {
     /// Builds the schedules from the app and its prepared components.
     pub fn new(
@@ -159,7 +226,7 @@ impl TimerTrigger {
         let mut components: BTreeMap<String, Arc<TimerComponent>> = BTreeMap::new();
         let mut ordered = Vec::new();
         let mut schedules = Vec::new();
-        for trigger in &app.timer_triggers {
+        for (trigger, config) in app.triggers_of::<TimerTrigger>() {
             let component = match components.get(&trigger.component) {
                 Some(component) => component.clone(),
                 None => {
@@ -175,7 +242,7 @@ impl TimerTrigger {
             schedules.push(Schedule {
                 trigger_id: trigger.id.clone(),
                 component,
-                interval: app.effective_interval(trigger),
+                interval: config.effective_interval(),
             });
         }
         Ok(TimerTrigger {

@@ -4,13 +4,28 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use spin_trigger_host::app::{BuildStep, FileMount};
+use spin_trigger_host::app::{BuildStep, FileMount, Trigger};
 use spin_trigger_host::manifest;
+use spin_trigger_host::redis_trigger::{RedisConfig, RedisTrigger};
+use spin_trigger_host::stream_trigger::{StreamConfig, StreamTrigger};
+use spin_trigger_host::timer::{TimerConfig, TimerTrigger};
 use spin_trigger_host::variables::{Providers, ResolvedVariables};
 
 fn parse(text: &str) -> Result<spin_trigger_host::App, String> {
     manifest::parse(text, Path::new("spin.toml"), Path::new("/app"))
         .map_err(|error| error.to_string())
+}
+
+fn timers(app: &spin_trigger_host::App) -> Vec<(&Trigger, &TimerConfig)> {
+    app.triggers_of::<TimerTrigger>().collect()
+}
+
+fn redis_triggers(app: &spin_trigger_host::App) -> Vec<(&Trigger, &RedisConfig)> {
+    app.triggers_of::<RedisTrigger>().collect()
+}
+
+fn stream_triggers(app: &spin_trigger_host::App) -> Vec<(&Trigger, &StreamConfig)> {
+    app.triggers_of::<StreamTrigger>().collect()
 }
 
 const HEADER: &str = "spin_manifest_version = 2\n[application]\nname = \"app\"\n";
@@ -25,15 +40,14 @@ fn spins_timer_example_manifest_loads_unchanged() {
     let text = include_str!("fixtures/spin-timer-example.toml");
     let app = parse(text).expect("Spin's own example loads");
     assert_eq!(app.name, "goodbye");
-    assert_eq!(app.timer.speedup, 2.0);
-    let triggers: Vec<(&str, Duration, Duration)> = app
-        .timer_triggers
-        .iter()
-        .map(|trigger| {
+    let triggers: Vec<(&str, Duration, Duration)> = timers(&app)
+        .into_iter()
+        .map(|(trigger, timer)| {
+            assert_eq!(timer.speedup, 2.0);
             (
                 trigger.component.as_str(),
-                trigger.interval,
-                app.effective_interval(trigger),
+                timer.interval,
+                timer.effective_interval(),
             )
         })
         .collect();
@@ -121,15 +135,13 @@ watch = ["src/**/*.rs"]
 "#,
     )
     .expect("loads");
-    assert_eq!(app.timer.speedup, 0.5);
-    assert_eq!(app.timer_triggers[0].id, "fast");
-    assert_eq!(app.timer_triggers[0].interval, Duration::from_millis(250));
-    assert_eq!(
-        app.effective_interval(&app.timer_triggers[0]),
-        Duration::from_millis(500)
-    );
-    assert_eq!(app.timer_triggers[1].id, "timer-2");
-    assert_eq!(app.timer_triggers[1].component, "timer-2-component");
+    let timers = timers(&app);
+    assert_eq!(timers[0].1.speedup, 0.5);
+    assert_eq!(timers[0].0.id, "fast");
+    assert_eq!(timers[0].1.interval, Duration::from_millis(250));
+    assert_eq!(timers[0].1.effective_interval(), Duration::from_millis(500));
+    assert_eq!(timers[1].0.id, "timer-2");
+    assert_eq!(timers[1].0.component, "timer-2-component");
     assert_eq!(
         app.components["timer-2-component"].source,
         PathBuf::from("/app/inline.wasm")
@@ -169,19 +181,23 @@ watch = ["src/**/*.rs"]
     );
     assert!(app.variables["token"].required && app.variables["token"].secret);
 
-    assert_eq!(app.redis_triggers.len(), 2);
-    let (jobs, audit) = (&app.redis_triggers[0], &app.redis_triggers[1]);
+    let redis = redis_triggers(&app);
+    assert_eq!(redis.len(), 2);
+    let ((jobs_trigger, jobs), (audit_trigger, audit)) = (redis[0], redis[1]);
     assert_eq!(
         (
-            jobs.id.as_str(),
-            jobs.component.as_str(),
+            jobs_trigger.id.as_str(),
+            jobs_trigger.component.as_str(),
             jobs.max_in_flight
         ),
         ("redis-1", "worker", 1)
     );
     assert_eq!(jobs.channel.to_string(), "{{ queue }}.*");
     assert_eq!(jobs.address.to_string(), "redis://{{ redis_host }}:6379");
-    assert_eq!((audit.id.as_str(), audit.max_in_flight), ("audit", 8));
+    assert_eq!(
+        (audit_trigger.id.as_str(), audit.max_in_flight),
+        ("audit", 8)
+    );
     assert_eq!(audit.address.to_string(), "rediss://audit.example.com:6380");
 
     let providers = Providers {
@@ -192,12 +208,9 @@ watch = ["src/**/*.rs"]
     assert_eq!(resolved.components["worker"]["message"], "hi, t0ken!");
     assert_eq!(resolved.components["worker"]["plain"], "literal");
     assert_eq!(resolved.components["timer-2-component"]["who"], "inline");
+    assert_eq!(resolved.render(&jobs.channel).unwrap(), "jobs.*");
     assert_eq!(
-        resolved.render(&app.redis_triggers[0].channel).unwrap(),
-        "jobs.*"
-    );
-    assert_eq!(
-        resolved.render(&app.redis_triggers[0].address).unwrap(),
+        resolved.render(&jobs.address).unwrap(),
         "redis://127.0.0.1:6379"
     );
 }
@@ -228,8 +241,9 @@ source = "c.wasm"
 "#,
     ))
     .unwrap();
-    let (jobs, audit) = (&app.stream_triggers[0], &app.stream_triggers[1]);
-    assert_eq!(jobs.id, "redis-stream-1");
+    let streams = stream_triggers(&app);
+    let ((jobs_trigger, jobs), (_, audit)) = (streams[0], streams[1]);
+    assert_eq!(jobs_trigger.id, "redis-stream-1");
     assert_eq!(jobs.stream.to_string(), "{{ queue }}");
     assert_eq!(jobs.address.to_string(), "redis://127.0.0.1:6379");
     assert_eq!(
@@ -260,7 +274,7 @@ source = "c.wasm"
         (8, 2, Duration::from_secs(90))
     );
     assert_eq!(app.max_live_instances(), 9);
-    assert!(app.redis_triggers.is_empty() && app.timer_triggers.is_empty());
+    assert_eq!(app.triggers.len(), 2, "no triggers of other types");
 }
 
 #[test]
@@ -327,12 +341,12 @@ const MALFORMED: &[(&str, &str, &str)] = &[
     (
         "unsupported trigger type",
         "[[trigger.http]]\nroute = \"/\"\ncomponent = \"c\"\n",
-        "spin.toml: trigger.http: unknown field `http`, expected one of `timer`, `redis`, `redis-stream` (line 4)",
+        "spin.toml: trigger.http: this host runs no `http` triggers; it runs: timer, redis, redis-stream",
     ),
     (
         "unknown timer trigger field",
         "[[trigger.timer]]\ncomponent = \"c\"\ninterval_secs = 1\nintreval = \"1s\"\n[component.c]\nsource = \"c.wasm\"\n",
-        "spin.toml: trigger.timer[0].intreval: unknown field `intreval`, expected one of `id`, `component`, `interval_secs`, `interval` (line 7)",
+        "spin.toml: trigger.timer[0].intreval: unknown field `intreval`, expected `interval_secs` or `interval` (line 7)",
     ),
     (
         "trigger names an undefined component",
@@ -452,7 +466,7 @@ const MALFORMED: &[(&str, &str, &str)] = &[
     (
         "Redis stream trigger with an unknown field",
         "[[trigger.redis-stream]]\ncomponent = \"c\"\nstream = \"jobs\"\nchannel = \"jobs\"\n[component.c]\nsource = \"c.wasm\"\n",
-        "spin.toml: trigger.redis-stream[0].channel: unknown field `channel`, expected one of `id`, `component`, `stream`, `address`, `group`, `consumer`, `max_in_flight`, `max_attempts`, `dead_letter`, `claim_idle` (line 7)",
+        "spin.toml: trigger.redis-stream[0].channel: unknown field `channel`, expected one of `stream`, `address`, `group`, `consumer`, `max_in_flight`, `max_attempts`, `dead_letter`, `claim_idle` (line 7)",
     ),
     (
         "Redis stream trigger with zero attempts",

@@ -74,13 +74,7 @@ fn env_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
 fn comparable(mut app: App) -> App {
     app.origin = PathBuf::new();
     app.base_dir = PathBuf::new();
-    for trigger in &mut app.timer_triggers {
-        trigger.id.clear();
-    }
-    for trigger in &mut app.redis_triggers {
-        trigger.id.clear();
-    }
-    for trigger in &mut app.stream_triggers {
+    for trigger in &mut app.triggers {
         trigger.id.clear();
     }
     app
@@ -308,7 +302,7 @@ fn locked_apps_spin_would_refuse_are_refused_with_the_field_named() {
         ),
         (
             r#"{"spin_lock_version": 0, "triggers": [{"id": "t", "trigger_type": "timer", "trigger_config": {"component": "c", "interval_secs": 1, "every": 2}}], "components": []}"#,
-            "lock.json: triggers[0].trigger_config.every: unknown field `every`, expected one of `id`, `component`, `interval_secs`, `interval`",
+            "lock.json: triggers[0].trigger_config.every: unknown field `every`, expected `interval_secs` or `interval`",
         ),
         (
             r#"{"spin_lock_version": 0, "triggers": [{"id": "t", "trigger_type": "timer", "trigger_config": {"component": "c", "interval_secs": 1}}], "components": [{"id": "c", "source": {"content_type": "application/wasm", "source": "https://example.com/c.wasm"}}]}"#,

@@ -1,0 +1,99 @@
+//! `[application.trigger.redis]` and `[[trigger.redis]]`: as written, and validated.
+
+use serde::Deserialize;
+
+use crate::manifest::{ManifestError, Validation};
+use crate::variables::Template;
+
+/// `[application.trigger.redis]`, as written; `[application.trigger.redis-stream]` has the
+/// same shape.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawAddressSettings {
+    address: Option<String>,
+}
+
+/// The application's default server: the `address` template, when set.
+pub fn validate_address_settings(
+    raw: RawAddressSettings,
+    location: &str,
+    validation: &Validation,
+) -> Result<Option<Template>, ManifestError> {
+    raw.address
+        .map(|address| validation.template(&address, &format!("{location}.address")))
+        .transpose()
+}
+
+/// A trigger's server: its own `address`, else the application's; one of them must be set.
+pub fn trigger_address(
+    address: Option<String>,
+    default: Option<&Template>,
+    location: &str,
+    settings_table: &str,
+    validation: &Validation,
+) -> Result<Template, ManifestError> {
+    match address {
+        Some(address) => validation.template(&address, &format!("{location}.address")),
+        None => default.cloned().ok_or_else(|| {
+            validation.error(
+                location,
+                format!("no Redis address: set `address` here or in [{settings_table}]"),
+            )
+        }),
+    }
+}
+
+/// One `[[trigger.redis]]`, as written (besides `id` and `component`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedisConfig {
+    channel: String,
+    address: Option<String>,
+    /// Ours: how many messages the component handles at once (default 1, publish order).
+    max_in_flight: Option<usize>,
+}
+
+/// One `[[trigger.redis]]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// The channel, or a glob pattern (`orders.*`) to subscribe by pattern.
+    pub channel: Template,
+    /// The server: the trigger's own or the application's.
+    pub address: Template,
+    /// How many messages the component handles at once: 1 (the default) keeps publish order.
+    pub max_in_flight: usize,
+}
+
+pub fn validate(
+    raw: RawRedisConfig,
+    default_address: Option<&Template>,
+    location: &str,
+    validation: &Validation,
+) -> Result<RedisConfig, ManifestError> {
+    let channel = validation.template(&raw.channel, &format!("{location}.channel"))?;
+    if raw.channel.trim().is_empty() {
+        return Err(validation.error(
+            &format!("{location}.channel"),
+            "the channel is empty: write e.g. `channel = \"orders\"` or a pattern like `\"orders.*\"`".into(),
+        ));
+    }
+    let address = trigger_address(
+        raw.address,
+        default_address,
+        location,
+        "application.trigger.redis",
+        validation,
+    )?;
+    let max_in_flight = raw.max_in_flight.unwrap_or(1);
+    if max_in_flight == 0 {
+        return Err(validation.error(
+            &format!("{location}.max_in_flight"),
+            "must be at least 1 (the default, which keeps publish order)".into(),
+        ));
+    }
+    Ok(RedisConfig {
+        channel,
+        address,
+        max_in_flight,
+    })
+}
