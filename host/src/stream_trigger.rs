@@ -17,13 +17,13 @@
 //! finish and be acknowledged.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use redis::AsyncTypedCommands;
 use redis::aio::MultiplexedConnection;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -43,6 +43,8 @@ pub use config::StreamConfig;
 /// How long one `XREADGROUP` waits for new entries; shutdown is noticed between reads, never
 /// in the middle of one (entries it returned would otherwise stay pending, unhandled).
 const READ_BLOCK: Duration = Duration::from_millis(500);
+/// How long a read blocks while handlers run: their ends wait at most this long to be sent.
+const SHORT_BLOCK: Duration = Duration::from_millis(5);
 /// How long a reply may take beyond the read's own block time before the connection counts
 /// as lost.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -222,8 +224,6 @@ impl StreamTrigger {
                 engine: engine.clone(),
                 shutdown: shutdown.clone(),
                 tracker: tracker.clone(),
-                slots: Arc::new(Semaphore::new(consumer.max_in_flight)),
-                in_flight: Arc::new(Mutex::new(HashSet::new())),
             };
             tracker.spawn(consumer.run(running));
         }
@@ -231,31 +231,79 @@ impl StreamTrigger {
     }
 }
 
-/// What a consumer's reading loop and its handlers share.
+/// What a consumer's handler tasks need.
 #[derive(Clone)]
 struct Running {
     engine: Arc<Engine>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
-    /// One permit per entry being handled: `max_in_flight` of them.
-    slots: Arc<Semaphore>,
-    /// The ids of the entries being handled, which a claim must leave alone.
-    in_flight: Arc<Mutex<HashSet<String>>>,
 }
 
-/// One entry as read from the stream: `None` fields for an entry deleted since it was read.
+/// One entry as read from the stream: `None` fields for an entry deleted since it was added.
 struct RawEntry {
     id: String,
     fields: Option<Vec<(String, Vec<u8>)>>,
 }
 
+/// How a handler task ended with its entry; each frees the entry's slot once the reading loop
+/// has told Redis.
+enum Done {
+    /// Handled: acknowledge it.
+    Handled(String),
+    /// Failed `max_attempts` times: add it to the dead-letter stream and acknowledge it.
+    Failed { entry: StreamEntry, error: String },
+    /// Shutdown came before a retry: leave it pending for a consumer that stays.
+    Abandoned(String),
+}
+
+impl Done {
+    fn id(&self) -> &str {
+        match self {
+            Done::Handled(id) | Done::Abandoned(id) => id,
+            Done::Failed { entry, .. } => &entry.id,
+        }
+    }
+}
+
+/// A consumer's reading loop's own state, kept across reconnections.
+struct Reader {
+    /// Entries handed to handler tasks whose end Redis has not been told yet.
+    in_flight: HashSet<String>,
+    /// Ends reported by handler tasks, not yet sent to Redis.
+    finished: Vec<Done>,
+    done_sender: mpsc::UnboundedSender<Done>,
+    done: mpsc::UnboundedReceiver<Done>,
+}
+
+impl Reader {
+    /// Takes every end reported so far, without waiting.
+    fn collect_finished(&mut self) {
+        while let Ok(done) = self.done.try_recv() {
+            self.finished.push(done);
+        }
+    }
+
+    /// Slots that stay taken after the finished entries are settled.
+    fn busy(&self) -> usize {
+        self.in_flight.len() - self.finished.len()
+    }
+}
+
 impl Consumer {
-    /// Reads and dispatches until shutdown, reconnecting whenever the connection is lost.
+    /// Reads and dispatches until shutdown, reconnecting whenever the connection is lost; then
+    /// lets what it read finish and settles it with Redis.
     async fn run(self: Arc<Self>, running: Running) {
+        let (done_sender, done) = mpsc::unbounded_channel();
+        let mut reader = Reader {
+            in_flight: HashSet::new(),
+            finished: Vec::new(),
+            done_sender,
+            done,
+        };
         let mut backoff = MIN_BACKOFF;
-        while !running.shutdown.is_cancelled() {
-            let Err(error) = self.serve(&running, &mut backoff).await else {
-                break;
+        loop {
+            let Err(error) = self.serve(&running, &mut reader, &mut backoff).await else {
+                return;
             };
             tracing::warn!(
                 trigger = %self.trigger_id,
@@ -264,40 +312,35 @@ impl Consumer {
                 "lost the connection to the Redis server; reconnecting in {backoff:?} (cause: {})",
                 crate::errors::one_line(&error)
             );
-            // Entries being handled finish first: reading this consumer's pending entries
-            // again must not hand out one that is still running.
-            let all = self.max_in_flight as u32;
-            let _ = running.slots.acquire_many(all).await;
+            // At shutdown, only entries read and not yet settled are worth reconnecting for.
+            let nothing_to_settle = reader.in_flight.is_empty();
             tokio::select! {
-                _ = running.shutdown.cancelled() => break,
+                _ = running.shutdown.cancelled(), if nothing_to_settle => return,
                 _ = tokio::time::sleep(backoff) => {}
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 
-    /// One connection's life: joins the group, then reads (its own pending entries first, then
-    /// new ones) and claims, until shutdown (`Ok`) or a Redis error (`Err`).
+    /// One connection's life: joins the group, then loops: settle the entries handlers
+    /// finished and read more, in one round trip; its own pending entries first, then new
+    /// ones, with a claim scan now and then. Ends `Ok` at shutdown once nothing is in flight,
+    /// `Err` on a Redis error.
     async fn serve(
         self: &Arc<Self>,
         running: &Running,
+        reader: &mut Reader,
         backoff: &mut Duration,
     ) -> anyhow::Result<()> {
         let client = redis::Client::open(self.address.as_str())?;
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(READ_BLOCK + RESPONSE_TIMEOUT));
-        let mut reader = client
+        let mut connection = client
             .get_multiplexed_async_connection_with_config(&config)
             .await
             .context("connecting")?;
-        // Acknowledgements go over a connection of their own, so that they never queue
-        // behind a blocked read.
-        let acks = client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .context("connecting")?;
-        self.join_group(&mut reader).await?;
+        self.join_group(&mut connection).await?;
         tracing::info!(
             trigger = %self.trigger_id,
             address = %self.shown_address,
@@ -313,50 +356,99 @@ impl Consumer {
         // `Some(cursor)` while a claim scan is under way.
         let mut claim_cursor: Option<String> = None;
         // This consumer's own pending entries (a lost acknowledgement, or a restart under a
-        // fixed consumer name) come first.
+        // fixed consumer name) are read first, once nothing of this consumer is in flight.
         let mut own_pending = true;
+        // Whether the last read filled every free slot: more entries are likely waiting.
+        let mut backlog = false;
+        let batch = self.max_in_flight.div_ceil(2);
         loop {
-            // Wait for a free slot; from here only this loop takes slots, so every one free
-            // now stays free until it hands them out.
-            let first = tokio::select! {
-                biased;
-                _ = running.shutdown.cancelled() => return Ok(()),
-                permit = running.slots.clone().acquire_owned() => permit.context("handler slots closed")?,
-            };
-            if running.shutdown.is_cancelled() {
+            reader.collect_finished();
+            let stopping = running.shutdown.is_cancelled();
+            let busy = reader.busy();
+            let free = self.max_in_flight - busy;
+            if stopping && reader.in_flight.is_empty() {
                 return Ok(());
             }
-            let free = 1 + running.slots.available_permits();
-            if claim_cursor.is_none() && Instant::now() >= next_claim {
-                claim_cursor = Some("0-0".to_owned());
-                next_claim = Instant::now() + claim_interval;
+            // Reading waits while this consumer's own pending entries are still being handled,
+            // and stops at shutdown.
+            let waiting_for_own = own_pending && busy > 0;
+            let reading = !(stopping || waiting_for_own);
+            // Wait for a handler to finish when there is nothing to do, and, while entries are
+            // waiting in the stream, until half the slots are free: one round trip then
+            // settles and reads several.
+            let wait = if reading {
+                free == 0 || (backlog && free < batch)
+            } else {
+                reader.finished.is_empty()
+            };
+            if wait {
+                tokio::select! {
+                    done = reader.done.recv() => reader.finished.extend(done),
+                    _ = running.shutdown.cancelled(), if !stopping => {}
+                }
+                continue;
             }
-            let entries = if let Some(cursor) = &claim_cursor {
-                let (next, claimed) = self.claim(&mut reader, cursor, free).await?;
+
+            let finished = std::mem::take(&mut reader.finished);
+            let mut pipe = redis::pipe();
+            self.settle(&mut pipe, &finished);
+            let claim_due = claim_cursor.is_none() && Instant::now() >= next_claim;
+            let read = if !reading {
+                None
+            } else if let Some(cursor) = claim_cursor.as_deref() {
+                Some(self.claim_command(cursor, free))
+            } else if claim_due {
+                next_claim = Instant::now() + claim_interval;
+                claim_cursor = Some("0-0".to_owned());
+                Some(self.claim_command("0-0", free))
+            } else if own_pending {
+                Some(self.read_command("0", free, None))
+            } else {
+                // Block only when no handler runs: a finished one must not wait long to be
+                // settled.
+                let block = if busy == 0 { READ_BLOCK } else { SHORT_BLOCK };
+                Some(self.read_command(">", free, Some(block)))
+            };
+            let claiming = reading && claim_cursor.is_some();
+            if let Some(read) = read {
+                pipe.add_command(read);
+            }
+            let replies: Vec<redis::Value> = match pipe.query_async(&mut connection).await {
+                Ok(replies) => replies,
+                Err(error) => {
+                    // Settled again on the next connection; acknowledging twice is harmless.
+                    reader.finished = finished;
+                    return Err(error).with_context(|| format!("reading stream `{}`", self.stream));
+                }
+            };
+            self.log_settled(&finished);
+            for done in &finished {
+                reader.in_flight.remove(done.id());
+            }
+            let Some(reply) = replies.into_iter().last().filter(|_| reading) else {
+                continue;
+            };
+            let entries = if claiming {
+                let (next, claimed) = parse_claim_reply(reply).with_context(|| {
+                    format!("claiming idle entries of stream `{}`", self.stream)
+                })?;
                 claim_cursor = (next != "0-0").then_some(next);
-                let in_flight = lock(&running.in_flight);
+                self.log_claimed(&claimed);
                 claimed
                     .into_iter()
-                    .filter(|entry| !in_flight.contains(&entry.id))
+                    .filter(|entry| !reader.in_flight.contains(&entry.id))
                     .collect()
-            } else if own_pending {
-                let entries = self.read(&mut reader, "0", free, None).await?;
-                own_pending = !entries.is_empty();
-                entries
             } else {
-                self.read(&mut reader, ">", free, Some(READ_BLOCK)).await?
+                let entries = parse_read_reply(reply)
+                    .with_context(|| format!("reading stream `{}`", self.stream))?;
+                if own_pending {
+                    own_pending = !entries.is_empty();
+                }
+                entries
             };
-            let mut first = Some(first);
+            backlog = entries.len() == free;
             for entry in entries {
-                let slot = match first.take() {
-                    Some(slot) => slot,
-                    None => running
-                        .slots
-                        .clone()
-                        .try_acquire_owned()
-                        .context("no free handler slot for an entry read")?,
-                };
-                self.dispatch(entry, slot, &acks, running);
+                self.dispatch(entry, reader, running);
             }
         }
     }
@@ -384,13 +476,7 @@ impl Consumer {
 
     /// `XREADGROUP`: up to `count` entries after `id` (`>`: never delivered; `0`: this
     /// consumer's pending ones).
-    async fn read(
-        &self,
-        connection: &mut MultiplexedConnection,
-        id: &str,
-        count: usize,
-        block: Option<Duration>,
-    ) -> anyhow::Result<Vec<RawEntry>> {
+    fn read_command(&self, id: &str, count: usize, block: Option<Duration>) -> redis::Cmd {
         let mut command = redis::cmd("XREADGROUP");
         command
             .arg("GROUP")
@@ -402,86 +488,117 @@ impl Consumer {
             command.arg("BLOCK").arg(block.as_millis() as u64);
         }
         command.arg("STREAMS").arg(&self.stream).arg(id);
-        let reply: redis::Value = command
-            .query_async(connection)
-            .await
-            .with_context(|| format!("reading stream `{}`", self.stream))?;
-        parse_read_reply(reply).with_context(|| format!("reading stream `{}`", self.stream))
+        command
     }
 
-    /// `XAUTOCLAIM`: up to `count` entries idle longer than `claim_idle`, from `cursor`; returns
-    /// the next cursor (`0-0`: the scan is complete) and the entries now this consumer's.
-    async fn claim(
-        &self,
-        connection: &mut MultiplexedConnection,
-        cursor: &str,
-        count: usize,
-    ) -> anyhow::Result<(String, Vec<RawEntry>)> {
-        let reply: redis::Value = redis::cmd("XAUTOCLAIM")
+    /// `XAUTOCLAIM`: up to `count` entries idle longer than `claim_idle`, from `cursor`.
+    fn claim_command(&self, cursor: &str, count: usize) -> redis::Cmd {
+        let mut command = redis::cmd("XAUTOCLAIM");
+        command
             .arg(&self.stream)
             .arg(&self.group)
             .arg(&self.consumer)
             .arg(self.claim_idle.as_millis() as u64)
             .arg(cursor)
             .arg("COUNT")
-            .arg(count)
-            .query_async(connection)
-            .await
-            .with_context(|| format!("claiming idle entries of stream `{}`", self.stream))?;
-        let (next, claimed) = parse_claim_reply(reply)
-            .with_context(|| format!("claiming idle entries of stream `{}`", self.stream))?;
+            .arg(count);
+        command
+    }
+
+    /// Tells Redis how entries ended: one `XACK` for those handled; for each that failed its
+    /// last attempt, a transaction adding it (its fields, the error, the attempt count, where
+    /// it came from) to the dead-letter stream and acknowledging it, so that it is in one
+    /// place or the other, never both or neither.
+    fn settle(&self, pipe: &mut redis::Pipeline, finished: &[Done]) {
+        let handled: Vec<&str> = finished
+            .iter()
+            .filter_map(|done| match done {
+                Done::Handled(id) => Some(id.as_str()),
+                _ => None,
+            })
+            .collect();
+        if !handled.is_empty() {
+            pipe.xack(&self.stream, &self.group, &handled).ignore();
+        }
+        for done in finished {
+            let Done::Failed { entry, error } = done else {
+                continue;
+            };
+            let attempts = entry.attempt.to_string();
+            let mut fields: Vec<(&str, &[u8])> = entry
+                .fields
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_slice()))
+                .collect();
+            fields.extend([
+                ("error", error.as_bytes()),
+                ("attempts", attempts.as_bytes()),
+                ("source_stream", self.stream.as_bytes()),
+                ("source_id", entry.id.as_bytes()),
+            ]);
+            pipe.cmd("MULTI").ignore();
+            pipe.xadd(&self.dead_letter, "*", &fields).ignore();
+            pipe.xack(&self.stream, &self.group, &[&entry.id]).ignore();
+            pipe.cmd("EXEC").ignore();
+        }
+    }
+
+    fn log_settled(&self, finished: &[Done]) {
+        for done in finished {
+            match done {
+                Done::Handled(_) => {}
+                Done::Failed { entry, .. } => tracing::warn!(
+                    trigger = %self.trigger_id,
+                    stream = %self.stream,
+                    entry = %entry.id,
+                    dead_letter = %self.dead_letter,
+                    "gave up after {} attempts; moved the entry to the dead-letter stream",
+                    entry.attempt
+                ),
+                Done::Abandoned(id) => tracing::warn!(
+                    trigger = %self.trigger_id,
+                    stream = %self.stream,
+                    entry = %id,
+                    "shut down before retrying: the entry stays pending for another consumer to claim"
+                ),
+            }
+        }
+    }
+
+    fn log_claimed(&self, claimed: &[RawEntry]) {
         if !claimed.is_empty() {
             tracing::info!(
                 trigger = %self.trigger_id,
                 stream = %self.stream,
                 claimed = claimed.len(),
-                "claimed entries another consumer left unacknowledged longer than {:?}",
+                "claimed entries left unacknowledged longer than {:?}",
                 self.claim_idle
             );
         }
-        Ok((next, claimed))
     }
 
-    /// Handles one entry on a task of its own, holding `slot` until it is acknowledged.
-    fn dispatch(
-        self: &Arc<Self>,
-        entry: RawEntry,
-        slot: OwnedSemaphorePermit,
-        acks: &MultiplexedConnection,
-        running: &Running,
-    ) {
+    /// Hands one entry to a handler task of its own; its end comes back through the reader.
+    fn dispatch(self: &Arc<Self>, entry: RawEntry, reader: &mut Reader, running: &Running) {
+        reader.in_flight.insert(entry.id.clone());
         let Some(fields) = entry.fields else {
             // Deleted from the stream since it was added: nothing to handle.
-            let (consumer, mut acks) = (self.clone(), acks.clone());
-            running.tracker.spawn(async move {
-                consumer.acknowledge(&mut acks, &entry.id).await;
-                drop(slot);
-            });
+            reader.finished.push(Done::Handled(entry.id));
             return;
         };
-        lock(&running.in_flight).insert(entry.id.clone());
-        let (consumer, mut acks, running) = (self.clone(), acks.clone(), running.clone());
-        running.tracker.clone().spawn(async move {
+        let (consumer, running_task, done) =
+            (self.clone(), running.clone(), reader.done_sender.clone());
+        running.tracker.spawn(async move {
             let entry = StreamEntry {
                 id: entry.id,
                 fields,
                 attempt: 1,
             };
-            consumer.handle(entry.clone(), &mut acks, &running).await;
-            lock(&running.in_flight).remove(&entry.id);
-            drop(slot);
+            let _ = done.send(consumer.handle(entry, &running_task).await);
         });
     }
 
-    /// Tries the entry up to `max_attempts` times; acknowledges it on success, dead-letters it
-    /// after the last failure. At shutdown a failed entry is left pending, for a consumer that
-    /// stays to claim.
-    async fn handle(
-        &self,
-        mut entry: StreamEntry,
-        acks: &mut MultiplexedConnection,
-        running: &Running,
-    ) {
+    /// Tries the entry up to `max_attempts` times, waiting between attempts.
+    async fn handle(&self, mut entry: StreamEntry, running: &Running) -> Done {
         let mut wait = MIN_RETRY_WAIT;
         loop {
             let message = Message {
@@ -491,7 +608,7 @@ impl Consumer {
                 entry: Some(entry.clone()),
             };
             let error = match self.component.handle(&running.engine, &message).await {
-                Ok(()) => return self.acknowledge(acks, &entry.id).await,
+                Ok(()) => return Done::Handled(entry.id),
                 Err(error) => error,
             };
             let component = self.component.id();
@@ -509,87 +626,19 @@ impl Consumer {
                 )
             });
             if entry.attempt >= self.max_attempts {
-                return self.dead_letter(acks, &entry, &reason).await;
+                return Done::Failed {
+                    entry,
+                    error: reason,
+                };
             }
             tokio::select! {
-                _ = running.shutdown.cancelled() => {
-                    tracing::warn!(
-                        trigger = %self.trigger_id,
-                        stream = %self.stream,
-                        entry = %entry.id,
-                        "shutting down before retrying: the entry stays pending for another consumer to claim"
-                    );
-                    return;
-                }
+                _ = running.shutdown.cancelled() => return Done::Abandoned(entry.id),
                 _ = tokio::time::sleep(wait) => {}
             }
             wait = (wait * 2).min(MAX_RETRY_WAIT);
             entry.attempt += 1;
         }
     }
-
-    async fn acknowledge(&self, acks: &mut MultiplexedConnection, id: &str) {
-        if let Err(error) = acks.xack(&self.stream, &self.group, &[id]).await {
-            tracing::warn!(
-                trigger = %self.trigger_id,
-                stream = %self.stream,
-                entry = %id,
-                "could not acknowledge the entry; it will be handled again (cause: {error})"
-            );
-        }
-    }
-
-    /// Adds the entry, its error and attempt count to the dead-letter stream and acknowledges
-    /// it, in one transaction: it is in one place or the other, never both or neither.
-    async fn dead_letter(
-        &self,
-        acks: &mut MultiplexedConnection,
-        entry: &StreamEntry,
-        error: &str,
-    ) {
-        let mut fields: Vec<(&str, &[u8])> = entry
-            .fields
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.as_slice()))
-            .collect();
-        let attempts = entry.attempt.to_string();
-        fields.extend([
-            ("error", error.as_bytes()),
-            ("attempts", attempts.as_bytes()),
-            ("source_stream", self.stream.as_bytes()),
-            ("source_id", entry.id.as_bytes()),
-        ]);
-        let moved: redis::RedisResult<()> = redis::pipe()
-            .atomic()
-            .xadd(&self.dead_letter, "*", &fields)
-            .ignore()
-            .xack(&self.stream, &self.group, &[&entry.id])
-            .ignore()
-            .query_async(acks)
-            .await;
-        match moved {
-            Ok(()) => tracing::warn!(
-                trigger = %self.trigger_id,
-                stream = %self.stream,
-                entry = %entry.id,
-                dead_letter = %self.dead_letter,
-                "gave up after {} attempts; moved the entry to the dead-letter stream",
-                entry.attempt
-            ),
-            Err(error) => tracing::warn!(
-                trigger = %self.trigger_id,
-                stream = %self.stream,
-                entry = %entry.id,
-                "could not move the entry to the dead-letter stream; it will be handled again (cause: {error})"
-            ),
-        }
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// `XREADGROUP`'s reply for one stream: `[[stream, [[id, [field, value, ...]], ...]]]`, or nil
