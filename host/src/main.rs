@@ -1,9 +1,10 @@
-//! `spin-trigger-host`: runs the timer and Redis triggers of a Spin app.
+//! `spin-trigger-host`: runs the timer, Redis and Redis Streams triggers of a Spin app.
 //!
 //! Two entry points share one run path:
 //! - `spin-trigger-host up -f spin.toml`: standalone, from a manifest;
-//! - as a Spin plugin (`trigger-timer`, launched by `spin up` with `SPIN_LOCKED_URL`): from the
-//!   locked app, answering `--launch-metadata-only` and `--help-args-only` as Spin expects.
+//! - as a Spin plugin (`trigger-timer` or `trigger-redis-stream`, launched by `spin up` with
+//!   `SPIN_LOCKED_URL`): that type's triggers of the locked app, answering
+//!   `--launch-metadata-only` and `--help-args-only` as Spin expects.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,7 +27,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run every timer and Redis trigger of an app until Ctrl-C / SIGTERM.
+    /// Run every trigger of an app (timer, Redis, Redis Streams) until Ctrl-C / SIGTERM.
     Up(UpArgs),
 }
 

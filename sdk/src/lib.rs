@@ -60,7 +60,9 @@ pub use spin_trigger_sdk_macro::timer_component;
 /// Payload-only handlers export Spin's raw `inbound-redis` interface, so the component also runs
 /// under Spin's built-in Redis trigger (an error's message goes to the component's stderr, since
 /// that interface carries none). A handler taking [`redis::Message`] exports the richer
-/// `spin-trigger:sdk/redis` world, whose errors carry their message to the host.
+/// `spin-trigger:sdk/redis@0.2.0` world, whose errors carry their message to the host and whose
+/// message, from a `redis-stream` trigger, carries the [`redis::StreamEntry`]. Payload-only
+/// handlers serving a stream get the entry's field `payload`.
 ///
 /// ```no_run
 /// use serde::Deserialize;
