@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::trigger::TriggerType;
+use crate::trigger::Registered;
 pub use crate::trigger::{Trigger, TriggerConfig};
 use crate::variables::{Template, VariableDecl};
 
@@ -74,7 +74,7 @@ impl App {
     /// }
     /// # Ok::<(), spin_trigger_host::manifest::ManifestError>(())
     /// ```
-    pub fn triggers_of<T: TriggerType>(&self) -> impl Iterator<Item = (&Trigger, &T::Config)> {
+    pub fn triggers_of<T: Registered>(&self) -> impl Iterator<Item = (&Trigger, &T::Config)> {
         self.triggers
             .iter()
             .filter_map(|trigger| Some((trigger, T::config_of(&trigger.config)?)))

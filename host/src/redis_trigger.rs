@@ -21,7 +21,7 @@ use crate::allowed_hosts::redact;
 use crate::app::App;
 use crate::engine::{AcceptedWorld, Engine, InstanceState, PreparedComponent, log_failure};
 use crate::manifest::{ManifestError, Validation};
-use crate::trigger::{RunTrigger, TriggerConfig, TriggerFuture, TriggerType};
+use crate::trigger::{RunTrigger, TriggerFuture, TriggerType, TypeComponents};
 use crate::variables::{ResolvedVariables, Template};
 
 pub mod config;
@@ -339,54 +339,16 @@ impl TriggerType for RedisTrigger {
         config.max_in_flight
     }
 
-    fn config_of(config: &TriggerConfig) -> Option<&RedisConfig> {
-        match config {
-            TriggerConfig::Redis(config) => Some(config),
-            _ => None,
-        }
-    }
-
+    /// Resolves every trigger's address and channel and picks each component's world.
     fn build(
         app: &App,
         variables: &ResolvedVariables,
         prepared: &BTreeMap<String, Arc<PreparedComponent>>,
     ) -> anyhow::Result<Self> {
-        RedisTrigger::new(app, variables, prepared)
-    }
-}
-
-impl RunTrigger for RedisTrigger {
-    fn run(
-        &self,
-        engine: Arc<Engine>,
-        shutdown: CancellationToken,
-        tracker: TaskTracker,
-    ) -> TriggerFuture<'_, ()> {
-        Box::pin(self.run(engine, shutdown, tracker))
-    }
-}
-
-impl RedisTrigger {
-    /// Resolves every trigger's address and channel and picks each component's world.
-    pub fn new(
-        app: &App,
-        variables: &ResolvedVariables,
-        prepared: &BTreeMap<String, Arc<PreparedComponent>>,
-    ) -> anyhow::Result<Self> {
-        let mut components: BTreeMap<String, Arc<RedisComponent>> = BTreeMap::new();
+        let mut components = TypeComponents::new();
         let mut servers: BTreeMap<String, Vec<Arc<Subscription>>> = BTreeMap::new();
         for (trigger, config) in app.triggers_of::<RedisTrigger>() {
-            let component = match components.get(&trigger.component) {
-                Some(component) => component.clone(),
-                None => {
-                    let prepared = prepared.get(&trigger.component).with_context(|| {
-                        format!("component `{}` was not prepared", trigger.component)
-                    })?;
-                    let component = Arc::new(RedisComponent::new(prepared.clone())?);
-                    components.insert(trigger.component.clone(), component.clone());
-                    component
-                }
-            };
+            let component = components.get(&trigger.component, prepared, RedisComponent::new)?;
             let address = variables.render(&config.address).with_context(|| {
                 format!("Redis trigger `{}`: rendering its address", trigger.id)
             })?;
@@ -413,49 +375,53 @@ impl RedisTrigger {
         }
         Ok(RedisTrigger { servers })
     }
+}
 
+impl RunTrigger for RedisTrigger {
     /// Serves every server until `shutdown` is cancelled. Handlers run on `tracker`.
-    pub async fn run(
+    fn run(
         &self,
         engine: Arc<Engine>,
         shutdown: CancellationToken,
         tracker: TaskTracker,
-    ) {
-        for (address, subscriptions) in &self.servers {
-            let dispatch = match &subscriptions[..] {
-                [only] if only.max_in_flight == 1 => Dispatch::Inline(only.clone()),
-                _ => Dispatch::Queued(
-                    subscriptions
-                        .iter()
-                        .map(|subscription| {
-                            let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
-                            let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
-                            for _ in 0..subscription.max_in_flight {
-                                tracker.spawn(handle_messages(
-                                    subscription.clone(),
-                                    receiver.clone(),
-                                    engine.clone(),
-                                    shutdown.clone(),
-                                ));
-                            }
-                            (subscription.clone(), sender)
-                        })
-                        .collect(),
-                ),
-            };
-            let subscriber = Subscriber {
-                address: address.clone(),
-                shown_address: redact(address),
-                subscriptions: subscriptions.clone(),
-                dispatch,
-                engine: engine.clone(),
-                runtime: tokio::runtime::Handle::current(),
-                shutdown: shutdown.clone(),
-            };
-            // Tracked, so that shutdown waits for a handler it runs inline.
-            tracker.spawn_blocking(move || subscriber.run());
-        }
-        shutdown.cancelled().await;
+    ) -> TriggerFuture<'_, ()> {
+        Box::pin(async move {
+            for (address, subscriptions) in &self.servers {
+                let dispatch = match &subscriptions[..] {
+                    [only] if only.max_in_flight == 1 => Dispatch::Inline(only.clone()),
+                    _ => Dispatch::Queued(
+                        subscriptions
+                            .iter()
+                            .map(|subscription| {
+                                let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+                                let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
+                                for _ in 0..subscription.max_in_flight {
+                                    tracker.spawn(handle_messages(
+                                        subscription.clone(),
+                                        receiver.clone(),
+                                        engine.clone(),
+                                        shutdown.clone(),
+                                    ));
+                                }
+                                (subscription.clone(), sender)
+                            })
+                            .collect(),
+                    ),
+                };
+                let subscriber = Subscriber {
+                    address: address.clone(),
+                    shown_address: redact(address),
+                    subscriptions: subscriptions.clone(),
+                    dispatch,
+                    engine: engine.clone(),
+                    runtime: tokio::runtime::Handle::current(),
+                    shutdown: shutdown.clone(),
+                };
+                // Tracked, so that shutdown waits for a handler it runs inline.
+                tracker.spawn_blocking(move || subscriber.run());
+            }
+            shutdown.cancelled().await;
+        })
     }
 }
 

@@ -33,7 +33,7 @@ use crate::engine::{Engine, PreparedComponent, log_failure};
 use crate::manifest::{ManifestError, Validation};
 use crate::redis_trigger::config::{RawAddressSettings, validate_address_settings};
 use crate::redis_trigger::{Message, RedisComponent, StreamEntry};
-use crate::trigger::{RunTrigger, TriggerConfig, TriggerFuture, TriggerType};
+use crate::trigger::{RunTrigger, TriggerFuture, TriggerType, TypeComponents};
 use crate::variables::{ResolvedVariables, Template};
 
 pub mod config;
@@ -106,36 +106,8 @@ impl TriggerType for StreamTrigger {
         config.max_in_flight
     }
 
-    fn config_of(config: &TriggerConfig) -> Option<&StreamConfig> {
-        match config {
-            TriggerConfig::RedisStream(config) => Some(config),
-            _ => None,
-        }
-    }
-
-    fn build(
-        app: &App,
-        variables: &ResolvedVariables,
-        prepared: &BTreeMap<String, Arc<PreparedComponent>>,
-    ) -> anyhow::Result<Self> {
-        StreamTrigger::new(app, variables, prepared)
-    }
-}
-
-impl RunTrigger for StreamTrigger {
-    fn run(
-        &self,
-        engine: Arc<Engine>,
-        shutdown: CancellationToken,
-        tracker: TaskTracker,
-    ) -> TriggerFuture<'_, ()> {
-        Box::pin(self.run(engine, shutdown, tracker))
-    }
-}
-
-impl StreamTrigger {
     /// Resolves every stream trigger's settings and picks each component's Redis world.
-    pub fn new(
+    fn build(
         app: &App,
         variables: &ResolvedVariables,
         prepared: &BTreeMap<String, Arc<PreparedComponent>>,
@@ -145,20 +117,10 @@ impl StreamTrigger {
             gethostname::gethostname().to_string_lossy(),
             std::process::id()
         );
-        let mut components: BTreeMap<String, Arc<RedisComponent>> = BTreeMap::new();
+        let mut components = TypeComponents::new();
         let mut consumers = Vec::new();
         for (trigger, config) in app.triggers_of::<StreamTrigger>() {
-            let component = match components.get(&trigger.component) {
-                Some(component) => component.clone(),
-                None => {
-                    let prepared = prepared.get(&trigger.component).with_context(|| {
-                        format!("component `{}` was not prepared", trigger.component)
-                    })?;
-                    let component = Arc::new(RedisComponent::new(prepared.clone())?);
-                    components.insert(trigger.component.clone(), component.clone());
-                    component
-                }
-            };
+            let component = components.get(&trigger.component, prepared, RedisComponent::new)?;
             let render = |template: &crate::variables::Template, what: &str| {
                 variables.render(template).with_context(|| {
                     format!(
@@ -210,24 +172,28 @@ impl StreamTrigger {
         }
         Ok(StreamTrigger { consumers })
     }
+}
 
+impl RunTrigger for StreamTrigger {
     /// Serves every stream until `shutdown` is cancelled. Handlers run on `tracker`.
-    pub async fn run(
+    fn run(
         &self,
         engine: Arc<Engine>,
         shutdown: CancellationToken,
         tracker: TaskTracker,
-    ) {
-        for consumer in &self.consumers {
-            let consumer = consumer.clone();
-            let running = Running {
-                engine: engine.clone(),
-                shutdown: shutdown.clone(),
-                tracker: tracker.clone(),
-            };
-            tracker.spawn(consumer.run(running));
-        }
-        shutdown.cancelled().await;
+    ) -> TriggerFuture<'_, ()> {
+        Box::pin(async move {
+            for consumer in &self.consumers {
+                let consumer = consumer.clone();
+                let running = Running {
+                    engine: engine.clone(),
+                    shutdown: shutdown.clone(),
+                    tracker: tracker.clone(),
+                };
+                tracker.spawn(consumer.run(running));
+            }
+            shutdown.cancelled().await;
+        })
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{anyhow, bail};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -19,7 +19,7 @@ use tokio_util::task::TaskTracker;
 use crate::app::App;
 use crate::engine::{AcceptedWorld, Engine, InstanceState, PreparedComponent};
 use crate::manifest::{ManifestError, Validation};
-use crate::trigger::{RunTrigger, TriggerConfig, TriggerFuture, TriggerType};
+use crate::trigger::{RunTrigger, TriggerFuture, TriggerType, TypeComponents};
 use crate::variables::ResolvedVariables;
 
 pub mod config;
@@ -186,59 +186,16 @@ impl TriggerType for TimerTrigger {
         1
     }
 
-    fn config_of(config: &TriggerConfig) -> Option<&TimerConfig> {
-        match config {
-            TriggerConfig::Timer(config) => Some(config),
-            _ => None,
-        }
-    }
-
+    /// Builds the schedules from the app and its prepared components.
     fn build(
         app: &App,
         _variables: &ResolvedVariables,
         prepared: &BTreeMap<String, Arc<PreparedComponent>>,
     ) -> anyhow::Result<Self> {
-        TimerTrigger::new(app, prepared)
-    }
-}
-
-impl RunTrigger for TimerTrigger {
-    fn run(
-        &self,
-        engine: Arc<Engine>,
-        shutdown: CancellationToken,
-        tracker: TaskTracker,
-    ) -> TriggerFuture<'_, ()> {
-        Box::pin(self.run(engine, shutdown, tracker))
-    }
-
-    fn run_once<'a>(&'a self, engine: &'a Engine) -> TriggerFuture<'a, anyhow::Result<()>> {
-        Box::pin(self.run_once(engine))
-    }
-}
-
-impl TimerTrigger {
-    /// Builds the schedules from the app and its prepared components.
-    pub fn new(
-        app: &App,
-        prepared: &BTreeMap<String, Arc<PreparedComponent>>,
-    ) -> anyhow::Result<Self> {
-        let mut components: BTreeMap<String, Arc<TimerComponent>> = BTreeMap::new();
-        let mut ordered = Vec::new();
+        let mut components = TypeComponents::new();
         let mut schedules = Vec::new();
         for (trigger, config) in app.triggers_of::<TimerTrigger>() {
-            let component = match components.get(&trigger.component) {
-                Some(component) => component.clone(),
-                None => {
-                    let prepared = prepared.get(&trigger.component).with_context(|| {
-                        format!("component `{}` was not prepared", trigger.component)
-                    })?;
-                    let component = Arc::new(TimerComponent::new(prepared.clone())?);
-                    components.insert(trigger.component.clone(), component.clone());
-                    ordered.push(component.clone());
-                    component
-                }
-            };
+            let component = components.get(&trigger.component, prepared, TimerComponent::new)?;
             schedules.push(Schedule {
                 trigger_id: trigger.id.clone(),
                 component,
@@ -247,10 +204,50 @@ impl TimerTrigger {
         }
         Ok(TimerTrigger {
             schedules,
-            components: ordered,
+            components: components.into_ordered(),
+        })
+    }
+}
+
+impl RunTrigger for TimerTrigger {
+    /// Runs every schedule until `shutdown` is cancelled. Handlers are spawned on `tracker`, so
+    /// the caller can wait for those in flight.
+    fn run(
+        &self,
+        engine: Arc<Engine>,
+        shutdown: CancellationToken,
+        tracker: TaskTracker,
+    ) -> TriggerFuture<'_, ()> {
+        Box::pin(async move {
+            let start = Instant::now();
+            let start_wall = SystemTime::now();
+            let mut loops = tokio::task::JoinSet::new();
+            for schedule in &self.schedules {
+                tracing::info!(
+                    trigger = %schedule.trigger_id,
+                    component = %schedule.component.id(),
+                    interval = ?schedule.interval,
+                    "timer scheduled"
+                );
+                loops.spawn(run_schedule(
+                    schedule.clone(),
+                    engine.clone(),
+                    (start, start_wall),
+                    shutdown.clone(),
+                    tracker.clone(),
+                ));
+            }
+            // The loops end only at shutdown.
+            while loops.join_next().await.is_some() {}
         })
     }
 
+    fn run_once<'a>(&'a self, engine: &'a Engine) -> TriggerFuture<'a, anyhow::Result<()>> {
+        Box::pin(self.run_once(engine))
+    }
+}
+
+impl TimerTrigger {
     /// Runs each timer component once, in order; fails naming every component that failed.
     pub async fn run_once(&self, engine: &Engine) -> anyhow::Result<()> {
         let mut failed = Vec::new();
@@ -274,36 +271,6 @@ impl TimerTrigger {
             bail!("timer component(s) failed: {}", failed.join(", "));
         }
         Ok(())
-    }
-
-    /// Runs every schedule until `shutdown` is cancelled. Handlers are spawned on `tracker`, so
-    /// the caller can wait for those in flight.
-    pub async fn run(
-        &self,
-        engine: Arc<Engine>,
-        shutdown: CancellationToken,
-        tracker: TaskTracker,
-    ) {
-        let start = Instant::now();
-        let start_wall = SystemTime::now();
-        let mut loops = tokio::task::JoinSet::new();
-        for schedule in &self.schedules {
-            tracing::info!(
-                trigger = %schedule.trigger_id,
-                component = %schedule.component.id(),
-                interval = ?schedule.interval,
-                "timer scheduled"
-            );
-            loops.spawn(run_schedule(
-                schedule.clone(),
-                engine.clone(),
-                (start, start_wall),
-                shutdown.clone(),
-                tracker.clone(),
-            ));
-        }
-        // The loops end only at shutdown.
-        while loops.join_next().await.is_some() {}
     }
 }
 

@@ -53,15 +53,18 @@ pub trait TriggerType: RunTrigger + Sized + 'static {
     /// How many instances the trigger may have live at once, which sizes the instance pool.
     fn live_instances(config: &Self::Config) -> usize;
 
-    /// The trigger's configuration, if `config` is one of this type.
-    fn config_of(config: &TriggerConfig) -> Option<&Self::Config>;
-
     /// Resolves the app's triggers of this type against their prepared components.
     fn build(
         app: &App,
         variables: &ResolvedVariables,
         prepared: &BTreeMap<String, Arc<PreparedComponent>>,
     ) -> anyhow::Result<Self>;
+}
+
+/// A trigger type in the registration list below.
+pub trait Registered: TriggerType {
+    /// The trigger's configuration, if `config` is one of this type.
+    fn config_of(config: &TriggerConfig) -> Option<&Self::Config>;
 }
 
 /// A future a running trigger returns; boxed, so that triggers of every type sit in one list.
@@ -104,6 +107,18 @@ macro_rules! registered_trigger_types {
         pub enum TriggerConfig {
             $($variant(<$ty as TriggerType>::Config),)+
         }
+
+        $(
+            impl Registered for $ty {
+                fn config_of(config: &TriggerConfig) -> Option<&Self::Config> {
+                    #[allow(unreachable_patterns)] // With a single type registered.
+                    match config {
+                        TriggerConfig::$variant(config) => Some(config),
+                        _ => None,
+                    }
+                }
+            }
+        )+
 
         /// The names of the trigger types this host runs, in registration order.
         pub const TRIGGER_TYPES: &[&str] = &[$(<$ty as TriggerType>::NAME),+];
@@ -159,6 +174,46 @@ registered_trigger_types! {
     Timer(crate::timer::TimerTrigger),
     Redis(crate::redis_trigger::RedisTrigger),
     RedisStream(crate::stream_trigger::StreamTrigger),
+}
+
+/// The components one trigger type's triggers use, each wrapped for the type once (in the order
+/// first used), however many triggers share it.
+pub(crate) struct TypeComponents<C> {
+    wrapped: Vec<(String, Arc<C>)>,
+}
+
+impl<C> TypeComponents<C> {
+    pub(crate) fn new() -> Self {
+        TypeComponents {
+            wrapped: Vec::new(),
+        }
+    }
+
+    /// Component `id`, wrapped by `wrap` (which picks the world it exports) the first time.
+    pub(crate) fn get(
+        &mut self,
+        id: &str,
+        prepared: &BTreeMap<String, Arc<PreparedComponent>>,
+        wrap: impl FnOnce(Arc<PreparedComponent>) -> anyhow::Result<C>,
+    ) -> anyhow::Result<Arc<C>> {
+        if let Some((_, component)) = self.wrapped.iter().find(|(wrapped, _)| wrapped == id) {
+            return Ok(component.clone());
+        }
+        let prepared = prepared
+            .get(id)
+            .ok_or_else(|| anyhow::anyhow!("component `{id}` was not prepared"))?;
+        let component = Arc::new(wrap(prepared.clone())?);
+        self.wrapped.push((id.to_owned(), component.clone()));
+        Ok(component)
+    }
+
+    /// Each component once, in the order first used.
+    pub(crate) fn into_ordered(self) -> Vec<Arc<C>> {
+        self.wrapped
+            .into_iter()
+            .map(|(_, component)| component)
+            .collect()
+    }
 }
 
 /// One trigger type's tables, as read from `spin.toml` or the locked app, before validation.
