@@ -300,6 +300,21 @@ impl Subscription {
     }
 }
 
+/// A trigger's server address, its variables resolved and checked to be a Redis URL; errors
+/// name the trigger (`what`) and never show a password.
+pub(crate) fn render_address(
+    variables: &ResolvedVariables,
+    address: &Template,
+    what: &str,
+) -> anyhow::Result<String> {
+    let address = variables
+        .render(address)
+        .with_context(|| format!("{what}: rendering its address"))?;
+    redis::Client::open(address.as_str())
+        .with_context(|| format!("{what}: invalid address {}", redact(&address)))?;
+    Ok(address)
+}
+
 /// A channel holding a glob character is subscribed to by pattern (`PSUBSCRIBE`).
 fn is_glob(channel: &str) -> bool {
     channel.contains(['*', '?', '['])
@@ -349,19 +364,11 @@ impl TriggerType for RedisTrigger {
         let mut servers: BTreeMap<String, Vec<Arc<Subscription>>> = BTreeMap::new();
         for (trigger, config) in app.triggers_of::<RedisTrigger>() {
             let component = components.get(&trigger.component, prepared, RedisComponent::new)?;
-            let address = variables.render(&config.address).with_context(|| {
-                format!("Redis trigger `{}`: rendering its address", trigger.id)
-            })?;
-            let channel = variables.render(&config.channel).with_context(|| {
-                format!("Redis trigger `{}`: rendering its channel", trigger.id)
-            })?;
-            redis::Client::open(address.as_str()).with_context(|| {
-                format!(
-                    "Redis trigger `{}`: invalid address {}",
-                    trigger.id,
-                    redact(&address)
-                )
-            })?;
+            let what = format!("Redis trigger `{}`", trigger.id);
+            let address = render_address(variables, &config.address, &what)?;
+            let channel = variables
+                .render(&config.channel)
+                .with_context(|| format!("{what}: rendering its channel"))?;
             servers
                 .entry(address)
                 .or_default()

@@ -32,7 +32,7 @@ use crate::app::App;
 use crate::engine::{Engine, PreparedComponent, log_failure};
 use crate::manifest::{ManifestError, Validation};
 use crate::redis_trigger::config::{RawAddressSettings, validate_address_settings};
-use crate::redis_trigger::{Message, RedisComponent, StreamEntry};
+use crate::redis_trigger::{Message, RedisComponent, StreamEntry, render_address};
 use crate::trigger::{RunTrigger, TriggerFuture, TriggerType, TypeComponents};
 use crate::variables::{ResolvedVariables, Template};
 
@@ -121,22 +121,13 @@ impl TriggerType for StreamTrigger {
         let mut consumers = Vec::new();
         for (trigger, config) in app.triggers_of::<StreamTrigger>() {
             let component = components.get(&trigger.component, prepared, RedisComponent::new)?;
-            let render = |template: &crate::variables::Template, what: &str| {
-                variables.render(template).with_context(|| {
-                    format!(
-                        "Redis stream trigger `{}`: rendering its {what}",
-                        trigger.id
-                    )
-                })
+            let what = format!("Redis stream trigger `{}`", trigger.id);
+            let address = render_address(variables, &config.address, &what)?;
+            let render = |template: &Template, field: &str| {
+                variables
+                    .render(template)
+                    .with_context(|| format!("{what}: rendering its {field}"))
             };
-            let address = render(&config.address, "address")?;
-            redis::Client::open(address.as_str()).with_context(|| {
-                format!(
-                    "Redis stream trigger `{}`: invalid address {}",
-                    trigger.id,
-                    redact(&address)
-                )
-            })?;
             let stream = render(&config.stream, "stream")?;
             let group = match &config.group {
                 Some(group) => render(group, "group")?,
