@@ -20,6 +20,7 @@ use crate::allowed_hosts::AllowedHosts;
 use crate::app;
 use crate::guest_files::GuestFiles;
 use crate::stdio::{ComponentOutput, Target};
+use crate::trigger::HandlerLimits;
 
 /// How often the epoch advances. A running guest yields to the async runtime at each epoch, so a
 /// looping guest cannot starve the host's other tasks.
@@ -41,8 +42,13 @@ const KEEP_RESIDENT: usize = 2 << 20;
 pub struct EngineOptions {
     /// Where compiled components are kept between runs; `None` disables the disk cache.
     pub cache_dir: Option<PathBuf>,
-    /// Linear memory one instance may grow to.
+    /// Linear memory one instance may grow to, unless its trigger sets `max_memory`. The pool's
+    /// memory slots are as large as the largest cap of any trigger.
     pub max_instance_memory: usize,
+    /// How long one handler call may run, unless its trigger sets `handler_timeout`.
+    pub handler_timeout: Duration,
+    /// Elements one instance's tables may hold (function references, mostly).
+    pub max_table_elements: usize,
     /// How many instances may be live at once; sizes the pooling allocator.
     /// [`Runtime::new`](crate::Runtime::new) sets it from the app: one per timer trigger plus
     /// each Redis trigger's `max_in_flight`.
@@ -54,6 +60,8 @@ impl Default for EngineOptions {
         EngineOptions {
             cache_dir: dirs::cache_dir().map(|dir| dir.join("spin-trigger-host")),
             max_instance_memory: 256 << 20,
+            handler_timeout: Duration::from_secs(30),
+            max_table_elements: 20_000,
             max_live_instances: MIN_POOLED_INSTANCES,
         }
     }
@@ -84,6 +92,7 @@ pub fn pooling_config(options: &EngineOptions) -> Option<wasmtime::PoolingAlloca
         .max_tables_per_component(2 * MIN_POOLED_INSTANCES as u32)
         .max_core_instances_per_component(200)
         .max_memory_size(options.max_instance_memory)
+        .table_elements(options.max_table_elements)
         // Reset a slot's memory by rewriting the pages the last instance dirtied (found with
         // Linux's PAGEMAP_SCAN where the kernel has it) instead of dropping them with
         // `madvise`: the next instance then takes no page faults on them, and no system call
@@ -106,6 +115,44 @@ pub struct InstanceState {
     wasi: WasiCtx,
     pub(crate) table: ResourceTable,
     limits: StoreLimits,
+    /// Listed among the live instances while this store exists.
+    _live: LiveInstance,
+}
+
+/// Which components have instances running, so that shutdown can name what did not finish.
+#[derive(Default)]
+struct LiveInstances {
+    next: std::sync::atomic::AtomicU64,
+    components: Mutex<BTreeMap<u64, Arc<str>>>,
+}
+
+/// One entry of [`LiveInstances`], removed when the store holding it drops.
+struct LiveInstance {
+    id: u64,
+    registry: Arc<LiveInstances>,
+}
+
+impl LiveInstances {
+    fn register(self: &Arc<Self>, component: &Arc<str>) -> LiveInstance {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        lock(&self.components).insert(id, component.clone());
+        LiveInstance {
+            id,
+            registry: self.clone(),
+        }
+    }
+}
+
+impl Drop for LiveInstance {
+    fn drop(&mut self) {
+        lock(&self.registry.components).remove(&self.id);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl WasiView for InstanceState {
@@ -137,6 +184,7 @@ pub struct Engine {
     /// Compiled components by content hash, so the same `.wasm` used by two components is
     /// compiled once. Each knows its engine.
     compiled: Mutex<HashMap<String, Component>>,
+    live: Arc<LiveInstances>,
     stop_epoch_ticker: Arc<AtomicBool>,
 }
 
@@ -227,6 +275,7 @@ impl Engine {
             concurrent,
             options,
             compiled: Mutex::new(HashMap::new()),
+            live: Arc::default(),
             stop_epoch_ticker,
         })
     }
@@ -298,9 +347,33 @@ impl Engine {
         )
     }
 
-    /// A fresh store for one event: the guest sees its own variables, environment and files and
-    /// nothing else of the host.
-    pub fn new_store(&self, component: &PreparedComponent) -> anyhow::Result<Store<InstanceState>> {
+    /// The components with instances running now, each with how many: what a shutdown that
+    /// reached its deadline names.
+    pub fn running_components(&self) -> BTreeMap<String, usize> {
+        let mut running = BTreeMap::new();
+        for component in lock(&self.live.components).values() {
+            *running.entry(component.to_string()).or_insert(0) += 1;
+        }
+        running
+    }
+
+    /// One trigger's limits: its own where it sets them, else this engine's defaults.
+    pub fn limits(&self, limits: &HandlerLimits) -> Limits {
+        Limits {
+            timeout: limits.timeout.unwrap_or(self.options.handler_timeout),
+            max_memory: limits
+                .max_memory
+                .unwrap_or(self.options.max_instance_memory),
+        }
+    }
+
+    /// A fresh store for one event, held to `limits`: the guest sees its own variables,
+    /// environment and files and nothing else of the host.
+    pub fn new_store(
+        &self,
+        component: &PreparedComponent,
+        limits: &Limits,
+    ) -> anyhow::Result<Store<InstanceState>> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(component.stdout.clone())
             .stderr(component.stderr.clone())
@@ -329,9 +402,11 @@ impl Engine {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
-                .memory_size(self.options.max_instance_memory)
+                .memory_size(limits.max_memory)
+                .table_elements(self.options.max_table_elements)
                 .instances(16)
                 .build(),
+            _live: self.live.register(&component.id),
         };
         let mut store = Store::new(&component.engine, state);
         store.limiter(|state| &mut state.limits);
@@ -345,10 +420,7 @@ impl Engine {
     fn load(&self, path: &Path) -> anyhow::Result<Component> {
         let bytes = std::fs::read(path).with_context(|| missing_source_message(path))?;
         let key = hex(&Sha256::digest(&bytes));
-        let mut compiled = self
-            .compiled
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut compiled = lock(&self.compiled);
         if let Some(component) = compiled.get(&key) {
             return Ok(component.clone());
         }
@@ -408,6 +480,33 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         self.stop_epoch_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The limits one handler call runs under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// How long the call may run; then its instance is stopped and the call fails.
+    pub timeout: Duration,
+    /// How large the instance's linear memory may grow.
+    pub max_memory: usize,
+}
+
+impl Limits {
+    /// Runs one handler call, stopping it at the deadline: the guest yields at every epoch, so
+    /// a guest that loops is stopped within one epoch of it, and dropping the call drops its
+    /// store and instance.
+    pub async fn run<T>(
+        &self,
+        call: impl std::future::Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<T> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(result) => result,
+            Err(_) => Err(anyhow::anyhow!(
+                "the handler ran past its {:?} deadline (handler_timeout); its instance was stopped",
+                self.timeout
+            )),
+        }
     }
 }
 

@@ -63,9 +63,21 @@ struct RunArgs {
     /// Compile every component afresh and cache nothing.
     #[arg(long)]
     no_cache: bool,
-    /// How long to wait for handlers in flight at shutdown.
+    /// How long to wait for handlers in flight at shutdown; past it, exit non-zero naming the
+    /// components still running.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     shutdown_timeout: Duration,
+    /// How long one handler call may run before its instance is stopped (a trigger's
+    /// `handler_timeout` overrides it).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    handler_timeout: Duration,
+    /// How large one instance's memory may grow, e.g. 256MiB (a trigger's `max_memory`
+    /// overrides it).
+    #[arg(long, default_value = "256MiB", value_parser = spin_trigger_host::manifest::parse_memory_size)]
+    max_memory: usize,
+    /// How many elements one instance's tables may hold.
+    #[arg(long, default_value_t = 20_000)]
+    max_table_elements: usize,
 }
 
 /// The arguments `spin up` passes to the plugin.
@@ -207,7 +219,12 @@ fn launch_metadata(command: &clap::Command) -> String {
 async fn run(app: App, args: RunArgs, working_dir: Option<PathBuf>) -> anyhow::Result<()> {
     let cli_variables: BTreeMap<String, String> = args.variables.into_iter().collect();
     let variables = ResolvedVariables::resolve(&app, &Providers::from_process(cli_variables))?;
-    let mut options = EngineOptions::default();
+    let mut options = EngineOptions {
+        handler_timeout: args.handler_timeout,
+        max_instance_memory: args.max_memory,
+        max_table_elements: args.max_table_elements,
+        ..EngineOptions::default()
+    };
     if let Some(dir) = working_dir {
         options.cache_dir = Some(dir.join("compiled-components"));
     }
@@ -225,8 +242,7 @@ async fn run(app: App, args: RunArgs, working_dir: Option<PathBuf>) -> anyhow::R
     tracing::info!(app = %app.name, "running; Ctrl-C to stop");
     runtime
         .run_until(shutdown_signal(), args.shutdown_timeout)
-        .await;
-    Ok(())
+        .await
 }
 
 /// Completes at Ctrl-C or SIGTERM.

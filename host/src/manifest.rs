@@ -13,7 +13,7 @@ use serde::de::{self, MapAccess, Visitor};
 
 use crate::allowed_hosts::AllowedHosts;
 use crate::app::{App, BuildStep, Component, FileMount};
-use crate::trigger::{self, RawTables, TRIGGER_TYPES};
+use crate::trigger::{self, HandlerLimits, RawTables, TRIGGER_TYPES};
 use crate::variables::{self, Template, VariableDecl};
 
 /// Why a manifest could not be loaded. Its text is the whole diagnosis.
@@ -66,6 +66,35 @@ fn deserialize(text: &str, file: &Path) -> Result<RawManifest, ManifestError> {
         };
         ManifestError::at(file, location, with_line(text, &inner, inner.message()))
     })
+}
+
+/// A memory size as `max_memory` takes it: `"64MiB"`, `"1GiB"`, `"512MB"`, or bytes.
+pub fn parse_memory_size(text: &str) -> Result<usize, String> {
+    let wrong =
+        || format!("\"{text}\" is not a memory size: write e.g. \"64MiB\", \"1GiB\" or \"512MB\"");
+    let text = text.trim();
+    let split = text
+        .find(|character: char| !character.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: usize = number.parse().map_err(|_| wrong())?;
+    let unit_size: usize = match unit.trim() {
+        "" | "B" => 1,
+        "KB" => 1_000,
+        "KiB" => 1 << 10,
+        "MB" => 1_000_000,
+        "MiB" => 1 << 20,
+        "GB" => 1_000_000_000,
+        "GiB" => 1 << 30,
+        _ => return Err(wrong()),
+    };
+    let size = number.checked_mul(unit_size).ok_or_else(wrong)?;
+    if size < 64 << 10 {
+        return Err(format!(
+            "\"{text}\" is less than one WebAssembly page (64KiB): give a component room to start"
+        ));
+    }
+    Ok(size)
 }
 
 /// The line of `field = ...` in the table starting at `offset` (the first line at or after it
@@ -417,28 +446,27 @@ impl Validation<'_> {
         })
     }
 
-    /// Splits a trigger table into what every type has (`id`, `component`) and the rest, which
-    /// the type reads.
+    /// Splits a trigger table into what every type has (`id`, `component`, and our handler
+    /// limits `handler_timeout` and `max_memory`) and the rest, which the type reads.
     pub(crate) fn split_trigger_table(
         &self,
         mut table: RawTable,
         location: &str,
-    ) -> Result<(Option<String>, RawComponentRef, RawTable), ManifestError> {
+    ) -> Result<(Option<String>, RawComponentRef, HandlerLimits, RawTable), ManifestError> {
         let serde_json::Value::Object(fields) = &mut table.value else {
             return Err(self.error(location, "expected a table".into()));
         };
-        let id = fields.remove("id");
-        let component = fields.remove("component");
+        let mut take = |name: &str| fields.remove(name);
+        let (id, component) = (take("id"), take("component"));
+        let (timeout, max_memory) = (take("handler_timeout"), take("max_memory"));
         let offset = table.offset;
+        let field = |value: serde_json::Value| RawTable {
+            value,
+            offset,
+            location: None,
+        };
         let id = id
-            .map(|id| {
-                let id = RawTable {
-                    value: id,
-                    offset,
-                    location: None,
-                };
-                self.deserialize::<String>(id, &format!("{location}.id"))
-            })
+            .map(|id| self.deserialize::<String>(field(id), &format!("{location}.id")))
             .transpose()?;
         let component = component.ok_or_else(|| {
             self.error(
@@ -446,15 +474,33 @@ impl Validation<'_> {
                 "missing field `component`: name a component (`component = \"my-component\"`) or define one inline".into(),
             )
         })?;
-        let component = self.deserialize(
-            RawTable {
-                value: component,
-                offset,
-                location: None,
-            },
-            &format!("{location}.component"),
-        )?;
-        Ok((id, component, table))
+        let component = self.deserialize(field(component), &format!("{location}.component"))?;
+        let timeout = timeout
+            .map(|value| {
+                let at = format!("{location}.handler_timeout");
+                let text: String = self.deserialize(field(value), &at)?;
+                match humantime::parse_duration(&text) {
+                    Ok(duration) if duration >= std::time::Duration::from_millis(1) => Ok(duration),
+                    Ok(_) => Err(self.error(&at, format!("\"{text}\" is shorter than the 1ms minimum"))),
+                    Err(error) => Err(self.error(
+                        &at,
+                        format!("\"{text}\" is not a duration ({error}): write e.g. \"30s\" or \"500ms\""),
+                    )),
+                }
+            })
+            .transpose()?;
+        let max_memory = max_memory
+            .map(|value| {
+                let at = format!("{location}.max_memory");
+                let text: String = self.deserialize(field(value), &at)?;
+                parse_memory_size(&text).map_err(|message| self.error(&at, message))
+            })
+            .transpose()?;
+        let limits = HandlerLimits {
+            timeout,
+            max_memory,
+        };
+        Ok((id, component, limits, table))
     }
 
     /// Parses a `{{ var }}` template whose references must all be declared in [variables].

@@ -19,7 +19,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::allowed_hosts::redact;
 use crate::app::App;
-use crate::engine::{AcceptedWorld, Engine, InstanceState, PreparedComponent, log_failure};
+use crate::engine::{AcceptedWorld, Engine, InstanceState, Limits, PreparedComponent, log_failure};
 use crate::manifest::{ManifestError, Validation};
 use crate::trigger::{RunTrigger, TriggerFuture, TriggerType, TypeComponents};
 use crate::variables::{ResolvedVariables, Template};
@@ -186,9 +186,24 @@ impl RedisComponent {
         &self.prepared.id
     }
 
-    /// Handles one message in a fresh instance. A trap or a handler error is an `Err`.
-    pub async fn handle(&self, engine: &Engine, message: &Message) -> anyhow::Result<()> {
-        let mut store = engine.new_store(&self.prepared)?;
+    /// Handles one message in a fresh instance held to `limits`. A trap, a handler error or
+    /// the deadline passing is an `Err`.
+    pub async fn handle(
+        &self,
+        engine: &Engine,
+        message: &Message,
+        limits: &Limits,
+    ) -> anyhow::Result<()> {
+        limits.run(self.call(engine, message, limits)).await
+    }
+
+    async fn call(
+        &self,
+        engine: &Engine,
+        message: &Message,
+        limits: &Limits,
+    ) -> anyhow::Result<()> {
+        let mut store = engine.new_store(&self.prepared, limits)?;
         match &self.export {
             RedisExport::Raw(pre) => {
                 let instance = pre.instantiate_async(&mut store).await?;
@@ -273,12 +288,13 @@ struct Subscription {
     channel: String,
     is_pattern: bool,
     max_in_flight: usize,
+    limits: Limits,
 }
 
 impl Subscription {
     /// Handles one message; a failure is logged with the trigger, component and channel.
     async fn handle(&self, engine: &Engine, message: &Message) {
-        if let Err(error) = self.component.handle(engine, message).await {
+        if let Err(error) = self.component.handle(engine, message, &self.limits).await {
             let component = self.component.id();
             log_failure(&error, component, "Redis handler failed", |reason| {
                 tracing::error!(
@@ -359,6 +375,7 @@ impl TriggerType for RedisTrigger {
         app: &App,
         variables: &ResolvedVariables,
         prepared: &BTreeMap<String, Arc<PreparedComponent>>,
+        engine: &Engine,
     ) -> anyhow::Result<Self> {
         let mut components = TypeComponents::new();
         let mut servers: BTreeMap<String, Vec<Arc<Subscription>>> = BTreeMap::new();
@@ -378,6 +395,7 @@ impl TriggerType for RedisTrigger {
                     is_pattern: is_glob(&channel),
                     channel,
                     max_in_flight: config.max_in_flight,
+                    limits: engine.limits(&trigger.limits),
                 }));
         }
         Ok(RedisTrigger { servers })

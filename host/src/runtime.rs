@@ -24,7 +24,7 @@ use crate::variables::ResolvedVariables;
 /// let app = manifest::load("spin.toml")?;
 /// let variables = ResolvedVariables::resolve(&app, &Providers::from_process(Default::default()))?;
 /// let runtime = Runtime::new(&app, &variables, EngineOptions::default())?;
-/// runtime.run_until(tokio::signal::ctrl_c(), std::time::Duration::from_secs(10)).await;
+/// runtime.run_until(tokio::signal::ctrl_c(), std::time::Duration::from_secs(10)).await?;
 /// # Ok(()) }
 /// ```
 pub struct Runtime {
@@ -43,8 +43,15 @@ impl Runtime {
     ) -> anyhow::Result<Self> {
         // For `rediss://`; a second runtime in the same process finds it already installed.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // Pool slots hold the largest memory any trigger allows.
+        let max_instance_memory = app
+            .triggers
+            .iter()
+            .filter_map(|trigger| trigger.limits.max_memory)
+            .fold(options.max_instance_memory, usize::max);
         let engine = Arc::new(Engine::new(EngineOptions {
             max_live_instances: app.max_live_instances(),
+            max_instance_memory,
             ..options
         })?);
         let used = app.triggers.iter().map(|trigger| &trigger.component);
@@ -70,7 +77,7 @@ impl Runtime {
                 Arc::new(engine.prepare(component, values, allowed_hosts)?),
             );
         }
-        let triggers = crate::trigger::build_all(app, variables, &prepared)?;
+        let triggers = crate::trigger::build_all(app, variables, &prepared, &engine)?;
         Ok(Runtime { engine, triggers })
     }
 
@@ -83,8 +90,9 @@ impl Runtime {
     }
 
     /// Runs every trigger until `shutdown` completes, then stops taking events and waits up to
-    /// `grace` for handlers in flight. Returns how many were still running at the deadline.
-    pub async fn run_until(&self, shutdown: impl Future, grace: Duration) -> usize {
+    /// `grace` for handlers in flight. Those still running at the deadline are an error naming
+    /// their components.
+    pub async fn run_until(&self, shutdown: impl Future, grace: Duration) -> anyhow::Result<()> {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         // Every trigger of one app runs in this one process.
@@ -99,16 +107,27 @@ impl Runtime {
         }
         cancel.cancel();
         tracker.close();
-        match tokio::time::timeout(grace, tracker.wait()).await {
-            Ok(()) => 0,
-            Err(_) => {
-                let abandoned = tracker.len();
-                tracing::warn!(
-                    abandoned,
-                    "handlers still running after {grace:?}; stopping anyway"
-                );
-                abandoned
-            }
+        if tokio::time::timeout(grace, tracker.wait()).await.is_ok() {
+            return Ok(());
         }
+        let running: Vec<String> = self
+            .engine
+            .running_components()
+            .into_iter()
+            .map(|(component, count)| format!("`{component}` ({count})"))
+            .collect();
+        tracing::warn!(
+            abandoned = tracker.len(),
+            "handlers still running after {grace:?}; stopping anyway: {}",
+            running.join(", ")
+        );
+        anyhow::bail!(
+            "stopped at the shutdown deadline ({grace:?}, --shutdown-timeout) with handlers still running: {}",
+            if running.is_empty() {
+                "(between events)".to_owned()
+            } else {
+                running.join(", ")
+            }
+        )
     }
 }

@@ -29,7 +29,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::allowed_hosts::redact;
 use crate::app::App;
-use crate::engine::{Engine, PreparedComponent, log_failure};
+use crate::engine::{Engine, Limits, PreparedComponent, log_failure};
 use crate::manifest::{ManifestError, Validation};
 use crate::redis_trigger::config::{RawAddressSettings, validate_address_settings};
 use crate::redis_trigger::{Message, RedisComponent, StreamEntry, render_address};
@@ -76,6 +76,7 @@ struct Consumer {
     max_in_flight: usize,
     max_attempts: u32,
     claim_idle: Duration,
+    limits: Limits,
 }
 
 impl TriggerType for StreamTrigger {
@@ -111,6 +112,7 @@ impl TriggerType for StreamTrigger {
         app: &App,
         variables: &ResolvedVariables,
         prepared: &BTreeMap<String, Arc<PreparedComponent>>,
+        engine: &Engine,
     ) -> anyhow::Result<Self> {
         let default_consumer = format!(
             "{}-{}",
@@ -159,6 +161,7 @@ impl TriggerType for StreamTrigger {
                 max_in_flight: config.max_in_flight,
                 max_attempts: config.max_attempts,
                 claim_idle: config.claim_idle,
+                limits: engine.limits(&trigger.limits),
             }));
         }
         Ok(StreamTrigger { consumers })
@@ -564,7 +567,11 @@ impl Consumer {
                 pattern: None,
                 entry: Some(entry.clone()),
             };
-            let error = match self.component.handle(&running.engine, &message).await {
+            let error = match self
+                .component
+                .handle(&running.engine, &message, &self.limits)
+                .await
+            {
                 Ok(()) => return Done::Handled(entry.id),
                 Err(error) => error,
             };

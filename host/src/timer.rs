@@ -11,13 +11,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{anyhow, bail};
+use anyhow::{Context, anyhow, bail};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::app::App;
-use crate::engine::{AcceptedWorld, Engine, InstanceState, PreparedComponent};
+use crate::engine::{AcceptedWorld, Engine, InstanceState, Limits, PreparedComponent};
 use crate::manifest::{ManifestError, Validation};
 use crate::trigger::{RunTrigger, TriggerFuture, TriggerType, TypeComponents};
 use crate::variables::ResolvedVariables;
@@ -116,9 +116,14 @@ impl TimerComponent {
         &self.prepared.id
     }
 
-    /// Runs one tick in a fresh instance. A trap or a handler error is an `Err`.
-    pub async fn fire(&self, engine: &Engine, tick: Tick) -> anyhow::Result<()> {
-        let mut store = engine.new_store(&self.prepared)?;
+    /// Runs one tick in a fresh instance held to `limits`. A trap, a handler error or the
+    /// deadline passing is an `Err`.
+    pub async fn fire(&self, engine: &Engine, tick: Tick, limits: &Limits) -> anyhow::Result<()> {
+        limits.run(self.call(engine, tick, limits)).await
+    }
+
+    async fn call(&self, engine: &Engine, tick: Tick, limits: &Limits) -> anyhow::Result<()> {
+        let mut store = engine.new_store(&self.prepared, limits)?;
         match &self.export {
             TimerExport::Raw(pre) => {
                 let instance = pre.instantiate_async(&mut store).await?;
@@ -148,6 +153,7 @@ struct Schedule {
     trigger_id: String,
     component: Arc<TimerComponent>,
     interval: Duration,
+    limits: Limits,
 }
 
 /// Every timer trigger of an app.
@@ -191,6 +197,7 @@ impl TriggerType for TimerTrigger {
         app: &App,
         _variables: &ResolvedVariables,
         prepared: &BTreeMap<String, Arc<PreparedComponent>>,
+        engine: &Engine,
     ) -> anyhow::Result<Self> {
         let mut components = TypeComponents::new();
         let mut schedules = Vec::new();
@@ -200,6 +207,7 @@ impl TriggerType for TimerTrigger {
                 trigger_id: trigger.id.clone(),
                 component,
                 interval: config.effective_interval(),
+                limits: engine.limits(&trigger.limits),
             });
         }
         Ok(TimerTrigger {
@@ -252,13 +260,20 @@ impl TimerTrigger {
     pub async fn run_once(&self, engine: &Engine) -> anyhow::Result<()> {
         let mut failed = Vec::new();
         for component in &self.components {
+            // The limits of the first trigger that runs it.
+            let limits = self
+                .schedules
+                .iter()
+                .find(|schedule| Arc::ptr_eq(&schedule.component, component))
+                .map(|schedule| schedule.limits)
+                .context("a timer component without a trigger")?;
             let now = SystemTime::now();
             let tick = Tick {
                 scheduled_at: now,
                 fired_at: now,
                 sequence: 0,
             };
-            if let Err(error) = component.fire(engine, tick).await {
+            if let Err(error) = component.fire(engine, tick, &limits).await {
                 tracing::error!(
                     component = %component.id(),
                     "timer handler failed: {}",
@@ -310,8 +325,9 @@ async fn run_schedule(
         let engine = engine.clone();
         let busy = busy.clone();
         let trigger_id = schedule.trigger_id.clone();
+        let schedule_limits = schedule.limits;
         tracker.spawn(async move {
-            if let Err(error) = component.fire(&engine, tick).await {
+            if let Err(error) = component.fire(&engine, tick, &schedule_limits).await {
                 crate::engine::log_failure(
                     &error,
                     component.id(),

@@ -53,11 +53,13 @@ pub trait TriggerType: RunTrigger + Sized + 'static {
     /// How many instances the trigger may have live at once, which sizes the instance pool.
     fn live_instances(config: &Self::Config) -> usize;
 
-    /// Resolves the app's triggers of this type against their prepared components.
+    /// Resolves the app's triggers of this type against their prepared components, each held
+    /// to its limits (`engine`'s defaults where it sets none).
     fn build(
         app: &App,
         variables: &ResolvedVariables,
         prepared: &BTreeMap<String, Arc<PreparedComponent>>,
+        engine: &Engine,
     ) -> anyhow::Result<Self>;
 }
 
@@ -95,7 +97,19 @@ pub struct Trigger {
     pub id: String,
     /// The id of the component it runs.
     pub component: String,
+    /// Limits on each of its handler calls, where the trigger sets its own.
+    pub limits: HandlerLimits,
     pub config: TriggerConfig,
+}
+
+/// What a `[[trigger.<type>]]` of any type may set, ours: limits on each handler call. Unset,
+/// the host's defaults apply (`--handler-timeout`, `--max-memory`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HandlerLimits {
+    /// `handler_timeout = "30s"`: how long one call may run before its instance is stopped.
+    pub timeout: Option<std::time::Duration>,
+    /// `max_memory = "64MiB"`: how large the instance's linear memory may grow.
+    pub max_memory: Option<usize>,
 }
 
 /// Registers the trigger types: `Variant(RunningType)`, one per type. Generates
@@ -158,11 +172,12 @@ macro_rules! registered_trigger_types {
             app: &App,
             variables: &ResolvedVariables,
             prepared: &BTreeMap<String, Arc<PreparedComponent>>,
+            engine: &Engine,
         ) -> anyhow::Result<Vec<Box<dyn RunTrigger>>> {
             let mut running: Vec<Box<dyn RunTrigger>> = Vec::new();
             $(
                 if app.triggers.iter().any(|trigger| matches!(trigger.config, TriggerConfig::$variant(_))) {
-                    running.push(Box::new(<$ty as TriggerType>::build(app, variables, prepared)?));
+                    running.push(Box::new(<$ty as TriggerType>::build(app, variables, prepared, engine)?));
                 }
             )+
             Ok(running)
@@ -248,7 +263,7 @@ fn validate_tables<T: TriggerType>(
             .location
             .clone()
             .unwrap_or_else(|| format!("trigger.{}[{index}]", T::NAME));
-        let (id, component, rest) = validation.split_trigger_table(table, &location)?;
+        let (id, component, limits, rest) = validation.split_trigger_table(table, &location)?;
         let raw: T::RawConfig = validation.deserialize(rest, &location)?;
         let id = id.unwrap_or_else(|| format!("{}-{}", T::NAME, index + 1));
         let component = validation.resolve_component(component, &id, &location)?;
@@ -256,6 +271,7 @@ fn validate_tables<T: TriggerType>(
         triggers.push(Trigger {
             id,
             component,
+            limits,
             config: wrap(config),
         });
     }

@@ -278,6 +278,55 @@ source = "c.wasm"
 }
 
 #[test]
+fn every_trigger_type_takes_a_handler_timeout_and_a_memory_cap() {
+    let app = parse(&with_body(
+        r#"[application.trigger.redis]
+address = "redis://127.0.0.1:6379"
+[[trigger.timer]]
+component = "c"
+interval_secs = 1
+handler_timeout = "1m"
+[[trigger.redis]]
+component = "c"
+channel = "jobs"
+max_memory = "64MiB"
+[[trigger.redis-stream]]
+component = "c"
+stream = "jobs"
+address = "redis://127.0.0.1:6379"
+handler_timeout = "250ms"
+max_memory = "1GiB"
+[component.c]
+source = "c.wasm"
+"#,
+    ))
+    .unwrap();
+    let limits: Vec<(&str, Option<Duration>, Option<usize>)> = app
+        .triggers
+        .iter()
+        .map(|trigger| {
+            (
+                trigger.config.type_name(),
+                trigger.limits.timeout,
+                trigger.limits.max_memory,
+            )
+        })
+        .collect();
+    assert_eq!(
+        limits,
+        [
+            ("redis", None, Some(64 << 20)),
+            (
+                "redis-stream",
+                Some(Duration::from_millis(250)),
+                Some(1 << 30)
+            ),
+            ("timer", Some(Duration::from_secs(60)), None),
+        ]
+    );
+}
+
+#[test]
 fn variable_values_come_from_the_command_line_then_the_environment_then_the_default() {
     let app = parse(&with_body(
         r#"[variables]
@@ -482,6 +531,21 @@ const MALFORMED: &[(&str, &str, &str)] = &[
         "Redis stream trigger with an empty stream",
         "[application.trigger.redis-stream]\naddress = \"redis://localhost\"\n[[trigger.redis-stream]]\ncomponent = \"c\"\nstream = \" \"\n[component.c]\nsource = \"c.wasm\"\n",
         "spin.toml: trigger.redis-stream[0].stream: the stream is empty: write e.g. `stream = \"orders\"`",
+    ),
+    (
+        "handler timeout that is not a duration",
+        "[[trigger.timer]]\ncomponent = \"c\"\ninterval_secs = 1\nhandler_timeout = \"forever\"\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.timer[0].handler_timeout: \"forever\" is not a duration (expected number at 0): write e.g. \"30s\" or \"500ms\"",
+    ),
+    (
+        "memory cap that is not a size",
+        "[[trigger.timer]]\ncomponent = \"c\"\ninterval_secs = 1\nmax_memory = \"lots\"\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.timer[0].max_memory: \"lots\" is not a memory size: write e.g. \"64MiB\", \"1GiB\" or \"512MB\"",
+    ),
+    (
+        "memory cap under one page",
+        "[[trigger.timer]]\ncomponent = \"c\"\ninterval_secs = 1\nmax_memory = \"1KiB\"\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.timer[0].max_memory: \"1KiB\" is less than one WebAssembly page (64KiB): give a component room to start",
     ),
     (
         "files glob leaving the app directory",

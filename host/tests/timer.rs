@@ -184,7 +184,11 @@ source = "{guest}"
         ],
         Duration::from_millis(1200),
     );
-    assert!(run.success, "host failed: {}", run.stderr);
+    assert!(
+        !run.success,
+        "the looping handler outlived the shutdown deadline: {}",
+        run.stderr
+    );
     let probe = probe_ticks(&run.stdout, "probe");
     assert!(probe.len() >= 8, "probe kept ticking: {probe:?}");
     assert_eq!(
@@ -198,8 +202,9 @@ source = "{guest}"
         run.stderr
     );
     assert!(
-        run.stderr
-            .contains("handlers still running after 300ms; stopping anyway abandoned=1"),
+        run.stderr.contains(
+            "stopped at the shutdown deadline (300ms, --shutdown-timeout) with handlers still running: `spinner` (1)"
+        ),
         "{}",
         run.stderr
     );

@@ -1,7 +1,7 @@
 //! A test guest taking the whole `Message` (the richer world): publishes
 //! `<channel>|<pattern or ->|<payload>` on the channel in its `reply_channel` variable, at the
 //! address in `redis_address`. A payload of `trap` panics; `fail` returns an error; `spin`
-//! loops forever; `hold`
+//! loops forever; `alloc:<n>` first fills `n` MiB of memory; `hold`
 //! counts itself into the key `active` for 300 ms and adds the count it saw to the set
 //! `seen-active`, so a test can see how many handlers ran at once.
 
@@ -18,6 +18,12 @@ async fn on_message(message: Message) -> Result<(), String> {
             std::hint::spin_loop();
         },
         _ => {}
+    }
+    if let Some(mebibytes) = text.strip_prefix("alloc:") {
+        let mebibytes: usize = mebibytes.parse().map_err(|_| "alloc:<MiB>".to_owned())?;
+        // Filled, so that the pages are really used; an allocation the host refuses aborts.
+        let block = vec![1u8; mebibytes << 20];
+        std::hint::black_box(&block);
     }
     let address = variables::get("redis_address").map_err(|error| error.to_string())?;
     if text == "hold" {
