@@ -349,6 +349,8 @@ pub fn probe_ticks(stdout: &str, component: &str) -> Vec<ProbeTick> {
 /// so a host that logs a lot never blocks on a full pipe.
 pub struct HostProcess {
     child: Option<Child>,
+    /// Its stdout so far, as the host writes it.
+    live_stdout: std::sync::Arc<std::sync::Mutex<String>>,
     stdout: Option<std::thread::JoinHandle<String>>,
     stderr: Option<std::thread::JoinHandle<String>>,
     ready: std::sync::mpsc::Receiver<()>,
@@ -361,8 +363,26 @@ impl HostProcess {
             .spawn()
             .expect("starting spin-trigger-host");
         let (ready_sender, ready) = std::sync::mpsc::channel();
+        let live_stdout = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let shared = live_stdout.clone();
+        let stdout = std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+                let Ok(line) = line else { break };
+                let mut text = shared
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                text.push_str(&line);
+                text.push('\n');
+            }
+            shared
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .clone()
+        });
         HostProcess {
-            stdout: Some(drain(child.stdout.take().expect("piped stdout"), None)),
+            live_stdout,
+            stdout: Some(stdout),
             stderr: Some(drain(
                 child.stderr.take().expect("piped stderr"),
                 Some(ready_sender),
@@ -377,6 +397,42 @@ impl HostProcess {
         self.ready
             .recv_timeout(Duration::from_secs(120))
             .expect("the host did not start within two minutes");
+    }
+
+    /// How many lines of the host's stdout so far contain `needle`.
+    pub fn stdout_lines_with(&self, needle: &str) -> usize {
+        self.live_stdout
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .lines()
+            .filter(|line| line.contains(needle))
+            .count()
+    }
+
+    /// Waits (up to `limit`) until `count` lines of the host's stdout contain `needle`; returns
+    /// whether they did.
+    pub fn wait_for_stdout_lines(&self, needle: &str, count: usize, limit: Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        while self.stdout_lines_with(needle) < count {
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
+    /// The host's resident memory now, in KiB (`VmRSS`).
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.child.as_ref().expect("running").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .expect("reading the host's /proc status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.split_whitespace().next())
+            .and_then(|kib| kib.parse().ok())
+            .expect("VmRSS in /proc status")
     }
 
     /// Stops the host as a service manager would and returns what it printed.
@@ -580,8 +636,13 @@ pub struct Subscriber(redis::Connection);
 impl Subscriber {
     /// The next message's payload, as text; panics after 10 s without one.
     pub fn next(&mut self) -> String {
-        let value: redis::Value = self.0.recv_response().expect("a message within 10 s");
-        match value {
+        self.try_next().expect("a message within 10 s")
+    }
+
+    /// The next message's payload, as text; `None` after 10 s without one.
+    pub fn try_next(&mut self) -> Option<String> {
+        let value: redis::Value = self.0.recv_response().ok()?;
+        Some(match value {
             redis::Value::Array(parts) | redis::Value::Push { data: parts, .. } => {
                 match parts.last() {
                     Some(redis::Value::BulkString(bytes)) => {
@@ -591,7 +652,7 @@ impl Subscriber {
                 }
             }
             other => panic!("unexpected message {other:?}"),
-        }
+        })
     }
 
     /// Whether a message arrives within `wait`.

@@ -2,7 +2,8 @@
 //! `tick seq=<n> scheduled=<ms> fired=<ms>`, then behaves as its variables say:
 //! `sleep_ms` (sleep that long), `fail_on` / `trap_on` / `loop_on` / `alloc_mb_on`
 //! (comma-separated sequence numbers on which to return an error / panic / spin forever /
-//! allocate `alloc_mb` MiB), and `read_files` (comma-separated guest paths to print as
+//! allocate `alloc_mb` MiB), `faults_every` (every n-th tick, in turn: panic, spin forever,
+//! allocate 1 GiB), and `read_files` (comma-separated guest paths to print as
 //! `file <path>: <contents>` or `file <path>: unreadable`). A run that returns prints
 //! `done seq=<n>`.
 
@@ -45,6 +46,22 @@ fn probe(tick: Tick) -> Result<(), String> {
             .parse()
             .map_err(|_| format!("bad sleep_ms {sleep:?}"))?;
         std::thread::sleep(Duration::from_millis(millis));
+    }
+    if let Some(every) = variables::get("faults_every")
+        .ok()
+        .and_then(|every| every.parse::<u64>().ok())
+        .filter(|every| *every > 0 && tick.sequence % every == 0)
+    {
+        match (tick.sequence / every) % 3 {
+            0 => panic!("probe trapping on tick {}", tick.sequence),
+            1 => loop {
+                std::hint::spin_loop();
+            },
+            _ => {
+                let block = vec![1u8; 1 << 30];
+                println!("allocated {} MiB", std::hint::black_box(block).len() >> 20);
+            }
+        }
     }
     if listed("loop_on", tick.sequence) {
         let mut spins = 0u64;

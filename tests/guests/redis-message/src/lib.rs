@@ -1,6 +1,6 @@
 //! A test guest taking the whole `Message` (the richer world): publishes
 //! `<channel>|<pattern or ->|<payload>` on the channel in its `reply_channel` variable, at the
-//! address in `redis_address`. A payload of `trap` panics; `fail` returns an error; `spin`
+//! address in `redis_address` (or prints it, when `reply_channel` is `stdout`). A payload of `trap` panics; `fail` returns an error; `spin`
 //! loops forever; `alloc:<n>` first fills `n` MiB of memory; `hold`
 //! counts itself into the key `active` for 300 ms and adds the count it saw to the set
 //! `seen-active`, so a test can see how many handlers ran at once.
@@ -35,6 +35,11 @@ async fn on_message(message: Message) -> Result<(), String> {
         message.channel,
         message.pattern.as_deref().unwrap_or("-")
     );
+    // `stdout` as the reply channel prints the reply instead: no round trip to a server.
+    if reply_channel == "stdout" {
+        println!("{reply}");
+        return Ok(());
+    }
     Connection::open(&address)
         .and_then(|redis| redis.publish(&reply_channel, reply))
         .map_err(|error| error.to_string())
