@@ -262,14 +262,23 @@ impl Consumer {
         };
         let mut backoff = MIN_BACKOFF;
         loop {
-            let Err(error) = self.serve(&running, &mut reader, &mut backoff).await else {
+            let mut joined = false;
+            let Err(error) = self
+                .serve(&running, &mut reader, &mut backoff, &mut joined)
+                .await
+            else {
                 return;
+            };
+            let what = if joined {
+                "lost the connection to the Redis server; reconnecting"
+            } else {
+                "cannot read the stream; retrying"
             };
             tracing::warn!(
                 trigger = %self.trigger_id,
                 address = %self.shown_address,
                 stream = %self.stream,
-                "lost the connection to the Redis server; reconnecting in {backoff:?} (cause: {})",
+                "{what} in {backoff:?} (cause: {})",
                 crate::errors::one_line(&error)
             );
             // At shutdown, only entries read and not yet settled are worth reconnecting for.
@@ -282,7 +291,7 @@ impl Consumer {
         }
     }
 
-    /// One connection's life: joins the group, then loops: settle the entries handlers
+    /// One connection's life: joins the group (`joined` says it did), then loops: settle the entries handlers
     /// finished and read more, in one round trip; its own pending entries first, then new
     /// ones, with a claim scan now and then. Ends `Ok` at shutdown once nothing is in flight,
     /// `Err` on a Redis error.
@@ -291,6 +300,7 @@ impl Consumer {
         running: &Running,
         reader: &mut Reader,
         backoff: &mut Duration,
+        joined: &mut bool,
     ) -> anyhow::Result<()> {
         let client = redis::Client::open(self.address.as_str())?;
         let config = redis::AsyncConnectionConfig::new()
@@ -301,6 +311,7 @@ impl Consumer {
             .await
             .context("connecting")?;
         self.join_group(&mut connection).await?;
+        *joined = true;
         tracing::info!(
             trigger = %self.trigger_id,
             address = %self.shown_address,

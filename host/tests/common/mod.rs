@@ -478,6 +478,9 @@ pub struct RedisServer {
     pub port: u16,
     /// Extra `redis-server` arguments, kept for [`RedisServer::restart`].
     extra_args: Vec<String>,
+    /// The default user's password, when the server requires one; the test's own clients
+    /// use it.
+    password: Option<String>,
 }
 
 impl RedisServer {
@@ -517,14 +520,47 @@ impl RedisServer {
         )
     }
 
+    /// Starts a server that requires `password` of the default user and also has the ACL user
+    /// `alice` with password `alice_password`.
+    pub fn start_with_auth(password: &str, alice_password: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("finding a free port")
+            .port();
+        let alice = format!(">{alice_password}");
+        Self::start_with_password(
+            port,
+            &[
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--requirepass",
+                password,
+                "--user",
+                "alice",
+                "on",
+                &alice,
+                "~*",
+                "&*",
+                "+@all",
+            ],
+            Some(password.to_owned()),
+        )
+    }
+
     /// Kills the server (SIGKILL) and starts it again on the same port with the same arguments.
     pub fn restart(&mut self) {
         self.kill();
         let args: Vec<&str> = self.extra_args.iter().map(String::as_str).collect();
-        *self = Self::start_with(self.port, &args);
+        *self = Self::start_with_password(self.port, &args, self.password.clone());
     }
 
     fn start_with(port: u16, extra_args: &[&str]) -> Self {
+        Self::start_with_password(port, extra_args, None)
+    }
+
+    fn start_with_password(port: u16, extra_args: &[&str], password: Option<String>) -> Self {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(extra_args)
@@ -536,6 +572,7 @@ impl RedisServer {
             child: Some(child),
             port,
             extra_args: extra_args.iter().map(|arg| (*arg).to_owned()).collect(),
+            password,
         };
         for _ in 0..200 {
             if let Ok(mut connection) = server.client().get_connection()
@@ -552,8 +589,13 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// A client for the test itself, with the server's password when it has one.
     pub fn client(&self) -> redis::Client {
-        redis::Client::open(self.url()).expect("a valid URL")
+        let url = match &self.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
+            None => self.url(),
+        };
+        redis::Client::open(url).expect("a valid URL")
     }
 
     /// Kills the server (SIGKILL, by PID), as a crash would.
