@@ -19,6 +19,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use crate::allowed_hosts::AllowedHosts;
 use crate::app;
 use crate::guest_files::GuestFiles;
+use crate::redis_client::RedisTls;
 use crate::stdio::{ComponentOutput, Target};
 use crate::trigger::HandlerLimits;
 
@@ -49,6 +50,9 @@ pub struct EngineOptions {
     pub handler_timeout: Duration,
     /// Elements one instance's tables may hold (function references, mostly).
     pub max_table_elements: usize,
+    /// A CA certificate (PEM file) `rediss://` servers are checked against instead of the
+    /// public roots, for triggers and guests alike.
+    pub tls_ca_file: Option<PathBuf>,
     /// How many instances may be live at once; sizes the pooling allocator.
     /// [`Runtime::new`](crate::Runtime::new) sets it from the app: one per timer trigger plus
     /// each Redis trigger's `max_in_flight`.
@@ -62,6 +66,7 @@ impl Default for EngineOptions {
             max_instance_memory: 256 << 20,
             handler_timeout: Duration::from_secs(30),
             max_table_elements: 20_000,
+            tls_ca_file: None,
             max_live_instances: MIN_POOLED_INSTANCES,
         }
     }
@@ -112,6 +117,8 @@ pub struct InstanceState {
     pub allowed_hosts: Arc<AllowedHosts>,
     /// Outbound Redis connections this instance holds.
     pub open_redis_connections: usize,
+    /// How the instance's `rediss://` connections trust servers.
+    pub redis_tls: RedisTls,
     wasi: WasiCtx,
     pub(crate) table: ResourceTable,
     limits: StoreLimits,
@@ -184,6 +191,7 @@ pub struct Engine {
     /// Compiled components by content hash, so the same `.wasm` used by two components is
     /// compiled once. Each knows its engine.
     compiled: Mutex<HashMap<String, Component>>,
+    redis_tls: RedisTls,
     live: Arc<LiveInstances>,
     stop_epoch_ticker: Arc<AtomicBool>,
 }
@@ -251,6 +259,10 @@ fn hex(bytes: &[u8]) -> String {
 
 impl Engine {
     pub fn new(options: EngineOptions) -> anyhow::Result<Self> {
+        let redis_tls = match &options.tls_ca_file {
+            Some(file) => RedisTls::with_ca_file(file)?,
+            None => RedisTls::default(),
+        };
         let pooling = pooling_config(&options);
         let plain = Flavor::new(false, pooling.as_ref())?;
         let concurrent = Flavor::new(true, pooling.as_ref())?;
@@ -275,6 +287,7 @@ impl Engine {
             concurrent,
             options,
             compiled: Mutex::new(HashMap::new()),
+            redis_tls,
             live: Arc::default(),
             stop_epoch_ticker,
         })
@@ -357,6 +370,11 @@ impl Engine {
         running
     }
 
+    /// How `rediss://` servers are trusted, for the triggers' own connections.
+    pub fn redis_tls(&self) -> &RedisTls {
+        &self.redis_tls
+    }
+
     /// One trigger's limits: its own where it sets them, else this engine's defaults.
     pub fn limits(&self, limits: &HandlerLimits) -> Limits {
         Limits {
@@ -399,6 +417,7 @@ impl Engine {
             variables: component.variables.clone(),
             allowed_hosts: component.allowed_hosts.clone(),
             open_redis_connections: 0,
+            redis_tls: self.redis_tls.clone(),
             wasi: wasi.build(),
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()

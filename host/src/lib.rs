@@ -15,6 +15,7 @@
 //!   retried, dead-lettered or claimed from a consumer that died.
 //! - [`host_api`]: host APIs a guest imports: variables and outbound Redis, in Spin's 2.0.0 and
 //!   3.0.0 (`async func`) versions.
+//! - [`redis_client`]: Redis clients for triggers and guests, and how `rediss://` is trusted.
 //! - [`allowed_hosts`]: `allowed_outbound_hosts` matching.
 //! - [`stdio`]: component output prefixed with the component id.
 //! - [`builder`]: `up --build`.
@@ -30,6 +31,7 @@ pub mod guest_files;
 pub mod host_api;
 pub mod locked_app;
 pub mod manifest;
+pub mod redis_client;
 pub mod redis_trigger;
 pub mod runtime;
 pub mod stdio;

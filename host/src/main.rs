@@ -78,6 +78,9 @@ struct RunArgs {
     /// How many elements one instance's tables may hold.
     #[arg(long, default_value_t = 20_000)]
     max_table_elements: usize,
+    /// A CA certificate (PEM) to check `rediss://` servers against instead of the public roots.
+    #[arg(long, env = "SPIN_TRIGGER_TLS_CA_FILE")]
+    tls_ca_file: Option<PathBuf>,
 }
 
 /// The arguments `spin up` passes to the plugin.
@@ -223,6 +226,7 @@ async fn run(app: App, args: RunArgs, working_dir: Option<PathBuf>) -> anyhow::R
         handler_timeout: args.handler_timeout,
         max_instance_memory: args.max_memory,
         max_table_elements: args.max_table_elements,
+        tls_ca_file: args.tls_ca_file,
         ..EngineOptions::default()
     };
     if let Some(dir) = working_dir {

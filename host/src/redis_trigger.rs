@@ -21,6 +21,7 @@ use crate::allowed_hosts::redact;
 use crate::app::App;
 use crate::engine::{AcceptedWorld, Engine, InstanceState, Limits, PreparedComponent, log_failure};
 use crate::manifest::{ManifestError, Validation};
+use crate::redis_client::RedisTls;
 use crate::trigger::{RunTrigger, TriggerFuture, TriggerType, TypeComponents};
 use crate::variables::{ResolvedVariables, Template};
 
@@ -480,7 +481,7 @@ impl Subscriber {
     fn run(self) {
         let mut backoff = MIN_BACKOFF;
         while !self.shutdown.is_cancelled() {
-            let mut connection = match connect(&self.address) {
+            let mut connection = match connect(&self.address, self.engine.redis_tls()) {
                 Ok(connection) => connection,
                 Err(error) => {
                     self.wait_to_retry(&error, &mut backoff);
@@ -587,8 +588,8 @@ fn enqueue(
 /// How long a blocked read waits before checking for shutdown.
 const SHUTDOWN_POLL: Duration = Duration::from_millis(100);
 
-fn connect(address: &str) -> anyhow::Result<redis::Connection> {
-    let client = redis::Client::open(address)?;
+fn connect(address: &str, tls: &RedisTls) -> anyhow::Result<redis::Connection> {
+    let client = tls.client(address)?;
     let connection = client
         .get_connection_with_timeout(CONNECT_TIMEOUT)
         .context("connecting")?;

@@ -302,7 +302,7 @@ impl Consumer {
         backoff: &mut Duration,
         joined: &mut bool,
     ) -> anyhow::Result<()> {
-        let client = redis::Client::open(self.address.as_str())?;
+        let client = running.engine.redis_tls().client(&self.address)?;
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(READ_BLOCK + RESPONSE_TIMEOUT));

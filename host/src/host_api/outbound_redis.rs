@@ -94,9 +94,10 @@ mod commands {
     use redis::aio::MultiplexedConnection as Connection;
 
     use super::{Error, RedisParameter, RedisResult, flatten, from_redis};
+    use crate::redis_client::RedisTls;
 
-    pub async fn connect(address: &str) -> Result<Connection, Error> {
-        let client = redis::Client::open(address).map_err(|_| Error::InvalidAddress)?;
+    pub async fn connect(address: &str, tls: &RedisTls) -> Result<Connection, Error> {
+        let client = tls.client(address).map_err(|_| Error::InvalidAddress)?;
         client
             .get_multiplexed_async_connection()
             .await
@@ -165,7 +166,7 @@ impl Host for InstanceState {}
 impl HostConnection for InstanceState {
     async fn open(&mut self, address: String) -> Result<Resource<OutboundConnection>, Error> {
         self.check_redis_open(&address)?;
-        let connection = commands::connect(&address).await?;
+        let connection = commands::connect(&address, &self.redis_tls).await?;
         self.keep_redis_connection(connection)
     }
 
@@ -313,8 +314,12 @@ mod v3_impl {
             accessor: &Accessor<T, Self>,
             address: String,
         ) -> Result<Resource<OutboundConnection>, v3::Error> {
-            accessor.with(|mut access| access.get().check_redis_open(&address))?;
-            let connection = commands::connect(&address).await?;
+            let tls = accessor.with(|mut access| {
+                let state = access.get();
+                state.check_redis_open(&address)?;
+                Ok::<_, Error>(state.redis_tls.clone())
+            })?;
+            let connection = commands::connect(&address, &tls).await?;
             Ok(accessor.with(|mut access| access.get().keep_redis_connection(connection))?)
         }
 

@@ -520,6 +520,13 @@ impl RedisServer {
         )
     }
 
+    /// Starts a server on a free port with `extra_args` besides the defaults (no persistence).
+    pub fn start_with_args(extra_args: &[&str]) -> Self {
+        let mut args = vec!["--save", "", "--appendonly", "no"];
+        args.extend_from_slice(extra_args);
+        Self::start_with(free_port(), &args)
+    }
+
     /// Starts a server that requires `password` of the default user and also has the ACL user
     /// `alice` with password `alice_password`.
     pub fn start_with_auth(password: &str, alice_password: &str) -> Self {
@@ -670,6 +677,14 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("finding a free port")
+        .port()
 }
 
 /// A test's own subscription, to receive what guests publish.

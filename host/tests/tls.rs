@@ -1,0 +1,186 @@
+//! Redis over TLS for real: a CA and a server certificate made with `openssl` in the test, a
+//! redis-server serving TLS (`--tls-port`) beside its plain port (which the test itself uses),
+//! and the host's triggers and the guest's outbound connection on `rediss://`, trusting that CA
+//! through `--tls-ca-file`. Without it, the server's certificate is refused, and says why.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{HostProcess, RedisServer, free_port, guest, write_app};
+use redis::Commands;
+
+/// Makes `ca.crt` and `server.crt`/`server.key` (for 127.0.0.1) in `dir`.
+fn make_certificates(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        let output = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("running openssl");
+        assert!(
+            output.status.success(),
+            "openssl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=spin-trigger test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("writing server.ext");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+}
+
+struct TlsServer {
+    server: RedisServer,
+    tls_port: u16,
+    certificates: tempfile::TempDir,
+}
+
+fn start_tls_server() -> TlsServer {
+    let certificates = tempfile::tempdir().expect("a temp dir");
+    make_certificates(certificates.path());
+    let file = |name: &str| certificates.path().join(name).display().to_string();
+    let tls_port = free_port();
+    let server = RedisServer::start_with_args(&[
+        "--tls-port",
+        &tls_port.to_string(),
+        "--tls-cert-file",
+        &file("server.crt"),
+        "--tls-key-file",
+        &file("server.key"),
+        "--tls-ca-cert-file",
+        &file("ca.crt"),
+        "--tls-auth-clients",
+        "no",
+    ]);
+    TlsServer {
+        server,
+        tls_port,
+        certificates,
+    }
+}
+
+/// Both trigger types on `rediss://`, and the guest replying through `rediss://` too.
+fn tls_app(tls_port: u16) -> tempfile::TempDir {
+    write_app(&format!(
+        r#"spin_manifest_version = 2
+[application]
+name = "tls"
+[[trigger.redis]]
+address = "rediss://127.0.0.1:{tls_port}"
+channel = "requests"
+component = "watcher"
+[[trigger.redis-stream]]
+address = "rediss://127.0.0.1:{tls_port}"
+stream = "jobs"
+component = "watcher"
+[component.watcher]
+source = "{source}"
+allowed_outbound_hosts = ["rediss://127.0.0.1:{tls_port}"]
+[component.watcher.variables]
+redis_address = "rediss://127.0.0.1:{tls_port}"
+reply_channel = "replies"
+"#,
+        source = guest("redis-message-guest"),
+    ))
+}
+
+#[test]
+fn triggers_and_outbound_calls_run_over_tls_trusting_the_given_ca() {
+    let TlsServer {
+        server,
+        tls_port,
+        certificates,
+    } = start_tls_server();
+    let app = tls_app(tls_port);
+    let mut replies = server.subscribe("replies");
+    let manifest = app.path().join("spin.toml").display().to_string();
+    let ca = certificates.path().join("ca.crt").display().to_string();
+    let host = HostProcess::start(&["up", "--tls-ca-file", &ca, "-f", &manifest], &[]);
+    server.wait_for_subscribers("requests", 1);
+    server.publish("requests", "over tls");
+    assert_eq!(replies.next(), "requests|-|over tls");
+    let mut redis = server.client().get_connection().expect("connecting");
+    let _: String = redis
+        .xadd("jobs", "*", &[("payload", "entry over tls")])
+        .expect("XADD");
+    assert_eq!(replies.next(), "jobs|-|entry over tls");
+    // The app names only the TLS port: both replies came over TLS connections.
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    assert!(!run.stderr.contains("handler failed"), "{}", run.stderr);
+}
+
+#[test]
+fn a_server_certificate_from_an_unknown_ca_is_refused_with_the_reason() {
+    let TlsServer {
+        server: _server,
+        tls_port,
+        certificates: _certificates,
+    } = start_tls_server();
+    let app = tls_app(tls_port);
+    let manifest = app.path().join("spin.toml").display().to_string();
+    let run = common::run_host_for(
+        &["up", "-f", &manifest],
+        std::time::Duration::from_millis(1000),
+    );
+    assert!(run.success, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .lines()
+            .any(|line| line.contains("cannot subscribe") && line.contains("UnknownIssuer")),
+        "the certificate is refused, saying why: {}",
+        run.stderr
+    );
+}
