@@ -90,6 +90,28 @@ fn a_memory_cap_fails_only_the_call_that_passes_it() {
 }
 
 #[test]
+fn a_stack_overflow_is_a_logged_failure_and_the_next_message_runs() {
+    let server = RedisServer::start();
+    let app = redis_app(&server, &[("requests", "")]);
+    let mut replies = server.subscribe("replies");
+    let host = start(&app, &server, &["requests"]);
+    server.publish("requests", "recurse");
+    server.publish("requests", "fine");
+    assert_eq!(replies.next(), "requests|-|fine");
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    // A Rust guest's frames live on a stack in its linear memory; running off its end is a
+    // trap (an access below the memory's start), as running out of wasm call stack would be.
+    assert!(
+        run.stderr
+            .lines()
+            .any(|line| line.contains("Redis handler failed: wasm trap")),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn a_looping_timer_handler_is_stopped_at_its_deadline_and_fires_again() {
     let app = write_app(&format!(
         r#"spin_manifest_version = 2

@@ -1,7 +1,8 @@
 //! A test guest taking the whole `Message` (the richer world): publishes
 //! `<channel>|<pattern or ->|<payload>` on the channel in its `reply_channel` variable, at the
 //! address in `redis_address` (or prints it, when `reply_channel` is `stdout`). A payload of `trap` panics; `fail` returns an error; `spin`
-//! loops forever; `alloc:<n>` first fills `n` MiB of memory; `hold`
+//! loops forever; `recurse` recurses until its stack overflows; `alloc:<n>` first fills `n` MiB
+//! of memory; `hold`
 //! counts itself into the key `active` for 300 ms and adds the count it saw to the set
 //! `seen-active`, so a test can see how many handlers ran at once.
 
@@ -17,6 +18,10 @@ async fn on_message(message: Message) -> Result<(), String> {
         "spin" => loop {
             std::hint::spin_loop();
         },
+        "recurse" => {
+            let depth = recurse(0);
+            return Err(format!("returned from a recursion {depth} deep"));
+        }
         _ => {}
     }
     if let Some(mebibytes) = text.strip_prefix("alloc:") {
@@ -43,6 +48,12 @@ async fn on_message(message: Message) -> Result<(), String> {
     Connection::open(&address)
         .and_then(|redis| redis.publish(&reply_channel, reply))
         .map_err(|error| error.to_string())
+}
+
+/// Never returns: each call needs another frame, until the stack runs out.
+fn recurse(depth: u64) -> u64 {
+    let frame = std::hint::black_box([depth; 16]);
+    recurse(frame[0] + 1) + std::hint::black_box(frame[15])
 }
 
 fn hold(address: &str) -> Result<(), spin_trigger_sdk::redis::Error> {
