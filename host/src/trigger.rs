@@ -3,9 +3,9 @@
 //! A trigger type is one module: its manifest tables (`[application.trigger.<type>]` and
 //! `[[trigger.<type>]]`) as serde structs with their validation, the validated configuration
 //! the [`App`] keeps, and the running trigger. It implements [`TriggerType`]; the list in
-//! [`registered_trigger_types!`] below makes the manifest and locked-app loaders, the app model,
-//! the runtime and the plugin (`trigger-<type>`) know it. Adding a type touches its own module
-//! and that list, nothing else.
+//! `registered_trigger_types!` below makes the manifest and locked-app loaders, the app model
+//! and the runtime know it. Adding a type touches its own module and that list (and, for
+//! `spin up` to run it through our plugin, the plugin names `cargo xtask plugin` packages).
 
 use std::collections::BTreeMap;
 use std::future::Future;

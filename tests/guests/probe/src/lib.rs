@@ -50,7 +50,7 @@ fn probe(tick: Tick) -> Result<(), String> {
     if let Some(every) = variables::get("faults_every")
         .ok()
         .and_then(|every| every.parse::<u64>().ok())
-        .filter(|every| *every > 0 && tick.sequence % every == 0)
+        .filter(|every| *every > 0 && tick.sequence.is_multiple_of(*every))
     {
         match (tick.sequence / every) % 3 {
             0 => panic!("probe trapping on tick {}", tick.sequence),
