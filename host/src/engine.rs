@@ -43,13 +43,17 @@ const KEEP_RESIDENT: usize = 2 << 20;
 pub struct EngineOptions {
     /// Where compiled components are kept between runs; `None` disables the disk cache.
     pub cache_dir: Option<PathBuf>,
-    /// Linear memory one instance may grow to, unless its trigger sets `max_memory`. The pool's
-    /// memory slots are as large as the largest cap of any trigger.
+    /// Linear memory one instance may grow to, unless its trigger sets `max_memory`.
     pub max_instance_memory: usize,
     /// How long one handler call may run, unless its trigger sets `handler_timeout`.
     pub handler_timeout: Duration,
-    /// Elements one instance's tables may hold (function references, mostly).
+    /// Elements one instance's tables may hold (function references, mostly), unless its
+    /// trigger sets `max_table_elements`.
     pub max_table_elements: usize,
+    /// The largest `max_memory` and `max_table_elements` any trigger sets: the pool's slots
+    /// are as large as these or the defaults above, whichever is larger.
+    /// [`Runtime::new`](crate::Runtime::new) sets them from the app.
+    pub largest_trigger_limits: (usize, usize),
     /// A CA certificate (PEM file) `rediss://` servers are checked against instead of the
     /// public roots, for triggers and guests alike.
     pub tls_ca_file: Option<PathBuf>,
@@ -66,6 +70,7 @@ impl Default for EngineOptions {
             max_instance_memory: 256 << 20,
             handler_timeout: Duration::from_secs(30),
             max_table_elements: 20_000,
+            largest_trigger_limits: (0, 0),
             tls_ca_file: None,
             max_live_instances: MIN_POOLED_INSTANCES,
         }
@@ -96,8 +101,16 @@ pub fn pooling_config(options: &EngineOptions) -> Option<wasmtime::PoolingAlloca
         .max_memories_per_component(MIN_POOLED_INSTANCES as u32)
         .max_tables_per_component(2 * MIN_POOLED_INSTANCES as u32)
         .max_core_instances_per_component(200)
-        .max_memory_size(options.max_instance_memory)
-        .table_elements(options.max_table_elements)
+        .max_memory_size(
+            options
+                .max_instance_memory
+                .max(options.largest_trigger_limits.0),
+        )
+        .table_elements(
+            options
+                .max_table_elements
+                .max(options.largest_trigger_limits.1),
+        )
         // Reset a slot's memory by rewriting the pages the last instance dirtied (found with
         // Linux's PAGEMAP_SCAN where the kernel has it) instead of dropping them with
         // `madvise`: the next instance then takes no page faults on them, and no system call
@@ -379,6 +392,9 @@ impl Engine {
     pub fn limits(&self, limits: &HandlerLimits) -> Limits {
         Limits {
             timeout: limits.timeout.unwrap_or(self.options.handler_timeout),
+            max_table_elements: limits
+                .max_table_elements
+                .unwrap_or(self.options.max_table_elements),
             max_memory: limits
                 .max_memory
                 .unwrap_or(self.options.max_instance_memory),
@@ -422,7 +438,7 @@ impl Engine {
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(limits.max_memory)
-                .table_elements(self.options.max_table_elements)
+                .table_elements(limits.max_table_elements)
                 .instances(16)
                 .build(),
             _live: self.live.register(&component.id),
@@ -509,6 +525,8 @@ pub struct Limits {
     pub timeout: Duration,
     /// How large the instance's linear memory may grow.
     pub max_memory: usize,
+    /// How many elements the instance's tables may hold.
+    pub max_table_elements: usize,
 }
 
 impl Limits {

@@ -447,7 +447,8 @@ impl Validation<'_> {
     }
 
     /// Splits a trigger table into what every type has (`id`, `component`, and our handler
-    /// limits `handler_timeout` and `max_memory`) and the rest, which the type reads.
+    /// limits `handler_timeout`, `max_memory` and `max_table_elements`) and the rest, which the
+    /// type reads.
     pub(crate) fn split_trigger_table(
         &self,
         mut table: RawTable,
@@ -459,6 +460,7 @@ impl Validation<'_> {
         let mut take = |name: &str| fields.remove(name);
         let (id, component) = (take("id"), take("component"));
         let (timeout, max_memory) = (take("handler_timeout"), take("max_memory"));
+        let max_table_elements = take("max_table_elements");
         let offset = table.offset;
         let field = |value: serde_json::Value| RawTable {
             value,
@@ -496,9 +498,19 @@ impl Validation<'_> {
                 parse_memory_size(&text).map_err(|message| self.error(&at, message))
             })
             .transpose()?;
+        let max_table_elements = max_table_elements
+            .map(|value| {
+                let at = format!("{location}.max_table_elements");
+                match self.deserialize::<usize>(field(value), &at)? {
+                    0 => Err(self.error(&at, "must be at least 1".into())),
+                    elements => Ok(elements),
+                }
+            })
+            .transpose()?;
         let limits = HandlerLimits {
             timeout,
             max_memory,
+            max_table_elements,
         };
         Ok((id, component, limits, table))
     }

@@ -43,15 +43,20 @@ impl Runtime {
     ) -> anyhow::Result<Self> {
         // For `rediss://`; a second runtime in the same process finds it already installed.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        // Pool slots hold the largest memory any trigger allows.
-        let max_instance_memory = app
-            .triggers
-            .iter()
-            .filter_map(|trigger| trigger.limits.max_memory)
-            .fold(options.max_instance_memory, usize::max);
+        // Pool slots hold the largest memory and tables any trigger allows.
+        let largest = |limit: fn(&crate::trigger::HandlerLimits) -> Option<usize>| {
+            app.triggers
+                .iter()
+                .filter_map(|trigger| limit(&trigger.limits))
+                .max()
+                .unwrap_or(0)
+        };
         let engine = Arc::new(Engine::new(EngineOptions {
             max_live_instances: app.max_live_instances(),
-            max_instance_memory,
+            largest_trigger_limits: (
+                largest(|limits| limits.max_memory),
+                largest(|limits| limits.max_table_elements),
+            ),
             ..options
         })?);
         let used = app.triggers.iter().map(|trigger| &trigger.component);

@@ -103,13 +103,15 @@ pub struct Trigger {
 }
 
 /// What a `[[trigger.<type>]]` of any type may set, ours: limits on each handler call. Unset,
-/// the host's defaults apply (`--handler-timeout`, `--max-memory`).
+/// the host's defaults apply (`--handler-timeout`, `--max-memory`, `--max-table-elements`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HandlerLimits {
     /// `handler_timeout = "30s"`: how long one call may run before its instance is stopped.
     pub timeout: Option<std::time::Duration>,
     /// `max_memory = "64MiB"`: how large the instance's linear memory may grow.
     pub max_memory: Option<usize>,
+    /// `max_table_elements = 5000`: how many elements the instance's tables may hold.
+    pub max_table_elements: Option<usize>,
 }
 
 /// Registers the trigger types: `Variant(RunningType)`, one per type. Generates

@@ -1,6 +1,6 @@
 //! Limits on each handler call, per trigger: a deadline (`handler_timeout`) that stops a guest
-//! that runs too long and frees its slot for the next event, and a memory cap (`max_memory`)
-//! that fails only the call that passes it. Each Redis test starts its own redis-server.
+//! that runs too long and frees its slot for the next event, a memory cap (`max_memory`) that
+//! fails only the call that passes it, and a table cap (`max_table_elements`). Each Redis test starts its own redis-server.
 
 mod common;
 
@@ -64,16 +64,24 @@ fn a_memory_cap_fails_only_the_call_that_passes_it() {
     let server = RedisServer::start();
     let app = redis_app(
         &server,
-        &[("small", "max_memory = \"16MiB\""), ("large", "")],
+        &[
+            ("small", "max_memory = \"16MiB\""),
+            ("default", ""),
+            ("large", "max_memory = \"512MiB\""),
+        ],
     );
     let mut replies = server.subscribe("replies");
-    let host = start(&app, &server, &["small", "large"]);
+    let host = start(&app, &server, &["small", "default", "large"]);
     server.publish("small", "alloc:32");
     server.publish("small", "alloc:4");
     assert_eq!(replies.next(), "small|-|alloc:4", "within the cap");
-    // The same component on a trigger with the default cap (256 MiB).
-    server.publish("large", "alloc:32");
-    assert_eq!(replies.next(), "large|-|alloc:32");
+    // The same component on a trigger with the host's default cap (256 MiB), which another
+    // trigger's larger cap does not raise.
+    server.publish("default", "alloc:32");
+    assert_eq!(replies.next(), "default|-|alloc:32");
+    server.publish("default", "alloc:300");
+    server.publish("large", "alloc:300");
+    assert_eq!(replies.next(), "large|-|alloc:300");
     let run = host.stop();
     assert!(run.success, "{}", run.stderr);
     let failures: Vec<&str> = run
@@ -81,11 +89,35 @@ fn a_memory_cap_fails_only_the_call_that_passes_it() {
         .lines()
         .filter(|line| line.contains("Redis handler failed"))
         .collect();
-    assert_eq!(failures.len(), 1, "{}", run.stderr);
+    assert_eq!(failures.len(), 2, "{}", run.stderr);
     assert!(
-        failures[0].contains("channel=small"),
-        "the 32 MiB allocation under the 16 MiB cap failed: {}",
-        failures[0]
+        failures[0].contains("channel=small") && failures[1].contains("channel=default"),
+        "32 MiB under the 16 MiB cap and 300 MiB under the default failed: {failures:?}"
+    );
+}
+
+#[test]
+fn a_table_cap_refuses_an_instance_whose_tables_are_larger() {
+    let server = RedisServer::start();
+    let app = redis_app(
+        &server,
+        &[("tiny", "max_table_elements = 1"), ("requests", "")],
+    );
+    let mut replies = server.subscribe("replies");
+    let host = start(&app, &server, &["tiny", "requests"]);
+    server.publish("tiny", "hello");
+    server.publish("requests", "hello");
+    assert_eq!(replies.next(), "requests|-|hello");
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .lines()
+            .any(|line| line.contains("Redis handler failed")
+                && line.contains("channel=tiny")
+                && line.contains("table")),
+        "{}",
+        run.stderr
     );
 }
 

@@ -278,7 +278,7 @@ source = "c.wasm"
 }
 
 #[test]
-fn every_trigger_type_takes_a_handler_timeout_and_a_memory_cap() {
+fn every_trigger_type_takes_a_handler_timeout_a_memory_cap_and_a_table_cap() {
     let app = parse(&with_body(
         r#"[application.trigger.redis]
 address = "redis://127.0.0.1:6379"
@@ -296,6 +296,7 @@ stream = "jobs"
 address = "redis://127.0.0.1:6379"
 handler_timeout = "250ms"
 max_memory = "1GiB"
+max_table_elements = 5000
 [component.c]
 source = "c.wasm"
 "#,
