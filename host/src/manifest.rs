@@ -481,14 +481,7 @@ impl Validation<'_> {
             .map(|value| {
                 let at = format!("{location}.handler_timeout");
                 let text: String = self.deserialize(field(value), &at)?;
-                match humantime::parse_duration(&text) {
-                    Ok(duration) if duration >= std::time::Duration::from_millis(1) => Ok(duration),
-                    Ok(_) => Err(self.error(&at, format!("\"{text}\" is shorter than the 1ms minimum"))),
-                    Err(error) => Err(self.error(
-                        &at,
-                        format!("\"{text}\" is not a duration ({error}): write e.g. \"30s\" or \"500ms\""),
-                    )),
-                }
+                self.duration(&text, &at, "\"30s\" or \"500ms\"")
             })
             .transpose()?;
         let max_memory = max_memory
@@ -513,6 +506,27 @@ impl Validation<'_> {
             max_table_elements,
         };
         Ok((id, component, limits, table))
+    }
+
+    /// A duration field (humantime: `"250ms"`, `"1m 30s"`), at least 1 ms; an error shows
+    /// `examples` of what to write.
+    pub fn duration(
+        &self,
+        text: &str,
+        location: &str,
+        examples: &str,
+    ) -> Result<std::time::Duration, ManifestError> {
+        match humantime::parse_duration(text) {
+            Ok(duration) if duration >= std::time::Duration::from_millis(1) => Ok(duration),
+            Ok(_) => Err(self.error(
+                location,
+                format!("\"{text}\" is shorter than the 1ms minimum"),
+            )),
+            Err(error) => Err(self.error(
+                location,
+                format!("\"{text}\" is not a duration ({error}): write e.g. {examples}"),
+            )),
+        }
     }
 
     /// Parses a `{{ var }}` template whose references must all be declared in [variables].

@@ -97,21 +97,11 @@ pub fn validate(
     }
     let claim_idle = match raw.claim_idle {
         None => Duration::from_secs(30),
-        Some(text) => match humantime::parse_duration(&text) {
-            Ok(duration) if duration >= Duration::from_millis(1) => duration,
-            Ok(_) => {
-                return Err(err(
-                    "claim_idle",
-                    format!("\"{text}\" is shorter than the 1ms minimum"),
-                ));
-            }
-            Err(error) => {
-                return Err(err(
-                    "claim_idle",
-                    format!("\"{text}\" is not a duration ({error}): write e.g. \"30s\" or \"2m\""),
-                ));
-            }
-        },
+        Some(text) => validation.duration(
+            &text,
+            &format!("{location}.claim_idle"),
+            "\"30s\" or \"2m\"",
+        )?,
     };
     Ok(StreamConfig {
         stream,

@@ -90,23 +90,11 @@ pub fn validate(
             ));
         }
         (Some(secs), None) => Duration::from_secs(secs),
-        (None, Some(text)) => match humantime::parse_duration(&text) {
-            Ok(duration) if duration >= Duration::from_millis(1) => duration,
-            Ok(_) => {
-                return Err(err(
-                    "interval",
-                    format!("\"{text}\" is shorter than the 1ms minimum"),
-                ));
-            }
-            Err(error) => {
-                return Err(err(
-                    "interval",
-                    format!(
-                        "\"{text}\" is not a duration ({error}): write e.g. \"250ms\", \"2s\" or \"1m 30s\""
-                    ),
-                ));
-            }
-        },
+        (None, Some(text)) => validation.duration(
+            &text,
+            &format!("{location}.interval"),
+            "\"250ms\", \"2s\" or \"1m 30s\"",
+        )?,
     };
     Ok(TimerConfig { interval, speedup })
 }
