@@ -5,7 +5,7 @@
 //!
 //! A Spin CLI is found through `SPIN_BIN`, else `spin` on `PATH`. Where there is none, each test
 //! says so on stderr and returns, and `scripts/test.sh` says plainly that this suite did not run;
-//! with `SPIN_TRIGGER_REQUIRE_SPIN=1` (as `.ci/run` sets) a missing CLI fails instead.
+//! with `SPIN_TRIGGER_REQUIRE_SPIN=1` (for a machine that must run it) a missing CLI fails instead.
 //!
 //! Every scenario has its own `SPIN_DATA_DIR` (plugins and templates installed afresh), its own
 //! redis-server where it needs one, and project names of its own, so scenarios run side by side.

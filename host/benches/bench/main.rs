@@ -73,7 +73,7 @@ fn main() -> anyhow::Result<()> {
     let wanted = |section: &str| only.is_none_or(|only| only.split(',').any(|one| one == section));
     let counts = if quick { QUICK } else { FULL };
     let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
-    let spin = common::spin_cli_or_shipped();
+    let spin = common::spin_cli();
     if spin.is_none() && std::env::var("SPIN_TRIGGER_REQUIRE_SPIN").is_ok_and(|value| value == "1")
     {
         anyhow::bail!(

@@ -739,57 +739,11 @@ pub fn spin_cli() -> Option<PathBuf> {
     })
 }
 
-/// [`spin_cli`], else the Spin CLI shipped beside the repository (`../shared/tools/spin/`),
-/// unpacked into `target/spin-cli/` once.
-pub fn spin_cli_or_shipped() -> Option<PathBuf> {
-    spin_cli().or_else(|| {
-        let archive = workspace_root().join("../shared/tools/spin/spin-4.0.2-linux-amd64.xz");
-        if !archive.is_file() {
-            return None;
-        }
-        let bin = workspace_root().join("target/spin-cli/spin");
-        if !bin.is_file() {
-            std::fs::create_dir_all(bin.parent()?).ok()?;
-            let unpacked = Command::new("sh")
-                .arg("-c")
-                .arg("xz -dc \"$0\" > \"$1\" && chmod +x \"$1\"")
-                .arg(&archive)
-                .arg(&bin)
-                .status()
-                .ok()?;
-            if !unpacked.success() {
-                return None;
-            }
-        }
-        Some(bin)
-    })
-}
-
-/// Spin's own templates (`redis-rust`, `http-rust`, ...): `SPIN_TEMPLATES_DIR` (a directory
-/// holding `templates/`), else the archive shipped beside the repository in
-/// `../shared/tools/spin/`, unpacked once per test process. `None` when neither is at hand.
+/// Spin's own templates (`redis-rust`, `http-rust`, ...): `SPIN_TEMPLATES_DIR`, a directory
+/// holding `templates/` (a checkout of Spin's templates at the release under test). `None` when
+/// it is not set.
 pub fn spins_own_templates() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("SPIN_TEMPLATES_DIR").filter(|dir| !dir.is_empty()) {
-        return Some(PathBuf::from(dir));
-    }
-    static UNPACKED: OnceLock<Option<PathBuf>> = OnceLock::new();
-    UNPACKED
-        .get_or_init(|| {
-            let archive = workspace_root().join("../shared/tools/spin/templates-4.0.2.tar.xz");
-            if !archive.is_file() {
-                return None;
-            }
-            let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("spin-templates-4.0.2");
-            std::fs::create_dir_all(&dir).expect("creating the templates directory");
-            let status = Command::new("tar")
-                .arg("-xJf")
-                .arg(&archive)
-                .arg("-C")
-                .arg(&dir)
-                .status()
-                .expect("running tar");
-            assert!(status.success(), "unpacking {}", archive.display());
-            Some(dir)
-        })
-        .clone()
+    std::env::var_os("SPIN_TEMPLATES_DIR")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
 }
