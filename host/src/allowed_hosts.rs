@@ -91,6 +91,52 @@ impl AllowedHosts {
             .map(AllowedHosts)
     }
 
+    /// One entry of Spin's older `allowed_http_hosts` as the `allowed_outbound_hosts` entries
+    /// Spin converts it to: `example.com:8080` (or `https://example.com:8080`) allows
+    /// `http://` and `https://` to that host and port; `insecure:allow-all` allows any HTTP
+    /// host; `self` (an HTTP app calling itself) has no meaning here and converts to nothing.
+    ///
+    /// ```
+    /// use spin_trigger_host::allowed_hosts::AllowedHosts;
+    /// assert_eq!(
+    ///     AllowedHosts::from_allowed_http_host("api.example.com:8080").unwrap(),
+    ///     ["http://api.example.com:8080", "https://api.example.com:8080"]
+    /// );
+    /// ```
+    pub fn from_allowed_http_host(entry: &str) -> Result<Vec<String>, String> {
+        match entry {
+            "insecure:allow-all" => return Ok(vec!["http://*:*".into(), "https://*:*".into()]),
+            "self" => return Ok(Vec::new()),
+            _ => {}
+        }
+        let url = if entry.contains("//") {
+            url::Url::parse(entry)
+                .ok()
+                .filter(|url| matches!(url.scheme(), "http" | "https"))
+        } else {
+            url::Url::parse(&format!("http://{entry}")).ok()
+        }
+        .ok_or_else(|| {
+            format!("\"{entry}\" is not a host or host:port (e.g. \"api.example.com\")")
+        })?;
+        let host = url
+            .host_str()
+            .ok_or_else(|| format!("\"{entry}\" has no host name"))?;
+        if url.path().len() > 1 {
+            return Err(format!(
+                "\"{entry}\" has a path: give a host and optional port only"
+            ));
+        }
+        let port = url
+            .port()
+            .map(|port| format!(":{port}"))
+            .unwrap_or_default();
+        Ok(vec![
+            format!("http://{host}{port}"),
+            format!("https://{host}{port}"),
+        ])
+    }
+
     /// Whether `address` is allowed.
     pub fn allows(&self, address: &Address) -> bool {
         self.0.iter().any(|allowed| allowed.allows(address))

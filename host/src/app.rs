@@ -23,7 +23,7 @@ pub struct App {
 }
 
 /// One `[component.<id>]`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Component {
     pub id: String,
     /// Absolute path of the `.wasm` component.
@@ -39,6 +39,10 @@ pub struct Component {
     /// Glob patterns, relative to the app directory, of files `files` globs must leave out.
     pub exclude_files: Vec<String>,
     pub build: Option<BuildStep>,
+    /// Key-value store labels the component may open (`key_value_stores`).
+    pub key_value_stores: Vec<String>,
+    /// SQLite database labels the component may open (`sqlite_databases`).
+    pub sqlite_databases: Vec<String>,
 }
 
 /// One `files` entry.

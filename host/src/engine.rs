@@ -20,7 +20,7 @@ use crate::allowed_hosts::AllowedHosts;
 use crate::app;
 use crate::guest_files::GuestFiles;
 use crate::redis_client::RedisTls;
-use crate::stdio::{ComponentOutput, Target};
+use crate::stdio::{ComponentOutput, OutputOptions, Target};
 use crate::trigger::HandlerLimits;
 
 /// How often the epoch advances. A running guest yields to the async runtime at each epoch, so a
@@ -61,6 +61,16 @@ pub struct EngineOptions {
     /// [`Runtime::new`](crate::Runtime::new) sets it from the app: one per timer trigger plus
     /// each Redis trigger's `max_in_flight`.
     pub max_live_instances: usize,
+    /// Whether instances come from the pooling allocator (Spin's `--disable-pooling` turns it
+    /// off: each instance's memory is then mapped and unmapped on demand).
+    pub pooling: bool,
+    /// Native debug info for guest code, so gdb or lldb can debug it (Spin's `--debug-info`).
+    pub debug_info: bool,
+    /// Guests may write to their `files`, in a copy made for this run (Spin's
+    /// `--allow-transient-write`); read-only otherwise.
+    pub allow_transient_write: bool,
+    /// Where component output goes: the terminal, log files.
+    pub output: OutputOptions,
 }
 
 impl Default for EngineOptions {
@@ -73,14 +83,22 @@ impl Default for EngineOptions {
             largest_trigger_limits: (0, 0),
             tls_ca_file: None,
             max_live_instances: MIN_POOLED_INSTANCES,
+            pooling: true,
+            debug_info: false,
+            allow_transient_write: false,
+            output: OutputOptions::default(),
         }
     }
 }
 
 /// The pooling allocator, sized for `options.max_live_instances`: an instance's memories,
 /// tables and async stack come from slots reserved once and reused, instead of being mapped
-/// and unmapped for every event. `None` (allocate on demand) past 1,000 live instances.
+/// and unmapped for every event. `None` (allocate on demand) past 1,000 live instances, or when
+/// pooling is turned off.
 pub fn pooling_config(options: &EngineOptions) -> Option<wasmtime::PoolingAllocationConfig> {
+    if !options.pooling {
+        return None;
+    }
     if options.max_live_instances > MAX_POOLED_INSTANCES {
         tracing::info!(
             live_instances = options.max_live_instances,
@@ -213,8 +231,10 @@ impl Flavor {
     fn new(
         concurrent: bool,
         pooling: Option<&wasmtime::PoolingAllocationConfig>,
+        debug_info: bool,
     ) -> anyhow::Result<Self> {
         let mut config = wasmtime::Config::new();
+        config.debug_info(debug_info);
         if let Some(pooling) = pooling {
             config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(
                 pooling.clone(),
@@ -277,8 +297,8 @@ impl Engine {
             None => RedisTls::default(),
         };
         let pooling = pooling_config(&options);
-        let plain = Flavor::new(false, pooling.as_ref())?;
-        let concurrent = Flavor::new(true, pooling.as_ref())?;
+        let plain = Flavor::new(false, pooling.as_ref(), options.debug_info)?;
+        let concurrent = Flavor::new(true, pooling.as_ref(), options.debug_info)?;
 
         let stop_epoch_ticker = Arc::new(AtomicBool::new(false));
         let ticker_engines = [plain.engine.clone(), concurrent.engine.clone()];
@@ -337,9 +357,9 @@ impl Engine {
             variables: Arc::new(variables),
             allowed_hosts: Arc::new(allowed_hosts),
             environment: component.environment.clone(),
-            files: GuestFiles::stage(component)?,
-            stdout: ComponentOutput::new(&component.id, Target::Stdout),
-            stderr: ComponentOutput::new(&component.id, Target::Stderr),
+            files: GuestFiles::stage(component, self.options.allow_transient_write)?,
+            stdout: ComponentOutput::new(&component.id, Target::Stdout, &self.options.output)?,
+            stderr: ComponentOutput::new(&component.id, Target::Stderr, &self.options.output)?,
         })
     }
 
@@ -417,8 +437,13 @@ impl Engine {
         for (name, value) in &component.environment {
             wasi.env(name, value);
         }
+        let perms = if component.files.writable() {
+            FsPerms::ReadWrite
+        } else {
+            FsPerms::ReadOnly
+        };
         for (host_path, guest_path) in component.files.mounts() {
-            wasi.preopened_dir(host_path, guest_path, FsPerms::ReadOnly)
+            wasi.preopened_dir(host_path, guest_path, perms)
                 .map_err(anyhow::Error::from)
                 .with_context(|| {
                     format!(
@@ -616,6 +641,51 @@ fn export_names(component: &Component) -> Vec<String> {
         .exports(component.engine())
         .map(|(name, _)| name.to_owned())
         .collect()
+}
+
+/// The compiled-component cache directory a wasmtime cache config file names (Spin's
+/// `--cache`): its `[cache]` table's `directory`, or `None` when it sets `enabled = false`.
+/// Without a `directory`, `default` stays; wasmtime's cleanup settings do not apply to this
+/// host's cache and are ignored.
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// let file = dir.path().join("cache.toml");
+/// std::fs::write(&file, "[cache]\nenabled = true\ndirectory = \"/var/cache/app\"\n").unwrap();
+/// let cache = spin_trigger_host::engine::cache_dir_from_config_file(&file, None).unwrap();
+/// assert_eq!(cache, Some("/var/cache/app".into()));
+/// ```
+pub fn cache_dir_from_config_file(
+    file: &Path,
+    default: Option<PathBuf>,
+) -> anyhow::Result<Option<PathBuf>> {
+    #[derive(serde::Deserialize)]
+    struct CacheConfigFile {
+        cache: CacheSection,
+    }
+    #[derive(serde::Deserialize)]
+    struct CacheSection {
+        #[serde(default = "enabled_by_default")]
+        enabled: bool,
+        directory: Option<PathBuf>,
+    }
+    fn enabled_by_default() -> bool {
+        true
+    }
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("--cache: reading {}", file.display()))?;
+    let config: CacheConfigFile = toml::from_str(&text)
+        .with_context(|| format!("--cache: {} is not a wasmtime cache config", file.display()))?;
+    Ok(match config.cache {
+        CacheSection { enabled: false, .. } => None,
+        CacheSection {
+            directory: Some(directory),
+            ..
+        } => Some(directory),
+        CacheSection {
+            directory: None, ..
+        } => default,
+    })
 }
 
 /// One world a trigger accepts: the export that marks it, what to call it in errors, and the

@@ -3,7 +3,9 @@
 //! A directory named by `{ source, destination }` is mounted as it is. A single file, and every
 //! file a glob matches (at its path relative to the app directory), is copied into a staging
 //! directory per component, mounted at `/`: WASI mounts directories, not files. Globs are
-//! expanded when the component is prepared, after any `--build`. Everything is read-only.
+//! expanded when the component is prepared, after any `--build`. Everything is read-only, unless
+//! transient writes are allowed: then every file is copied into the staging directory and the
+//! guest may write there, for this run only, never to the app's own files.
 
 use std::path::{Path, PathBuf};
 
@@ -17,11 +19,13 @@ pub struct GuestFiles {
     mounts: Vec<(PathBuf, String)>,
     /// Removed when the component is dropped.
     _staging: Option<tempfile::TempDir>,
+    writable: bool,
 }
 
 impl GuestFiles {
-    /// Resolves `component`'s `files`, copying single files and glob matches into staging.
-    pub fn stage(component: &Component) -> anyhow::Result<Self> {
+    /// Resolves `component`'s `files`, copying single files and glob matches into staging (and
+    /// directories too, when `writable`).
+    pub fn stage(component: &Component, writable: bool) -> anyhow::Result<Self> {
         let context = || format!("component `{}`: files", component.id);
         let excluded = component
             .exclude_files
@@ -52,8 +56,18 @@ impl GuestFiles {
                 FileMount::Path {
                     host_path,
                     guest_path,
-                } if host_path.is_dir() => {
+                } if host_path.is_dir() && !writable => {
                     mounts.push((host_path.clone(), guest_path.clone()));
+                }
+                FileMount::Path {
+                    host_path,
+                    guest_path,
+                } if host_path.is_dir() => {
+                    for file in files_under(host_path).with_context(context)? {
+                        let relative = file.strip_prefix(host_path).unwrap_or(&file);
+                        stage(&file, &Path::new(guest_path).join(relative))
+                            .with_context(context)?;
+                    }
                 }
                 FileMount::Path {
                     host_path,
@@ -90,11 +104,36 @@ impl GuestFiles {
         Ok(GuestFiles {
             mounts,
             _staging: staging,
+            writable,
         })
+    }
+
+    /// Whether the guest may write to its files (in the staged copy).
+    pub fn writable(&self) -> bool {
+        self.writable
     }
 
     /// Each host directory to mount, and its guest path.
     pub fn mounts(&self) -> &[(PathBuf, String)] {
         &self.mounts
     }
+}
+
+/// Every file under `dir`, at any depth.
+fn files_under(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
+        {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.is_file() {
+                files.push(path);
+            }
+        }
+    }
+    Ok(files)
 }

@@ -5,7 +5,8 @@
 //! - [`manifest`]: reads and validates `spin.toml` (manifest version 2) into the [`app`] model.
 //! - [`locked_app`]: reads the locked app `spin up` hands a plugin into the same model.
 //! - [`variables`]: `[variables]`, `{{ var }}` templates, and resolution from `--variable`,
-//!   `SPIN_VARIABLE_<NAME>` and defaults.
+//!   the runtime config's providers, `SPIN_VARIABLE_<NAME>` and defaults.
+//! - [`runtime_config`]: Spin's runtime config file (`--runtime-config-file`).
 //! - [`engine`]: the wasmtime engine, the compiled-component cache, `InstancePre`, per-event stores.
 //! - [`guest_files`]: what a guest sees of the host's files (`files`, `exclude_files`).
 //! - [`trigger`]: the shape every trigger type has, and the one list that registers each.
@@ -17,7 +18,8 @@
 //!   3.0.0 (`async func`) versions.
 //! - [`redis_client`]: Redis clients for triggers and guests, and how `rediss://` is trusted.
 //! - [`allowed_hosts`]: `allowed_outbound_hosts` matching.
-//! - [`stdio`]: component output prefixed with the component id.
+//! - [`stdio`]: component output: prefixed with the component id on the terminal (`--follow`,
+//!   `--quiet`), and into log files (`--log-dir`).
 //! - [`builder`]: `up --build`.
 //! - [`errors`]: error messages on one line, each cause once.
 //! - [`runtime`]: ties it together; [`Runtime::run_until`] runs every trigger of an app.
@@ -34,6 +36,7 @@ pub mod manifest;
 pub mod redis_client;
 pub mod redis_trigger;
 pub mod runtime;
+pub mod runtime_config;
 pub mod stdio;
 pub mod stream_trigger;
 pub mod timer;

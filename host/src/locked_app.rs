@@ -76,6 +76,13 @@ struct LockedComponent {
 struct LockedComponentMetadata {
     #[serde(default)]
     allowed_outbound_hosts: Vec<String>,
+    #[serde(default)]
+    key_value_stores: Vec<String>,
+    /// The manifest's `sqlite_databases`.
+    #[serde(default)]
+    databases: Vec<String>,
+    #[serde(default)]
+    ai_models: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -104,6 +111,30 @@ pub fn load(url: &str, local_app_dir: Option<&Path>) -> Result<App, ManifestErro
         None => path.parent().map(Path::to_path_buf).unwrap_or_default(),
     };
     parse(&text, &path, &base_dir)
+}
+
+/// The id of every component of the locked app at `url`, including those of triggers this host
+/// leaves to others (what Spin checks `--follow` against).
+pub fn component_ids(url: &str) -> Result<Vec<String>, ManifestError> {
+    #[derive(Deserialize)]
+    struct Components {
+        components: Vec<Id>,
+    }
+    #[derive(Deserialize)]
+    struct Id {
+        id: String,
+    }
+    let path = file_path(url)
+        .map_err(|message| ManifestError::at(Path::new(url), "SPIN_LOCKED_URL", message))?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|error| ManifestError::at(&path, "locked app", format!("cannot read: {error}")))?;
+    let locked: Components = serde_json::from_str(&text)
+        .map_err(|error| ManifestError::at(&path, "components", error.to_string()))?;
+    Ok(locked
+        .components
+        .into_iter()
+        .map(|component| component.id)
+        .collect())
 }
 
 /// Parses locked-app JSON as if read from `file`.
@@ -214,6 +245,8 @@ pub fn parse(text: &str, file: &Path, base_dir: &Path) -> Result<App, ManifestEr
             authors: locked.metadata.authors,
             description: locked.metadata.description,
             trigger: settings,
+            targets: Vec::new(),
+            tool: BTreeMap::new(),
         },
         variables: locked
             .variables
@@ -223,6 +256,7 @@ pub fn parse(text: &str, file: &Path, base_dir: &Path) -> Result<App, ManifestEr
                 (
                     name,
                     RawVariable {
+                        description: None,
                         default: variable.default,
                         required,
                         secret: variable.secret,
@@ -282,6 +316,15 @@ fn convert_component(
         files,
         exclude_files: Vec::new(),
         build: None,
+        allowed_http_hosts: Vec::new(),
+        key_value_stores: parts.metadata.key_value_stores,
+        sqlite_databases: parts.metadata.databases,
+        ai_models: parts.metadata.ai_models,
+        targets: None,
+        tool: BTreeMap::new(),
+        dependencies_inherit_configuration: None,
+        dependencies: BTreeMap::new(),
+        profile: BTreeMap::new(),
     })
 }
 

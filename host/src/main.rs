@@ -6,16 +6,17 @@
 //!   `SPIN_LOCKED_URL`): that type's triggers of the locked app, answering
 //!   `--launch-metadata-only` and `--help-args-only` as Spin expects.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use spin_trigger_host::variables::{self, Providers};
+use spin_trigger_host::runtime_config::{self, RuntimeConfig, UserPath};
+use spin_trigger_host::stdio::{Follow, OutputOptions};
+use spin_trigger_host::variables::{Providers, VariableSource};
 use spin_trigger_host::{
-    App, EngineOptions, ResolvedVariables, Runtime, builder, locked_app, manifest,
+    App, EngineOptions, ResolvedVariables, Runtime, builder, engine, locked_app, manifest,
 };
 
 #[derive(Parser)]
@@ -44,6 +45,10 @@ struct UpArgs {
     /// Run each component's build command first.
     #[arg(long)]
     build: bool,
+    /// Run the triggers this host runs and leave out the others (such as HTTP), saying which,
+    /// instead of refusing the app.
+    #[arg(long)]
+    skip_unsupported_triggers: bool,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -54,15 +59,26 @@ struct RunArgs {
     /// Run each timer component once and exit; non-zero if any failed.
     #[arg(long, visible_alias = "test")]
     once: bool,
-    /// Set an application variable (highest priority, above SPIN_VARIABLE_<NAME> and defaults).
-    #[arg(long = "variable", value_name = "NAME=VALUE", value_parser = variables::parse_cli_pair)]
-    variables: Vec<(String, String)>,
+    /// Set an application variable: `name=value`, `name=@file` (the file's text), or every
+    /// pair in `@file.json` / `@file.toml` (repeatable; the last value wins; above the runtime
+    /// config's providers, SPIN_VARIABLE_<NAME> and defaults).
+    #[arg(
+        long = "variable",
+        value_name = "KEY=VALUE | KEY=@FILE | @FILE.json | @FILE.toml"
+    )]
+    variables: Vec<VariableSource>,
     /// Where compiled components are cached between runs.
     #[arg(long, env = "SPIN_TRIGGER_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
     /// Compile every component afresh and cache nothing.
-    #[arg(long)]
-    no_cache: bool,
+    #[arg(
+        long = "disable-cache",
+        visible_alias = "no-cache",
+        env = "DISABLE_WASMTIME_CACHE",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        conflicts_with = "cache"
+    )]
+    disable_cache: bool,
     /// How long to wait for handlers in flight at shutdown; past it, exit non-zero naming the
     /// components still running.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
@@ -71,16 +87,79 @@ struct RunArgs {
     /// `handler_timeout` overrides it).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     handler_timeout: Duration,
-    /// How large one instance's memory may grow, e.g. 256MiB (a trigger's `max_memory`
-    /// overrides it).
-    #[arg(long, default_value = "256MiB", value_parser = spin_trigger_host::manifest::parse_memory_size)]
-    max_memory: usize,
+    /// How large one instance's memory may grow, e.g. 256MiB (default; a trigger's
+    /// `max_memory` overrides it).
+    #[arg(long, value_parser = spin_trigger_host::manifest::parse_memory_size, conflicts_with = "max_instance_memory")]
+    max_memory: Option<usize>,
     /// How many elements one instance's tables may hold.
     #[arg(long, default_value_t = 20_000)]
     max_table_elements: usize,
     /// A CA certificate (PEM) to check `rediss://` servers against instead of the public roots.
     #[arg(long, env = "SPIN_TRIGGER_TLS_CA_FILE")]
     tls_ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    spin: SpinTriggerOptions,
+}
+
+/// Spin's common trigger options: `spin up` forwards each of them to every trigger plugin it
+/// launches, so the plugin takes them all, with Spin's meaning where this host can give one.
+#[derive(Args)]
+#[command(next_help_heading = "Spin's common trigger options")]
+struct SpinTriggerOptions {
+    /// Where components' stdout and stderr are also written, as <component>_stdout.txt and
+    /// _stderr.txt (default: logs/ in the state directory; "" for none).
+    #[arg(short = 'L', long = "log-dir", env = "SPIN_LOG_DIR")]
+    log_dir: Option<String>,
+    /// Empty the components' log files before starting.
+    #[arg(long)]
+    truncate_logs: bool,
+    /// A wasmtime cache config file: its [cache] `directory` holds the compiled components,
+    /// and `enabled = false` turns the cache off.
+    #[arg(long = "cache", env = "WASMTIME_CACHE_FILE")]
+    cache: Option<PathBuf>,
+    /// Allocate each instance on demand instead of from the pooling allocator.
+    #[arg(long)]
+    disable_pooling: bool,
+    /// Generate native debug info for guest code, for gdb or lldb.
+    #[arg(long)]
+    debug_info: bool,
+    /// Show only this component's output on the terminal (repeatable).
+    #[arg(long = "follow", value_name = "COMPONENT")]
+    follow: Vec<String>,
+    /// Show no component's output on the terminal (log files are still written).
+    #[arg(short = 'q', long, aliases = ["sh", "shush"], conflicts_with = "follow")]
+    quiet: bool,
+    /// Spin's runtime config file: state_dir, log_dir, max_instance_memory and variables
+    /// providers are applied; a section this host does not provide is an error naming it.
+    #[arg(long, env = "RUNTIME_CONFIG_FILE")]
+    runtime_config_file: Option<PathBuf>,
+    /// The app's state directory (default: .spin/ beside spin.toml; "" for none).
+    #[arg(long)]
+    state_dir: Option<String>,
+    /// Let components write to their `files`, in a copy made for this run.
+    #[arg(long)]
+    allow_transient_write: bool,
+    /// Accepted for Spin's sake; this host provides no wasi:otel imports yet.
+    #[arg(long)]
+    experimental_wasi_otel: bool,
+    /// Set key=value in the default key-value store before start (repeatable); this host
+    /// provides no key-value stores yet.
+    #[arg(long = "key-value", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    key_values: Vec<(String, String)>,
+    /// Run a statement (or @file.sql) against the default SQLite database before start
+    /// (repeatable); this host provides no SQLite databases yet.
+    #[arg(long = "sqlite", value_name = "STATEMENT")]
+    sqlite_statements: Vec<String>,
+    /// How large one instance's memory may grow, in bytes (as --max-memory).
+    #[arg(long, env = "SPIN_MAX_INSTANCE_MEMORY")]
+    max_instance_memory: Option<usize>,
+}
+
+/// One `--key-value key=value`.
+fn parse_key_value(pair: &str) -> Result<(String, String), String> {
+    pair.split_once('=')
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .ok_or_else(|| format!("`{pair}` is not `key=value`"))
 }
 
 /// The arguments `spin up` passes to the plugin.
@@ -158,11 +237,20 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     } else {
         args.manifest
     };
-    let app = manifest::load(&manifest_path)?;
+    let options = manifest::LoadOptions {
+        skip_unsupported_triggers: args.skip_unsupported_triggers,
+    };
+    let app = manifest::load_with(&manifest_path, &options)?;
     if args.build {
         builder::build_components(&app).await?;
     }
-    run(app, args.run, None).await
+    let context = RunContext {
+        working_dir: None,
+        // As Spin: `.spin/` beside spin.toml.
+        default_state_dir: Some(app.base_dir.join(".spin")),
+        component_ids: app.components.keys().cloned().collect(),
+    };
+    run(app, args.run, context).await
 }
 
 /// The plugin entry point: `trigger-<type>` runs that type's triggers of the locked app; any
@@ -185,17 +273,36 @@ fn plugin(
     }
     let url =
         locked_url.context("SPIN_LOCKED_URL is not set: this entry point is run by `spin up`")?;
-    let local_app_dir = std::env::var_os("SPIN_LOCAL_APP_DIR")
-        .filter(|dir| !dir.is_empty())
-        .map(PathBuf::from);
-    let mut app = locked_app::load(&url, local_app_dir.as_deref())?;
+    let local_app_dir = std::env::var_os("SPIN_LOCAL_APP_DIR").map(PathBuf::from);
+    let mut app = locked_app::load(
+        &url,
+        local_app_dir
+            .as_deref()
+            .filter(|dir| !dir.as_os_str().is_empty()),
+    )?;
     if let Some(trigger_type) = trigger_type {
         app.retain_trigger_type(trigger_type);
     }
-    let working_dir = std::env::var_os("SPIN_WORKING_DIR")
-        .filter(|dir| !dir.is_empty())
-        .map(PathBuf::from);
-    block_on(run(app, args.run, working_dir))
+    let context = RunContext {
+        working_dir: std::env::var_os("SPIN_WORKING_DIR")
+            .filter(|dir| !dir.is_empty())
+            .map(PathBuf::from),
+        // As Spin: `.spin/` in the local app directory, which `spin up` may pass empty (the
+        // working directory it runs in); none for an app that is not local.
+        default_state_dir: local_app_dir.map(|dir| dir.join(".spin")),
+        component_ids: locked_app::component_ids(&url)?,
+    };
+    block_on(run(app, args.run, context))
+}
+
+/// Where a run happens, as its entry point knows it.
+struct RunContext {
+    /// Spin's `SPIN_WORKING_DIR`, where the compile cache goes when run as a plugin.
+    working_dir: Option<PathBuf>,
+    /// The state directory unless `--state-dir` or the runtime config names one.
+    default_state_dir: Option<PathBuf>,
+    /// Every component of the app, for checking `--follow`.
+    component_ids: Vec<String>,
 }
 
 /// Spin's launch metadata: every flag this trigger takes, so `spin up` can route them.
@@ -218,24 +325,64 @@ fn launch_metadata(command: &clap::Command) -> String {
     serde_json::json!({ "all_flags": flags }).to_string()
 }
 
-/// Resolves variables, prepares every component, then runs once or until a signal.
-async fn run(app: App, args: RunArgs, working_dir: Option<PathBuf>) -> anyhow::Result<()> {
-    let cli_variables: BTreeMap<String, String> = args.variables.into_iter().collect();
-    let variables = ResolvedVariables::resolve(&app, &Providers::from_process(cli_variables))?;
+/// Applies the options, prepares every component, then runs once or until a signal.
+async fn run(app: App, args: RunArgs, context: RunContext) -> anyhow::Result<()> {
+    let spin = &args.spin;
+    let runtime_config = match &spin.runtime_config_file {
+        Some(file) => RuntimeConfig::load(file)?,
+        None => RuntimeConfig::default(),
+    };
+    let mut providers = Providers::from_process(VariableSource::merge_all(&args.variables)?);
+    providers.configured = runtime_config.variable_providers.clone();
+    let variables = ResolvedVariables::resolve(&app, &providers)?;
+    refuse_what_is_not_provided(&app, spin)?;
+
+    let state_dir = runtime_config::resolve_dir(
+        spin.state_dir.as_deref().map(UserPath::from_text).as_ref(),
+        runtime_config.state_dir.as_ref(),
+        context.default_state_dir,
+    )
+    .context("--state-dir")?;
+    let log_dir = runtime_config::resolve_dir(
+        spin.log_dir.as_deref().map(UserPath::from_text).as_ref(),
+        runtime_config.log_dir.as_ref(),
+        state_dir.map(|dir| dir.join("logs")),
+    )
+    .context("--log-dir")?;
+    let output = OutputOptions {
+        follow: Follow::from_options(spin.quiet, &spin.follow),
+        log_dir,
+    };
+    output
+        .follow
+        .check(context.component_ids.iter().map(String::as_str))?;
+    output.prepare_log_dir(spin.truncate_logs)?;
+
     let mut options = EngineOptions {
         handler_timeout: args.handler_timeout,
-        max_instance_memory: args.max_memory,
+        max_instance_memory: args
+            .max_memory
+            .or(spin.max_instance_memory)
+            .or(runtime_config.max_instance_memory)
+            .unwrap_or(EngineOptions::default().max_instance_memory),
         max_table_elements: args.max_table_elements,
         tls_ca_file: args.tls_ca_file,
+        pooling: !spin.disable_pooling,
+        debug_info: spin.debug_info,
+        allow_transient_write: spin.allow_transient_write,
+        output,
         ..EngineOptions::default()
     };
-    if let Some(dir) = working_dir {
+    if let Some(dir) = context.working_dir {
         options.cache_dir = Some(dir.join("compiled-components"));
     }
     if let Some(dir) = args.cache_dir {
         options.cache_dir = Some(dir);
     }
-    if args.no_cache {
+    if let Some(file) = &spin.cache {
+        options.cache_dir = engine::cache_dir_from_config_file(file, options.cache_dir)?;
+    }
+    if args.disable_cache {
         options.cache_dir = None;
     }
     let runtime = Runtime::new(&app, &variables, options)
@@ -247,6 +394,56 @@ async fn run(app: App, args: RunArgs, working_dir: Option<PathBuf>) -> anyhow::R
     runtime
         .run_until(shutdown_signal(), args.shutdown_timeout)
         .await
+}
+
+/// `--key-value`, `--sqlite` and `--experimental-wasi-otel` are Spin's, and `spin up` forwards
+/// them to every trigger: accepted always, an error only where a component this host runs would
+/// need what they set up, which this host does not provide yet.
+fn refuse_what_is_not_provided(app: &App, spin: &SpinTriggerOptions) -> anyhow::Result<()> {
+    let users = |labels: fn(&spin_trigger_host::app::Component) -> &Vec<String>| {
+        app.triggers
+            .iter()
+            .filter_map(|trigger| app.component(&trigger.component))
+            .filter(|component| !labels(component).is_empty())
+            .map(|component| format!("`{}`", component.id))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+    };
+    let checks = [
+        (
+            !spin.key_values.is_empty(),
+            "--key-value",
+            "key-value stores",
+            "key_value_stores",
+            users(|component| &component.key_value_stores),
+        ),
+        (
+            !spin.sqlite_statements.is_empty(),
+            "--sqlite",
+            "SQLite databases",
+            "sqlite_databases",
+            users(|component| &component.sqlite_databases),
+        ),
+    ];
+    for (given, option, what, field, users) in checks {
+        if !given {
+            continue;
+        }
+        if !users.is_empty() {
+            anyhow::bail!(
+                "{option}: this host does not provide {what} yet, and {} list {field}",
+                users.join(", ")
+            );
+        }
+        tracing::warn!("{option} ignored: no component this host runs lists {field}");
+    }
+    if spin.experimental_wasi_otel {
+        tracing::debug!(
+            "--experimental-wasi-otel: this host provides no wasi:otel imports yet; a component importing them is refused at start, naming them"
+        );
+    }
+    Ok(())
 }
 
 /// Completes at Ctrl-C or SIGTERM.

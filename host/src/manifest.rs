@@ -35,6 +35,28 @@ impl ManifestError {
 /// # Ok::<(), spin_trigger_host::manifest::ManifestError>(())
 /// ```
 pub fn load(path: impl AsRef<Path>) -> Result<App, ManifestError> {
+    load_with(path, &LoadOptions::default())
+}
+
+/// How [`load_with`] treats what this host cannot run.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Leave out (and log) the triggers of types this host does not run, such as `http`,
+    /// instead of refusing the app.
+    pub skip_unsupported_triggers: bool,
+}
+
+/// Loads and validates the manifest at `path` as `options` say.
+///
+/// ```no_run
+/// use spin_trigger_host::manifest::{LoadOptions, load_with};
+///
+/// // An app with HTTP triggers too: run its timers and leave the HTTP routes out.
+/// let options = LoadOptions { skip_unsupported_triggers: true };
+/// let app = load_with("spin.toml", &options)?;
+/// # Ok::<(), spin_trigger_host::manifest::ManifestError>(())
+/// ```
+pub fn load_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result<App, ManifestError> {
     let path = path.as_ref();
     let text = std::fs::read_to_string(path)
         .map_err(|error| ManifestError(format!("{}: cannot read: {error}", path.display())))?;
@@ -43,13 +65,43 @@ pub fn load(path: impl AsRef<Path>) -> Result<App, ManifestError> {
         .ok()
         .and_then(|absolute| absolute.parent().map(Path::to_path_buf))
         .unwrap_or_else(|| PathBuf::from("."));
-    parse(&text, path, &base_dir)
+    parse_with(&text, path, &base_dir, options)
 }
 
 /// Parses manifest `text` as if read from `file`, resolving relative paths against `base_dir`.
 pub fn parse(text: &str, file: &Path, base_dir: &Path) -> Result<App, ManifestError> {
-    let raw = deserialize(text, file)?;
+    parse_with(text, file, base_dir, &LoadOptions::default())
+}
+
+fn parse_with(
+    text: &str,
+    file: &Path,
+    base_dir: &Path,
+    options: &LoadOptions,
+) -> Result<App, ManifestError> {
+    let mut raw = deserialize(text, file)?;
+    if options.skip_unsupported_triggers {
+        skip_unsupported_triggers(&mut raw, file);
+    }
     validate(raw, file, base_dir, Some(text))
+}
+
+/// Removes the trigger types this host does not run, saying what was left out.
+fn skip_unsupported_triggers(raw: &mut RawManifest, file: &Path) {
+    let unsupported = |type_name: &String| !TRIGGER_TYPES.contains(&type_name.as_str());
+    raw.application
+        .trigger
+        .retain(|type_name, _| !unsupported(type_name));
+    raw.trigger.retain(|type_name, tables| {
+        if unsupported(type_name) {
+            tracing::warn!(
+                "{}: leaving out {} `{type_name}` trigger(s): this host does not run them",
+                file.display(),
+                tables.len()
+            );
+        }
+        !unsupported(type_name)
+    });
 }
 
 fn deserialize(text: &str, file: &Path) -> Result<RawManifest, ManifestError> {
@@ -156,11 +208,20 @@ pub(crate) struct RawApplication {
     /// `[application.trigger.<type>]`, by type.
     #[serde(default)]
     pub(crate) trigger: BTreeMap<String, RawTable>,
+    /// Spin environments the app must be compatible with (`spin deploy` checks them); no
+    /// meaning when running here.
+    #[serde(default)]
+    pub(crate) targets: Vec<toml::Value>,
+    /// `[application.tool.<name>]`: settings for other tools, which Spin keeps and ignores.
+    #[serde(default)]
+    pub(crate) tool: BTreeMap<String, toml::Table>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawVariable {
+    #[allow(dead_code)] // Documentation for the app's readers.
+    pub(crate) description: Option<String>,
     pub(crate) default: Option<String>,
     #[serde(default)]
     pub(crate) required: bool,
@@ -260,6 +321,29 @@ pub(crate) struct RawComponent {
     #[serde(default)]
     pub(crate) exclude_files: Vec<String>,
     pub(crate) build: Option<RawBuild>,
+    /// Spin's older HTTP allow-list: each entry becomes `http://` and `https://` outbound hosts,
+    /// as Spin converts it.
+    #[serde(default)]
+    pub(crate) allowed_http_hosts: Vec<String>,
+    #[serde(default)]
+    pub(crate) key_value_stores: Vec<String>,
+    #[serde(default)]
+    pub(crate) sqlite_databases: Vec<String>,
+    #[serde(default)]
+    pub(crate) ai_models: Vec<String>,
+    /// Spin environments the component must be compatible with; no meaning when running here.
+    #[serde(default)]
+    pub(crate) targets: Option<Vec<toml::Value>>,
+    /// `[component.<id>.tool.<name>]`: settings for other tools, which Spin keeps and ignores.
+    #[serde(default)]
+    pub(crate) tool: BTreeMap<String, toml::Table>,
+    pub(crate) dependencies_inherit_configuration: Option<bool>,
+    /// Imports satisfied by other components (`"my:dep/import" = { path = "dep.wasm" }`).
+    #[serde(default)]
+    pub(crate) dependencies: BTreeMap<String, toml::Value>,
+    /// `[component.<id>.profile.<name>]`: overrides for `spin up --profile`.
+    #[serde(default)]
+    pub(crate) profile: BTreeMap<String, toml::Table>,
 }
 
 /// `files = ["static/**/*", { source = "assets", destination = "/assets" }]`.
@@ -383,7 +467,7 @@ pub(crate) fn validate(
                 return Err(err(
                     location,
                     format!(
-                        "this host runs no `{type_name}` triggers; it runs: {}",
+                        "this host runs no `{type_name}` triggers; it runs: {} (`up --skip-unsupported-triggers` runs the rest of the app and leaves these out)",
                         TRIGGER_TYPES.join(", ")
                     ),
                 ));
@@ -391,6 +475,14 @@ pub(crate) fn validate(
         }
     }
 
+    for (field, set) in [
+        ("application.targets", !raw.application.targets.is_empty()),
+        ("application.tool", !raw.application.tool.is_empty()),
+    ] {
+        if set {
+            tracing::debug!("{field}: no meaning to this host; ignored");
+        }
+    }
     let components = validation.components;
     Ok(App {
         name: raw.application.name,
@@ -602,6 +694,7 @@ fn validate_component(
     };
 
     check_component_id(id).map_err(|message| ManifestError::at(file, location, message))?;
+    log_ignored_fields(id, &raw);
 
     if raw.source.contains("://") {
         return Err(err(
@@ -630,6 +723,14 @@ fn validate_component(
                 .map_err(|message| ManifestError::at(file, &field, message))?;
         }
         allowed_outbound_hosts.push(template);
+    }
+    for (index, entry) in raw.allowed_http_hosts.iter().enumerate() {
+        let field = format!("{location}.allowed_http_hosts[{index}]");
+        for host in AllowedHosts::from_allowed_http_host(entry)
+            .map_err(|message| ManifestError::at(file, &field, message))?
+        {
+            allowed_outbound_hosts.push(context.template(&host, &field)?);
+        }
     }
 
     let mut files = Vec::new();
@@ -682,7 +783,40 @@ fn validate_component(
         files,
         exclude_files: raw.exclude_files,
         build,
+        key_value_stores: raw.key_value_stores,
+        sqlite_databases: raw.sqlite_databases,
     })
+}
+
+/// Fields Spin accepts that mean nothing to this host: said at debug level, since a Spin app
+/// that sets them must still run here. `dependencies` do mean something (imports another
+/// component satisfies); this host does not compose components, so those imports must be ones
+/// it provides itself, and it says so.
+fn log_ignored_fields(id: &str, raw: &RawComponent) {
+    let ignored = [
+        ("ai_models", !raw.ai_models.is_empty()),
+        ("targets", raw.targets.is_some()),
+        ("tool", !raw.tool.is_empty()),
+        ("profile", !raw.profile.is_empty()),
+        (
+            "dependencies_inherit_configuration",
+            raw.dependencies_inherit_configuration.is_some(),
+        ),
+    ];
+    for (field, _) in ignored.iter().filter(|(_, set)| *set) {
+        tracing::debug!(component = id, "{field}: no meaning to this host; ignored");
+    }
+    if !raw.dependencies.is_empty() {
+        tracing::warn!(
+            component = id,
+            "dependencies are not composed by this host: {} must be imports it provides",
+            raw.dependencies
+                .keys()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
 }
 
 /// A `files` glob: valid, and relative to the app directory without leaving it.

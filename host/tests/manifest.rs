@@ -202,7 +202,7 @@ watch = ["src/**/*.rs"]
 
     let providers = Providers {
         cli: [("token".to_owned(), "t0ken".to_owned())].into(),
-        env: Default::default(),
+        ..Providers::default()
     };
     let resolved = ResolvedVariables::resolve(&app, &providers).unwrap();
     assert_eq!(resolved.components["worker"]["message"], "hi, t0ken!");
@@ -344,6 +344,7 @@ c = { default = "default-c" }
             ("SPIN_VARIABLE_B".to_owned(), "env-b".to_owned()),
         ]
         .into(),
+        ..Providers::default()
     };
     let resolved = ResolvedVariables::resolve(&app, &providers).unwrap();
     assert_eq!(resolved.application["a"], "cli-a");
@@ -391,7 +392,7 @@ const MALFORMED: &[(&str, &str, &str)] = &[
     (
         "unsupported trigger type",
         "[[trigger.http]]\nroute = \"/\"\ncomponent = \"c\"\n",
-        "spin.toml: trigger.http: this host runs no `http` triggers; it runs: timer, redis, redis-stream",
+        "spin.toml: trigger.http: this host runs no `http` triggers; it runs: timer, redis, redis-stream (`up --skip-unsupported-triggers` runs the rest of the app and leaves these out)",
     ),
     (
         "unknown timer trigger field",

@@ -285,7 +285,11 @@ fn help_args_only_prints_the_trigger_flags() {
     assert!(output.status.success());
     let help = String::from_utf8(output.stdout).unwrap();
     assert!(help.contains("Usage: trigger-timer [OPTIONS]"), "{help}");
-    assert!(help.contains("--variable <NAME=VALUE>"), "{help}");
+    assert!(
+        help.contains("--variable <KEY=VALUE | KEY=@FILE | @FILE.json | @FILE.toml>"),
+        "{help}"
+    );
+    assert!(help.contains("--runtime-config-file"), "{help}");
     assert!(help.contains("[alias: --test]"), "{help}");
 }
 

@@ -238,12 +238,7 @@ fn only_components_using_component_model_async_get_the_concurrent_engine() {
         let component = Component {
             id: "probe".into(),
             source: source.into(),
-            variables: Default::default(),
-            environment: Default::default(),
-            allowed_outbound_hosts: Vec::new(),
-            files: Vec::new(),
-            exclude_files: Vec::new(),
-            build: None,
+            ..Default::default()
         };
         engine
             .prepare(&component, Default::default(), AllowedHosts::default())

@@ -38,12 +38,7 @@ pub fn run(wasm: &Path, calls: usize) -> anyhow::Result<Figures> {
     let component = Component {
         id: "print".into(),
         source: wasm.to_path_buf(),
-        variables: BTreeMap::new(),
-        environment: BTreeMap::new(),
-        allowed_outbound_hosts: Vec::new(),
-        files: Vec::new(),
-        exclude_files: Vec::new(),
-        build: None,
+        ..Default::default()
     };
     let host = RedisComponent::new(Arc::new(engine.prepare(
         &component,

@@ -15,6 +15,7 @@ const GUESTS: &[&str] = &[
     "redis-message-guest",
     "probe-guest",
     "noop-guest",
+    "describe-guest",
     "redis-print-guest",
     "redis-message-0-1-guest",
     "stream-record-guest",
@@ -214,6 +215,9 @@ pub fn cache_dir() -> PathBuf {
 pub fn host_command(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_spin-trigger-host"));
     command
+        // Not the source tree: a plugin launched with an empty SPIN_LOCAL_APP_DIR, as `spin up`
+        // launches it, keeps its state (`.spin/logs`) in its working directory.
+        .current_dir(env!("CARGO_TARGET_TMPDIR"))
         .args(args)
         .arg("--cache-dir")
         .arg(cache_dir())
@@ -424,15 +428,24 @@ impl HostProcess {
 
     /// The host's resident memory now, in KiB (`VmRSS`).
     pub fn rss_kib(&self) -> u64 {
+        self.proc_status_kib("VmRSS:")
+    }
+
+    /// Its address space, in KiB (`VmSize`): reserved, not necessarily resident.
+    pub fn vm_size_kib(&self) -> u64 {
+        self.proc_status_kib("VmSize:")
+    }
+
+    fn proc_status_kib(&self, field: &str) -> u64 {
         let pid = self.child.as_ref().expect("running").id();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
             .expect("reading the host's /proc status");
         status
             .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .find_map(|line| line.strip_prefix(field))
             .and_then(|value| value.split_whitespace().next())
             .and_then(|kib| kib.parse().ok())
-            .expect("VmRSS in /proc status")
+            .unwrap_or_else(|| panic!("{field} in /proc status"))
     }
 
     /// Stops the host as a service manager would and returns what it printed.

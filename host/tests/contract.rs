@@ -1,0 +1,806 @@
+//! Spin's trigger contract, replayed without a Spin CLI: `fixtures/spin-contract/` holds what
+//! Spin 4.0.2 handed its trigger plugins in real `spin up` runs (the locked apps, the arguments
+//! and environment of every launch, the files staged in `SPIN_WORKING_DIR`, and the table of
+//! the common trigger options `spin up` forwards; its README says which is which). Each test
+//! lays a recorded case out again — the app directory, the working directory with the staged
+//! files, the locked app behind `SPIN_LOCKED_URL` — and starts the host binary exactly as Spin
+//! started the plugin, under the plugin's name, in the app's directory.
+//!
+//! Then every common trigger option is given as `spin up` forwards it, in plugin mode and on
+//! `spin-trigger-host up` alike, and its effect checked: output filtered, log files written or
+//! truncated, the state directory moved, the memory cap hit, the cache unused, files writable in
+//! a copy, variables read from files, the runtime config applied or a section it does not
+//! provide named.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{RedisServer, Run, guest};
+
+/// The recorded data, copied into the repository.
+fn fixture_dir(case: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/spin-contract")
+        .join(case)
+}
+
+/// The guest standing in for each `.wasm` a recorded app names.
+fn guest_for(wasm: &str) -> String {
+    match wasm {
+        "print.wasm" => guest("redis-print-guest"),
+        "rec.wasm" => guest("stream-record-guest"),
+        _ => guest("describe-guest"),
+    }
+}
+
+/// A recorded case laid out in a temp dir: `app/` (Spin's `@APP@`), `work/` (`@WORK@`), and the
+/// host binary linked under each plugin's name in `bin/`.
+struct Recorded {
+    root: tempfile::TempDir,
+    case: &'static str,
+}
+
+impl Recorded {
+    fn new(case: &'static str) -> Self {
+        let root = tempfile::tempdir().unwrap();
+        let recorded = Recorded { root, case };
+        let fixture = fixture_dir(case);
+        let app = recorded.app();
+        copy_tree(&fixture.join("app"), &app);
+        std::fs::create_dir_all(&app).unwrap();
+        let manifest = std::fs::read_to_string(fixture.join("spin.toml")).unwrap();
+        std::fs::write(app.join("spin.toml"), &manifest).unwrap();
+        for line in manifest.lines() {
+            if let Some(wasm) = line
+                .trim()
+                .strip_prefix("source = \"")
+                .or_else(|| line.split("{ source = \"").nth(1))
+                .and_then(|rest| rest.split('"').next())
+                .filter(|source| source.ends_with(".wasm"))
+            {
+                std::fs::copy(guest_for(wasm), app.join(wasm)).unwrap();
+            }
+        }
+        let work = recorded.work();
+        std::fs::create_dir_all(&work).unwrap();
+        let lock = recorded.fill(&std::fs::read_to_string(fixture.join("spin.lock.json")).unwrap());
+        std::fs::write(work.join("spin.lock"), lock).unwrap();
+        recorded.stage_working_dir_files();
+        let bin = recorded.root.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for plugin in ["trigger-timer", "trigger-redis-stream"] {
+            std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_spin-trigger-host"), bin.join(plugin))
+                .unwrap();
+        }
+        recorded
+    }
+
+    fn app(&self) -> PathBuf {
+        self.root.path().join("app")
+    }
+
+    fn work(&self) -> PathBuf {
+        self.root.path().join("work")
+    }
+
+    /// The recorded text with this layout's paths for Spin's placeholders.
+    fn fill(&self, text: &str) -> String {
+        text.replace("@APP@", &self.app().display().to_string())
+            .replace("@WORK@", &self.work().display().to_string())
+            .replace(
+                "@SPIN_DATA_DIR@",
+                &self.root.path().join("data").display().to_string(),
+            )
+            .replace("@SPIN@", "/usr/local/bin/spin")
+    }
+
+    /// What Spin staged under `SPIN_WORKING_DIR`, as `working-dir-files` lists it: each
+    /// component's files under `assets/<component>/<guest path>`, copied from the app directory
+    /// as the manifest's `files` place them (`static/` appears at `/www`).
+    fn stage_working_dir_files(&self) {
+        let Ok(listing) = std::fs::read_to_string(fixture_dir(self.case).join("working-dir-files"))
+        else {
+            return;
+        };
+        for line in listing.lines() {
+            let Some(staged) = line.strip_prefix("./assets/") else {
+                continue;
+            };
+            let (_component, guest_path) = staged.split_once('/').unwrap();
+            let source = match guest_path.strip_prefix("www/") {
+                Some(rest) => self.app().join("static").join(rest),
+                None => self.app().join(guest_path),
+            };
+            let target = self.work().join("assets").join(staged);
+            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            std::fs::copy(&source, &target)
+                .unwrap_or_else(|error| panic!("staging {}: {error}", source.display()));
+        }
+    }
+
+    /// A recorded launch (`launch.json` has one, or a list under `launches`).
+    fn launches(&self) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(fixture_dir(self.case).join("launch.json")).unwrap();
+        let launch: serde_json::Value = serde_json::from_str(&self.fill(&text)).unwrap();
+        match launch.get("launches") {
+            Some(launches) => launches.as_array().unwrap().clone(),
+            None => vec![launch],
+        }
+    }
+
+    /// The host started as Spin started `plugin` in `launch`, with `extra` arguments after the
+    /// recorded ones (as `spin up` appends what the user passed).
+    fn command(&self, plugin: &str, launch: &serde_json::Value, extra: &[&str]) -> Command {
+        let mut command = Command::new(self.root.path().join("bin").join(plugin));
+        command
+            .current_dir(self.app())
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "spin_trigger_host=info")
+            .stdin(std::process::Stdio::null());
+        for arg in launch["args"].as_array().unwrap() {
+            command.arg(arg.as_str().unwrap());
+        }
+        command.args(extra);
+        if let Some(env) = launch["env"].as_object() {
+            for (name, value) in env {
+                command.env(name, value.as_str().unwrap());
+            }
+        }
+        command
+    }
+
+    /// The timer plugin as `spin up --test` launched it, plus `extra` arguments and environment.
+    fn run_timer_plugin(&self, extra: &[&str], env: &[(&str, &str)]) -> Run {
+        let launch = &self.launches()[0];
+        self.command("trigger-timer", launch, extra)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+            .into()
+    }
+
+    /// The same app on `spin-trigger-host up --once`, with the same extra arguments.
+    fn run_up(&self, extra: &[&str], env: &[(&str, &str)]) -> Run {
+        let manifest = self.app().join("spin.toml").display().to_string();
+        Command::new(env!("CARGO_BIN_EXE_spin-trigger-host"))
+            .current_dir(self.app())
+            .args([
+                "up",
+                "--once",
+                "-f",
+                &manifest,
+                "--variable",
+                "token=abc123",
+            ])
+            .args(extra)
+            .envs(env.iter().copied())
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+            .into()
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    let Ok(entries) = std::fs::read_dir(from) else {
+        return;
+    };
+    std::fs::create_dir_all(to).unwrap();
+    for entry in entries {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_tree(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+/// The lines of `stdout` a component printed, without its prefix.
+fn lines_of(stdout: &str, component: &str) -> Vec<String> {
+    let prefix = format!("[{component}] ");
+    stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix(&prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn timer_full_under_test_ticks_every_timer_once_with_its_variables_environment_and_files() {
+    let recorded = Recorded::new("timer-full");
+    let run = recorded.run_timer_plugin(&[], &[]);
+    assert!(run.success, "{}", run.stderr);
+
+    assert_eq!(
+        lines_of(&run.stdout, "greeter"),
+        [
+            "tick 0",
+            "var message=Hello, world",
+            "var secret=abc123",
+            "env LEVEL=3",
+            "env MODE=test",
+            "file /assets/a.txt: hi",
+            "file /assets/sub/b.txt: x",
+            "file /www/index.html: s",
+            "write: refused",
+        ],
+        "the greeter sees its variables (the secret from --variable), its environment, and its \
+         files at / and /www, without the excluded assets/skip.log; they are read-only"
+    );
+    // A component without variables, environment or files sees none; the inline component runs
+    // under the id Spin generated for it.
+    for component in ["counter", "timer-trigger1-component"] {
+        assert_eq!(
+            lines_of(&run.stdout, component),
+            ["tick 0", "write: refused"],
+            "{component}"
+        );
+    }
+    // `spin up` passed an empty SPIN_LOCAL_APP_DIR from the app's directory: the state
+    // directory is `.spin/` there, and component output is logged in its `logs/`.
+    let log =
+        std::fs::read_to_string(recorded.app().join(".spin/logs/greeter_stdout.txt")).unwrap();
+    assert!(
+        log.starts_with("tick 0\nvar message=Hello, world\n"),
+        "{log}"
+    );
+}
+
+#[test]
+fn timer_full_loads_from_its_lock_as_from_its_spin_toml() {
+    let recorded = Recorded::new("timer-full");
+    let standalone = recorded.run_up(&[], &[]);
+    let plugin = recorded.run_timer_plugin(&[], &[]);
+    assert!(standalone.success, "{}", standalone.stderr);
+    let sorted = |stdout: &str| stdout.lines().map(str::to_owned).collect::<BTreeSet<_>>();
+    assert_eq!(sorted(&standalone.stdout), sorted(&plugin.stdout));
+}
+
+#[test]
+fn mixed_runs_each_type_in_its_own_plugin_and_answers_launch_metadata() {
+    let recorded = Recorded::new("mixed");
+    let launches = recorded.launches();
+    let server = RedisServer::start();
+    let redis_address = [("SPIN_VARIABLE_REDIS_ADDRESS", server.url())];
+    let redis_address: Vec<(&str, &str)> = redis_address
+        .iter()
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect();
+
+    // 1. `--launch-metadata-only`: JSON on stderr, listing the flags this trigger takes.
+    let first = &launches[0];
+    assert_eq!(first["args"][0], "--launch-metadata-only");
+    let metadata = recorded
+        .command(first["plugin"].as_str().unwrap(), first, &[])
+        .output()
+        .unwrap();
+    assert!(metadata.status.success());
+    let metadata: serde_json::Value = serde_json::from_slice(&metadata.stderr).unwrap();
+    let longs: Vec<&str> = metadata["all_flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|flag| flag["long"].as_str())
+        .collect();
+    for expected in ["--test", "--variable", "--quiet", "--runtime-config-file"] {
+        assert!(
+            longs.contains(&expected),
+            "{expected} missing from {longs:?}"
+        );
+    }
+
+    // 2. `trigger-redis-stream` runs the stream trigger only: every entry is handled and
+    // acknowledged, no timer ticks, and the pub/sub channel is left to Spin.
+    let mut client = server.client().get_connection().unwrap();
+    let ids: BTreeSet<String> = (0..5)
+        .map(|index| {
+            redis::cmd("XADD")
+                .arg("jobs")
+                .arg("*")
+                .arg("payload")
+                .arg(format!("job {index}"))
+                .query(&mut client)
+                .unwrap()
+        })
+        .collect();
+    let stream = &launches[1];
+    assert_eq!(stream["plugin"], "trigger-redis-stream");
+    let mut command = recorded.command("trigger-redis-stream", stream, &[]);
+    command.envs(redis_address.iter().copied());
+    let run = common::run_for(command, Duration::from_millis(1500));
+    assert!(run.success, "{}", run.stderr);
+    let handled: BTreeSet<String> = redis::cmd("SMEMBERS")
+        .arg("handled")
+        .query(&mut client)
+        .unwrap();
+    assert_eq!(handled, ids, "{}", run.stderr);
+    let pending: (
+        u64,
+        Option<String>,
+        Option<String>,
+        Option<Vec<(String, String)>>,
+    ) = redis::cmd("XPENDING")
+        .arg("jobs")
+        .arg("workers")
+        .query(&mut client)
+        .unwrap();
+    assert_eq!(pending.0, 0, "every entry acknowledged");
+    assert!(!run.stdout.contains("[greeter]"), "{}", run.stdout);
+    assert!(
+        !run.stderr.contains("subscribed"),
+        "the pub/sub trigger is Spin's own: {}",
+        run.stderr
+    );
+
+    // 3. `trigger-timer` runs the timer only (every 2 s, so within 2.5 s it ticks once).
+    let timer = &launches[2];
+    assert_eq!(timer["plugin"], "trigger-timer");
+    let mut command = recorded.command("trigger-timer", timer, &[]);
+    command.envs(redis_address.iter().copied());
+    let before: u64 = redis::cmd("XLEN").arg("jobs").query(&mut client).unwrap();
+    let run = common::run_for(command, Duration::from_millis(2500));
+    assert!(run.success, "{}", run.stderr);
+    assert!(run.stdout.contains("[greeter] tick"), "{}", run.stdout);
+    assert!(!run.stdout.contains("[rec]"), "{}", run.stdout);
+    let after: u64 = redis::cmd("XLEN").arg("jobs").query(&mut client).unwrap();
+    assert_eq!(before, after);
+}
+
+/// Spin's common trigger options, as the recorded table lists them (the first column's long
+/// names).
+fn recorded_common_options() -> Vec<String> {
+    let readme = std::fs::read_to_string(fixture_dir("README.md")).unwrap();
+    let table_start = readme
+        .find("| option | value |")
+        .expect("the options table");
+    readme[table_start..]
+        .lines()
+        .skip(2)
+        .take_while(|line| line.starts_with('|'))
+        .filter_map(|line| {
+            line.split('|')
+                .nth(1)?
+                .split('`')
+                .find(|part| part.starts_with("--"))
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+/// Each option with a value that exercises it, inside `dir`.
+fn option_arguments(option: &str, dir: &Path) -> Vec<String> {
+    let path = |name: &str| dir.join(name).display().to_string();
+    let value = match option {
+        "--log-dir" => Some(path("logs")),
+        "--cache" => {
+            let file = dir.join("cache.toml");
+            std::fs::write(
+                &file,
+                format!(
+                    "[cache]\nenabled = true\ndirectory = \"{}\"\n",
+                    path("wasmtime-cache")
+                ),
+            )
+            .unwrap();
+            Some(file.display().to_string())
+        }
+        "--follow" => Some("greeter".to_owned()),
+        "--runtime-config-file" => {
+            let file = dir.join("runtime-config.toml");
+            std::fs::write(&file, "max_instance_memory = 134217728\n").unwrap();
+            Some(file.display().to_string())
+        }
+        "--state-dir" => Some(path("state")),
+        "--key-value" => Some("seen=yes".to_owned()),
+        "--sqlite" => Some("CREATE TABLE seen (id INTEGER)".to_owned()),
+        "--max-instance-memory" => Some("134217728".to_owned()),
+        "--variable" => {
+            let file = dir.join("vars.json");
+            std::fs::write(&file, r#"{"token": "from-json"}"#).unwrap();
+            Some(format!("@{}", file.display()))
+        }
+        _ => None,
+    };
+    std::iter::once(option.to_owned()).chain(value).collect()
+}
+
+#[test]
+fn every_recorded_common_option_is_taken_in_plugin_mode_and_on_up_alike() {
+    let options = recorded_common_options();
+    assert_eq!(options.len(), 16, "{options:?}");
+    let recorded = Recorded::new("timer-full");
+    let scratch = tempfile::tempdir().unwrap();
+    for option in &options {
+        let args = option_arguments(option, scratch.path());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let plugin = recorded.run_timer_plugin(&args, &[]);
+        let standalone = recorded.run_up(&args, &[]);
+        for (mode, run) in [("plugin", &plugin), ("up", &standalone)] {
+            assert!(
+                !run.stderr.contains("unexpected argument") && !run.stderr.contains("Usage:"),
+                "{option} in {mode} mode: {}",
+                run.stderr
+            );
+        }
+        match option.as_str() {
+            // The greeter lists key_value_stores and sqlite_databases, which this host does
+            // not provide yet: a clear error, never a usage error.
+            "--key-value" | "--sqlite" => {
+                for run in [&plugin, &standalone] {
+                    assert!(!run.success);
+                    assert!(
+                        run.stderr
+                            .contains(&format!("Error: {option}: this host does not provide"))
+                            && run.stderr.contains("`greeter` list"),
+                        "{}",
+                        run.stderr
+                    );
+                }
+            }
+            _ => {
+                assert!(plugin.success, "{option} (plugin): {}", plugin.stderr);
+                assert!(standalone.success, "{option} (up): {}", standalone.stderr);
+            }
+        }
+    }
+}
+
+#[test]
+fn quiet_and_follow_choose_whose_output_reaches_the_terminal_while_log_files_keep_all() {
+    let recorded = Recorded::new("timer-full");
+    let logs = recorded.root.path().join("logs");
+    let log_dir = logs.display().to_string();
+    let followed = recorded.run_timer_plugin(&["--follow", "counter", "-L", &log_dir], &[]);
+    assert!(followed.success, "{}", followed.stderr);
+    assert_eq!(lines_of(&followed.stdout, "counter").len(), 2);
+    assert!(
+        lines_of(&followed.stdout, "greeter").is_empty(),
+        "{}",
+        followed.stdout
+    );
+    let greeter_log = std::fs::read_to_string(logs.join("greeter_stdout.txt")).unwrap();
+    assert!(greeter_log.contains("var secret=abc123\n"), "{greeter_log}");
+
+    for quiet in ["--quiet", "-q"] {
+        let run = recorded.run_timer_plugin(&[quiet], &[]);
+        assert!(run.success, "{}", run.stderr);
+        assert!(!run.stdout.contains('['), "{quiet}: {}", run.stdout);
+    }
+    let run = recorded.run_up(&["--quiet"], &[]);
+    assert!(run.success && !run.stdout.contains('['), "{}", run.stdout);
+
+    let unknown = recorded.run_timer_plugin(&["--follow", "nobody"], &[]);
+    assert!(!unknown.success);
+    assert!(
+        unknown.stderr.contains(
+            "--follow names no component of this app: nobody; its components are: counter, greeter, timer-trigger1-component"
+        ),
+        "{}",
+        unknown.stderr
+    );
+}
+
+#[test]
+fn log_files_go_where_log_dir_state_dir_and_the_runtime_config_say_and_truncate_on_request() {
+    let recorded = Recorded::new("timer-full");
+    let root = recorded.root.path();
+    let logs = root.join("logs");
+    let log_dir = logs.display().to_string();
+
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::write(logs.join("greeter_stdout.txt"), "from before\n").unwrap();
+    assert!(
+        recorded
+            .run_timer_plugin(&["--log-dir", &log_dir], &[])
+            .success
+    );
+    let appended = std::fs::read_to_string(logs.join("greeter_stdout.txt")).unwrap();
+    assert!(appended.starts_with("from before\ntick 0\n"), "{appended}");
+    assert!(
+        recorded
+            .run_timer_plugin(&["--log-dir", &log_dir, "--truncate-logs"], &[])
+            .success
+    );
+    let truncated = std::fs::read_to_string(logs.join("greeter_stdout.txt")).unwrap();
+    assert!(truncated.starts_with("tick 0\n"), "{truncated}");
+    assert!(logs.join("counter_stderr.txt").is_file());
+
+    // SPIN_LOG_DIR, as Spin reads it; and the standalone host writes the same files.
+    let from_env = root.join("env-logs");
+    let from_env_text = from_env.display().to_string();
+    assert!(
+        recorded
+            .run_up(&[], &[("SPIN_LOG_DIR", &from_env_text)])
+            .success
+    );
+    assert!(from_env.join("counter_stdout.txt").is_file());
+
+    // --state-dir moves the default log directory to its `logs/`.
+    let state = root.join("state");
+    let state_text = state.display().to_string();
+    assert!(
+        recorded
+            .run_timer_plugin(&["--state-dir", &state_text], &[])
+            .success
+    );
+    assert!(state.join("logs/greeter_stdout.txt").is_file());
+
+    // The runtime config's log_dir, below --log-dir.
+    let config = root.join("runtime-config.toml");
+    let configured = root.join("configured-logs");
+    std::fs::write(&config, format!("log_dir = \"{}\"\n", configured.display())).unwrap();
+    let config_text = config.display().to_string();
+    assert!(
+        recorded
+            .run_timer_plugin(&[], &[("RUNTIME_CONFIG_FILE", &config_text)])
+            .success
+    );
+    assert!(configured.join("greeter_stdout.txt").is_file());
+
+    // An empty --log-dir writes no files at all.
+    let fresh = Recorded::new("timer-full");
+    assert!(fresh.run_timer_plugin(&["--log-dir", ""], &[]).success);
+    assert!(!fresh.app().join(".spin/logs").exists());
+}
+
+#[test]
+fn variables_come_from_files_as_spin_reads_them() {
+    let recorded = Recorded::new("timer-full");
+    let root = recorded.root.path();
+    let token = root.join("token.txt");
+    std::fs::write(&token, "from-a-file").unwrap();
+    let json = root.join("vars.json");
+    std::fs::write(&json, r#"{"greeting": "Hi", "token": "from-json"}"#).unwrap();
+    let toml = root.join("vars.toml");
+    std::fs::write(&toml, "greeting = \"Howdy\"\n").unwrap();
+
+    let from_file = format!("token=@{}", token.display());
+    let run = recorded.run_timer_plugin(&["--variable", &from_file], &[]);
+    assert!(run.success, "{}", run.stderr);
+    assert!(lines_of(&run.stdout, "greeter").contains(&"var secret=from-a-file".to_owned()));
+
+    // The recorded `--variable token=abc123` comes first; the files after it win, the last
+    // file last.
+    let json_arg = format!("@{}", json.display());
+    let toml_arg = format!("@{}", toml.display());
+    let run = recorded.run_timer_plugin(&["--variable", &json_arg, "--variable", &toml_arg], &[]);
+    assert!(run.success, "{}", run.stderr);
+    let greeter = lines_of(&run.stdout, "greeter");
+    assert!(
+        greeter.contains(&"var secret=from-json".to_owned()),
+        "{greeter:?}"
+    );
+    assert!(
+        greeter.contains(&"var message=Howdy, world".to_owned()),
+        "{greeter:?}"
+    );
+
+    // The runtime config's static provider sits below --variable.
+    let config = root.join("runtime-config.toml");
+    std::fs::write(
+        &config,
+        "[[variables_provider]]\ntype = \"static\"\nvalues = { greeting = \"Static\" }\n",
+    )
+    .unwrap();
+    let config_text = config.display().to_string();
+    let run = recorded.run_timer_plugin(&["--runtime-config-file", &config_text], &[]);
+    assert!(run.success, "{}", run.stderr);
+    assert!(lines_of(&run.stdout, "greeter").contains(&"var message=Static, world".to_owned()));
+
+    let bad = recorded.run_timer_plugin(&["--variable", "@vars.yaml"], &[]);
+    assert!(!bad.success);
+    assert!(
+        bad.stderr
+            .contains("a variables file must end in .json or .toml"),
+        "{}",
+        bad.stderr
+    );
+}
+
+#[test]
+fn a_runtime_config_section_this_host_does_not_provide_is_named() {
+    let recorded = Recorded::new("timer-full");
+    let config = recorded.root.path().join("runtime-config.toml");
+    std::fs::write(
+        &config,
+        "[key_value_store.cache]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\n",
+    )
+    .unwrap();
+    let config_text = config.display().to_string();
+    for run in [
+        recorded.run_timer_plugin(&["--runtime-config-file", &config_text], &[]),
+        recorded.run_up(&["--runtime-config-file", &config_text], &[]),
+    ] {
+        assert!(!run.success);
+        assert!(
+            run.stderr.contains(
+                "[key_value_store.cache]: this host does not provide key-value stores yet"
+            ),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn transient_writes_go_to_a_copy_of_the_files() {
+    let recorded = Recorded::new("timer-full");
+    let run = recorded.run_timer_plugin(&["--allow-transient-write"], &[]);
+    assert!(run.success, "{}", run.stderr);
+    assert!(lines_of(&run.stdout, "greeter").contains(&"write: ok".to_owned()));
+    // Not into Spin's staged files, nor the app's.
+    let staged = recorded.work().join("assets/greeter");
+    assert!(staged.join("assets/a.txt").is_file());
+    assert!(!staged.join("written-by-guest.txt").exists());
+    let standalone = recorded.run_up(&["--allow-transient-write"], &[]);
+    assert!(lines_of(&standalone.stdout, "greeter").contains(&"write: ok".to_owned()));
+    assert!(!recorded.app().join("written-by-guest.txt").exists());
+}
+
+#[test]
+fn the_compile_cache_follows_disable_cache_and_a_wasmtime_cache_file() {
+    // As recorded, the plugin caches compiled components in Spin's working directory.
+    let recorded = Recorded::new("timer-full");
+    assert!(recorded.run_timer_plugin(&[], &[]).success);
+    assert!(recorded.work().join("compiled-components").is_dir());
+
+    for (args, env) in [
+        (&["--disable-cache"][..], &[][..]),
+        (&[][..], &[("DISABLE_WASMTIME_CACHE", "true")][..]),
+    ] {
+        let fresh = Recorded::new("timer-full");
+        let run = fresh.run_timer_plugin(args, env);
+        assert!(run.success, "{}", run.stderr);
+        assert!(!fresh.work().join("compiled-components").exists());
+    }
+
+    let fresh = Recorded::new("timer-full");
+    let directory = fresh.root.path().join("wasmtime-cache");
+    let config = fresh.root.path().join("cache.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[cache]\nenabled = true\ndirectory = \"{}\"\n",
+            directory.display()
+        ),
+    )
+    .unwrap();
+    let config_text = config.display().to_string();
+    assert!(
+        fresh
+            .run_timer_plugin(&["--cache", &config_text], &[])
+            .success
+    );
+    assert!(!fresh.work().join("compiled-components").exists());
+    let cached = std::fs::read_dir(&directory).unwrap().count();
+    assert_eq!(
+        cached, 1,
+        "one compiled component: every .wasm is the same guest"
+    );
+}
+
+/// The size of the one compiled component in `dir`.
+fn compiled_size(dir: &Path) -> u64 {
+    let entry = std::fs::read_dir(dir).unwrap().next().unwrap().unwrap();
+    entry.metadata().unwrap().len()
+}
+
+#[test]
+fn debug_info_compiles_guests_with_native_debug_info() {
+    let plain = Recorded::new("timer-full");
+    let debug = Recorded::new("timer-full");
+    assert!(plain.run_timer_plugin(&[], &[]).success);
+    let run = debug.run_timer_plugin(&["--debug-info"], &[]);
+    assert!(run.success, "{}", run.stderr);
+    let (plain_size, debug_size) = (
+        compiled_size(&plain.work().join("compiled-components")),
+        compiled_size(&debug.work().join("compiled-components")),
+    );
+    assert!(
+        debug_size > plain_size,
+        "with DWARF for the guest the compiled component grows: {plain_size} -> {debug_size}"
+    );
+}
+
+/// An app whose one timer allocates `megabytes` on its first tick.
+fn allocating_app(megabytes: u32) -> tempfile::TempDir {
+    common::write_app(&format!(
+        r#"spin_manifest_version = 2
+[application]
+name = "alloc"
+[[trigger.timer]]
+component = "alloc"
+interval_secs = 1
+[component.alloc]
+source = "{}"
+[component.alloc.variables]
+alloc_mb = "{megabytes}"
+"#,
+        guest("describe-guest")
+    ))
+}
+
+#[test]
+fn max_instance_memory_caps_each_instance_from_the_flag_the_environment_or_the_runtime_config() {
+    let app = allocating_app(48);
+    let manifest = app.path().join("spin.toml").display().to_string();
+    let up = |args: &[&str], env: &[(&str, &str)]| -> Run {
+        let mut all = vec!["up", "--once", "-f", &manifest];
+        all.extend_from_slice(args);
+        common::run_host_with_env(&all, env)
+    };
+    let roomy = up(&["--max-instance-memory", "134217728"], &[]);
+    assert!(roomy.success, "{}", roomy.stderr);
+    assert!(
+        roomy.stdout.contains("allocated 48 MiB"),
+        "{}",
+        roomy.stdout
+    );
+
+    let config = app.path().join("runtime-config.toml");
+    std::fs::write(&config, "max_instance_memory = 33554432\n").unwrap();
+    let config_text = config.display().to_string();
+    for (args, env) in [
+        (&["--max-instance-memory", "33554432"][..], &[][..]),
+        (&[][..], &[("SPIN_MAX_INSTANCE_MEMORY", "33554432")][..]),
+        (&["--runtime-config-file", &config_text][..], &[][..]),
+    ] {
+        let capped = up(args, env);
+        assert!(!capped.success, "{args:?} {env:?}: {}", capped.stdout);
+        assert!(!capped.stdout.contains("allocated"), "{}", capped.stdout);
+        assert!(capped.stderr.contains("`alloc`"), "{}", capped.stderr);
+    }
+}
+
+#[test]
+fn disable_pooling_leaves_no_pool_of_reserved_memory() {
+    let app = allocating_app(1);
+    let manifest = app.path().join("spin.toml").display().to_string();
+    let virtual_size = |extra: &[&str]| {
+        let mut args = vec!["up", "-f", &manifest];
+        args.extend_from_slice(extra);
+        let host = common::HostProcess::start(&args, &[]);
+        host.wait_until_ready();
+        let size = host.vm_size_kib();
+        host.stop();
+        size
+    };
+    let pooled = virtual_size(&[]);
+    let unpooled = virtual_size(&["--disable-pooling"]);
+    // The pool reserves address space for every slot's memory up front (never resident).
+    assert!(
+        pooled > unpooled + (16 << 20),
+        "pooled {pooled} KiB, unpooled {unpooled} KiB"
+    );
+}
+
+#[test]
+fn key_value_sqlite_and_wasi_otel_options_are_accepted_where_no_component_needs_them() {
+    let app = allocating_app(1);
+    let manifest = app.path().join("spin.toml").display().to_string();
+    let run = common::run_host(&[
+        "up",
+        "--once",
+        "-f",
+        &manifest,
+        "--key-value",
+        "seen=yes",
+        "--sqlite",
+        "@migration.sql",
+        "--experimental-wasi-otel",
+    ]);
+    assert!(run.success, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("--key-value ignored: no component this host runs lists key_value_stores"),
+        "{}",
+        run.stderr
+    );
+}
