@@ -1,8 +1,10 @@
 //! What a guest sees of the host's files: `files` and `exclude_files`, with Spin's meaning.
 //!
-//! A directory named by `{ source, destination }` is mounted as it is. A single file, and every
-//! file a glob matches (at its path relative to the app directory), is copied into a staging
-//! directory per component, mounted at `/`: WASI mounts directories, not files. Globs are
+//! A directory named by `{ source, destination }` is mounted as it is when it is all a component
+//! has. A single file, and every file a glob matches (at its path relative to the app
+//! directory), is copied into a staging directory per component, mounted at `/` (WASI mounts
+//! directories, not files); beside those, directories are copied in too, so the guest sees one
+//! tree from `/`, as Spin stages it. Globs are
 //! expanded when the component is prepared, after any `--build`. Everything is read-only, unless
 //! transient writes are allowed: then every file is copied into the staging directory and the
 //! guest may write there, for this run only, never to the app's own files.
@@ -34,46 +36,21 @@ impl GuestFiles {
             .collect::<Result<Vec<_>, _>>()
             .with_context(context)?;
         let mut mounts = Vec::new();
+        let mut directories = Vec::new();
         let mut staging: Option<tempfile::TempDir> = None;
-        let mut stage = |from: &Path, guest_path: &Path| -> anyhow::Result<()> {
-            let dir = match &staging {
-                Some(dir) => dir,
-                None => {
-                    staging.insert(tempfile::tempdir().context("creating a staging directory")?)
-                }
-            };
-            let to = dir
-                .path()
-                .join(guest_path.strip_prefix("/").unwrap_or(guest_path));
-            if let Some(parent) = to.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            std::fs::copy(from, &to).with_context(|| format!("copying {}", from.display()))?;
-            Ok(())
-        };
         for mount in &component.files {
             match mount {
                 FileMount::Path {
                     host_path,
                     guest_path,
-                } if host_path.is_dir() && !writable => {
-                    mounts.push((host_path.clone(), guest_path.clone()));
-                }
-                FileMount::Path {
-                    host_path,
-                    guest_path,
                 } if host_path.is_dir() => {
-                    for file in files_under(host_path).with_context(context)? {
-                        let relative = file.strip_prefix(host_path).unwrap_or(&file);
-                        stage(&file, &Path::new(guest_path).join(relative))
-                            .with_context(context)?;
-                    }
+                    directories.push((host_path.clone(), guest_path.clone()));
                 }
                 FileMount::Path {
                     host_path,
                     guest_path,
                 } if host_path.is_file() => {
-                    stage(host_path, Path::new(guest_path)).with_context(context)?;
+                    stage(&mut staging, host_path, Path::new(guest_path)).with_context(context)?;
                 }
                 FileMount::Path { host_path, .. } => {
                     bail!("{}: {} does not exist", context(), host_path.display())
@@ -93,8 +70,23 @@ impl GuestFiles {
                         {
                             continue;
                         }
-                        stage(&path, &Path::new("/").join(relative)).with_context(context)?;
+                        stage(&mut staging, &path, &Path::new("/").join(relative))
+                            .with_context(context)?;
                     }
+                }
+            }
+        }
+        // A directory is mounted as it is when it is all the guest sees; beside staged files it
+        // is copied in too, so that the guest sees one tree from `/` as in Spin (which stages
+        // everything), and so is every file when the guest may write.
+        if staging.is_none() && !writable {
+            mounts = directories;
+        } else {
+            for (host_path, guest_path) in &directories {
+                for file in files_under(host_path).with_context(context)? {
+                    let relative = file.strip_prefix(host_path).unwrap_or(&file);
+                    stage(&mut staging, &file, &Path::new(guest_path).join(relative))
+                        .with_context(context)?;
                 }
             }
         }
@@ -117,6 +109,26 @@ impl GuestFiles {
     pub fn mounts(&self) -> &[(PathBuf, String)] {
         &self.mounts
     }
+}
+
+/// Copies `from` to `guest_path` in the staging directory, creating it on first use.
+fn stage(
+    staging: &mut Option<tempfile::TempDir>,
+    from: &Path,
+    guest_path: &Path,
+) -> anyhow::Result<()> {
+    let dir = match staging {
+        Some(dir) => dir,
+        None => staging.insert(tempfile::tempdir().context("creating a staging directory")?),
+    };
+    let to = dir
+        .path()
+        .join(guest_path.strip_prefix("/").unwrap_or(guest_path));
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::copy(from, &to).with_context(|| format!("copying {}", from.display()))?;
+    Ok(())
 }
 
 /// Every file under `dir`, at any depth.

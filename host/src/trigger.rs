@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::app::App;
 use crate::engine::{Engine, PreparedComponent};
-use crate::manifest::{ManifestError, Validation};
+use crate::manifest::{ManifestError, RawComponentRef, Validation};
 use crate::variables::ResolvedVariables;
 
 /// What a trigger type provides. Implemented by the type's running trigger.
@@ -242,6 +242,26 @@ pub(crate) struct RawTables {
     pub triggers: Vec<crate::manifest::RawTable>,
 }
 
+/// The id Spin gives a trigger without one: `<component>-<type>-trigger` when it names a
+/// component, else (an inline component, or that id taken) `<type>-trigger<N>`, the first free
+/// `N` from 1; so logs and locked apps name triggers alike.
+fn generated_trigger_id(
+    type_name: &str,
+    component: &RawComponentRef,
+    taken: &mut std::collections::BTreeSet<String>,
+) -> String {
+    if let RawComponentRef::Id(component) = component {
+        let natural = format!("{component}-{type_name}-trigger");
+        if taken.insert(natural.clone()) {
+            return natural;
+        }
+    }
+    (1..)
+        .map(|counter| format!("{type_name}-trigger{counter}"))
+        .find(|id| taken.insert(id.clone()))
+        .unwrap_or_default()
+}
+
 /// Validates one type's settings, then each of its triggers in order.
 fn validate_tables<T: TriggerType>(
     tables: RawTables,
@@ -259,6 +279,11 @@ fn validate_tables<T: TriggerType>(
         None => T::RawSettings::default(),
     };
     let settings = T::validate_settings(raw_settings, validation)?;
+    let mut taken_ids: std::collections::BTreeSet<String> = tables
+        .triggers
+        .iter()
+        .filter_map(|table| table.value.get("id")?.as_str().map(str::to_owned))
+        .collect();
     let mut triggers = Vec::new();
     for (index, table) in tables.triggers.into_iter().enumerate() {
         let location = table
@@ -267,7 +292,10 @@ fn validate_tables<T: TriggerType>(
             .unwrap_or_else(|| format!("trigger.{}[{index}]", T::NAME));
         let (id, component, limits, rest) = validation.split_trigger_table(table, &location)?;
         let raw: T::RawConfig = validation.deserialize(rest, &location)?;
-        let id = id.unwrap_or_else(|| format!("{}-{}", T::NAME, index + 1));
+        let id = match id {
+            Some(id) => id,
+            None => generated_trigger_id(T::NAME, &component, &mut taken_ids),
+        };
         let component = validation.resolve_component(component, &id, &location)?;
         let config = T::validate(raw, &settings, &location, validation)?;
         triggers.push(Trigger {

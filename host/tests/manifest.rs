@@ -595,3 +595,89 @@ fn a_missing_manifest_file_is_an_error_naming_it() {
         "/nonexistent/spin.toml: cannot read: No such file or directory (os error 2)"
     );
 }
+
+#[test]
+fn every_field_spin_accepts_loads_and_the_ones_the_host_will_use_are_kept() {
+    let app = parse(&with_body(
+        r#"version = "1.0.0"
+targets = ["spin-up:3.3"]
+[application.tool.spin-test]
+source = "tests.wasm"
+[variables]
+token = { required = true, secret = true, description = "the API token" }
+[[trigger.timer]]
+component = "c"
+interval_secs = 1
+[component.c]
+source = "c.wasm"
+allowed_outbound_hosts = ["redis://127.0.0.1:6379"]
+allowed_http_hosts = ["api.example.com:8080", "self", "https://other.example.com"]
+key_value_stores = ["default", "cache"]
+sqlite_databases = ["default"]
+ai_models = ["llama2-chat"]
+targets = ["spin-up:3.3"]
+dependencies_inherit_configuration = true
+[component.c.dependencies]
+"my:dep/import" = { path = "dep.wasm" }
+[component.c.tool.spin-test]
+source = "tests/c.wasm"
+[component.c.profile.debug]
+source = "debug/c.wasm"
+"#,
+    ))
+    .expect("every field Spin 4.0.2 accepts loads");
+    let component = &app.components["c"];
+    assert_eq!(component.key_value_stores, ["default", "cache"]);
+    assert_eq!(component.sqlite_databases, ["default"]);
+    let hosts: Vec<String> = component
+        .allowed_outbound_hosts
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        hosts,
+        [
+            "redis://127.0.0.1:6379",
+            "http://api.example.com:8080",
+            "https://api.example.com:8080",
+            "http://other.example.com",
+            "https://other.example.com",
+        ],
+        "allowed_http_hosts converted as Spin converts it; `self` means nothing here"
+    );
+    // Spin still refuses a field it does not know, and so does the host.
+    let error = parse(&with_body(
+        "[[trigger.timer]]\ncomponent = \"c\"\ninterval_secs = 1\n[component.c]\nsource = \"c.wasm\"\nkey_value_store = [\"default\"]\n",
+    ))
+    .unwrap_err();
+    assert!(
+        error
+            .starts_with("spin.toml: component.c.key_value_store: unknown field `key_value_store`"),
+        "{error}"
+    );
+    let error = parse(&with_body(
+        "[[trigger.timer]]\ncomponent = \"c\"\ninterval_secs = 1\n[component.c]\nsource = \"c.wasm\"\nallowed_http_hosts = [\"https://example.com/path\"]\n",
+    ))
+    .unwrap_err();
+    assert_eq!(
+        error,
+        "spin.toml: component.c.allowed_http_hosts[0]: \"https://example.com/path\" has a path: give a host and optional port only"
+    );
+}
+
+#[test]
+fn skip_unsupported_triggers_runs_the_rest_and_leaves_http_out() {
+    let text = with_body(
+        "[[trigger.http]]\nroute = \"/...\"\ncomponent = \"web\"\n[[trigger.timer]]\ncomponent = \"c\"\ninterval_secs = 1\n[component.c]\nsource = \"c.wasm\"\n[component.web]\nsource = \"web.wasm\"\n",
+    );
+    assert!(parse(&text).is_err(), "refused by default");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("spin.toml");
+    std::fs::write(&file, &text).unwrap();
+    let options = manifest::LoadOptions {
+        skip_unsupported_triggers: true,
+    };
+    let app = manifest::load_with(&file, &options).unwrap();
+    assert_eq!(app.triggers.len(), 1);
+    assert_eq!(timers(&app)[0].0.component, "c");
+}
