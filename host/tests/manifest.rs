@@ -140,10 +140,12 @@ watch = ["src/**/*.rs"]
     assert_eq!(timers[0].0.id, "fast");
     assert_eq!(timers[0].1.interval, Duration::from_millis(250));
     assert_eq!(timers[0].1.effective_interval(), Duration::from_millis(500));
-    assert_eq!(timers[1].0.id, "timer-2");
-    assert_eq!(timers[1].0.component, "timer-2-component");
+    // As Spin names them: a trigger with an inline component is `<type>-trigger<N>`, and
+    // its component `<trigger id>-component`.
+    assert_eq!(timers[1].0.id, "timer-trigger1");
+    assert_eq!(timers[1].0.component, "timer-trigger1-component");
     assert_eq!(
-        app.components["timer-2-component"].source,
+        app.components["timer-trigger1-component"].source,
         PathBuf::from("/app/inline.wasm")
     );
 
@@ -190,7 +192,7 @@ watch = ["src/**/*.rs"]
             jobs_trigger.component.as_str(),
             jobs.max_in_flight
         ),
-        ("redis-1", "worker", 1)
+        ("worker-redis-trigger", "worker", 1)
     );
     assert_eq!(jobs.channel.to_string(), "{{ queue }}.*");
     assert_eq!(jobs.address.to_string(), "redis://{{ redis_host }}:6379");
@@ -207,7 +209,7 @@ watch = ["src/**/*.rs"]
     let resolved = ResolvedVariables::resolve(&app, &providers).unwrap();
     assert_eq!(resolved.components["worker"]["message"], "hi, t0ken!");
     assert_eq!(resolved.components["worker"]["plain"], "literal");
-    assert_eq!(resolved.components["timer-2-component"]["who"], "inline");
+    assert_eq!(resolved.components["timer-trigger1-component"]["who"], "inline");
     assert_eq!(resolved.render(&jobs.channel).unwrap(), "jobs.*");
     assert_eq!(
         resolved.render(&jobs.address).unwrap(),
@@ -243,7 +245,7 @@ source = "c.wasm"
     .unwrap();
     let streams = stream_triggers(&app);
     let ((jobs_trigger, jobs), (_, audit)) = (streams[0], streams[1]);
-    assert_eq!(jobs_trigger.id, "redis-stream-1");
+    assert_eq!(jobs_trigger.id, "c-redis-stream-trigger");
     assert_eq!(jobs.stream.to_string(), "{{ queue }}");
     assert_eq!(jobs.address.to_string(), "redis://127.0.0.1:6379");
     assert_eq!(
@@ -387,7 +389,7 @@ const MALFORMED: &[(&str, &str, &str)] = &[
     (
         "unknown component field",
         "[component.c]\nsource = \"c.wasm\"\nsoruce = \"typo\"\n",
-        "spin.toml: component.c.soruce: unknown field `soruce`, expected one of `source`, `description`, `variables`, `environment`, `allowed_outbound_hosts`, `files`, `exclude_files`, `build` (line 6)",
+        "spin.toml: component.c.soruce: unknown field `soruce`, expected one of `source`, `description`, `variables`, `environment`, `allowed_outbound_hosts`, `files`, `exclude_files`, `build`, `allowed_http_hosts`, `key_value_stores`, `sqlite_databases`, `ai_models`, `targets`, `tool`, `dependencies_inherit_configuration`, `dependencies`, `profile` (line 6)",
     ),
     (
         "unsupported trigger type",
@@ -462,7 +464,7 @@ const MALFORMED: &[(&str, &str, &str)] = &[
     (
         "unknown variable field",
         "[variables]\nx = { defualt = \"a\" }\n",
-        "spin.toml: variables.x.defualt: unknown field `defualt`, expected one of `default`, `required`, `secret` (line 5)",
+        "spin.toml: variables.x.defualt: unknown field `defualt`, expected one of `description`, `default`, `required`, `secret` (line 5)",
     ),
     (
         "invalid component id",

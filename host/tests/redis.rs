@@ -120,7 +120,7 @@ fn a_string_payload_that_is_not_utf8_is_a_logged_handler_error() {
     );
     assert!(
         run.stderr
-            .contains("Redis handler failed: handler returned an error (see its stderr above) trigger=redis-1 component=echo channel=requests"),
+            .contains("Redis handler failed: handler returned an error (see its stderr above) trigger=echo-redis-trigger component=echo channel=requests"),
         "{}",
         run.stderr
     );

@@ -738,6 +738,18 @@ impl Subscriber {
     }
 }
 
+/// The long flags in the launch metadata a plugin printed on stderr for
+/// `--launch-metadata-only` (`{"all_flags": [{"long": "--test"}, ...]}`).
+pub fn launch_metadata_long_flags(stderr: &[u8]) -> Vec<String> {
+    let metadata: serde_json::Value = serde_json::from_slice(stderr).expect("JSON on stderr");
+    metadata["all_flags"]
+        .as_array()
+        .expect("`all_flags` is a list")
+        .iter()
+        .filter_map(|flag| Some(flag["long"].as_str()?.to_owned()))
+        .collect()
+}
+
 /// The Spin CLI to test with, if one is found: `SPIN_BIN`, else `spin` on `PATH`.
 pub fn spin_cli() -> Option<PathBuf> {
     if let Some(bin) = std::env::var_os("SPIN_BIN").filter(|bin| !bin.is_empty()) {
