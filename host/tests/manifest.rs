@@ -209,7 +209,10 @@ watch = ["src/**/*.rs"]
     let resolved = ResolvedVariables::resolve(&app, &providers).unwrap();
     assert_eq!(resolved.components["worker"]["message"], "hi, t0ken!");
     assert_eq!(resolved.components["worker"]["plain"], "literal");
-    assert_eq!(resolved.components["timer-trigger1-component"]["who"], "inline");
+    assert_eq!(
+        resolved.components["timer-trigger1-component"]["who"],
+        "inline"
+    );
     assert_eq!(resolved.render(&jobs.channel).unwrap(), "jobs.*");
     assert_eq!(
         resolved.render(&jobs.address).unwrap(),
