@@ -490,7 +490,8 @@ redis_address = "{url}"
 }
 
 /// Application variables reach a timer component through `spin up`, in Spin's order:
-/// `--variable`, then `SPIN_VARIABLE_<NAME>`, then the manifest's default.
+/// `--variable`, then `SPIN_VARIABLE_<NAME>`, then the manifest's default; and Spin's common
+/// trigger options pass through `spin up` to the plugin with their meaning.
 #[test]
 fn variables_reach_a_timer_component_through_spin_up() {
     let Some(spin) = Spin::install() else { return };
@@ -544,6 +545,38 @@ fn handle_tick() -> anyhow::Result<()> {
         ),
         "from-cli"
     );
+
+    // Spin's common trigger options, forwarded by `spin up` to the plugin: a variables file,
+    // `--quiet` with a log directory, and a runtime config; the output goes to the log file only.
+    let vars = project.join("vars.json");
+    std::fs::write(&vars, r#"{"greeting": "from-json"}"#).unwrap();
+    let runtime_config = project.join("runtime-config.toml");
+    std::fs::write(&runtime_config, "max_instance_memory = 134217728\n").unwrap();
+    let logs = project.join("option-logs");
+    let (vars, runtime_config, logs_text) = (
+        format!("@{}", vars.display()),
+        runtime_config.display().to_string(),
+        logs.display().to_string(),
+    );
+    let run = spin.run(
+        &project,
+        &[
+            "up",
+            "--test",
+            "--variable",
+            &vars,
+            "--quiet",
+            "--log-dir",
+            &logs_text,
+            "--truncate-logs",
+            "--runtime-config-file",
+            &runtime_config,
+        ],
+    );
+    assert!(run.success, "{}", run.stderr);
+    assert!(!run.stdout.contains("greeting="), "{}", run.stdout);
+    let logged = std::fs::read_to_string(logs.join("spin-greeter_stdout.txt")).unwrap();
+    assert_eq!(logged, "greeting=from-json\n");
 }
 
 /// A Spin user's Redis component, made by Spin's own `redis-rust` template (spin-sdk 6, the v3
