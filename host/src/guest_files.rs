@@ -4,10 +4,10 @@
 //! has. A single file, and every file a glob matches (at its path relative to the app
 //! directory), is copied into a staging directory per component, mounted at `/` (WASI mounts
 //! directories, not files); beside those, directories are copied in too, so the guest sees one
-//! tree from `/`, as Spin stages it. Globs are
-//! expanded when the component is prepared, after any `--build`. Everything is read-only, unless
-//! transient writes are allowed: then every file is copied into the staging directory and the
-//! guest may write there, for this run only, never to the app's own files.
+//! tree from `/`, as Spin stages it. Globs are expanded when the component is prepared, after
+//! any `--build`. Everything is read-only, unless transient writes are allowed: then every file
+//! is copied into the staging directory and the guest may write there, for this run only, never
+//! to the app's own files.
 
 use std::path::{Path, PathBuf};
 
@@ -25,8 +25,8 @@ pub struct GuestFiles {
 }
 
 impl GuestFiles {
-    /// Resolves `component`'s `files`, copying single files and glob matches into staging (and
-    /// directories too, when `writable`).
+    /// Resolves `component`'s `files`, copying single files and glob matches into staging, and
+    /// directories too when anything else is staged or the guest may write (`writable`).
     pub fn stage(component: &Component, writable: bool) -> anyhow::Result<Self> {
         let context = || format!("component `{}`: files", component.id);
         let excluded = component

@@ -328,12 +328,12 @@ fn launch_metadata(command: &clap::Command) -> String {
 /// Applies the options, prepares every component, then runs once or until a signal.
 async fn run(app: App, args: RunArgs, context: RunContext) -> anyhow::Result<()> {
     let spin = &args.spin;
-    let runtime_config = match &spin.runtime_config_file {
+    let mut runtime_config = match &spin.runtime_config_file {
         Some(file) => RuntimeConfig::load(file)?,
         None => RuntimeConfig::default(),
     };
     let mut providers = Providers::from_process(VariableSource::merge_all(&args.variables)?);
-    providers.configured = runtime_config.variable_providers.clone();
+    providers.configured = std::mem::take(&mut runtime_config.variable_providers);
     let variables = ResolvedVariables::resolve(&app, &providers)?;
     refuse_what_is_not_provided(&app, spin)?;
 

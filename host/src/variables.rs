@@ -144,7 +144,7 @@ impl VariableProvider {
     /// (default `.env`, which may be missing).
     pub fn env(prefix: Option<String>, dotenv_path: Option<&Path>) -> anyhow::Result<Self> {
         Ok(VariableProvider::Env {
-            prefix: prefix.unwrap_or_else(|| "SPIN_VARIABLE".to_owned()),
+            prefix: prefix.unwrap_or_else(|| ENV_PREFIX.to_owned()),
             env: std::env::vars().collect(),
             dotenv: read_dotenv(dotenv_path.unwrap_or(Path::new(".env")))?,
         })
@@ -157,7 +157,7 @@ impl VariableProvider {
                 env,
                 dotenv,
             } => {
-                let key = format!("{prefix}_{}", name.to_ascii_uppercase());
+                let key = prefixed_env_name(prefix, name);
                 env.get(&key).or_else(|| dotenv.get(&key))
             }
             VariableProvider::Static(values) => values.get(name),
@@ -205,9 +205,18 @@ impl Providers {
     }
 }
 
+/// The prefix of the environment variables that provide variable values, unless a runtime
+/// config's `type = "env"` provider sets its own.
+const ENV_PREFIX: &str = "SPIN_VARIABLE";
+
 /// The environment variable that provides `name`: `SPIN_VARIABLE_<NAME>`.
 pub fn env_name(name: &str) -> String {
-    format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase())
+    prefixed_env_name(ENV_PREFIX, name)
+}
+
+/// `<PREFIX>_<NAME>`, as Spin's environment provider names the variable for `name`.
+fn prefixed_env_name(prefix: &str, name: &str) -> String {
+    format!("{prefix}_{}", name.to_ascii_uppercase())
 }
 
 /// Parses one `--variable name=value` argument.
