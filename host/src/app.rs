@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::trigger::Registered;
-pub use crate::trigger::{Trigger, TriggerConfig};
-use crate::variables::{Template, VariableDecl};
+pub use crate::component::{BuildStep, Component, FileMount};
+use crate::template::VariableDecl;
+pub use crate::triggers::{Registered, Trigger, TriggerConfig};
+use crate::variables::{Providers, ResolvedVariables};
 
 /// A loaded, validated application. Component sources are absolute paths; variable values are
 /// still templates, resolved at start-up by [`crate::variables::ResolvedVariables`].
@@ -20,50 +21,6 @@ pub struct App {
     pub components: BTreeMap<String, Component>,
     /// Every trigger, of every type.
     pub triggers: Vec<Trigger>,
-}
-
-/// One `[component.<id>]`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Component {
-    pub id: String,
-    /// Absolute path of the `.wasm` component.
-    pub source: PathBuf,
-    /// The component's variables: name to a template over application variables.
-    pub variables: BTreeMap<String, Template>,
-    /// Environment variables the guest sees; it sees none of the host's.
-    pub environment: BTreeMap<String, String>,
-    /// Spin's `allowed_outbound_hosts` entries; rendered and parsed at start-up.
-    pub allowed_outbound_hosts: Vec<Template>,
-    /// What the guest sees of the host's files, read-only.
-    pub files: Vec<FileMount>,
-    /// Glob patterns, relative to the app directory, of files `files` globs must leave out.
-    pub exclude_files: Vec<String>,
-    pub build: Option<BuildStep>,
-    /// Key-value store labels the component may open (`key_value_stores`).
-    pub key_value_stores: Vec<String>,
-    /// SQLite database labels the component may open (`sqlite_databases`).
-    pub sqlite_databases: Vec<String>,
-}
-
-/// One `files` entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FileMount {
-    /// `{ source = "assets", destination = "/assets" }`: a directory or a file at a guest path.
-    Path {
-        host_path: PathBuf,
-        guest_path: String,
-    },
-    /// `"static/**/*"`: every matching file, at its path relative to `base_dir`, under `/`.
-    Glob { base_dir: PathBuf, pattern: String },
-}
-
-/// How to build a component (`[component.<id>.build]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BuildStep {
-    /// Shell commands, run in order.
-    pub commands: Vec<String>,
-    /// Absolute directory to run them in.
-    pub workdir: PathBuf,
 }
 
 impl App {
@@ -99,6 +56,15 @@ impl App {
             .iter()
             .map(|trigger| trigger.config.live_instances())
             .sum()
+    }
+
+    /// Resolves the app's variables from `providers` and renders every component's variables.
+    pub fn resolve_variables(&self, providers: &Providers) -> anyhow::Result<ResolvedVariables> {
+        let components = self
+            .components
+            .iter()
+            .map(|(id, component)| (id, &component.variables));
+        ResolvedVariables::resolve(&self.origin, &self.variables, components, providers)
     }
 
     /// The component a trigger names; validation guarantees it exists.

@@ -13,15 +13,17 @@ use std::time::Duration;
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
-use wasmtime::{Store, StoreLimits, StoreLimitsBuilder};
-use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime::{Store, StoreLimitsBuilder};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::allowed_hosts::AllowedHosts;
-use crate::app;
+use crate::component::{self as app, ComponentSource};
 use crate::guest_files::GuestFiles;
+use crate::host_api::{self, InstanceState};
+use crate::limits::{HandlerLimits, Limits};
+use crate::live::LiveInstances;
 use crate::redis_client::RedisTls;
 use crate::stdio::{ComponentOutput, OutputOptions, Target};
-use crate::trigger::HandlerLimits;
 
 /// How often the epoch advances. A running guest yields to the async runtime at each epoch, so a
 /// looping guest cannot starve the host's other tasks.
@@ -139,67 +141,10 @@ pub fn pooling_config(options: &EngineOptions) -> Option<wasmtime::PoolingAlloca
     Some(pooling)
 }
 
-/// The per-instance state a guest's host calls see.
-pub struct InstanceState {
-    pub component_id: Arc<str>,
-    /// The component's resolved variables.
-    pub variables: Arc<BTreeMap<String, String>>,
-    /// Where the component may connect.
-    pub allowed_hosts: Arc<AllowedHosts>,
-    /// Outbound Redis connections this instance holds.
-    pub open_redis_connections: usize,
-    /// How the instance's `rediss://` connections trust servers.
-    pub redis_tls: RedisTls,
-    wasi: WasiCtx,
-    pub(crate) table: ResourceTable,
-    limits: StoreLimits,
-    /// Listed among the live instances while this store exists.
-    _live: LiveInstance,
-}
-
-/// Which components have instances running, so that shutdown can name what did not finish.
-#[derive(Default)]
-struct LiveInstances {
-    next: std::sync::atomic::AtomicU64,
-    components: Mutex<BTreeMap<u64, Arc<str>>>,
-}
-
-/// One entry of [`LiveInstances`], removed when the store holding it drops.
-struct LiveInstance {
-    id: u64,
-    registry: Arc<LiveInstances>,
-}
-
-impl LiveInstances {
-    fn register(self: &Arc<Self>, component: &Arc<str>) -> LiveInstance {
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
-        lock(&self.components).insert(id, component.clone());
-        LiveInstance {
-            id,
-            registry: self.clone(),
-        }
-    }
-}
-
-impl Drop for LiveInstance {
-    fn drop(&mut self) {
-        lock(&self.registry.components).remove(&self.id);
-    }
-}
-
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-impl WasiView for InstanceState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
 }
 
 /// A wasmtime engine and the linker holding the host APIs for it.
@@ -251,24 +196,7 @@ impl Flavor {
             .context("configuring wasmtime")?;
 
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(anyhow::Error::from)
-            .context("linking WASI p2")?;
-        crate::host_api::bindings::Imports::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
-            &mut linker,
-            |state| state,
-        )
-        .map_err(anyhow::Error::from)
-        .context("linking the host APIs")?;
-        if concurrent {
-            // `async func` imports: only an engine with concurrency support can host them.
-            crate::host_api::spin3_bindings::Spin3Imports::add_to_linker::<
-                _,
-                crate::host_api::Spin3,
-            >(&mut linker, |state| state)
-            .map_err(anyhow::Error::from)
-            .context("linking Spin's v3 host APIs")?;
-        }
+        host_api::add_to_linker(&mut linker, concurrent)?;
         Ok(Flavor { engine, linker })
     }
 
@@ -387,7 +315,7 @@ impl Engine {
         anyhow::anyhow!(
             "component `{}` ({}) imports what this host does not provide: {}. This host provides: {}",
             component.id,
-            component.source.display(),
+            component.source,
             missing.join(", "),
             crate::host_api::provided_summary()
         )
@@ -396,11 +324,7 @@ impl Engine {
     /// The components with instances running now, each with how many: what a shutdown that
     /// reached its deadline names.
     pub fn running_components(&self) -> BTreeMap<String, usize> {
-        let mut running = BTreeMap::new();
-        for component in lock(&self.live.components).values() {
-            *running.entry(component.to_string()).or_insert(0) += 1;
-        }
-        running
+        self.live.running_components()
     }
 
     /// How `rediss://` servers are trusted, for the triggers' own connections.
@@ -477,29 +401,54 @@ impl Engine {
         Ok(store)
     }
 
-    fn load(&self, path: &Path) -> anyhow::Result<Component> {
-        let bytes = std::fs::read(path).with_context(|| missing_source_message(path))?;
+    /// The compiled component for `source`: compiled once per process (by content), from the
+    /// disk cache when it holds it, else compiled and written there.
+    fn load(&self, source: &ComponentSource) -> anyhow::Result<Component> {
+        let bytes = source.read().with_context(|| match source {
+            ComponentSource::File(path) => missing_source_message(path),
+            ComponentSource::Bytes(_) => format!("reading {source}"),
+        })?;
         let key = hex(&Sha256::digest(&bytes));
         let mut compiled = lock(&self.compiled);
         if let Some(component) = compiled.get(&key) {
             return Ok(component.clone());
         }
-        let component = self.load_uncached(&bytes, path)?;
+        let cache_files = self.cache_files(&bytes);
+        let component = match self.from_disk_cache(&cache_files, source) {
+            Some(component) => component,
+            None => {
+                let (component, flavor) = self.compile(&bytes, source)?;
+                if let Some(file) = &cache_files[flavor] {
+                    write_cache_entry(&component, file).unwrap_or_else(|error| {
+                        tracing::warn!(file = %file.display(), "could not cache compiled component: {}", crate::errors::one_line(&error));
+                    });
+                }
+                component
+            }
+        };
         compiled.insert(key, component.clone());
         Ok(component)
     }
 
-    /// From the disk cache of either flavor, else compiled: for the plain engine when it
-    /// validates there, else for the concurrent one.
-    fn load_uncached(&self, bytes: &[u8], path: &Path) -> anyhow::Result<Component> {
-        let flavors = [&self.plain, &self.concurrent];
-        let cached_files = flavors.map(|flavor| {
+    /// Where each flavor (plain, concurrent) caches the component with these bytes, when the
+    /// disk cache is on.
+    fn cache_files(&self, bytes: &[u8]) -> [Option<PathBuf>; 2] {
+        [&self.plain, &self.concurrent].map(|flavor| {
             self.options
                 .cache_dir
                 .as_ref()
                 .map(|dir| dir.join(format!("{}.cwasm", flavor.cache_key(bytes))))
-        });
-        for (flavor, file) in flavors.iter().zip(&cached_files) {
+        })
+    }
+
+    /// The component from either flavor's disk cache entry, if one exists and loads.
+    fn from_disk_cache(
+        &self,
+        cache_files: &[Option<PathBuf>; 2],
+        source: &ComponentSource,
+    ) -> Option<Component> {
+        let flavors = [&self.plain, &self.concurrent];
+        for (flavor, file) in flavors.iter().zip(cache_files) {
             let Some(file) = file.as_ref().filter(|file| file.exists()) else {
                 continue;
             };
@@ -507,68 +456,44 @@ impl Engine {
             // key that covers both the component's bytes and this engine's configuration.
             match unsafe { Component::deserialize_file(&flavor.engine, file) } {
                 Ok(component) => {
-                    tracing::debug!(path = %path.display(), "loaded compiled component from cache");
-                    return Ok(component);
+                    tracing::debug!(%source, "loaded compiled component from cache");
+                    return Some(component);
                 }
                 Err(error) => {
                     tracing::warn!(file = %file.display(), "ignoring unusable cache entry: {error:#}")
                 }
             }
         }
+        None
+    }
+
+    /// Compiles for the plain engine when the component validates there, else for the
+    /// concurrent one; returns which (0: plain, 1: concurrent).
+    fn compile(
+        &self,
+        bytes: &[u8],
+        source: &ComponentSource,
+    ) -> anyhow::Result<(Component, usize)> {
         let started = std::time::Instant::now();
-        let (component, cached_file) = match Component::new(&self.plain.engine, bytes) {
-            Ok(component) => (component, &cached_files[0]),
+        let compiled = match Component::new(&self.plain.engine, bytes) {
+            Ok(component) => (component, 0),
             // Not valid without component-model async (or not valid at all: then the concurrent
             // engine's error, the more permissive engine's, is the one to report).
             Err(_) => {
                 let component = Component::new(&self.concurrent.engine, bytes)
                     .map_err(|error| feature_error(anyhow::Error::from(error)))
-                    .with_context(|| format!("compiling {}", path.display()))?;
-                (component, &cached_files[1])
+                    .with_context(|| format!("compiling {source}"))?;
+                (component, 1)
             }
         };
-        tracing::debug!(path = %path.display(), elapsed = ?started.elapsed(), "compiled component");
-        if let Some(file) = cached_file
-            && let Err(error) = write_cache_entry(&component, file)
-        {
-            tracing::warn!(file = %file.display(), "could not cache compiled component: {}", crate::errors::one_line(&error));
-        }
-        Ok(component)
+        tracing::debug!(%source, elapsed = ?started.elapsed(), "compiled component");
+        Ok(compiled)
     }
 }
 
 impl Drop for Engine {
     fn drop(&mut self) {
         self.stop_epoch_ticker.store(true, Ordering::Relaxed);
-    }
-}
-
-/// The limits one handler call runs under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// How long the call may run; then its instance is stopped and the call fails.
-    pub timeout: Duration,
-    /// How large the instance's linear memory may grow.
-    pub max_memory: usize,
-    /// How many elements the instance's tables may hold.
-    pub max_table_elements: usize,
-}
-
-impl Limits {
-    /// Runs one handler call, stopping it at the deadline: the guest yields at every epoch, so
-    /// a guest that loops is stopped within one epoch of it, and dropping the call drops its
-    /// store and instance.
-    pub async fn run<T>(
-        &self,
-        call: impl std::future::Future<Output = anyhow::Result<T>>,
-    ) -> anyhow::Result<T> {
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(result) => result,
-            Err(_) => Err(anyhow::anyhow!(
-                "the handler ran past its {:?} deadline (handler_timeout); its instance was stopped",
-                self.timeout
-            )),
-        }
     }
 }
 

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use crate::app::{Component, FileMount};
+use crate::component::{Component, FileMount};
 
 /// The directories to mount for one component, and the staging directory they may include.
 pub struct GuestFiles {

@@ -26,11 +26,16 @@
 
 pub mod allowed_hosts;
 pub mod app;
+pub mod app_spec;
 pub mod builder;
+pub mod cli;
+pub mod component;
 pub mod engine;
 pub mod errors;
 pub mod guest_files;
 pub mod host_api;
+pub mod limits;
+pub mod live;
 pub mod locked_app;
 pub mod manifest;
 pub mod redis_client;
@@ -39,8 +44,11 @@ pub mod runtime;
 pub mod runtime_config;
 pub mod stdio;
 pub mod stream_trigger;
+pub mod template;
 pub mod timer;
 pub mod trigger;
+pub mod triggers;
+pub mod validation;
 pub mod variables;
 
 pub use app::App;

@@ -12,10 +12,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::app::App;
-use crate::manifest::{
-    ManifestError, RawApplication, RawComponent, RawFileEntry, RawFileMount, RawManifest, RawTable,
-    RawVariable, validate,
-};
+use crate::app_spec::{RawApplication, RawManifest, RawVariable, validate};
+use crate::validation::{ManifestError, RawComponent, RawFileEntry, RawFileMount, RawTable};
 
 #[derive(Deserialize)]
 struct LockedApp {
@@ -97,7 +95,7 @@ struct LockedContentPath {
     path: String,
 }
 
-pub use crate::trigger::TRIGGER_TYPES;
+pub use crate::triggers::TRIGGER_TYPES;
 
 /// Loads the locked app at `url` (a `file://` URL). Relative paths resolve against
 /// `local_app_dir` (Spin's `SPIN_LOCAL_APP_DIR`) when set, else the locked file's directory.
@@ -309,22 +307,14 @@ fn convert_component(
     }
     Ok(RawComponent {
         source: source.display().to_string(),
-        description: None,
         variables: parts.config,
         environment: parts.env,
         allowed_outbound_hosts: parts.metadata.allowed_outbound_hosts,
         files,
-        exclude_files: Vec::new(),
-        build: None,
-        allowed_http_hosts: Vec::new(),
         key_value_stores: parts.metadata.key_value_stores,
         sqlite_databases: parts.metadata.databases,
         ai_models: parts.metadata.ai_models,
-        targets: None,
-        tool: BTreeMap::new(),
-        dependencies_inherit_configuration: None,
-        dependencies: BTreeMap::new(),
-        profile: BTreeMap::new(),
+        ..RawComponent::default()
     })
 }
 

@@ -18,12 +18,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::allowed_hosts::redact;
-use crate::app::App;
-use crate::engine::{AcceptedWorld, Engine, InstanceState, Limits, PreparedComponent, log_failure};
-use crate::manifest::{ManifestError, Validation};
+use crate::engine::{AcceptedWorld, Engine, PreparedComponent, log_failure};
+use crate::host_api::InstanceState;
+use crate::limits::Limits;
 use crate::redis_client::RedisTls;
-use crate::trigger::{RunTrigger, TriggerFuture, TriggerType, TypeComponents};
-use crate::variables::{ResolvedVariables, Template};
+use crate::template::Template;
+use crate::trigger::{
+    BuildContext, RunTrigger, TriggerFuture, TriggerSpec, TriggerType, TypeComponents,
+};
+use crate::validation::{ManifestError, Validation};
+use crate::variables::ResolvedVariables;
 
 pub mod config;
 
@@ -373,14 +377,19 @@ impl TriggerType for RedisTrigger {
 
     /// Resolves every trigger's address and channel and picks each component's world.
     fn build(
-        app: &App,
-        variables: &ResolvedVariables,
-        prepared: &BTreeMap<String, Arc<PreparedComponent>>,
-        engine: &Engine,
+        triggers: &[TriggerSpec<'_, Self::Config>],
+        context: &BuildContext<'_>,
     ) -> anyhow::Result<Self> {
+        let BuildContext {
+            variables,
+            prepared,
+            engine,
+            ..
+        } = context;
         let mut components = TypeComponents::new();
         let mut servers: BTreeMap<String, Vec<Arc<Subscription>>> = BTreeMap::new();
-        for (trigger, config) in app.triggers_of::<RedisTrigger>() {
+        for trigger in triggers {
+            let config = trigger.config;
             let component = components.get(&trigger.component, prepared, RedisComponent::new)?;
             let what = format!("Redis trigger `{}`", trigger.id);
             let address = render_address(variables, &config.address, &what)?;
@@ -391,7 +400,7 @@ impl TriggerType for RedisTrigger {
                 .entry(address)
                 .or_default()
                 .push(Arc::new(Subscription {
-                    trigger_id: trigger.id.clone(),
+                    trigger_id: trigger.id.to_owned(),
                     component,
                     is_pattern: is_glob(&channel),
                     channel,

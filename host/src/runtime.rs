@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 use crate::allowed_hosts::AllowedHosts;
 use crate::app::App;
 use crate::engine::{Engine, EngineOptions};
-use crate::trigger::RunTrigger;
+use crate::trigger::{BuildContext, RunTrigger};
 use crate::variables::ResolvedVariables;
 
 /// An app with every component compiled and linked, ready to run.
@@ -22,7 +22,7 @@ use crate::variables::ResolvedVariables;
 /// use spin_trigger_host::{EngineOptions, ResolvedVariables, Runtime, manifest, variables::Providers};
 ///
 /// let app = manifest::load("spin.toml")?;
-/// let variables = ResolvedVariables::resolve(&app, &Providers::from_process(Default::default()))?;
+/// let variables = app.resolve_variables(&Providers::from_process(Default::default()))?;
 /// let runtime = Runtime::new(&app, &variables, EngineOptions::default())?;
 /// runtime.run_until(tokio::signal::ctrl_c(), std::time::Duration::from_secs(10)).await?;
 /// # Ok(()) }
@@ -44,7 +44,7 @@ impl Runtime {
         // For `rediss://`; a second runtime in the same process finds it already installed.
         let _ = rustls::crypto::ring::default_provider().install_default();
         // Pool slots hold the largest memory and tables any trigger allows.
-        let largest = |limit: fn(&crate::trigger::HandlerLimits) -> Option<usize>| {
+        let largest = |limit: fn(&crate::limits::HandlerLimits) -> Option<usize>| {
             app.triggers
                 .iter()
                 .filter_map(|trigger| limit(&trigger.limits))
@@ -82,7 +82,13 @@ impl Runtime {
                 Arc::new(engine.prepare(component, values, allowed_hosts)?),
             );
         }
-        let triggers = crate::trigger::build_all(app, variables, &prepared, &engine)?;
+        let context = BuildContext {
+            app_name: &app.name,
+            variables,
+            prepared: &prepared,
+            engine: &engine,
+        };
+        let triggers = crate::triggers::build_all(&app.triggers, &context)?;
         Ok(Runtime { engine, triggers })
     }
 

@@ -16,7 +16,7 @@
 //! consumer's own pending list. At shutdown the consumer stops reading and lets what it read
 //! finish and be acknowledged.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,13 +28,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::allowed_hosts::redact;
-use crate::app::App;
-use crate::engine::{Engine, Limits, PreparedComponent, log_failure};
-use crate::manifest::{ManifestError, Validation};
+use crate::engine::{Engine, log_failure};
+use crate::limits::Limits;
 use crate::redis_trigger::config::{RawAddressSettings, validate_address_settings};
 use crate::redis_trigger::{Message, RedisComponent, StreamEntry, render_address};
-use crate::trigger::{RunTrigger, TriggerFuture, TriggerType, TypeComponents};
-use crate::variables::{ResolvedVariables, Template};
+use crate::template::Template;
+use crate::trigger::{
+    BuildContext, RunTrigger, TriggerFuture, TriggerSpec, TriggerType, TypeComponents,
+};
+use crate::validation::{ManifestError, Validation};
 
 pub mod config;
 
@@ -109,11 +111,15 @@ impl TriggerType for StreamTrigger {
 
     /// Resolves every stream trigger's settings and picks each component's Redis world.
     fn build(
-        app: &App,
-        variables: &ResolvedVariables,
-        prepared: &BTreeMap<String, Arc<PreparedComponent>>,
-        engine: &Engine,
+        triggers: &[TriggerSpec<'_, Self::Config>],
+        context: &BuildContext<'_>,
     ) -> anyhow::Result<Self> {
+        let BuildContext {
+            app_name,
+            variables,
+            prepared,
+            engine,
+        } = context;
         let default_consumer = format!(
             "{}-{}",
             gethostname::gethostname().to_string_lossy(),
@@ -121,7 +127,8 @@ impl TriggerType for StreamTrigger {
         );
         let mut components = TypeComponents::new();
         let mut consumers = Vec::new();
-        for (trigger, config) in app.triggers_of::<StreamTrigger>() {
+        for trigger in triggers {
+            let config = trigger.config;
             let component = components.get(&trigger.component, prepared, RedisComponent::new)?;
             let what = format!("Redis stream trigger `{}`", trigger.id);
             let address = render_address(variables, &config.address, &what)?;
@@ -133,7 +140,7 @@ impl TriggerType for StreamTrigger {
             let stream = render(&config.stream, "stream")?;
             let group = match &config.group {
                 Some(group) => render(group, "group")?,
-                None => app.name.clone(),
+                None => app_name.to_string(),
             };
             let consumer = match &config.consumer {
                 Some(consumer) => render(consumer, "consumer")?,
@@ -150,7 +157,7 @@ impl TriggerType for StreamTrigger {
                 );
             }
             consumers.push(Arc::new(Consumer {
-                trigger_id: trigger.id.clone(),
+                trigger_id: trigger.id.to_owned(),
                 component,
                 shown_address: redact(&address),
                 address,

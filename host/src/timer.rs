@@ -6,7 +6,6 @@
 //! Every tick runs in a fresh instance; a guest error or trap is logged with the component id and
 //! the schedule carries on.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -16,11 +15,13 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::app::App;
-use crate::engine::{AcceptedWorld, Engine, InstanceState, Limits, PreparedComponent};
-use crate::manifest::{ManifestError, Validation};
-use crate::trigger::{RunTrigger, TriggerFuture, TriggerType, TypeComponents};
-use crate::variables::ResolvedVariables;
+use crate::engine::{AcceptedWorld, Engine, PreparedComponent};
+use crate::host_api::InstanceState;
+use crate::limits::Limits;
+use crate::trigger::{
+    BuildContext, RunTrigger, TriggerFuture, TriggerSpec, TriggerType, TypeComponents,
+};
+use crate::validation::{ManifestError, Validation};
 
 pub mod config;
 
@@ -194,17 +195,19 @@ impl TriggerType for TimerTrigger {
 
     /// Builds the schedules from the app and its prepared components.
     fn build(
-        app: &App,
-        _variables: &ResolvedVariables,
-        prepared: &BTreeMap<String, Arc<PreparedComponent>>,
-        engine: &Engine,
+        triggers: &[TriggerSpec<'_, Self::Config>],
+        context: &BuildContext<'_>,
     ) -> anyhow::Result<Self> {
+        let BuildContext {
+            prepared, engine, ..
+        } = context;
         let mut components = TypeComponents::new();
         let mut schedules = Vec::new();
-        for (trigger, config) in app.triggers_of::<TimerTrigger>() {
+        for trigger in triggers {
+            let config = trigger.config;
             let component = components.get(&trigger.component, prepared, TimerComponent::new)?;
             schedules.push(Schedule {
-                trigger_id: trigger.id.clone(),
+                trigger_id: trigger.id.to_owned(),
                 component,
                 interval: config.effective_interval(),
                 limits: engine.limits(&trigger.limits),

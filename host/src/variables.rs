@@ -5,112 +5,11 @@
 //! (`SPIN_VARIABLE_<NAME>`, then a `.env` file), then the declared default, as in Spin.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use crate::app::App;
-
-/// One `[variables]` entry.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct VariableDecl {
-    pub default: Option<String>,
-    pub required: bool,
-    /// A secret's value is never logged.
-    pub secret: bool,
-}
-
-/// Checks a variable name as Spin does: lowercase ASCII letters, digits and `_`, starting with a
-/// letter.
-pub fn check_name(name: &str) -> Result<(), String> {
-    let mut chars = name.chars();
-    let valid_start = chars.next().is_some_and(|c| c.is_ascii_lowercase());
-    let valid_rest = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if valid_start && valid_rest {
-        Ok(())
-    } else {
-        Err(format!(
-            "invalid variable name `{name}`: use lowercase letters, digits and `_`, starting with a letter"
-        ))
-    }
-}
-
-/// A string that may refer to application variables as `{{ name }}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Template {
-    parts: Vec<Part>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Part {
-    Literal(String),
-    Variable(String),
-}
-
-impl Template {
-    /// Parses `text`; a malformed expression is an error that says what to write.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let mut parts = Vec::new();
-        let mut rest = text;
-        while let Some(open) = rest.find("{{") {
-            if open > 0 {
-                parts.push(Part::Literal(rest[..open].to_owned()));
-            }
-            let after_open = &rest[open + 2..];
-            let Some(close) = after_open.find("}}") else {
-                return Err(format!(
-                    "unclosed `{{{{` in \"{text}\": write `{{{{ variable_name }}}}`"
-                ));
-            };
-            let name = after_open[..close].trim();
-            check_name(name)?;
-            parts.push(Part::Variable(name.to_owned()));
-            rest = &after_open[close + 2..];
-        }
-        if !rest.is_empty() {
-            parts.push(Part::Literal(rest.to_owned()));
-        }
-        Ok(Template { parts })
-    }
-
-    /// The application variables the template refers to.
-    pub fn references(&self) -> impl Iterator<Item = &str> {
-        self.parts.iter().filter_map(|part| match part {
-            Part::Variable(name) => Some(name.as_str()),
-            Part::Literal(_) => None,
-        })
-    }
-
-    /// Renders with resolved application variables; every reference must be present, which
-    /// loading guarantees.
-    pub fn render(&self, values: &BTreeMap<String, String>) -> anyhow::Result<String> {
-        let mut out = String::new();
-        for part in &self.parts {
-            match part {
-                Part::Literal(text) => out.push_str(text),
-                Part::Variable(name) => out.push_str(
-                    values
-                        .get(name)
-                        .with_context(|| format!("variable `{name}` has no value"))?,
-                ),
-            }
-        }
-        Ok(out)
-    }
-}
-
-impl fmt::Display for Template {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for part in &self.parts {
-            match part {
-                Part::Literal(text) => f.write_str(text)?,
-                Part::Variable(name) => write!(f, "{{{{ {name} }}}}")?,
-            }
-        }
-        Ok(())
-    }
-}
+use crate::template::{Template, VariableDecl, check_name};
 
 /// Where variable values come from, highest priority first.
 #[derive(Debug, Clone, Default)]
@@ -318,19 +217,26 @@ pub struct ResolvedVariables {
 }
 
 impl ResolvedVariables {
-    /// Resolves every application variable and renders every component's variables. A required
-    /// variable without a value, or a `--variable` the app does not declare, is an error.
-    pub fn resolve(app: &App, providers: &Providers) -> anyhow::Result<Self> {
+    /// Resolves every application variable `declared` in `origin` and renders each component's
+    /// variables. A required variable without a value, or a `--variable` the app does not
+    /// declare, is an error. [`App::resolve_variables`](crate::App::resolve_variables) calls it
+    /// with an app's declarations.
+    pub fn resolve<'a>(
+        origin: &Path,
+        declared: &BTreeMap<String, VariableDecl>,
+        components: impl IntoIterator<Item = (&'a String, &'a BTreeMap<String, Template>)>,
+        providers: &Providers,
+    ) -> anyhow::Result<Self> {
         for name in providers.cli.keys() {
-            if !app.variables.contains_key(name) {
+            if !declared.contains_key(name) {
                 bail!(
                     "--variable {name}=...: {} declares no variable `{name}` in [variables]",
-                    app.origin.display()
+                    origin.display()
                 );
             }
         }
         let mut application = BTreeMap::new();
-        for (name, decl) in &app.variables {
+        for (name, decl) in declared {
             match providers.lookup(name, decl) {
                 Some(value) => {
                     application.insert(name.clone(), value);
@@ -341,20 +247,20 @@ impl ResolvedVariables {
                 ),
             }
         }
-        let mut components = BTreeMap::new();
-        for (id, component) in &app.components {
+        let mut rendered = BTreeMap::new();
+        for (id, variables) in components {
             let mut values = BTreeMap::new();
-            for (name, template) in &component.variables {
+            for (name, template) in variables {
                 let value = template
                     .render(&application)
                     .with_context(|| format!("rendering variable `{name}` of component `{id}`"))?;
                 values.insert(name.clone(), value);
             }
-            components.insert(id.clone(), values);
+            rendered.insert(id.clone(), values);
         }
         Ok(ResolvedVariables {
             application,
-            components,
+            components: rendered,
         })
     }
 
@@ -367,49 +273,6 @@ impl ResolvedVariables {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn template_round_trips_literals_and_references() {
-        let template = Template::parse("redis://{{ host }}:{{port}}/0").unwrap();
-        assert_eq!(template.references().collect::<Vec<_>>(), ["host", "port"]);
-        let values = BTreeMap::from([
-            ("host".to_owned(), "127.0.0.1".to_owned()),
-            ("port".to_owned(), "6379".to_owned()),
-        ]);
-        assert_eq!(
-            template.render(&values).unwrap(),
-            "redis://127.0.0.1:6379/0"
-        );
-        assert_eq!(template.to_string(), "redis://{{ host }}:{{ port }}/0");
-    }
-
-    #[test]
-    fn template_errors_say_what_to_write() {
-        assert_eq!(
-            Template::parse("{{ oops").unwrap_err(),
-            "unclosed `{{` in \"{{ oops\": write `{{ variable_name }}`"
-        );
-        assert_eq!(
-            Template::parse("{{ Bad-Name }}").unwrap_err(),
-            "invalid variable name `Bad-Name`: use lowercase letters, digits and `_`, starting with a letter"
-        );
-    }
-
-    #[test]
-    fn names_follow_spin_rules() {
-        assert!(check_name("message").is_ok());
-        assert!(check_name("api_key2").is_ok());
-        for bad in [
-            "",
-            "4invalid",
-            "invalid-name",
-            "invalid!name",
-            "Upper",
-            "_lead",
-        ] {
-            assert!(check_name(bad).is_err(), "{bad} should be invalid");
-        }
-    }
 
     #[test]
     fn variable_sources_take_every_form_spin_takes() {

@@ -70,7 +70,7 @@ fn spins_timer_example_manifest_loads_unchanged() {
             workdir: PathBuf::from("/app/"),
         })
     );
-    let resolved = ResolvedVariables::resolve(&app, &Providers::default()).unwrap();
+    let resolved = app.resolve_variables(&Providers::default()).unwrap();
     assert_eq!(resolved.components["three"]["message"], "Fizz");
     assert_eq!(resolved.components["five"]["message"], "Buzz");
 }
@@ -206,7 +206,7 @@ watch = ["src/**/*.rs"]
         cli: [("token".to_owned(), "t0ken".to_owned())].into(),
         ..Providers::default()
     };
-    let resolved = ResolvedVariables::resolve(&app, &providers).unwrap();
+    let resolved = app.resolve_variables(&providers).unwrap();
     assert_eq!(resolved.components["worker"]["message"], "hi, t0ken!");
     assert_eq!(resolved.components["worker"]["plain"], "literal");
     assert_eq!(
@@ -351,7 +351,7 @@ c = { default = "default-c" }
         .into(),
         ..Providers::default()
     };
-    let resolved = ResolvedVariables::resolve(&app, &providers).unwrap();
+    let resolved = app.resolve_variables(&providers).unwrap();
     assert_eq!(resolved.application["a"], "cli-a");
     assert_eq!(resolved.application["b"], "env-b");
     assert_eq!(resolved.application["c"], "default-c");
@@ -360,7 +360,7 @@ c = { default = "default-c" }
 #[test]
 fn a_required_variable_without_a_value_is_a_start_up_error() {
     let app = parse(&with_body("[variables]\ntoken = { required = true }\n")).unwrap();
-    let error = ResolvedVariables::resolve(&app, &Providers::default()).unwrap_err();
+    let error = app.resolve_variables(&Providers::default()).unwrap_err();
     assert_eq!(
         error.to_string(),
         "variable `token` is required but has no value: pass `--variable token=<value>` or set SPIN_VARIABLE_TOKEN"

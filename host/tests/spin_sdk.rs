@@ -237,7 +237,7 @@ fn only_components_using_component_model_async_get_the_concurrent_engine() {
     let concurrent = |source: String| {
         let component = Component {
             id: "probe".into(),
-            source: source.into(),
+            source: std::path::PathBuf::from(source).into(),
             ..Default::default()
         };
         engine

@@ -37,7 +37,7 @@ pub fn run(wasm: &Path, calls: usize) -> anyhow::Result<Figures> {
     })?;
     let component = Component {
         id: "print".into(),
-        source: wasm.to_path_buf(),
+        source: wasm.to_path_buf().into(),
         ..Default::default()
     };
     let host = RedisComponent::new(Arc::new(engine.prepare(

@@ -5,7 +5,34 @@
 //! func`s). Both versions of an interface share one implementation.
 
 pub mod outbound_redis;
+pub mod state;
 pub mod variables;
+
+pub use state::InstanceState;
+
+use anyhow::Context;
+use wasmtime::component::Linker;
+
+/// Links WASI 0.2 and every host API into `linker`: the `fermyon:spin/*@2.0.0` interfaces
+/// always, Spin's `async func` v3 interfaces when the engine is `concurrent` (only an engine
+/// with concurrency support can host them). Adding an API is its module and a line here.
+pub(crate) fn add_to_linker(
+    linker: &mut Linker<InstanceState>,
+    concurrent: bool,
+) -> anyhow::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_async(linker)
+        .map_err(anyhow::Error::from)
+        .context("linking WASI p2")?;
+    bindings::Imports::add_to_linker::<_, wasmtime::component::HasSelf<_>>(linker, |state| state)
+        .map_err(anyhow::Error::from)
+        .context("linking the host APIs")?;
+    if concurrent {
+        spin3_bindings::Spin3Imports::add_to_linker::<_, Spin3>(linker, |state| state)
+            .map_err(anyhow::Error::from)
+            .context("linking Spin's v3 host APIs")?;
+    }
+    Ok(())
+}
 
 /// Host-side bindings for the imports every world shares, generated once.
 pub mod bindings {
@@ -30,11 +57,11 @@ pub mod spin3_bindings {
 }
 
 /// The `HasData` marker the v3 interfaces are linked with: their host functions see the
-/// instance's [`InstanceState`](crate::engine::InstanceState).
+/// instance's [`InstanceState`].
 pub struct Spin3;
 
 impl wasmtime::component::HasData for Spin3 {
-    type Data<'a> = &'a mut crate::engine::InstanceState;
+    type Data<'a> = &'a mut InstanceState;
 }
 
 /// The interfaces this host links, besides WASI, by their full import names.

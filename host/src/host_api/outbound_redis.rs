@@ -7,7 +7,7 @@
 use wasmtime::component::Resource;
 
 use crate::allowed_hosts::{Address, redact};
-use crate::engine::InstanceState;
+use crate::host_api::InstanceState;
 use crate::host_api::bindings::fermyon::spin2_0_0::redis::{
     Error, Host, HostConnection, RedisParameter, RedisResult,
 };
@@ -258,7 +258,7 @@ mod v3_impl {
     use wasmtime::component::{Accessor, Resource};
 
     use super::{Error, OutboundConnection, RedisParameter, RedisResult, commands};
-    use crate::engine::InstanceState;
+    use crate::host_api::InstanceState;
     use crate::host_api::Spin3;
     use crate::host_api::spin3_bindings::spin::redis::redis as v3;
 

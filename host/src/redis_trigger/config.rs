@@ -2,8 +2,8 @@
 
 use serde::Deserialize;
 
-use crate::manifest::{ManifestError, Validation};
-use crate::variables::Template;
+use crate::template::Template;
+use crate::validation::{ManifestError, Validation};
 
 /// `[application.trigger.redis]`, as written; `[application.trigger.redis-stream]` has the
 /// same shape.

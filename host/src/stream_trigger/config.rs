@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::manifest::{ManifestError, Validation};
 use crate::redis_trigger::config::trigger_address;
-use crate::variables::Template;
+use crate::template::Template;
+use crate::validation::{ManifestError, Validation};
 
 /// One `[[trigger.redis-stream]]`, as written (besides `id` and `component`).
 #[derive(Deserialize)]

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::manifest::{ManifestError, Validation};
+use crate::validation::{ManifestError, Validation};
 
 /// `[application.trigger.timer]`, as written.
 #[derive(Deserialize, Default)]

@@ -1,0 +1,170 @@
+//! An app as every source writes it (the manifest's shape: `spin.toml`, a locked app and the
+//! builder are each read into a [`RawManifest`]), and its validation into an [`App`].
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::app::App;
+use crate::template::{VariableDecl, check_name};
+use crate::triggers::{self, TRIGGER_TYPES};
+use crate::validation::{
+    ManifestError, RawComponent, RawTable, RawTables, Validation, validate_component,
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawManifest {
+    pub(crate) spin_manifest_version: u32,
+    pub(crate) application: RawApplication,
+    #[serde(default)]
+    pub(crate) variables: BTreeMap<String, RawVariable>,
+    /// `[[trigger.<type>]]`, by type.
+    #[serde(default)]
+    pub(crate) trigger: BTreeMap<String, Vec<RawTable>>,
+    #[serde(default)]
+    pub(crate) component: BTreeMap<String, RawComponent>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawApplication {
+    pub(crate) name: String,
+    #[allow(dead_code)] // Loaded so that Spin's manifests load unchanged; nothing reads it yet.
+    pub(crate) version: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub(crate) authors: Vec<String>,
+    #[allow(dead_code)]
+    pub(crate) description: Option<String>,
+    /// `[application.trigger.<type>]`, by type.
+    #[serde(default)]
+    pub(crate) trigger: BTreeMap<String, RawTable>,
+    /// Spin environments the app must be compatible with (`spin deploy` checks them); no
+    /// meaning when running here.
+    #[serde(default)]
+    pub(crate) targets: Vec<toml::Value>,
+    /// `[application.tool.<name>]`: settings for other tools, which Spin keeps and ignores.
+    #[serde(default)]
+    pub(crate) tool: BTreeMap<String, toml::Table>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawVariable {
+    #[allow(dead_code)] // Documentation for the app's readers.
+    pub(crate) description: Option<String>,
+    pub(crate) default: Option<String>,
+    #[serde(default)]
+    pub(crate) required: bool,
+    #[serde(default)]
+    pub(crate) secret: bool,
+}
+
+/// Checks what serde cannot and builds the [`App`]. Collects the first error per rule, in the
+/// file's order.
+pub(crate) fn validate(
+    raw: RawManifest,
+    file: &Path,
+    base_dir: &Path,
+    text: Option<&str>,
+) -> Result<App, ManifestError> {
+    let err = |location: String, message: String| ManifestError::at(file, location, message);
+
+    if raw.spin_manifest_version != 2 {
+        return Err(err(
+            "spin_manifest_version".into(),
+            format!(
+                "version {} is not supported: this host reads manifest version 2 (`spin_manifest_version = 2`)",
+                raw.spin_manifest_version
+            ),
+        ));
+    }
+
+    let mut variables = BTreeMap::new();
+    for (name, decl) in raw.variables {
+        let location = format!("variables.{name}");
+        check_name(&name).map_err(|message| err(location.clone(), message))?;
+        if decl.required && decl.default.is_some() {
+            return Err(err(
+                location,
+                "a variable cannot be both `required = true` and have a `default`; keep one".into(),
+            ));
+        }
+        if !decl.required && decl.default.is_none() {
+            return Err(err(
+                location,
+                "a variable needs either `default = \"...\"` or `required = true`".into(),
+            ));
+        }
+        variables.insert(
+            name,
+            VariableDecl {
+                default: decl.default,
+                required: decl.required,
+                secret: decl.secret,
+            },
+        );
+    }
+
+    let mut validation = Validation {
+        file,
+        base_dir,
+        text,
+        variables: &variables,
+        components: BTreeMap::new(),
+    };
+    for (id, component) in raw.component {
+        let component =
+            validate_component(&id, component, &format!("component.{id}"), &validation)?;
+        validation.components.insert(id, component);
+    }
+
+    // Each trigger type's tables, validated by the type itself.
+    let mut by_type: BTreeMap<String, RawTables> = BTreeMap::new();
+    for (type_name, settings) in raw.application.trigger {
+        by_type.entry(type_name).or_default().settings = Some(settings);
+    }
+    for (type_name, tables) in raw.trigger {
+        by_type.entry(type_name).or_default().triggers = tables;
+    }
+    let mut triggers = Vec::new();
+    for (type_name, tables) in by_type {
+        let location = if tables.triggers.is_empty() {
+            format!("application.trigger.{type_name}")
+        } else {
+            format!("trigger.{type_name}")
+        };
+        match triggers::validate_type(&type_name, tables, &mut validation) {
+            Some(validated) => triggers.extend(validated?),
+            None => {
+                return Err(err(
+                    location,
+                    format!(
+                        "this host runs no `{type_name}` triggers; it runs: {} (`up --skip-unsupported-triggers` runs the rest of the app and leaves these out)",
+                        TRIGGER_TYPES.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+
+    for (field, set) in [
+        ("application.targets", !raw.application.targets.is_empty()),
+        ("application.tool", !raw.application.tool.is_empty()),
+    ] {
+        if set {
+            tracing::debug!("{field}: no meaning to this host; ignored");
+        }
+    }
+    let components = validation.components;
+    Ok(App {
+        name: raw.application.name,
+        origin: file.to_path_buf(),
+        base_dir: base_dir.to_path_buf(),
+        variables,
+        components,
+        triggers,
+    })
+}

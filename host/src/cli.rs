@@ -1,0 +1,467 @@
+//! The `spin-trigger-host` command line: runs the timer, Redis and Redis Streams triggers of a
+//! Spin app. The binary is [`main`]; it lives in the library so that the binary is one line.
+//!
+//! Two entry points share one run path:
+//! - `spin-trigger-host up -f spin.toml`: standalone, from a manifest;
+//! - as a Spin plugin (`trigger-timer` or `trigger-redis-stream`, launched by `spin up` with
+//!   `SPIN_LOCKED_URL`): that type's triggers of the locked app, answering
+//!   `--launch-metadata-only` and `--help-args-only` as Spin expects.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::runtime_config::{self, RuntimeConfig, UserPath};
+use crate::stdio::{Follow, OutputOptions};
+use crate::variables::{Providers, VariableSource};
+use crate::{App, EngineOptions, Runtime, builder, engine, locked_app, manifest};
+
+#[derive(Parser)]
+#[command(name = "spin-trigger-host", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every trigger of an app (timer, Redis, Redis Streams) until Ctrl-C / SIGTERM.
+    Up(UpArgs),
+}
+
+#[derive(Args)]
+struct UpArgs {
+    /// The app's manifest, or a directory containing spin.toml.
+    #[arg(
+        short = 'f',
+        long = "from",
+        visible_alias = "file",
+        default_value = "spin.toml"
+    )]
+    manifest: PathBuf,
+    /// Run each component's build command first.
+    #[arg(long)]
+    build: bool,
+    /// Run the triggers this host runs and leave out the others (such as HTTP), saying which,
+    /// instead of refusing the app.
+    #[arg(long)]
+    skip_unsupported_triggers: bool,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// What both entry points accept.
+#[derive(Args)]
+struct RunArgs {
+    /// Run each timer component once and exit; non-zero if any failed.
+    #[arg(long, visible_alias = "test")]
+    once: bool,
+    /// Set an application variable: `name=value`, `name=@file` (the file's text), or every
+    /// pair in `@file.json` / `@file.toml` (repeatable; the last value wins; above the runtime
+    /// config's providers, SPIN_VARIABLE_<NAME> and defaults).
+    #[arg(
+        long = "variable",
+        value_name = "KEY=VALUE | KEY=@FILE | @FILE.json | @FILE.toml"
+    )]
+    variables: Vec<VariableSource>,
+    /// Where compiled components are cached between runs.
+    #[arg(long, env = "SPIN_TRIGGER_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile every component afresh and cache nothing.
+    #[arg(
+        long = "disable-cache",
+        visible_alias = "no-cache",
+        env = "DISABLE_WASMTIME_CACHE",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        conflicts_with = "cache"
+    )]
+    disable_cache: bool,
+    /// How long to wait for handlers in flight at shutdown; past it, exit non-zero naming the
+    /// components still running.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    shutdown_timeout: Duration,
+    /// How long one handler call may run before its instance is stopped (a trigger's
+    /// `handler_timeout` overrides it).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    handler_timeout: Duration,
+    /// How large one instance's memory may grow, e.g. 256MiB (default; a trigger's
+    /// `max_memory` overrides it).
+    #[arg(long, value_parser = crate::limits::parse_memory_size, conflicts_with = "max_instance_memory")]
+    max_memory: Option<usize>,
+    /// How many elements one instance's tables may hold.
+    #[arg(long, default_value_t = 20_000)]
+    max_table_elements: usize,
+    /// A CA certificate (PEM) to check `rediss://` servers against instead of the public roots.
+    #[arg(long, env = "SPIN_TRIGGER_TLS_CA_FILE")]
+    tls_ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    spin: SpinTriggerOptions,
+}
+
+/// Spin's common trigger options: `spin up` forwards each of them to every trigger plugin it
+/// launches, so the plugin takes them all, with Spin's meaning where this host can give one.
+#[derive(Args)]
+#[command(next_help_heading = "Spin's common trigger options")]
+struct SpinTriggerOptions {
+    /// Where components' stdout and stderr are also written, as <component>_stdout.txt and
+    /// _stderr.txt (default: logs/ in the state directory; "" for none).
+    #[arg(short = 'L', long = "log-dir", env = "SPIN_LOG_DIR")]
+    log_dir: Option<String>,
+    /// Empty the components' log files before starting.
+    #[arg(long)]
+    truncate_logs: bool,
+    /// A wasmtime cache config file: its [cache] `directory` holds the compiled components,
+    /// and `enabled = false` turns the cache off.
+    #[arg(long = "cache", env = "WASMTIME_CACHE_FILE")]
+    cache: Option<PathBuf>,
+    /// Allocate each instance on demand instead of from the pooling allocator.
+    #[arg(long)]
+    disable_pooling: bool,
+    /// Generate native debug info for guest code, for gdb or lldb.
+    #[arg(long)]
+    debug_info: bool,
+    /// Show only this component's output on the terminal (repeatable).
+    #[arg(long = "follow", value_name = "COMPONENT")]
+    follow: Vec<String>,
+    /// Show no component's output on the terminal (log files are still written).
+    #[arg(short = 'q', long, aliases = ["sh", "shush"], conflicts_with = "follow")]
+    quiet: bool,
+    /// Spin's runtime config file: state_dir, log_dir, max_instance_memory and variables
+    /// providers are applied; a section this host does not provide is an error naming it.
+    #[arg(long, env = "RUNTIME_CONFIG_FILE")]
+    runtime_config_file: Option<PathBuf>,
+    /// The app's state directory (default: .spin/ beside spin.toml; "" for none).
+    #[arg(long)]
+    state_dir: Option<String>,
+    /// Let components write to their `files`, in a copy made for this run.
+    #[arg(long)]
+    allow_transient_write: bool,
+    /// Accepted for Spin's sake; this host provides no wasi:otel imports yet.
+    #[arg(long)]
+    experimental_wasi_otel: bool,
+    /// Set key=value in the default key-value store before start (repeatable); this host
+    /// provides no key-value stores yet.
+    #[arg(long = "key-value", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    key_values: Vec<(String, String)>,
+    /// Run a statement (or @file.sql) against the default SQLite database before start
+    /// (repeatable); this host provides no SQLite databases yet.
+    #[arg(long = "sqlite", value_name = "STATEMENT")]
+    sqlite_statements: Vec<String>,
+    /// How large one instance's memory may grow, in bytes (as --max-memory).
+    #[arg(long, env = "SPIN_MAX_INSTANCE_MEMORY")]
+    max_instance_memory: Option<usize>,
+}
+
+/// One `--key-value key=value`.
+fn parse_key_value(pair: &str) -> Result<(String, String), String> {
+    pair.split_once('=')
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .ok_or_else(|| format!("`{pair}` is not `key=value`"))
+}
+
+/// The arguments `spin up` passes to the plugin.
+#[derive(Parser)]
+#[command(version, about = "Runs the app's triggers; launched by `spin up`")]
+struct PluginArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Print the flags this trigger takes, as JSON on stderr, and exit (for `spin up`).
+    #[arg(long, hide = true)]
+    launch_metadata_only: bool,
+    /// Print help for this trigger's flags and exit (for `spin up --help`).
+    #[arg(long, hide = true)]
+    help_args_only: bool,
+}
+
+/// Runs the command line with the process's arguments: `up`, or a Spin plugin's launch.
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "spin_trigger_host=info,warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(colour_wanted())
+        .init();
+    let program = std::env::args_os()
+        .next()
+        .and_then(|arg0| {
+            Path::new(&arg0)
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+        })
+        .unwrap_or_default();
+    let locked_url = std::env::var("SPIN_LOCKED_URL")
+        .ok()
+        .filter(|url| !url.is_empty());
+    let plugin_trigger = program.strip_prefix("trigger-").map(str::to_owned);
+
+    let result = if plugin_trigger.is_some() || locked_url.is_some() {
+        plugin(&program, plugin_trigger.as_deref(), locked_url)
+    } else {
+        match Cli::parse().command {
+            Command::Up(args) => block_on(up(args)),
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("Error: {}", crate::errors::one_line(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Colour only on a terminal, and never when `NO_COLOR` is set (<https://no-color.org>): logs
+/// piped to a file or another program stay plain text.
+fn colour_wanted() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
+}
+
+fn block_on(future: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let result = runtime.block_on(future);
+    // A handler still running past `--shutdown-timeout` (already logged) may be on a Redis
+    // subscriber's thread; exit without waiting for it.
+    runtime.shutdown_background();
+    result
+}
+
+async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let manifest_path = if args.manifest.is_dir() {
+        args.manifest.join("spin.toml")
+    } else {
+        args.manifest
+    };
+    let options = manifest::LoadOptions {
+        skip_unsupported_triggers: args.skip_unsupported_triggers,
+    };
+    let app = manifest::load_with(&manifest_path, &options)?;
+    if args.build {
+        builder::build_components(&app).await?;
+    }
+    let context = RunContext {
+        working_dir: None,
+        // As Spin: `.spin/` beside spin.toml.
+        default_state_dir: Some(app.base_dir.join(".spin")),
+        component_ids: app.components.keys().cloned().collect(),
+    };
+    run(app, args.run, context).await
+}
+
+/// The plugin entry point: `trigger-<type>` runs that type's triggers of the locked app; any
+/// other name (as in tests) runs every trigger type this host knows.
+fn plugin(
+    program: &str,
+    trigger_type: Option<&str>,
+    locked_url: Option<String>,
+) -> anyhow::Result<()> {
+    let command = PluginArgs::command().name(program.to_owned());
+    let args = PluginArgs::from_arg_matches_mut(&mut command.clone().get_matches())?;
+    if args.help_args_only {
+        let mut help_command = command;
+        help_command.print_help()?;
+        return Ok(());
+    }
+    if args.launch_metadata_only {
+        eprintln!("{}", launch_metadata(&command));
+        return Ok(());
+    }
+    let url =
+        locked_url.context("SPIN_LOCKED_URL is not set: this entry point is run by `spin up`")?;
+    let local_app_dir = std::env::var_os("SPIN_LOCAL_APP_DIR").map(PathBuf::from);
+    let mut app = locked_app::load(
+        &url,
+        local_app_dir
+            .as_deref()
+            .filter(|dir| !dir.as_os_str().is_empty()),
+    )?;
+    if let Some(trigger_type) = trigger_type {
+        app.retain_trigger_type(trigger_type);
+    }
+    let context = RunContext {
+        working_dir: std::env::var_os("SPIN_WORKING_DIR")
+            .filter(|dir| !dir.is_empty())
+            .map(PathBuf::from),
+        // As Spin: `.spin/` in the local app directory, which `spin up` may pass empty (the
+        // working directory it runs in); none for an app that is not local.
+        default_state_dir: local_app_dir.map(|dir| dir.join(".spin")),
+        component_ids: locked_app::component_ids(&url)?,
+    };
+    block_on(run(app, args.run, context))
+}
+
+/// Where a run happens, as its entry point knows it.
+struct RunContext {
+    /// Spin's `SPIN_WORKING_DIR`, where the compile cache goes when run as a plugin.
+    working_dir: Option<PathBuf>,
+    /// The state directory unless `--state-dir` or the runtime config names one.
+    default_state_dir: Option<PathBuf>,
+    /// Every component of the app, for checking `--follow`.
+    component_ids: Vec<String>,
+}
+
+/// Spin's launch metadata: every flag this trigger takes, so `spin up` can route them.
+fn launch_metadata(command: &clap::Command) -> String {
+    let mut flags = Vec::new();
+    for arg in command.get_arguments().filter(|arg| !arg.is_positional()) {
+        let mut flag = serde_json::Map::new();
+        if let Some(short) = arg.get_short() {
+            flag.insert("short".into(), format!("-{short}").into());
+        }
+        if let Some(long) = arg.get_long() {
+            flag.insert("long".into(), format!("--{long}").into());
+        }
+        flags.push(serde_json::Value::Object(flag));
+        // Aliases such as `--test` route to this trigger too.
+        for alias in arg.get_all_aliases().unwrap_or_default() {
+            flags.push(serde_json::json!({ "long": format!("--{alias}") }));
+        }
+    }
+    serde_json::json!({ "all_flags": flags }).to_string()
+}
+
+/// Applies the options, prepares every component, then runs once or until a signal.
+async fn run(app: App, args: RunArgs, context: RunContext) -> anyhow::Result<()> {
+    let spin = &args.spin;
+    let mut runtime_config = match &spin.runtime_config_file {
+        Some(file) => RuntimeConfig::load(file)?,
+        None => RuntimeConfig::default(),
+    };
+    let mut providers = Providers::from_process(VariableSource::merge_all(&args.variables)?);
+    providers.configured = std::mem::take(&mut runtime_config.variable_providers);
+    let variables = app.resolve_variables(&providers)?;
+    refuse_what_is_not_provided(&app, spin)?;
+
+    let state_dir = runtime_config::resolve_dir(
+        spin.state_dir.as_deref().map(UserPath::from_text).as_ref(),
+        runtime_config.state_dir.as_ref(),
+        context.default_state_dir,
+    )
+    .context("--state-dir")?;
+    let log_dir = runtime_config::resolve_dir(
+        spin.log_dir.as_deref().map(UserPath::from_text).as_ref(),
+        runtime_config.log_dir.as_ref(),
+        state_dir.map(|dir| dir.join("logs")),
+    )
+    .context("--log-dir")?;
+    let output = OutputOptions {
+        follow: Follow::from_options(spin.quiet, &spin.follow),
+        log_dir,
+    };
+    output
+        .follow
+        .check(context.component_ids.iter().map(String::as_str))?;
+    output.prepare_log_dir(spin.truncate_logs)?;
+
+    let mut options = EngineOptions {
+        handler_timeout: args.handler_timeout,
+        max_instance_memory: args
+            .max_memory
+            .or(spin.max_instance_memory)
+            .or(runtime_config.max_instance_memory)
+            .unwrap_or(EngineOptions::default().max_instance_memory),
+        max_table_elements: args.max_table_elements,
+        tls_ca_file: args.tls_ca_file,
+        pooling: !spin.disable_pooling,
+        debug_info: spin.debug_info,
+        allow_transient_write: spin.allow_transient_write,
+        output,
+        ..EngineOptions::default()
+    };
+    if let Some(dir) = context.working_dir {
+        options.cache_dir = Some(dir.join("compiled-components"));
+    }
+    if let Some(dir) = args.cache_dir {
+        options.cache_dir = Some(dir);
+    }
+    if let Some(file) = &spin.cache {
+        options.cache_dir = engine::cache_dir_from_config_file(file, options.cache_dir)?;
+    }
+    if args.disable_cache {
+        options.cache_dir = None;
+    }
+    let runtime = Runtime::new(&app, &variables, options)
+        .with_context(|| format!("preparing {}", app.origin.display()))?;
+    if args.once {
+        return runtime.run_once().await;
+    }
+    tracing::info!(app = %app.name, "running; Ctrl-C to stop");
+    runtime
+        .run_until(shutdown_signal(), args.shutdown_timeout)
+        .await
+}
+
+/// `--key-value`, `--sqlite` and `--experimental-wasi-otel` are Spin's, and `spin up` forwards
+/// them to every trigger: accepted always, an error only where a component this host runs would
+/// need what they set up, which this host does not provide yet.
+fn refuse_what_is_not_provided(app: &App, spin: &SpinTriggerOptions) -> anyhow::Result<()> {
+    let users = |labels: fn(&crate::app::Component) -> &Vec<String>| {
+        app.triggers
+            .iter()
+            .filter_map(|trigger| app.component(&trigger.component))
+            .filter(|component| !labels(component).is_empty())
+            .map(|component| format!("`{}`", component.id))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+    };
+    let checks = [
+        (
+            !spin.key_values.is_empty(),
+            "--key-value",
+            "key-value stores",
+            "key_value_stores",
+            users(|component| &component.key_value_stores),
+        ),
+        (
+            !spin.sqlite_statements.is_empty(),
+            "--sqlite",
+            "SQLite databases",
+            "sqlite_databases",
+            users(|component| &component.sqlite_databases),
+        ),
+    ];
+    for (given, option, what, field, users) in checks {
+        if !given {
+            continue;
+        }
+        if !users.is_empty() {
+            anyhow::bail!(
+                "{option}: this host does not provide {what} yet, and {} list {field}",
+                users.join(", ")
+            );
+        }
+        tracing::warn!("{option} ignored: no component this host runs lists {field}");
+    }
+    if spin.experimental_wasi_otel {
+        tracing::debug!(
+            "--experimental-wasi-otel: this host provides no wasi:otel imports yet; a component importing them is refused at start, naming them"
+        );
+    }
+    Ok(())
+}
+
+/// Completes at Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!("cannot listen for SIGTERM: {error}");
+                std::future::pending::<()>().await
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+}

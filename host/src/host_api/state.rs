@@ -1,0 +1,40 @@
+//! The state each instance's host calls see: its component's variables and allowed hosts, its
+//! WASI context and resource table, its store limits.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use wasmtime::StoreLimits;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::allowed_hosts::AllowedHosts;
+use crate::live::LiveInstance;
+use crate::redis_client::RedisTls;
+
+/// The per-instance state a guest's host calls see.
+pub struct InstanceState {
+    pub component_id: Arc<str>,
+    /// The component's resolved variables.
+    pub variables: Arc<BTreeMap<String, String>>,
+    /// Where the component may connect.
+    pub allowed_hosts: Arc<AllowedHosts>,
+    /// Outbound Redis connections this instance holds.
+    pub open_redis_connections: usize,
+    /// How the instance's `rediss://` connections trust servers.
+    pub redis_tls: RedisTls,
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limits: StoreLimits,
+    /// Listed among the live instances while this store exists.
+    pub(crate) _live: LiveInstance,
+}
+
+impl WasiView for InstanceState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
