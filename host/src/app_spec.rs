@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::app::App;
+use crate::app::{App, Trigger};
 use crate::template::{VariableDecl, check_name};
 use crate::triggers::{self, TRIGGER_TYPES};
 use crate::validation::{
@@ -62,52 +62,25 @@ pub(crate) struct RawVariable {
     pub(crate) secret: bool,
 }
 
-/// Checks what serde cannot and builds the [`App`]. Collects the first error per rule, in the
-/// file's order.
+/// Checks what serde cannot and builds the [`App`]: the manifest version, the variables, the
+/// components, then each trigger type's tables. Reports the first error, in the file's order.
 pub(crate) fn validate(
     raw: RawManifest,
     file: &Path,
     base_dir: &Path,
     text: Option<&str>,
 ) -> Result<App, ManifestError> {
-    let err = |location: String, message: String| ManifestError::at(file, location, message);
-
     if raw.spin_manifest_version != 2 {
-        return Err(err(
-            "spin_manifest_version".into(),
+        return Err(ManifestError::at(
+            file,
+            "spin_manifest_version",
             format!(
                 "version {} is not supported: this host reads manifest version 2 (`spin_manifest_version = 2`)",
                 raw.spin_manifest_version
             ),
         ));
     }
-
-    let mut variables = BTreeMap::new();
-    for (name, decl) in raw.variables {
-        let location = format!("variables.{name}");
-        check_name(&name).map_err(|message| err(location.clone(), message))?;
-        if decl.required && decl.default.is_some() {
-            return Err(err(
-                location,
-                "a variable cannot be both `required = true` and have a `default`; keep one".into(),
-            ));
-        }
-        if !decl.required && decl.default.is_none() {
-            return Err(err(
-                location,
-                "a variable needs either `default = \"...\"` or `required = true`".into(),
-            ));
-        }
-        variables.insert(
-            name,
-            VariableDecl {
-                default: decl.default,
-                required: decl.required,
-                secret: decl.secret,
-            },
-        );
-    }
-
+    let variables = validate_variables(raw.variables, file)?;
     let mut validation = Validation {
         file,
         base_dir,
@@ -120,36 +93,7 @@ pub(crate) fn validate(
             validate_component(&id, component, &format!("component.{id}"), &validation)?;
         validation.components.insert(id, component);
     }
-
-    // Each trigger type's tables, validated by the type itself.
-    let mut by_type: BTreeMap<String, RawTables> = BTreeMap::new();
-    for (type_name, settings) in raw.application.trigger {
-        by_type.entry(type_name).or_default().settings = Some(settings);
-    }
-    for (type_name, tables) in raw.trigger {
-        by_type.entry(type_name).or_default().triggers = tables;
-    }
-    let mut triggers = Vec::new();
-    for (type_name, tables) in by_type {
-        let location = if tables.triggers.is_empty() {
-            format!("application.trigger.{type_name}")
-        } else {
-            format!("trigger.{type_name}")
-        };
-        match triggers::validate_type(&type_name, tables, &mut validation) {
-            Some(validated) => triggers.extend(validated?),
-            None => {
-                return Err(err(
-                    location,
-                    format!(
-                        "this host runs no `{type_name}` triggers; it runs: {} (`up --skip-unsupported-triggers` runs the rest of the app and leaves these out)",
-                        TRIGGER_TYPES.join(", ")
-                    ),
-                ));
-            }
-        }
-    }
-
+    let triggers = validate_triggers(raw.application.trigger, raw.trigger, &mut validation)?;
     for (field, set) in [
         ("application.targets", !raw.application.targets.is_empty()),
         ("application.tool", !raw.application.tool.is_empty()),
@@ -167,4 +111,73 @@ pub(crate) fn validate(
         components,
         triggers,
     })
+}
+
+/// `[variables]`: Spin's names, each with a default or required (not both).
+fn validate_variables(
+    raw: BTreeMap<String, RawVariable>,
+    file: &Path,
+) -> Result<BTreeMap<String, VariableDecl>, ManifestError> {
+    let mut variables = BTreeMap::new();
+    for (name, decl) in raw {
+        let location = format!("variables.{name}");
+        let err = |message: String| ManifestError::at(file, &location, message);
+        check_name(&name).map_err(err)?;
+        if decl.required && decl.default.is_some() {
+            return Err(err(
+                "a variable cannot be both `required = true` and have a `default`; keep one".into(),
+            ));
+        }
+        if !decl.required && decl.default.is_none() {
+            return Err(err(
+                "a variable needs either `default = \"...\"` or `required = true`".into(),
+            ));
+        }
+        variables.insert(
+            name,
+            VariableDecl {
+                default: decl.default,
+                required: decl.required,
+                secret: decl.secret,
+            },
+        );
+    }
+    Ok(variables)
+}
+
+/// Each trigger type's settings and tables, validated by the type itself; a type this host does
+/// not run is an error naming the ones it does.
+fn validate_triggers(
+    settings: BTreeMap<String, RawTable>,
+    tables: BTreeMap<String, Vec<RawTable>>,
+    validation: &mut Validation,
+) -> Result<Vec<Trigger>, ManifestError> {
+    let mut by_type: BTreeMap<String, RawTables> = BTreeMap::new();
+    for (type_name, settings) in settings {
+        by_type.entry(type_name).or_default().settings = Some(settings);
+    }
+    for (type_name, tables) in tables {
+        by_type.entry(type_name).or_default().triggers = tables;
+    }
+    let mut triggers = Vec::new();
+    for (type_name, tables) in by_type {
+        let location = if tables.triggers.is_empty() {
+            format!("application.trigger.{type_name}")
+        } else {
+            format!("trigger.{type_name}")
+        };
+        match triggers::validate_type(&type_name, tables, validation) {
+            Some(validated) => triggers.extend(validated?),
+            None => {
+                return Err(validation.error(
+                    &location,
+                    format!(
+                        "this host runs no `{type_name}` triggers; it runs: {} (`up --skip-unsupported-triggers` runs the rest of the app and leaves these out)",
+                        TRIGGER_TYPES.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(triggers)
 }

@@ -30,15 +30,17 @@ use tokio_util::task::TaskTracker;
 use crate::allowed_hosts::redact;
 use crate::engine::{Engine, log_failure};
 use crate::limits::Limits;
-use crate::redis_trigger::config::{RawAddressSettings, validate_address_settings};
-use crate::redis_trigger::{Message, RedisComponent, StreamEntry, render_address};
+use crate::redis_address::{RawAddressSettings, render_address, validate_address_settings};
+use crate::redis_component::{Message, RedisComponent, StreamEntry};
 use crate::template::Template;
 use crate::trigger::{
     BuildContext, RunTrigger, TriggerFuture, TriggerSpec, TriggerType, TypeComponents,
 };
 use crate::validation::{ManifestError, Validation};
+use reply::{RawEntry, parse_claim_reply, parse_read_reply};
 
 pub mod config;
+mod reply;
 
 pub use config::StreamConfig;
 
@@ -206,12 +208,6 @@ struct Running {
     tracker: TaskTracker,
 }
 
-/// One entry as read from the stream: `None` fields for an entry deleted since it was added.
-struct RawEntry {
-    id: String,
-    fields: Option<Vec<(String, Vec<u8>)>>,
-}
-
 /// How a handler task ended with its entry; each frees the entry's slot once the reading loop
 /// has told Redis.
 enum Done {
@@ -253,6 +249,32 @@ impl Reader {
     /// Slots that stay taken after the finished entries are settled.
     fn busy(&self) -> usize {
         self.in_flight.len() - self.finished.len()
+    }
+}
+
+/// Where one connection's reading stands.
+struct ReadState {
+    /// How often idle entries of dead consumers are claimed.
+    claim_interval: Duration,
+    next_claim: Instant,
+    /// `Some(cursor)` while a claim scan is under way.
+    claim_cursor: Option<String>,
+    /// This consumer's own pending entries (a lost acknowledgement, or a restart under a fixed
+    /// consumer name) are read first, once nothing of this consumer is in flight.
+    own_pending: bool,
+    /// Whether the last read filled every free slot: more entries are likely waiting.
+    backlog: bool,
+}
+
+impl ReadState {
+    fn new(claim_idle: Duration) -> Self {
+        ReadState {
+            claim_interval: (claim_idle / 2).max(MIN_CLAIM_INTERVAL),
+            next_claim: Instant::now(),
+            claim_cursor: None,
+            own_pending: true,
+            backlog: false,
+        }
     }
 }
 
@@ -309,35 +331,10 @@ impl Consumer {
         backoff: &mut Duration,
         joined: &mut bool,
     ) -> anyhow::Result<()> {
-        let client = running.engine.redis_tls().client(&self.address)?;
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(READ_BLOCK + RESPONSE_TIMEOUT));
-        let mut connection = client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .context("connecting")?;
-        self.join_group(&mut connection).await?;
+        let mut connection = self.connect(running).await?;
         *joined = true;
-        tracing::info!(
-            trigger = %self.trigger_id,
-            address = %self.shown_address,
-            stream = %self.stream,
-            group = %self.group,
-            consumer = %self.consumer,
-            "reading stream"
-        );
         *backoff = MIN_BACKOFF;
-
-        let claim_interval = (self.claim_idle / 2).max(MIN_CLAIM_INTERVAL);
-        let mut next_claim = Instant::now();
-        // `Some(cursor)` while a claim scan is under way.
-        let mut claim_cursor: Option<String> = None;
-        // This consumer's own pending entries (a lost acknowledgement, or a restart under a
-        // fixed consumer name) are read first, once nothing of this consumer is in flight.
-        let mut own_pending = true;
-        // Whether the last read filled every free slot: more entries are likely waiting.
-        let mut backlog = false;
+        let mut state = ReadState::new(self.claim_idle);
         let batch = self.max_in_flight.div_ceil(2);
         loop {
             reader.collect_finished();
@@ -349,13 +346,13 @@ impl Consumer {
             }
             // Reading waits while this consumer's own pending entries are still being handled,
             // and stops at shutdown.
-            let waiting_for_own = own_pending && busy > 0;
+            let waiting_for_own = state.own_pending && busy > 0;
             let reading = !(stopping || waiting_for_own);
             // Wait for a handler to finish when there is nothing to do, and, while entries are
             // waiting in the stream, until half the slots are free: one round trip then
             // settles and reads several.
             let wait = if reading {
-                free == 0 || (backlog && free < batch)
+                free == 0 || (state.backlog && free < batch)
             } else {
                 reader.finished.is_empty()
             };
@@ -367,27 +364,12 @@ impl Consumer {
                 continue;
             }
 
+            // Settle what finished and read (or claim) more, in one round trip.
             let finished = std::mem::take(&mut reader.finished);
             let mut pipe = redis::pipe();
             self.settle(&mut pipe, &finished);
-            let claim_due = claim_cursor.is_none() && Instant::now() >= next_claim;
-            let read = if !reading {
-                None
-            } else if let Some(cursor) = claim_cursor.as_deref() {
-                Some(self.claim_command(cursor, free))
-            } else if claim_due {
-                next_claim = Instant::now() + claim_interval;
-                claim_cursor = Some("0-0".to_owned());
-                Some(self.claim_command("0-0", free))
-            } else if own_pending {
-                Some(self.read_command("0", free, None))
-            } else {
-                // Block only when no handler runs: a finished one must not wait long to be
-                // settled.
-                let block = if busy == 0 { READ_BLOCK } else { SHORT_BLOCK };
-                Some(self.read_command(">", free, Some(block)))
-            };
-            let claiming = reading && claim_cursor.is_some();
+            let read = reading.then(|| self.next_read(&mut state, free, busy));
+            let claiming = reading && state.claim_cursor.is_some();
             if let Some(read) = read {
                 pipe.add_command(read);
             }
@@ -406,29 +388,80 @@ impl Consumer {
             let Some(reply) = replies.into_iter().last().filter(|_| reading) else {
                 continue;
             };
-            let entries = if claiming {
-                let (next, claimed) = parse_claim_reply(reply).with_context(|| {
-                    format!("claiming idle entries of stream `{}`", self.stream)
-                })?;
-                claim_cursor = (next != "0-0").then_some(next);
-                self.log_claimed(&claimed);
-                claimed
-                    .into_iter()
-                    .filter(|entry| !reader.in_flight.contains(&entry.id))
-                    .collect()
-            } else {
-                let entries = parse_read_reply(reply)
-                    .with_context(|| format!("reading stream `{}`", self.stream))?;
-                if own_pending {
-                    own_pending = !entries.is_empty();
-                }
-                entries
-            };
-            backlog = entries.len() == free;
+            let entries = self.entries_of(reply, claiming, &mut state, reader)?;
+            state.backlog = entries.len() == free;
             for entry in entries {
                 self.dispatch(entry, reader, running);
             }
         }
+    }
+
+    /// Connects to the server and joins the group.
+    async fn connect(&self, running: &Running) -> anyhow::Result<MultiplexedConnection> {
+        let client = running.engine.redis_tls().client(&self.address)?;
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(READ_BLOCK + RESPONSE_TIMEOUT));
+        let mut connection = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .context("connecting")?;
+        self.join_group(&mut connection).await?;
+        tracing::info!(
+            trigger = %self.trigger_id,
+            address = %self.shown_address,
+            stream = %self.stream,
+            group = %self.group,
+            consumer = %self.consumer,
+            "reading stream"
+        );
+        Ok(connection)
+    }
+
+    /// What to read into `free` slots: the next page of a claim scan under way, a new scan
+    /// when one is due, this consumer's own pending entries, else new entries.
+    fn next_read(&self, state: &mut ReadState, free: usize, busy: usize) -> redis::Cmd {
+        if let Some(cursor) = state.claim_cursor.as_deref() {
+            return self.claim_command(cursor, free);
+        }
+        if Instant::now() >= state.next_claim {
+            state.next_claim = Instant::now() + state.claim_interval;
+            state.claim_cursor = Some("0-0".to_owned());
+            return self.claim_command("0-0", free);
+        }
+        if state.own_pending {
+            return self.read_command("0", free, None);
+        }
+        // Block only when no handler runs: a finished one must not wait long to be settled.
+        let block = if busy == 0 { READ_BLOCK } else { SHORT_BLOCK };
+        self.read_command(">", free, Some(block))
+    }
+
+    /// The entries a read or claim reply holds, to dispatch; advances the claim scan and notes
+    /// when this consumer's own pending entries are all read.
+    fn entries_of(
+        &self,
+        reply: redis::Value,
+        claiming: bool,
+        state: &mut ReadState,
+        reader: &Reader,
+    ) -> anyhow::Result<Vec<RawEntry>> {
+        if claiming {
+            let (next, claimed) = parse_claim_reply(reply)
+                .with_context(|| format!("claiming idle entries of stream `{}`", self.stream))?;
+            state.claim_cursor = (next != "0-0").then_some(next);
+            self.log_claimed(&claimed);
+            return Ok(claimed
+                .into_iter()
+                .filter(|entry| !reader.in_flight.contains(&entry.id))
+                .collect());
+        }
+        let entries =
+            parse_read_reply(reply).with_context(|| format!("reading stream `{}`", self.stream))?;
+        if state.own_pending {
+            state.own_pending = !entries.is_empty();
+        }
+        Ok(entries)
     }
 
     /// Creates the group (and the stream) unless it exists; a new group reads the stream from
@@ -620,166 +653,5 @@ impl Consumer {
             wait = (wait * 2).min(MAX_RETRY_WAIT);
             entry.attempt += 1;
         }
-    }
-}
-
-/// `XREADGROUP`'s reply for one stream: `[[stream, [[id, [field, value, ...]], ...]]]`, or nil
-/// when the block time passed with nothing new. A RESP3 reply is a map instead of the outer
-/// array.
-fn parse_read_reply(reply: redis::Value) -> anyhow::Result<Vec<RawEntry>> {
-    use redis::Value;
-    let streams = match reply {
-        Value::Nil => return Ok(Vec::new()),
-        Value::Array(streams) => streams
-            .into_iter()
-            .map(|stream| match stream {
-                Value::Array(mut pair) if pair.len() == 2 => Ok(pair.remove(1)),
-                other => bail!("unexpected stream in the reply: {other:?}"),
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?,
-        Value::Map(streams) => streams.into_iter().map(|(_, entries)| entries).collect(),
-        other => bail!("unexpected reply: {other:?}"),
-    };
-    let mut entries = Vec::new();
-    for stream in streams {
-        entries.extend(parse_entries(stream)?);
-    }
-    Ok(entries)
-}
-
-/// `XAUTOCLAIM`'s reply: `[next-cursor, [[id, [field, value, ...]], ...], [deleted-id, ...]]`.
-fn parse_claim_reply(reply: redis::Value) -> anyhow::Result<(String, Vec<RawEntry>)> {
-    use redis::Value;
-    let Value::Array(parts) = reply else {
-        bail!("unexpected reply: {reply:?}");
-    };
-    let mut parts = parts.into_iter();
-    let (Some(cursor), Some(entries)) = (parts.next(), parts.next()) else {
-        bail!("the reply lacks the cursor or the entries");
-    };
-    let cursor: String = redis::from_redis_value(cursor).context("the reply's cursor")?;
-    Ok((cursor, parse_entries(entries)?))
-}
-
-/// `[[id, [field, value, ...]], ...]`; an entry deleted from the stream has nil fields.
-fn parse_entries(entries: redis::Value) -> anyhow::Result<Vec<RawEntry>> {
-    use redis::Value;
-    let Value::Array(entries) = entries else {
-        bail!("unexpected entries: {entries:?}");
-    };
-    entries
-        .into_iter()
-        .map(|entry| {
-            let Value::Array(parts) = entry else {
-                bail!("unexpected entry: {entry:?}");
-            };
-            let mut parts = parts.into_iter();
-            let id: String =
-                redis::from_redis_value(parts.next().context("an entry without an id")?)
-                    .context("an entry's id")?;
-            let fields = match parts.next() {
-                None | Some(Value::Nil) => None,
-                Some(Value::Array(flat)) => Some(field_pairs(flat)?),
-                Some(Value::Map(pairs)) => Some(
-                    pairs
-                        .into_iter()
-                        .map(|(name, value)| {
-                            Ok((
-                                redis::from_redis_value(name)?,
-                                redis::from_redis_value(value)?,
-                            ))
-                        })
-                        .collect::<Result<Vec<_>, redis::ParsingError>>()?,
-                ),
-                Some(other) => bail!("entry {id}: unexpected fields: {other:?}"),
-            };
-            Ok(RawEntry { id, fields })
-        })
-        .collect()
-}
-
-fn field_pairs(flat: Vec<redis::Value>) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
-    anyhow::ensure!(
-        flat.len().is_multiple_of(2),
-        "an odd number of field names and values"
-    );
-    let mut flat = flat.into_iter();
-    let mut pairs = Vec::new();
-    while let (Some(name), Some(value)) = (flat.next(), flat.next()) {
-        pairs.push((
-            redis::from_redis_value(name).context("a field name")?,
-            redis::from_redis_value(value).context("a field value")?,
-        ));
-    }
-    Ok(pairs)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use redis::Value;
-
-    fn bulk(text: &str) -> Value {
-        Value::BulkString(text.as_bytes().to_vec())
-    }
-
-    #[test]
-    fn a_read_reply_keeps_field_order_and_repeated_fields() {
-        let reply = Value::Array(vec![Value::Array(vec![
-            bulk("orders"),
-            Value::Array(vec![
-                Value::Array(vec![
-                    bulk("1-0"),
-                    Value::Array(vec![
-                        bulk("b"),
-                        bulk("2"),
-                        bulk("a"),
-                        bulk("1"),
-                        bulk("b"),
-                        bulk("3"),
-                    ]),
-                ]),
-                Value::Array(vec![bulk("1-1"), Value::Nil]),
-            ]),
-        ])]);
-        let entries = parse_read_reply(reply).unwrap();
-        assert_eq!(entries.len(), 2);
-        assert_eq!(entries[0].id, "1-0");
-        assert_eq!(
-            entries[0].fields.as_deref().unwrap(),
-            [
-                ("b".to_owned(), b"2".to_vec()),
-                ("a".to_owned(), b"1".to_vec()),
-                ("b".to_owned(), b"3".to_vec())
-            ]
-        );
-        assert!(entries[1].fields.is_none(), "a deleted entry has no fields");
-        assert!(parse_read_reply(Value::Nil).unwrap().is_empty());
-    }
-
-    #[test]
-    fn a_claim_reply_gives_the_cursor_and_the_entries() {
-        let reply = Value::Array(vec![
-            bulk("5-0"),
-            Value::Array(vec![Value::Array(vec![
-                bulk("2-0"),
-                Value::Array(vec![bulk("payload"), bulk("x")]),
-            ])]),
-            Value::Array(vec![]),
-        ]);
-        let (cursor, entries) = parse_claim_reply(reply).unwrap();
-        assert_eq!(cursor, "5-0");
-        assert_eq!(entries[0].id, "2-0");
-    }
-
-    #[test]
-    fn malformed_replies_are_errors_not_panics() {
-        assert!(parse_read_reply(Value::Int(3)).is_err());
-        assert!(parse_claim_reply(Value::Array(vec![])).is_err());
-        let odd = Value::Array(vec![Value::Array(vec![
-            bulk("1-0"),
-            Value::Array(vec![bulk("a")]),
-        ])]);
-        assert!(parse_entries(odd).is_err());
     }
 }

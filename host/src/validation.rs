@@ -387,6 +387,8 @@ impl Validation<'_> {
     }
 }
 
+/// Validates one component (`location` is its table) into the model: its id, source,
+/// variables, outbound hosts, files and build step.
 pub(crate) fn validate_component(
     id: &str,
     raw: RawComponent,
@@ -394,59 +396,102 @@ pub(crate) fn validate_component(
     context: &Validation,
 ) -> Result<Component, ManifestError> {
     let file = context.file;
-    let base_dir = context.base_dir;
-    let err = |field: String, message: String| {
-        ManifestError::at(file, format!("{location}.{field}"), message)
-    };
-
     check_component_id(id).map_err(|message| ManifestError::at(file, location, message))?;
     log_ignored_fields(id, &raw);
-
     if raw.source_bytes.is_none() && raw.source.contains("://") {
-        return Err(err(
-            "source".into(),
+        return Err(ManifestError::at(
+            file,
+            format!("{location}.source"),
             format!(
                 "\"{}\" is a URL: this host runs local components; build it and give the path of the .wasm file",
                 raw.source
             ),
         ));
     }
-
-    let mut component_variables = BTreeMap::new();
+    let mut variables = BTreeMap::new();
     for (name, value) in raw.variables {
         let field = format!("{location}.variables.{name}");
         check_name(&name).map_err(|message| ManifestError::at(file, &field, message))?;
-        component_variables.insert(name, context.template(&value, &field)?);
+        variables.insert(name, context.template(&value, &field)?);
     }
+    let allowed_outbound_hosts = validate_outbound_hosts(
+        &raw.allowed_outbound_hosts,
+        &raw.allowed_http_hosts,
+        location,
+        context,
+    )?;
+    let files = validate_files(raw.files, &raw.exclude_files, location, context)?;
+    let base_dir = context.base_dir;
+    let build = raw.build.map(|build| BuildStep {
+        commands: match build.command {
+            RawCommands::One(command) => vec![command],
+            RawCommands::Many(commands) => commands,
+        },
+        workdir: base_dir.join(build.workdir.unwrap_or_default()),
+    });
+    Ok(Component {
+        id: id.to_owned(),
+        source: match raw.source_bytes {
+            Some(bytes) => ComponentSource::Bytes(bytes),
+            None => ComponentSource::File(base_dir.join(&raw.source)),
+        },
+        variables,
+        environment: raw.environment,
+        allowed_outbound_hosts,
+        files,
+        exclude_files: raw.exclude_files,
+        build,
+        key_value_stores: raw.key_value_stores,
+        sqlite_databases: raw.sqlite_databases,
+    })
+}
 
-    let mut allowed_outbound_hosts = Vec::new();
-    for (index, host) in raw.allowed_outbound_hosts.iter().enumerate() {
+/// `allowed_outbound_hosts`, each a template (checked now when it has no `{{ var }}`, else
+/// once its variables resolve), then Spin's older `allowed_http_hosts` converted as Spin does.
+fn validate_outbound_hosts(
+    outbound: &[String],
+    http: &[String],
+    location: &str,
+    context: &Validation,
+) -> Result<Vec<Template>, ManifestError> {
+    let mut allowed = Vec::new();
+    for (index, host) in outbound.iter().enumerate() {
         let field = format!("{location}.allowed_outbound_hosts[{index}]");
         let template = context.template(host, &field)?;
-        // An entry without `{{ var }}` is checked now; others once their variables resolve.
         if template.references().next().is_none() {
-            AllowedHosts::parse(&[host])
-                .map_err(|message| ManifestError::at(file, &field, message))?;
+            AllowedHosts::parse(&[host]).map_err(|message| context.error(&field, message))?;
         }
-        allowed_outbound_hosts.push(template);
+        allowed.push(template);
     }
-    for (index, entry) in raw.allowed_http_hosts.iter().enumerate() {
+    for (index, entry) in http.iter().enumerate() {
         let field = format!("{location}.allowed_http_hosts[{index}]");
         for host in AllowedHosts::from_allowed_http_host(entry)
-            .map_err(|message| ManifestError::at(file, &field, message))?
+            .map_err(|message| context.error(&field, message))?
         {
-            allowed_outbound_hosts.push(context.template(&host, &field)?);
+            allowed.push(context.template(&host, &field)?);
         }
     }
+    Ok(allowed)
+}
 
+/// `files` (globs relative to the app directory, and `{ source, destination }` mounts at
+/// absolute guest paths) and `exclude_files` globs.
+fn validate_files(
+    entries: Vec<RawFileEntry>,
+    exclude: &[String],
+    location: &str,
+    context: &Validation,
+) -> Result<Vec<FileMount>, ManifestError> {
+    let err =
+        |field: String, message: String| context.error(&format!("{location}.{field}"), message);
     let mut files = Vec::new();
-    for (index, entry) in raw.files.into_iter().enumerate() {
+    for (index, entry) in entries.into_iter().enumerate() {
         files.push(match entry {
             RawFileEntry::Pattern(pattern) => {
                 check_relative_pattern(&pattern)
                     .map_err(|message| err(format!("files[{index}]"), message))?;
                 FileMount::Glob {
-                    base_dir: base_dir.to_path_buf(),
+                    base_dir: context.base_dir.to_path_buf(),
                     pattern,
                 }
             }
@@ -461,40 +506,17 @@ pub(crate) fn validate_component(
                     ));
                 }
                 FileMount::Path {
-                    host_path: base_dir.join(mount.source),
+                    host_path: context.base_dir.join(mount.source),
                     guest_path: mount.destination,
                 }
             }
         });
     }
-    for (index, pattern) in raw.exclude_files.iter().enumerate() {
+    for (index, pattern) in exclude.iter().enumerate() {
         check_relative_pattern(pattern)
             .map_err(|message| err(format!("exclude_files[{index}]"), message))?;
     }
-
-    let build = raw.build.map(|build| BuildStep {
-        commands: match build.command {
-            RawCommands::One(command) => vec![command],
-            RawCommands::Many(commands) => commands,
-        },
-        workdir: base_dir.join(build.workdir.unwrap_or_default()),
-    });
-
-    Ok(Component {
-        id: id.to_owned(),
-        source: match raw.source_bytes {
-            Some(bytes) => ComponentSource::Bytes(bytes),
-            None => ComponentSource::File(base_dir.join(&raw.source)),
-        },
-        variables: component_variables,
-        environment: raw.environment,
-        allowed_outbound_hosts,
-        files,
-        exclude_files: raw.exclude_files,
-        build,
-        key_value_stores: raw.key_value_stores,
-        sqlite_databases: raw.sqlite_databases,
-    })
+    Ok(files)
 }
 
 /// Fields Spin accepts that mean nothing to this host: said at debug level, since a Spin app

@@ -9,7 +9,7 @@ use spin_trigger_host::manifest;
 use spin_trigger_host::redis_trigger::{RedisConfig, RedisTrigger};
 use spin_trigger_host::stream_trigger::{StreamConfig, StreamTrigger};
 use spin_trigger_host::timer::{TimerConfig, TimerTrigger};
-use spin_trigger_host::variables::{Providers, ResolvedVariables};
+use spin_trigger_host::variables::Providers;
 
 fn parse(text: &str) -> Result<spin_trigger_host::App, String> {
     manifest::parse(text, Path::new("spin.toml"), Path::new("/app"))

@@ -2,46 +2,9 @@
 
 use serde::Deserialize;
 
+use crate::redis_address::trigger_address;
 use crate::template::Template;
 use crate::validation::{ManifestError, Validation};
-
-/// `[application.trigger.redis]`, as written; `[application.trigger.redis-stream]` has the
-/// same shape.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct RawAddressSettings {
-    address: Option<String>,
-}
-
-/// The application's default server: the `address` template, when set.
-pub fn validate_address_settings(
-    raw: RawAddressSettings,
-    location: &str,
-    validation: &Validation,
-) -> Result<Option<Template>, ManifestError> {
-    raw.address
-        .map(|address| validation.template(&address, &format!("{location}.address")))
-        .transpose()
-}
-
-/// A trigger's server: its own `address`, else the application's; one of them must be set.
-pub fn trigger_address(
-    address: Option<String>,
-    default: Option<&Template>,
-    location: &str,
-    settings_table: &str,
-    validation: &Validation,
-) -> Result<Template, ManifestError> {
-    match address {
-        Some(address) => validation.template(&address, &format!("{location}.address")),
-        None => default.cloned().ok_or_else(|| {
-            validation.error(
-                location,
-                format!("no Redis address: set `address` here or in [{settings_table}]"),
-            )
-        }),
-    }
-}
 
 /// One `[[trigger.redis]]`, as written (besides `id` and `component`).
 #[derive(Deserialize)]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::redis_trigger::config::trigger_address;
+use crate::redis_address::trigger_address;
 use crate::template::Template;
 use crate::validation::{ManifestError, Validation};
 

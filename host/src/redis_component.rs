@@ -1,0 +1,282 @@
+//! A component that handles Redis messages, in whichever Redis world it exports: Spin's v1
+//! and v3 worlds, and this project's 0.1.0 and 0.2.0 ones. The Redis trigger and the Redis
+//! Streams trigger both dispatch through it.
+
+use std::sync::Arc;
+
+use anyhow::anyhow;
+use wasmtime::Store;
+
+use crate::engine::{AcceptedWorld, Engine, PreparedComponent};
+use crate::host_api::InstanceState;
+use crate::limits::Limits;
+
+mod bindings {
+    pub mod raw {
+        wasmtime::component::bindgen!({
+            world: "fermyon:spin/redis-trigger",
+            path: "wit",
+            exports: { default: async },
+        });
+    }
+    pub mod spin3 {
+        wasmtime::component::bindgen!({
+            world: "spin-trigger:sdk/spin3-redis-trigger@0.1.0",
+            path: "wit",
+            exports: { default: async },
+            with: {
+                "spin:redis/redis@3.0.0": crate::host_api::spin3_bindings::spin::redis::redis,
+                "spin:variables/variables@3.0.0": crate::host_api::spin3_bindings::spin::variables::variables,
+            },
+        });
+    }
+    /// Ours, version 0.2.0: the message may carry a stream entry.
+    pub mod rich {
+        wasmtime::component::bindgen!({
+            world: "spin-trigger:sdk/redis@0.2.0",
+            path: "wit",
+            exports: { default: async },
+            with: {
+                "fermyon:spin/variables@2.0.0": crate::host_api::bindings::fermyon::spin2_0_0::variables,
+                "fermyon:spin/redis@2.0.0": crate::host_api::bindings::fermyon::spin2_0_0::redis,
+            },
+        });
+    }
+    /// Ours, version 0.1.0: what components built before streams export.
+    pub mod rich_0_1 {
+        wasmtime::component::bindgen!({
+            world: "spin-trigger:sdk/redis@0.1.0",
+            path: "wit",
+            exports: { default: async },
+            with: {
+                "fermyon:spin/variables@2.0.0": crate::host_api::bindings::fermyon::spin2_0_0::variables,
+                "fermyon:spin/redis@2.0.0": crate::host_api::bindings::fermyon::spin2_0_0::redis,
+            },
+        });
+    }
+}
+
+use bindings::rich::exports::spin_trigger::sdk0_2_0::redis_handler;
+use bindings::rich_0_1::exports::spin_trigger::sdk0_1_0::redis_handler as redis_handler_0_1;
+
+/// Which Redis world a component exports.
+#[derive(Clone, Copy)]
+enum RedisWorld {
+    /// Ours: the whole message (with any stream entry) in, an error message out.
+    Rich,
+    /// Ours as it was before streams: the same, without the stream entry.
+    Rich0_1,
+    /// Spin's v3 world (spin-sdk 6 and later): `handle-message` is an `async func`.
+    Spin3,
+    /// Spin's v1 world: the payload in; what our SDK's payload-only handlers export.
+    Raw,
+}
+
+/// The Redis worlds this host runs, in the order it looks for them.
+const REDIS_WORLDS: &[AcceptedWorld<RedisWorld>] = &[
+    AcceptedWorld {
+        export: "spin-trigger:sdk/redis-handler@0.2.0",
+        description: "this project's Redis world",
+        world: RedisWorld::Rich,
+    },
+    AcceptedWorld {
+        export: "spin-trigger:sdk/redis-handler@0.1.0",
+        description: "this project's Redis world before streams",
+        world: RedisWorld::Rich0_1,
+    },
+    AcceptedWorld {
+        export: "spin:redis/inbound-redis@3.0.0",
+        description: "Spin's v3 Redis world, spin-sdk 6 and later",
+        world: RedisWorld::Spin3,
+    },
+    AcceptedWorld {
+        export: "fermyon:spin/inbound-redis",
+        description: "Spin's v1 Redis world",
+        world: RedisWorld::Raw,
+    },
+];
+
+/// One message, as the guest sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub channel: String,
+    pub payload: Vec<u8>,
+    /// The subscription pattern that matched, for pattern subscriptions.
+    pub pattern: Option<String>,
+    /// The stream entry, for a message a `redis-stream` trigger read; then `channel` is the
+    /// stream and `payload` the entry's field `payload`.
+    pub entry: Option<StreamEntry>,
+}
+
+/// A stream entry, with the attempt at handling it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamEntry {
+    pub id: String,
+    pub fields: Vec<(String, Vec<u8>)>,
+    /// From 1.
+    pub attempt: u32,
+}
+
+/// The field whose value payload-only handlers get, so one component serves channels and
+/// streams alike.
+pub const PAYLOAD_FIELD: &str = "payload";
+
+impl StreamEntry {
+    /// The value of the entry's field `payload`, if it has one.
+    pub fn payload(&self) -> Option<&[u8]> {
+        self.fields
+            .iter()
+            .find(|(name, _)| name == PAYLOAD_FIELD)
+            .map(|(_, value)| value.as_slice())
+    }
+}
+
+/// A component ready to handle messages, in whichever Redis world it exports.
+pub struct RedisComponent {
+    prepared: Arc<PreparedComponent>,
+    export: RedisExport,
+}
+
+enum RedisExport {
+    Raw(bindings::raw::RedisTriggerPre<InstanceState>),
+    Rich(bindings::rich::RedisPre<InstanceState>),
+    Rich0_1(bindings::rich_0_1::RedisPre<InstanceState>),
+    Spin3(bindings::spin3::Spin3RedisTriggerPre<InstanceState>),
+}
+
+impl RedisComponent {
+    /// Picks the world from what the component exports.
+    pub fn new(prepared: Arc<PreparedComponent>) -> anyhow::Result<Self> {
+        let pre = prepared.pre.clone();
+        let export = match prepared.select_world("Redis", REDIS_WORLDS)? {
+            RedisWorld::Rich => RedisExport::Rich(bindings::rich::RedisPre::new(pre)?),
+            RedisWorld::Rich0_1 => RedisExport::Rich0_1(bindings::rich_0_1::RedisPre::new(pre)?),
+            RedisWorld::Spin3 => {
+                RedisExport::Spin3(bindings::spin3::Spin3RedisTriggerPre::new(pre)?)
+            }
+            RedisWorld::Raw => RedisExport::Raw(bindings::raw::RedisTriggerPre::new(pre)?),
+        };
+        Ok(RedisComponent { prepared, export })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.prepared.id
+    }
+
+    /// Handles one message in a fresh instance held to `limits`. A trap, a handler error or
+    /// the deadline passing is an `Err`.
+    pub async fn handle(
+        &self,
+        engine: &Engine,
+        message: &Message,
+        limits: &Limits,
+    ) -> anyhow::Result<()> {
+        limits.run(self.call(engine, message, limits)).await
+    }
+
+    async fn call(
+        &self,
+        engine: &Engine,
+        message: &Message,
+        limits: &Limits,
+    ) -> anyhow::Result<()> {
+        let mut store = engine.new_store(&self.prepared, limits)?;
+        match &self.export {
+            RedisExport::Raw(pre) => call_raw(pre, &mut store, message).await,
+            RedisExport::Rich(pre) => call_rich(pre, &mut store, message).await,
+            RedisExport::Rich0_1(pre) => call_rich_0_1(pre, &mut store, message).await,
+            RedisExport::Spin3(pre) => call_spin3(pre, &mut store, message).await,
+        }
+    }
+}
+
+/// Spin's v1 world: the payload in; the handler's error carries no message.
+async fn call_raw(
+    pre: &bindings::raw::RedisTriggerPre<InstanceState>,
+    store: &mut Store<InstanceState>,
+    message: &Message,
+) -> anyhow::Result<()> {
+    let instance = pre.instantiate_async(&mut *store).await?;
+    instance
+        .fermyon_spin_inbound_redis()
+        .call_handle_message(store, &message.payload)
+        .await?
+        .map_err(|_| anyhow!("handler returned an error (see its stderr above)"))
+}
+
+/// Ours, 0.2.0: the whole message, with any stream entry.
+async fn call_rich(
+    pre: &bindings::rich::RedisPre<InstanceState>,
+    store: &mut Store<InstanceState>,
+    message: &Message,
+) -> anyhow::Result<()> {
+    let instance = pre.instantiate_async(&mut *store).await?;
+    let wit_message = redis_handler::Message {
+        channel: message.channel.clone(),
+        payload: message.payload.clone(),
+        pattern: message.pattern.clone(),
+        entry: message
+            .entry
+            .as_ref()
+            .map(|entry| redis_handler::StreamEntry {
+                id: entry.id.clone(),
+                fields: entry.fields.clone(),
+                attempt: entry.attempt,
+            }),
+    };
+    instance
+        .spin_trigger_sdk0_2_0_redis_handler()
+        .call_handle_message(store, &wit_message)
+        .await?
+        .map_err(|error| anyhow!("handler returned an error: {}", error.message))
+}
+
+/// Ours, 0.1.0: the message without a stream entry.
+async fn call_rich_0_1(
+    pre: &bindings::rich_0_1::RedisPre<InstanceState>,
+    store: &mut Store<InstanceState>,
+    message: &Message,
+) -> anyhow::Result<()> {
+    let instance = pre.instantiate_async(&mut *store).await?;
+    let wit_message = redis_handler_0_1::Message {
+        channel: message.channel.clone(),
+        payload: message.payload.clone(),
+        pattern: message.pattern.clone(),
+    };
+    instance
+        .spin_trigger_sdk0_1_0_redis_handler()
+        .call_handle_message(store, &wit_message)
+        .await?
+        .map_err(|error| anyhow!("handler returned an error: {}", error.message))
+}
+
+/// Spin's v3 world: `handle-message` is an `async func`, run as a component-model task inside
+/// the store's event loop, so that the guest's own async imports can make progress.
+async fn call_spin3(
+    pre: &bindings::spin3::Spin3RedisTriggerPre<InstanceState>,
+    store: &mut Store<InstanceState>,
+    message: &Message,
+) -> anyhow::Result<()> {
+    let instance = pre.instantiate_async(&mut *store).await?;
+    let payload = message.payload.clone();
+    let result = store
+        .run_concurrent(async |accessor| {
+            instance
+                .spin_redis_inbound_redis()
+                .call_handle_message(accessor, payload)
+                .await
+        })
+        .await??;
+    result.map_err(|error| anyhow!("handler returned an error: {}", spin3_error(&error)))
+}
+
+/// A v3 handler error as a log line: the message, where the error carries one.
+fn spin3_error(error: &bindings::spin3::spin::redis::redis::Error) -> String {
+    use bindings::spin3::spin::redis::redis::Error;
+    match error {
+        Error::Other(message) => message.clone(),
+        Error::InvalidAddress => "invalid address".to_owned(),
+        Error::TooManyConnections => "too many connections".to_owned(),
+        Error::TypeError => "type error".to_owned(),
+    }
+}
