@@ -55,7 +55,7 @@ impl App {
         self.triggers
             .iter()
             .map(|trigger| trigger.config.live_instances())
-            .sum()
+            .fold(0, usize::saturating_add)
     }
 
     /// Resolves the app's variables from `providers` and renders every component's variables.

@@ -17,7 +17,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use crate::runtime_config::{self, RuntimeConfig, UserPath};
 use crate::stdio::{Follow, OutputOptions};
 use crate::variables::{Providers, VariableSource};
-use crate::{App, EngineOptions, Runtime, builder, engine, locked_app, manifest};
+use crate::{App, EngineOptions, Runtime, component_build, engine, locked_app, manifest};
 
 #[derive(Parser)]
 #[command(name = "spin-trigger-host", version, about)]
@@ -81,18 +81,18 @@ struct RunArgs {
     disable_cache: bool,
     /// How long to wait for handlers in flight at shutdown; past it, exit non-zero naming the
     /// components still running.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = crate::limits::parse_duration)]
     shutdown_timeout: Duration,
     /// How long one handler call may run before its instance is stopped (a trigger's
     /// `handler_timeout` overrides it).
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = crate::limits::parse_duration)]
     handler_timeout: Duration,
     /// How large one instance's memory may grow, e.g. 256MiB (default; a trigger's
     /// `max_memory` overrides it).
     #[arg(long, value_parser = crate::limits::parse_memory_size, conflicts_with = "max_instance_memory")]
     max_memory: Option<usize>,
     /// How many elements one instance's tables may hold.
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value = "20000", value_parser = crate::limits::parse_table_elements)]
     max_table_elements: usize,
     /// A CA certificate (PEM) to check `rediss://` servers against instead of the public roots.
     #[arg(long, env = "SPIN_TRIGGER_TLS_CA_FILE")]
@@ -151,7 +151,7 @@ struct SpinTriggerOptions {
     #[arg(long = "sqlite", value_name = "STATEMENT")]
     sqlite_statements: Vec<String>,
     /// How large one instance's memory may grow, in bytes (as --max-memory).
-    #[arg(long, env = "SPIN_MAX_INSTANCE_MEMORY")]
+    #[arg(long, env = "SPIN_MAX_INSTANCE_MEMORY", value_parser = crate::limits::parse_memory_bytes)]
     max_instance_memory: Option<usize>,
 }
 
@@ -243,7 +243,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     };
     let app = manifest::load_with(&manifest_path, &options)?;
     if args.build {
-        builder::build_components(&app).await?;
+        component_build::build_components(&app).await?;
     }
     let context = RunContext {
         working_dir: None,

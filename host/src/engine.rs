@@ -18,6 +18,7 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::allowed_hosts::AllowedHosts;
 use crate::component::{self as app, ComponentSource};
+use crate::events::{EventOutcome, EventSink};
 use crate::guest_files::GuestFiles;
 use crate::host_api::{self, InstanceState};
 use crate::limits::{HandlerLimits, Limits};
@@ -73,6 +74,8 @@ pub struct EngineOptions {
     pub allow_transient_write: bool,
     /// Where component output goes: the terminal, log files.
     pub output: OutputOptions,
+    /// Where each handler call's outcome is reported, for an embedder; `None`: only logged.
+    pub events: Option<EventSink>,
 }
 
 impl Default for EngineOptions {
@@ -89,6 +92,7 @@ impl Default for EngineOptions {
             debug_info: false,
             allow_transient_write: false,
             output: OutputOptions::default(),
+            events: None,
         }
     }
 }
@@ -327,6 +331,25 @@ impl Engine {
         self.live.running_components()
     }
 
+    /// Reports the outcome of one handler call for `trigger`, started at `started`, to the
+    /// embedder's [`EventSink`], if there is one.
+    pub fn report(
+        &self,
+        trigger: &str,
+        component: &str,
+        result: &anyhow::Result<()>,
+        started: std::time::Instant,
+    ) {
+        if let Some(sink) = &self.options.events {
+            sink.report(EventOutcome {
+                trigger: trigger.to_owned(),
+                component: component.to_owned(),
+                result: result.as_ref().map(|_| ()).map_err(crate::errors::one_line),
+                duration: started.elapsed(),
+            });
+        }
+    }
+
     /// How `rediss://` servers are trusted, for the triggers' own connections.
     pub fn redis_tls(&self) -> &RedisTls {
         &self.redis_tls
@@ -414,7 +437,7 @@ impl Engine {
             return Ok(component.clone());
         }
         let cache_files = self.cache_files(&bytes);
-        let component = match self.from_disk_cache(&cache_files, source) {
+        let component = match self.cached(&cache_files, source) {
             Some(component) => component,
             None => {
                 let (component, flavor) = self.compile(&bytes, source)?;
@@ -442,7 +465,7 @@ impl Engine {
     }
 
     /// The component from either flavor's disk cache entry, if one exists and loads.
-    fn from_disk_cache(
+    fn cached(
         &self,
         cache_files: &[Option<PathBuf>; 2],
         source: &ComponentSource,

@@ -26,12 +26,14 @@
 
 pub mod allowed_hosts;
 pub mod app;
+pub mod app_builder;
 pub mod app_spec;
-pub mod builder;
 pub mod cli;
 pub mod component;
+pub mod component_build;
 pub mod engine;
 pub mod errors;
+pub mod events;
 pub mod guest_files;
 pub mod host_api;
 pub mod limits;

@@ -53,7 +53,10 @@ struct Subscription {
 impl Subscription {
     /// Handles one message; a failure is logged with the trigger, component and channel.
     async fn handle(&self, engine: &Engine, message: &Message) {
-        if let Err(error) = self.component.handle(engine, message, &self.limits).await {
+        let started = std::time::Instant::now();
+        let result = self.component.handle(engine, message, &self.limits).await;
+        engine.report(&self.trigger_id, self.component.id(), &result, started);
+        if let Err(error) = result {
             let component = self.component.id();
             log_failure(&error, component, "Redis handler failed", |reason| {
                 tracing::error!(
@@ -133,7 +136,7 @@ impl TriggerType for RedisTrigger {
         let mut servers: BTreeMap<String, Vec<Arc<Subscription>>> = BTreeMap::new();
         for trigger in triggers {
             let config = trigger.config;
-            let component = components.get(&trigger.component, prepared, RedisComponent::new)?;
+            let component = components.get(trigger.component, prepared, RedisComponent::new)?;
             let what = format!("Redis trigger `{}`", trigger.id);
             let address = render_address(variables, &config.address, &what)?;
             let channel = variables
@@ -148,7 +151,7 @@ impl TriggerType for RedisTrigger {
                     is_pattern: is_glob(&channel),
                     channel,
                     max_in_flight: config.max_in_flight,
-                    limits: engine.limits(&trigger.limits),
+                    limits: engine.limits(trigger.limits),
                 }));
         }
         Ok(RedisTrigger { servers })

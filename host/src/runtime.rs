@@ -15,6 +15,10 @@ use crate::engine::{Engine, EngineOptions};
 use crate::trigger::{BuildContext, RunTrigger};
 use crate::variables::ResolvedVariables;
 
+/// How long a started app's handlers may finish when its triggers end by themselves, as
+/// `--shutdown-timeout`'s default.
+const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+
 /// An app with every component compiled and linked, ready to run.
 ///
 /// ```no_run
@@ -104,6 +108,40 @@ impl Runtime {
     /// `grace` for handlers in flight. Those still running at the deadline are an error naming
     /// their components.
     pub async fn run_until(&self, shutdown: impl Future, grace: Duration) -> anyhow::Result<()> {
+        let shutdown = async move {
+            shutdown.await;
+            grace
+        };
+        self.run(shutdown, grace).await
+    }
+
+    /// Starts every trigger on the current tokio runtime and returns at once; the app runs
+    /// until [`RunningApp::stop`].
+    ///
+    /// ```no_run
+    /// # async fn example(runtime: spin_trigger_host::Runtime) -> anyhow::Result<()> {
+    /// let running = runtime.start();
+    /// tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    /// running.stop(std::time::Duration::from_secs(10)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn start(self) -> RunningApp {
+        let (stop, grace) = tokio::sync::oneshot::channel::<Duration>();
+        let task = tokio::spawn(async move {
+            // A dropped handle stops the app with no grace.
+            let shutdown = async move { grace.await.unwrap_or_default() };
+            self.run(shutdown, DEFAULT_GRACE).await
+        });
+        RunningApp { stop, task }
+    }
+
+    /// Runs every trigger until `shutdown` completes with the grace period to give handlers
+    /// in flight (`grace` when the triggers end by themselves).
+    async fn run(
+        &self,
+        shutdown: impl Future<Output = Duration>,
+        grace: Duration,
+    ) -> anyhow::Result<()> {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         // Every trigger of one app runs in this one process.
@@ -112,10 +150,13 @@ impl Runtime {
                 .iter()
                 .map(|trigger| trigger.run(self.engine.clone(), cancel.clone(), tracker.clone())),
         );
-        tokio::select! {
-            _ = triggers => {}
-            _ = shutdown => tracing::info!("shutting down: no new events; waiting for handlers in flight"),
-        }
+        let grace = tokio::select! {
+            _ = triggers => grace,
+            grace = shutdown => {
+                tracing::info!("shutting down: no new events; waiting for handlers in flight");
+                grace
+            }
+        };
         cancel.cancel();
         tracker.close();
         if tokio::time::timeout(grace, tracker.wait()).await.is_ok() {
@@ -140,5 +181,21 @@ impl Runtime {
                 running.join(", ")
             }
         )
+    }
+}
+
+/// An app running in the embedder's process, from [`Runtime::start`].
+pub struct RunningApp {
+    stop: tokio::sync::oneshot::Sender<Duration>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningApp {
+    /// Stops taking events, then waits up to `grace` for handlers in flight; those still
+    /// running at the deadline are an error naming their components.
+    pub async fn stop(self, grace: Duration) -> anyhow::Result<()> {
+        // Sending fails only when the app already stopped; its result is in the task.
+        let _ = self.stop.send(grace);
+        self.task.await.context("the app's task panicked")?
     }
 }

@@ -144,6 +144,8 @@ impl RuntimeConfig {
                 .with_context(|| {
                     format!("max_instance_memory: expected a number of bytes, found {value}")
                 })?;
+            crate::limits::parse_memory_bytes(&bytes.to_string())
+                .map_err(|message| anyhow::anyhow!("max_instance_memory: {message}"))?;
             config.max_instance_memory = Some(bytes);
         }
         for key in ["variables_provider", "config_provider"] {

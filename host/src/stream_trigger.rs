@@ -131,7 +131,7 @@ impl TriggerType for StreamTrigger {
         let mut consumers = Vec::new();
         for trigger in triggers {
             let config = trigger.config;
-            let component = components.get(&trigger.component, prepared, RedisComponent::new)?;
+            let component = components.get(trigger.component, prepared, RedisComponent::new)?;
             let what = format!("Redis stream trigger `{}`", trigger.id);
             let address = render_address(variables, &config.address, &what)?;
             let render = |template: &Template, field: &str| {
@@ -170,7 +170,7 @@ impl TriggerType for StreamTrigger {
                 max_in_flight: config.max_in_flight,
                 max_attempts: config.max_attempts,
                 claim_idle: config.claim_idle,
-                limits: engine.limits(&trigger.limits),
+                limits: engine.limits(trigger.limits),
             }));
         }
         Ok(StreamTrigger { consumers })
@@ -618,11 +618,15 @@ impl Consumer {
                 pattern: None,
                 entry: Some(entry.clone()),
             };
-            let error = match self
+            let started = Instant::now();
+            let result = self
                 .component
                 .handle(&running.engine, &message, &self.limits)
-                .await
-            {
+                .await;
+            running
+                .engine
+                .report(&self.trigger_id, self.component.id(), &result, started);
+            let error = match result {
                 Ok(()) => return Done::Handled(entry.id),
                 Err(error) => error,
             };

@@ -205,12 +205,12 @@ impl TriggerType for TimerTrigger {
         let mut schedules = Vec::new();
         for trigger in triggers {
             let config = trigger.config;
-            let component = components.get(&trigger.component, prepared, TimerComponent::new)?;
+            let component = components.get(trigger.component, prepared, TimerComponent::new)?;
             schedules.push(Schedule {
                 trigger_id: trigger.id.to_owned(),
                 component,
                 interval: config.effective_interval(),
-                limits: engine.limits(&trigger.limits),
+                limits: engine.limits(trigger.limits),
             });
         }
         Ok(TimerTrigger {
@@ -264,11 +264,11 @@ impl TimerTrigger {
         let mut failed = Vec::new();
         for component in &self.components {
             // The limits of the first trigger that runs it.
-            let limits = self
+            let (trigger_id, limits) = self
                 .schedules
                 .iter()
                 .find(|schedule| Arc::ptr_eq(&schedule.component, component))
-                .map(|schedule| schedule.limits)
+                .map(|schedule| (schedule.trigger_id.as_str(), schedule.limits))
                 .context("a timer component without a trigger")?;
             let now = SystemTime::now();
             let tick = Tick {
@@ -276,7 +276,10 @@ impl TimerTrigger {
                 fired_at: now,
                 sequence: 0,
             };
-            if let Err(error) = component.fire(engine, tick, &limits).await {
+            let started = Instant::now();
+            let result = component.fire(engine, tick, &limits).await;
+            engine.report(trigger_id, component.id(), &result, started);
+            if let Err(error) = result {
                 tracing::error!(
                     component = %component.id(),
                     "timer handler failed: {}",
@@ -330,7 +333,10 @@ async fn run_schedule(
         let trigger_id = schedule.trigger_id.clone();
         let schedule_limits = schedule.limits;
         tracker.spawn(async move {
-            if let Err(error) = component.fire(&engine, tick, &schedule_limits).await {
+            let started = Instant::now();
+            let result = component.fire(&engine, tick, &schedule_limits).await;
+            engine.report(&trigger_id, component.id(), &result, started);
+            if let Err(error) = result {
                 crate::engine::log_failure(
                     &error,
                     component.id(),

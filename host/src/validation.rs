@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::RangeInclusive;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -11,7 +12,9 @@ use serde::de::{self, MapAccess, Visitor};
 
 use crate::allowed_hosts::AllowedHosts;
 use crate::component::{BuildStep, Component, ComponentSource, FileMount};
-use crate::limits::{HandlerLimits, parse_memory_size};
+use crate::limits::{
+    HandlerLimits, TABLE_ELEMENTS_RANGE, check_duration, check_in_range, parse_memory_size,
+};
 use crate::template::{Template, VariableDecl, check_name};
 
 /// Why a manifest could not be loaded. Its text is the whole diagnosis.
@@ -104,7 +107,7 @@ where
     })
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Clone, Debug)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawComponent {
     pub(crate) source: String,
@@ -150,6 +153,7 @@ pub(crate) struct RawComponent {
 }
 
 /// `files = ["static/**/*", { source = "assets", destination = "/assets" }]`.
+#[derive(Clone, Debug)]
 pub(crate) enum RawFileEntry {
     Pattern(String),
     Mount(RawFileMount),
@@ -166,14 +170,14 @@ impl<'de> Deserialize<'de> for RawFileEntry {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawFileMount {
     pub(crate) source: String,
     pub(crate) destination: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawBuild {
     pub(crate) command: RawCommands,
@@ -183,7 +187,7 @@ pub(crate) struct RawBuild {
     pub(crate) watch: Vec<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone, Debug)]
 #[serde(untagged)]
 pub(crate) enum RawCommands {
     One(String),
@@ -294,7 +298,7 @@ impl Validation<'_> {
                 let at = format!("{location}.max_table_elements");
                 match self.deserialize::<usize>(field(value), &at)? {
                     0 => Err(self.error(&at, "must be at least 1".into())),
-                    elements => Ok(elements),
+                    elements => self.in_range(elements, &TABLE_ELEMENTS_RANGE, &at),
                 }
             })
             .transpose()?;
@@ -306,25 +310,33 @@ impl Validation<'_> {
         Ok((id, component, limits, table))
     }
 
-    /// A duration field (humantime: `"250ms"`, `"1m 30s"`), at least 1 ms; an error shows
-    /// `examples` of what to write.
+    /// A duration field (humantime: `"250ms"`, `"1m 30s"`) in [`DURATION_RANGE`]; an error
+    /// shows `examples` of what to write.
     pub fn duration(
         &self,
         text: &str,
         location: &str,
         examples: &str,
     ) -> Result<std::time::Duration, ManifestError> {
-        match humantime::parse_duration(text) {
-            Ok(duration) if duration >= std::time::Duration::from_millis(1) => Ok(duration),
-            Ok(_) => Err(self.error(
-                location,
-                format!("\"{text}\" is shorter than the 1ms minimum"),
-            )),
-            Err(error) => Err(self.error(
+        let duration = humantime::parse_duration(text).map_err(|error| {
+            self.error(
                 location,
                 format!("\"{text}\" is not a duration ({error}): write e.g. {examples}"),
-            )),
-        }
+            )
+        })?;
+        check_duration(text, duration).map_err(|message| self.error(location, message))?;
+        Ok(duration)
+    }
+
+    /// A whole-number field in `range`, the field named when outside it.
+    pub fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
+        &self,
+        value: T,
+        range: &RangeInclusive<T>,
+        location: &str,
+    ) -> Result<T, ManifestError> {
+        check_in_range(value, range).map_err(|message| self.error(location, message))?;
+        Ok(value)
     }
 
     /// Parses a `{{ var }}` template whose references must all be declared in [variables].

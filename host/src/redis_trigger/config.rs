@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 
+use crate::limits::MAX_IN_FLIGHT_RANGE;
 use crate::redis_address::trigger_address;
 use crate::template::Template;
 use crate::validation::{ManifestError, Validation};
@@ -54,6 +55,11 @@ pub fn validate(
             "must be at least 1 (the default, which keeps publish order)".into(),
         ));
     }
+    validation.in_range(
+        max_in_flight,
+        &MAX_IN_FLIGHT_RANGE,
+        &format!("{location}.max_in_flight"),
+    )?;
     Ok(RedisConfig {
         channel,
         address,

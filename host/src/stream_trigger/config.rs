@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::limits::{MAX_ATTEMPTS_RANGE, MAX_IN_FLIGHT_RANGE};
 use crate::redis_address::trigger_address;
 use crate::template::Template;
 use crate::validation::{ManifestError, Validation};
@@ -88,6 +89,11 @@ pub fn validate(
             "must be at least 1 (the default: one entry at a time)".into(),
         ));
     }
+    validation.in_range(
+        max_in_flight,
+        &MAX_IN_FLIGHT_RANGE,
+        &format!("{location}.max_in_flight"),
+    )?;
     let max_attempts = raw.max_attempts.unwrap_or(5);
     if max_attempts == 0 {
         return Err(err(
@@ -95,6 +101,11 @@ pub fn validate(
             "must be at least 1 (1: no retry; the default is 5)".into(),
         ));
     }
+    validation.in_range(
+        max_attempts,
+        &MAX_ATTEMPTS_RANGE,
+        &format!("{location}.max_attempts"),
+    )?;
     let claim_idle = match raw.claim_idle {
         None => Duration::from_secs(30),
         Some(text) => validation.duration(

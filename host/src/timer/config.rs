@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::limits::{SPEEDUP_RANGE, check_duration};
 use crate::validation::{ManifestError, Validation};
 
 /// `[application.trigger.timer]`, as written.
@@ -39,22 +40,24 @@ impl TimerConfig {
     }
 }
 
-/// `speedup`, checked: a positive number (1 when absent).
+/// `speedup`, checked: a positive number in [`SPEEDUP_RANGE`] (1 when absent).
 pub fn validate_settings(
     raw: RawTimerSettings,
     validation: &Validation,
 ) -> Result<f64, ManifestError> {
     let speedup = raw.speedup.unwrap_or(1.0);
+    let location = "application.trigger.timer.speedup";
     if !(speedup.is_finite() && speedup > 0.0) {
         return Err(validation.error(
-            "application.trigger.timer.speedup",
+            location,
             format!("{speedup} is not a positive number: `speedup = 2` runs timers twice as often"),
         ));
     }
-    Ok(speedup)
+    validation.in_range(speedup, &SPEEDUP_RANGE, location)
 }
 
-/// The interval: `interval_secs` (at least 1) or `interval` (at least 1 ms), not both.
+/// The interval: `interval_secs` or `interval`, not both, in
+/// [`DURATION_RANGE`](crate::limits::DURATION_RANGE).
 pub fn validate(
     raw: RawTimerConfig,
     speedup: f64,
@@ -89,7 +92,12 @@ pub fn validate(
                     .into(),
             ));
         }
-        (Some(secs), None) => Duration::from_secs(secs),
+        (Some(secs), None) => {
+            let interval = Duration::from_secs(secs);
+            check_duration(&format!("{secs}s"), interval)
+                .map_err(|message| err("interval_secs", message))?;
+            interval
+        }
         (None, Some(text)) => validation.duration(
             &text,
             &format!("{location}.interval"),
