@@ -3,42 +3,49 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-pub use crate::component::{BuildStep, Component, FileMount};
+pub use crate::component::{BuildStep, Component, ComponentSource, FileMount};
+pub use crate::limits::HandlerLimits;
+pub use crate::redis_trigger::RedisConfig;
+pub use crate::stream_trigger::StreamConfig;
 use crate::template::VariableDecl;
-pub use crate::triggers::{Registered, Trigger, TriggerConfig};
+pub use crate::timer::TimerConfig;
+pub use crate::triggers::{Trigger, TriggerConfig, TypedConfig};
 use crate::variables::{Providers, ResolvedVariables};
 
 /// A loaded, validated application. Component sources are absolute paths; variable values are
 /// still templates, resolved at start-up by [`crate::variables::ResolvedVariables`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct App {
+    /// `[application] name`.
     pub name: String,
     /// The file the app was loaded from, for messages.
     pub origin: PathBuf,
     /// The directory relative paths are resolved against.
     pub base_dir: PathBuf,
+    /// `[variables]`, by name.
     pub variables: BTreeMap<String, VariableDecl>,
+    /// Every component, by id (inline ones as `<trigger id>-component`).
     pub components: BTreeMap<String, Component>,
     /// Every trigger, of every type.
     pub triggers: Vec<Trigger>,
 }
 
 impl App {
-    /// The triggers of type `T`, each with its configuration.
+    /// The triggers whose configuration is a `C`, each with it.
     ///
     /// ```no_run
-    /// use spin_trigger_host::timer::TimerTrigger;
+    /// use spin_trigger_host::app::TimerConfig;
     ///
     /// let app = spin_trigger_host::manifest::load("spin.toml")?;
-    /// for (trigger, timer) in app.triggers_of::<TimerTrigger>() {
+    /// for (trigger, timer) in app.triggers_of::<TimerConfig>() {
     ///     println!("{} every {:?}", trigger.id, timer.effective_interval());
     /// }
     /// # Ok::<(), spin_trigger_host::manifest::ManifestError>(())
     /// ```
-    pub fn triggers_of<T: Registered>(&self) -> impl Iterator<Item = (&Trigger, &T::Config)> {
+    pub fn triggers_of<C: TypedConfig>(&self) -> impl Iterator<Item = (&Trigger, &C)> {
         self.triggers
             .iter()
-            .filter_map(|trigger| Some((trigger, T::config_of(&trigger.config)?)))
+            .filter_map(|trigger| Some((trigger, C::of(&trigger.config)?)))
     }
 
     /// Keeps only the triggers of `trigger_type`: a plugin Spin launches as `trigger-timer` runs

@@ -11,6 +11,7 @@ use crate::template::Template;
 /// One `[component.<id>]`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Component {
+    /// The component's id.
     pub id: String,
     /// The `.wasm` component: a file (an absolute path) or bytes already in memory.
     pub source: ComponentSource,
@@ -24,6 +25,7 @@ pub struct Component {
     pub files: Vec<FileMount>,
     /// Glob patterns, relative to the app directory, of files `files` globs must leave out.
     pub exclude_files: Vec<String>,
+    /// How `up --build` builds it.
     pub build: Option<BuildStep>,
     /// Key-value store labels the component may open (`key_value_stores`).
     pub key_value_stores: Vec<String>,
@@ -36,11 +38,18 @@ pub struct Component {
 pub enum FileMount {
     /// `{ source = "assets", destination = "/assets" }`: a directory or a file at a guest path.
     Path {
+        /// The host's file or directory, absolute.
         host_path: PathBuf,
+        /// Where the guest sees it (absolute).
         guest_path: String,
     },
     /// `"static/**/*"`: every matching file, at its path relative to `base_dir`, under `/`.
-    Glob { base_dir: PathBuf, pattern: String },
+    Glob {
+        /// The app's directory, which `pattern` is relative to.
+        base_dir: PathBuf,
+        /// The glob pattern.
+        pattern: String,
+    },
 }
 
 /// How to build a component (`[component.<id>.build]`).

@@ -223,6 +223,8 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 impl Engine {
+    /// Configures wasmtime (both flavors, the pooling allocator, epoch interruption) and links
+    /// the host APIs.
     pub fn new(options: EngineOptions) -> anyhow::Result<Self> {
         let redis_tls = match &options.tls_ca_file {
             Some(file) => RedisTls::with_ca_file(file)?,
@@ -677,9 +679,11 @@ impl PreparedComponent {
 
 /// A component compiled and linked, ready for a fresh instance per event.
 pub struct PreparedComponent {
+    /// The component's id.
     pub id: Arc<str>,
     /// The component's top-level export names, which tell which world it targets.
     pub export_names: Vec<String>,
+    /// Linked, ready to instantiate.
     pub pre: InstancePre<InstanceState>,
     /// The engine it was compiled for; its stores belong to the same one.
     engine: wasmtime::Engine,

@@ -1,61 +1,120 @@
-//! A thin host for Spin timer and Redis components: wasmtime + tokio.
+//! A thin host for Spin timer and Redis components: wasmtime + tokio. It runs an app's timer,
+//! Redis (pub/sub) and Redis Streams triggers in one process, as the `spin-trigger-host`
+//! binary ([`cli`]) or embedded in a program of your own.
 //!
-//! The architecture, one concern per module:
+//! # Embedding
 //!
-//! - [`manifest`]: reads and validates `spin.toml` (manifest version 2) into the [`app`] model.
-//! - [`locked_app`]: reads the locked app `spin up` hands a plugin into the same model.
-//! - [`variables`]: `[variables]`, `{{ var }}` templates, and resolution from `--variable`,
-//!   the runtime config's providers, `SPIN_VARIABLE_<NAME>` and defaults.
-//! - [`runtime_config`]: Spin's runtime config file (`--runtime-config-file`).
-//! - [`engine`]: the wasmtime engine, the compiled-component cache, `InstancePre`, per-event stores.
-//! - [`guest_files`]: what a guest sees of the host's files (`files`, `exclude_files`).
-//! - [`trigger`]: the shape every trigger type has, and the one list that registers each.
-//! - [`timer`]: the timer trigger — where a timer fires.
-//! - [`redis_trigger`]: the Redis trigger — where a message is dispatched.
-//! - [`stream_trigger`]: the Redis Streams trigger — where a stream entry is dispatched, acked,
-//!   retried, dead-lettered or claimed from a consumer that died.
-//! - [`host_api`]: host APIs a guest imports: variables and outbound Redis, in Spin's 2.0.0 and
-//!   3.0.0 (`async func`) versions.
-//! - [`redis_client`]: Redis clients for triggers and guests, and how `rediss://` is trusted.
-//! - [`allowed_hosts`]: `allowed_outbound_hosts` matching.
-//! - [`stdio`]: component output: prefixed with the component id on the terminal (`--follow`,
-//!   `--quiet`), and into log files (`--log-dir`).
-//! - [`builder`]: `up --build`.
-//! - [`errors`]: error messages on one line, each cause once.
-//! - [`runtime`]: ties it together; [`Runtime::run_until`] runs every trigger of an app.
+//! Build an app in code ([`App::builder`], see [`app_builder`]) or load one
+//! ([`manifest::load`], [`locked_app::load`]); resolve its variables; compile it into a
+//! [`Runtime`]; then run it on your tokio runtime ([`Runtime::start`], stopped with
+//! [`RunningApp::stop`]) or run its timers once ([`Runtime::run_once`]). Each handler call's
+//! outcome reaches an [`events::EventSink`] you set in [`EngineOptions::events`].
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use spin_trigger_host::app_builder::{ComponentBuilder, TriggerBuilder};
+//! use spin_trigger_host::events::EventSink;
+//! use spin_trigger_host::variables::Providers;
+//! use spin_trigger_host::{App, EngineOptions, Runtime};
+//!
+//! # async fn example() -> anyhow::Result<()> {
+//! let app = App::builder("clock")
+//!     .component(ComponentBuilder::from_file("tick", "tick.wasm"))
+//!     .trigger(TriggerBuilder::timer("tick").interval(Duration::from_secs(1)))
+//!     .build()?;
+//! let variables = app.resolve_variables(&Providers::default())?;
+//! let (events, mut outcomes) = EventSink::channel();
+//! let options = EngineOptions { events: Some(events), ..EngineOptions::default() };
+//! let running = Runtime::new(&app, &variables, options)?.start();
+//! if let Some(outcome) = outcomes.recv().await {
+//!     println!("{} ran in {:?}: {:?}", outcome.component, outcome.duration, outcome.result);
+//! }
+//! running.stop(Duration::from_secs(10)).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! `examples/embed` in the repository is a whole program doing this with a timer and a Redis
+//! stream.
+//!
+//! # Layout
+//!
+//! One concern per module; each imports only modules listed before it in its group or in the
+//! groups above (a test checks that no two modules import each other in a circle).
+//!
+//! The model and its loaders:
+//! - `errors`, `allowed_hosts`, `template`, `limits`: one-line errors, outbound host matching,
+//!   `{{ var }}` templates, and the range of every number a user writes.
+//! - `component`, `validation`: a component as the host runs it, and the vocabulary every app
+//!   source is validated in (a component as written, each trigger type's tables).
+//! - `variables`, `runtime_config`, `stdio`, `events`: variable providers and resolution, Spin's
+//!   runtime config file, component output, event outcomes.
+//!
+//! The engine:
+//! - `live`, `redis_client`, `host_api`: which instances are running; Redis clients and TLS;
+//!   each host API a guest imports (variables, outbound Redis) and its linking.
+//! - `guest_files`, `engine`: what a guest sees of the host's files; wasmtime, the
+//!   compiled-component cache, `InstancePre`, a store per event.
+//!
+//! The triggers:
+//! - `trigger`: the contract each trigger type fulfils.
+//! - `redis_address`, `redis_component`: a trigger's Redis server, and a component in any Redis
+//!   world; shared by the two Redis triggers.
+//! - `timer` (where a timer fires), `redis_trigger` (where a message is dispatched),
+//!   `stream_trigger` (where a stream entry is dispatched, acknowledged, retried, dead-lettered or
+//!   claimed).
+//! - `triggers`: the one registration list, above the trigger modules.
+//!
+//! The app and running it:
+//! - `app`, `app_spec`: the resolved app model; an app as any source writes it, validated.
+//! - `manifest`, `locked_app`, `app_builder`: `spin.toml`, Spin's locked app, and code.
+//! - `component_build`, `runtime`, `cli`: `up --build`; running an app; the command line.
 
-pub mod allowed_hosts;
+#![warn(missing_docs)]
+
+// What an embedder uses.
 pub mod app;
 pub mod app_builder;
-pub mod app_spec;
 pub mod cli;
-pub mod component;
-pub mod component_build;
-pub mod engine;
 pub mod errors;
 pub mod events;
-pub mod guest_files;
-pub mod host_api;
 pub mod limits;
-pub mod live;
 pub mod locked_app;
 pub mod manifest;
-pub mod redis_address;
-pub mod redis_client;
-pub mod redis_component;
-pub mod redis_trigger;
-pub mod runtime;
-pub mod runtime_config;
 pub mod stdio;
-pub mod stream_trigger;
 pub mod template;
-pub mod timer;
-pub mod trigger;
-pub mod triggers;
-pub mod validation;
 pub mod variables;
+
+// The host's inside (mapped in the crate documentation above).
+mod allowed_hosts;
+mod app_spec;
+mod component;
+mod component_build;
+mod engine;
+mod guest_files;
+mod host_api;
+mod live;
+mod redis_address;
+mod redis_client;
+mod redis_component;
+mod redis_trigger;
+mod runtime;
+mod runtime_config;
+mod stream_trigger;
+mod timer;
+mod trigger;
+mod triggers;
+mod validation;
 
 pub use app::App;
 pub use engine::EngineOptions;
-pub use runtime::Runtime;
+pub use runtime::{RunningApp, Runtime};
 pub use variables::ResolvedVariables;
+
+/// Not part of the API: the engine's own dispatch path, for this workspace's benchmark and
+/// tests to measure and probe. It may change in any release.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::allowed_hosts::AllowedHosts;
+    pub use crate::engine::{Engine, PreparedComponent, pooling_config};
+    pub use crate::redis_component::{Message, RedisComponent};
+}

@@ -99,7 +99,9 @@ const REDIS_WORLDS: &[AcceptedWorld<RedisWorld>] = &[
 /// One message, as the guest sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
+    /// The channel it was published on (the stream's key, for a stream entry).
     pub channel: String,
+    /// What was published (a stream entry's `payload` field).
     pub payload: Vec<u8>,
     /// The subscription pattern that matched, for pattern subscriptions.
     pub pattern: Option<String>,
@@ -159,6 +161,7 @@ impl RedisComponent {
         Ok(RedisComponent { prepared, export })
     }
 
+    /// The component's id.
     pub fn id(&self) -> &str {
         &self.prepared.id
     }

@@ -22,7 +22,7 @@ use crate::engine::{Engine, log_failure};
 use crate::limits::Limits;
 use crate::redis_address::render_address;
 use crate::redis_client::RedisTls;
-pub use crate::redis_component::{Message, RedisComponent, StreamEntry};
+use crate::redis_component::{Message, RedisComponent};
 use crate::template::Template;
 use crate::trigger::{
     BuildContext, RunTrigger, TriggerFuture, TriggerSpec, TriggerType, TypeComponents,

@@ -19,7 +19,9 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 /// Which host stream a component stream goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
+    /// The host's standard output.
     Stdout,
+    /// The host's standard error.
     Stderr,
 }
 
@@ -91,6 +93,7 @@ impl Follow {
 /// Where component output goes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OutputOptions {
+    /// Which components reach the terminal (`--follow`, `--quiet`).
     pub follow: Follow,
     /// Where each component's output is also written, `None` for nowhere.
     pub log_dir: Option<PathBuf>,

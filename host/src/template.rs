@@ -9,7 +9,9 @@ use anyhow::Context;
 /// One `[variables]` entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VariableDecl {
+    /// The value when no provider gives one.
     pub default: Option<String>,
+    /// A value must come from a provider (`--variable`, the runtime config, the environment).
     pub required: bool,
     /// A secret's value is never logged.
     pub secret: bool,

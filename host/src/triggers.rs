@@ -18,13 +18,16 @@ pub struct Trigger {
     pub component: String,
     /// Limits on each of its handler calls, where the trigger sets its own.
     pub limits: HandlerLimits,
+    /// What its type needs: a timer's interval, a Redis channel, a stream and its group.
     pub config: TriggerConfig,
 }
 
-/// A trigger type in the registration list below.
-pub trait Registered: TriggerType {
-    /// The trigger's configuration, if `config` is one of this type.
-    fn config_of(config: &TriggerConfig) -> Option<&Self::Config>;
+/// A trigger type's validated configuration ([`TimerConfig`](crate::app::TimerConfig),
+/// [`RedisConfig`](crate::app::RedisConfig), [`StreamConfig`](crate::app::StreamConfig)),
+/// as [`App::triggers_of`](crate::App::triggers_of) picks it out of a [`TriggerConfig`].
+pub trait TypedConfig: Sized + 'static {
+    /// The configuration, if `config` is of this type.
+    fn of(config: &TriggerConfig) -> Option<&Self>;
 }
 
 /// Registers the trigger types: `Variant(RunningType)`, one per type. Generates
@@ -34,12 +37,15 @@ macro_rules! registered_trigger_types {
         /// A trigger's validated configuration, by type.
         #[derive(Debug, Clone, PartialEq)]
         pub enum TriggerConfig {
-            $($variant(<$ty as TriggerType>::Config),)+
+            $(
+                #[doc = concat!("A `", stringify!($variant), "` trigger's configuration.")]
+                $variant(<$ty as TriggerType>::Config),
+            )+
         }
 
         $(
-            impl Registered for $ty {
-                fn config_of(config: &TriggerConfig) -> Option<&Self::Config> {
+            impl TypedConfig for <$ty as TriggerType>::Config {
+                fn of(config: &TriggerConfig) -> Option<&Self> {
                     #[allow(unreachable_patterns)] // With a single type registered.
                     match config {
                         TriggerConfig::$variant(config) => Some(config),
@@ -107,15 +113,17 @@ registered_trigger_types! {
 }
 
 /// The triggers of type `T`, as its [`TriggerType::build`] takes them.
-fn specs_of<T: Registered>(
-    triggers: &[Trigger],
-) -> impl Iterator<Item = TriggerSpec<'_, T::Config>> {
+fn specs_of<T>(triggers: &[Trigger]) -> impl Iterator<Item = TriggerSpec<'_, T::Config>>
+where
+    T: TriggerType,
+    T::Config: TypedConfig,
+{
     triggers.iter().filter_map(|trigger| {
         Some(TriggerSpec {
             id: &trigger.id,
             component: &trigger.component,
             limits: &trigger.limits,
-            config: T::config_of(&trigger.config)?,
+            config: T::Config::of(&trigger.config)?,
         })
     })
 }

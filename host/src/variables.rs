@@ -25,13 +25,16 @@ pub struct Providers {
     pub dotenv: BTreeMap<String, String>,
 }
 
-/// A runtime config's variables provider (see [`crate::runtime_config`]).
+/// A runtime config's variables provider (`[[variables_provider]]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VariableProvider {
     /// `type = "env"`: `<PREFIX>_<NAME>` from the environment, else from its `.env` file.
     Env {
+        /// `SPIN_VARIABLE` unless the runtime config sets `prefix`.
         prefix: String,
+        /// The process environment, read when the provider was made.
         env: BTreeMap<String, String>,
+        /// The `.env` file's entries.
         dotenv: BTreeMap<String, String>,
     },
     /// `type = "static"`: values written in the runtime config.
@@ -131,9 +134,13 @@ pub fn parse_cli_pair(pair: &str) -> Result<(String, String), String> {
 /// text), `@file.json` or `@file.toml` (a table of names to string values).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VariableSource {
+    /// `name=value`.
     Literal(String, String),
+    /// `name=@file`: the file's text.
     FileContent(String, PathBuf),
+    /// `@file.json`: an object of names to string values.
     JsonFile(PathBuf),
+    /// `@file.toml`: a table of names to string values.
     TomlFile(PathBuf),
 }
 

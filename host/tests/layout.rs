@@ -2,6 +2,8 @@
 //! `host/src` is an arrow from the top-level module it is written in (a module's children count
 //! as the module) to the top-level module it names; no circle may form among them. A circle
 //! means two modules each need the other, and that a reader cannot take in one before the other.
+//! The crate documentation's "Layout" section lists every module after those it imports, which
+//! the second check holds it to.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -182,4 +184,50 @@ fn the_check_finds_a_circle_and_reads_groups_and_reexports() {
     ]);
     assert_eq!(circle_through("a", &arrows).unwrap(), ["a", "b", "c", "a"]);
     assert_eq!(circle_through("d", &arrows), None);
+}
+
+/// The modules in the order the crate documentation's "Layout" section lists them.
+fn documented_order(lib: &str) -> Vec<String> {
+    let section = lib
+        .lines()
+        .skip_while(|line| !line.starts_with("//! # Layout"))
+        .take_while(|line| line.starts_with("//!"));
+    let mut order = Vec::new();
+    for line in section {
+        for (index, part) in line.split('`').enumerate() {
+            let is_name =
+                !part.is_empty() && part.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+            if index % 2 == 1 && is_name && !order.iter().any(|known| known == part) {
+                order.push(part.to_owned());
+            }
+        }
+    }
+    order
+}
+
+#[test]
+fn the_documented_layout_lists_every_module_after_those_it_imports() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let lib = std::fs::read_to_string(src.join("lib.rs")).expect("reading lib.rs");
+    let order = documented_order(&lib);
+    let arrows = arrows(&src);
+    let unlisted: Vec<&String> = arrows
+        .keys()
+        .filter(|module| !order.contains(module))
+        .collect();
+    assert!(
+        unlisted.is_empty(),
+        "modules the crate docs' Layout does not list: {unlisted:?}"
+    );
+    let rank = |module: &str| order.iter().position(|known| known == module);
+    let upward: Vec<String> = arrows
+        .iter()
+        .flat_map(|(from, targets)| targets.iter().map(move |to| (from, to)))
+        .filter(|(from, to)| rank(to) > rank(from))
+        .map(|(from, to)| format!("{from} → {to}"))
+        .collect();
+    assert!(
+        upward.is_empty(),
+        "modules importing one listed after them in the crate docs' Layout: {upward:?}"
+    );
 }

@@ -4,11 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use spin_trigger_host::app::{BuildStep, FileMount, Trigger};
+use spin_trigger_host::app::{
+    BuildStep, FileMount, RedisConfig, StreamConfig, TimerConfig, Trigger,
+};
 use spin_trigger_host::manifest;
-use spin_trigger_host::redis_trigger::{RedisConfig, RedisTrigger};
-use spin_trigger_host::stream_trigger::{StreamConfig, StreamTrigger};
-use spin_trigger_host::timer::{TimerConfig, TimerTrigger};
 use spin_trigger_host::variables::Providers;
 
 fn parse(text: &str) -> Result<spin_trigger_host::App, String> {
@@ -17,15 +16,15 @@ fn parse(text: &str) -> Result<spin_trigger_host::App, String> {
 }
 
 fn timers(app: &spin_trigger_host::App) -> Vec<(&Trigger, &TimerConfig)> {
-    app.triggers_of::<TimerTrigger>().collect()
+    app.triggers_of::<TimerConfig>().collect()
 }
 
 fn redis_triggers(app: &spin_trigger_host::App) -> Vec<(&Trigger, &RedisConfig)> {
-    app.triggers_of::<RedisTrigger>().collect()
+    app.triggers_of::<RedisConfig>().collect()
 }
 
 fn stream_triggers(app: &spin_trigger_host::App) -> Vec<(&Trigger, &StreamConfig)> {
-    app.triggers_of::<StreamTrigger>().collect()
+    app.triggers_of::<StreamConfig>().collect()
 }
 
 const HEADER: &str = "spin_manifest_version = 2\n[application]\nname = \"app\"\n";

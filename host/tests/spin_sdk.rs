@@ -225,9 +225,10 @@ source = "{}"
 /// into that engine costs more (see the README's benchmark), so the others keep the plain one.
 #[test]
 fn only_components_using_component_model_async_get_the_concurrent_engine() {
-    use spin_trigger_host::allowed_hosts::AllowedHosts;
+    use spin_trigger_host::EngineOptions;
     use spin_trigger_host::app::Component;
-    use spin_trigger_host::engine::{Engine, EngineOptions};
+    use spin_trigger_host::internals::AllowedHosts;
+    use spin_trigger_host::internals::Engine;
 
     let engine = Engine::new(EngineOptions {
         cache_dir: None,

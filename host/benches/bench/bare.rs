@@ -49,7 +49,7 @@ pub struct Bare {
 impl Bare {
     pub fn new(wasm: &Path, output: Output) -> anyhow::Result<Self> {
         // The host's pool settings, so that the ratio is the cost of the host's own code.
-        let pooling = spin_trigger_host::engine::pooling_config(&EngineOptions::default())
+        let pooling = spin_trigger_host::internals::pooling_config(&EngineOptions::default())
             .context("the default options use the pool")?;
         let mut config = Config::new();
         config

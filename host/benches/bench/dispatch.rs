@@ -7,10 +7,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use spin_trigger_host::allowed_hosts::AllowedHosts;
+use spin_trigger_host::EngineOptions;
 use spin_trigger_host::app::Component;
-use spin_trigger_host::engine::{Engine, EngineOptions};
-use spin_trigger_host::redis_trigger::{Message, RedisComponent};
+use spin_trigger_host::internals::AllowedHosts;
+use spin_trigger_host::internals::Engine;
+use spin_trigger_host::internals::{Message, RedisComponent};
 
 use crate::bare::{Bare, Output};
 
