@@ -163,7 +163,7 @@ struct Flavor {
 /// SDK's, Spin's timer example, spin-sdk 5 and earlier); `concurrent` runs the ones that do
 /// (spin-sdk 6 and later: `async func` exports and imports). Turning concurrency support on for
 /// an engine makes every call into it a component-model task, about 1.3–1.5× the cost of a plain
-/// call (see the README's benchmark), so a component gets it only when it needs it.
+/// call (see docs/performance.md), so a component gets it only when it needs it.
 pub struct Engine {
     plain: Flavor,
     concurrent: Flavor,

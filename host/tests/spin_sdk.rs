@@ -222,7 +222,7 @@ source = "{}"
 }
 
 /// Only components that use component-model async run on the engine that has it: every call
-/// into that engine costs more (see the README's benchmark), so the others keep the plain one.
+/// into that engine costs more (see docs/performance.md), so the others keep the plain one.
 #[test]
 fn only_components_using_component_model_async_get_the_concurrent_engine() {
     use spin_trigger_host::EngineOptions;
