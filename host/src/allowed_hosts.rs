@@ -95,14 +95,6 @@ impl AllowedHosts {
     /// Spin converts it to: `example.com:8080` (or `https://example.com:8080`) allows
     /// `http://` and `https://` to that host and port; `insecure:allow-all` allows any HTTP
     /// host; `self` (an HTTP app calling itself) has no meaning here and converts to nothing.
-    ///
-    /// ```
-    /// use spin_trigger_host::allowed_hosts::AllowedHosts;
-    /// assert_eq!(
-    ///     AllowedHosts::from_allowed_http_host("api.example.com:8080").unwrap(),
-    ///     ["http://api.example.com:8080", "https://api.example.com:8080"]
-    /// );
-    /// ```
     pub fn from_allowed_http_host(entry: &str) -> Result<Vec<String>, String> {
         match entry {
             "insecure:allow-all" => return Ok(vec!["http://*:*".into(), "https://*:*".into()]),
@@ -248,6 +240,17 @@ pub fn redact(address: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_allowed_http_host_allows_http_and_https_to_it() {
+        assert_eq!(
+            AllowedHosts::from_allowed_http_host("api.example.com:8080").unwrap(),
+            [
+                "http://api.example.com:8080",
+                "https://api.example.com:8080"
+            ]
+        );
+    }
 
     fn allows(entries: &[&str], address: &str) -> bool {
         AllowedHosts::parse(entries)

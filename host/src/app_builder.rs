@@ -137,6 +137,7 @@ impl AppBuilder {
                 )
             })?,
         };
+        refuse_nulls(&self.settings, &self.triggers, &origin)?;
         let table = |value: Map<String, Value>| RawTable {
             value: Value::Object(value),
             offset: None,
@@ -178,6 +179,36 @@ impl AppBuilder {
         };
         validate(raw, &origin, &base_dir, None)
     }
+}
+
+/// A field set to JSON `null` — which is what `serde_json` makes of an infinite or NaN float —
+/// would read as absent and take its default; the builder refuses it instead, as the manifest
+/// loader refuses `speedup = nan`.
+fn refuse_nulls(
+    settings: &BTreeMap<String, Map<String, Value>>,
+    triggers: &[TriggerBuilder],
+    origin: &std::path::Path,
+) -> Result<(), ManifestError> {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    let trigger_tables = triggers.iter().map(|trigger| {
+        let index = counts.entry(&trigger.trigger_type).or_default();
+        let location = format!("trigger.{}[{index}]", trigger.trigger_type);
+        *index += 1;
+        (location, &trigger.table)
+    });
+    let settings_tables = settings
+        .iter()
+        .map(|(trigger_type, table)| (format!("application.trigger.{trigger_type}"), table));
+    for (location, table) in settings_tables.chain(trigger_tables) {
+        if let Some((field, _)) = table.iter().find(|(_, value)| value.is_null()) {
+            return Err(ManifestError::at(
+                origin,
+                format!("{location}.{field}"),
+                "has no value (null, or a number that is not finite): set a finite number or leave it out",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// An application variable: a default, or required; either may be secret.

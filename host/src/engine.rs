@@ -597,14 +597,6 @@ fn export_names(component: &Component) -> Vec<String> {
 /// `--cache`): its `[cache]` table's `directory`, or `None` when it sets `enabled = false`.
 /// Without a `directory`, `default` stays; wasmtime's cleanup settings do not apply to this
 /// host's cache and are ignored.
-///
-/// ```
-/// # let dir = tempfile::tempdir().unwrap();
-/// let file = dir.path().join("cache.toml");
-/// std::fs::write(&file, "[cache]\nenabled = true\ndirectory = \"/var/cache/app\"\n").unwrap();
-/// let cache = spin_trigger_host::engine::cache_dir_from_config_file(&file, None).unwrap();
-/// assert_eq!(cache, Some("/var/cache/app".into()));
-/// ```
 pub fn cache_dir_from_config_file(
     file: &Path,
     default: Option<PathBuf>,
@@ -696,4 +688,25 @@ pub struct PreparedComponent {
     /// Built once: each instance's streams share the prefix.
     stdout: ComponentOutput,
     stderr: ComponentOutput,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cache_dir_from_config_file;
+
+    #[test]
+    fn a_wasmtime_cache_config_names_the_directory_or_turns_the_cache_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cache.toml");
+        std::fs::write(
+            &file,
+            "[cache]\nenabled = true\ndirectory = \"/var/cache/app\"\n",
+        )
+        .unwrap();
+        let cache = cache_dir_from_config_file(&file, None).unwrap();
+        assert_eq!(cache, Some("/var/cache/app".into()));
+        std::fs::write(&file, "[cache]\nenabled = false\n").unwrap();
+        let cache = cache_dir_from_config_file(&file, Some("/default".into())).unwrap();
+        assert_eq!(cache, None);
+    }
 }

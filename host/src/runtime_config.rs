@@ -111,12 +111,6 @@ fn variable_provider(table: toml::Value) -> anyhow::Result<VariableProvider> {
 
 impl RuntimeConfig {
     /// Reads and checks the runtime config at `path`.
-    ///
-    /// ```no_run
-    /// let config = spin_trigger_host::runtime_config::RuntimeConfig::load("runtime-config.toml")?;
-    /// println!("{:?}", config.max_instance_memory);
-    /// # Ok::<(), anyhow::Error>(())
-    /// ```
     pub fn load(path: impl AsRef<Path>) -> anyhow::Result<Self> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path)

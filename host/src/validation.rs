@@ -44,13 +44,45 @@ pub(crate) struct RawTable {
 }
 
 impl<'de> Deserialize<'de> for RawTable {
+    /// Read as TOML first: JSON has no infinity or NaN, and would turn `speedup = nan` into an
+    /// absent field, so such a value is refused here, by its field's name.
     fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let spanned = toml::Spanned::<serde_json::Value>::deserialize(deserializer)?;
+        let spanned = toml::Spanned::<toml::Value>::deserialize(deserializer)?;
+        let offset = spanned.span().start;
+        let value = spanned.into_inner();
+        if let Some((field, number)) = non_finite_float(&value, "") {
+            return Err(de::Error::custom(format!(
+                "`{field} = {number}` is not a finite number: write one, like `{field} = 2`"
+            )));
+        }
+        let value = serde_json::to_value(value).map_err(de::Error::custom)?;
         Ok(RawTable {
-            offset: Some(spanned.span().start),
-            value: spanned.into_inner(),
+            offset: Some(offset),
+            value,
             location: None,
         })
+    }
+}
+
+/// The first float in `value` that is infinite or NaN, with the dotted path of its field.
+fn non_finite_float(value: &toml::Value, path: &str) -> Option<(String, f64)> {
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match value {
+        toml::Value::Float(number) if !number.is_finite() => Some((path.to_owned(), *number)),
+        toml::Value::Table(table) => table
+            .iter()
+            .find_map(|(key, value)| non_finite_float(value, &join(key))),
+        toml::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(index, value)| non_finite_float(value, &format!("{path}[{index}]"))),
+        _ => None,
     }
 }
 
