@@ -6,32 +6,26 @@ mod common;
 
 use std::time::Duration;
 
-use common::{HostProcess, RedisServer, guest, probe_ticks, run_host_for, write_app};
+use common::{AppDir, HostProcess, RedisServer, TestApp, guest, probe_ticks};
 
 /// An app running the message guest on each `(channel, extra trigger fields)`, replying on
 /// `replies`.
-fn redis_app(server: &RedisServer, triggers: &[(&str, &str)]) -> tempfile::TempDir {
+fn redis_app(server: &RedisServer, triggers: &[(&str, &str)]) -> AppDir {
     let url = server.url();
-    let mut manifest = format!(
-        "spin_manifest_version = 2\n[application]\nname = \"limits\"\n\
-         [application.trigger.redis]\naddress = \"{url}\"\n"
-    );
+    let mut app = TestApp::new("limits").redis_address("redis", &url);
     for (channel, extra) in triggers {
-        manifest.push_str(&format!(
-            "[[trigger.redis]]\ncomponent = \"watcher\"\nchannel = \"{channel}\"\n{extra}\n"
-        ));
+        app = app.trigger(
+            "redis",
+            "watcher",
+            &format!("channel = \"{channel}\"\n{extra}"),
+        );
     }
-    manifest.push_str(&format!(
-        "[component.watcher]\nsource = \"{}\"\nallowed_outbound_hosts = [\"{url}\"]\n\
-         [component.watcher.variables]\nredis_address = \"{url}\"\nreply_channel = \"replies\"\n",
-        guest("redis-message-guest")
-    ));
-    write_app(&manifest)
+    app.replying_component("watcher", &guest("redis-message-guest"), &url)
+        .write()
 }
 
-fn start(app: &tempfile::TempDir, server: &RedisServer, channels: &[&str]) -> HostProcess {
-    let manifest = app.path().join("spin.toml").display().to_string();
-    let host = HostProcess::start(&["up", "-f", &manifest], &[]);
+fn start(app: &AppDir, server: &RedisServer, channels: &[&str]) -> HostProcess {
+    let host = app.start();
     for channel in channels {
         server.wait_for_subscribers(channel, 1);
     }
@@ -145,22 +139,19 @@ fn a_stack_overflow_is_a_logged_failure_and_the_next_message_runs() {
 
 #[test]
 fn a_looping_timer_handler_is_stopped_at_its_deadline_and_fires_again() {
-    let app = write_app(&format!(
-        r#"spin_manifest_version = 2
-[application]
-name = "loop"
-[[trigger.timer]]
-component = "spinner"
-interval = "100ms"
-handler_timeout = "150ms"
-[component.spinner]
-source = "{guest}"
-variables = {{ loop_on = "1" }}
-"#,
-        guest = guest("probe-guest")
-    ));
-    let manifest = app.path().join("spin.toml").display().to_string();
-    let run = run_host_for(&["up", "-f", &manifest], Duration::from_millis(1500));
+    let app = TestApp::new("loop")
+        .trigger(
+            "timer",
+            "spinner",
+            "interval = \"100ms\"\nhandler_timeout = \"150ms\"",
+        )
+        .component(
+            "spinner",
+            &guest("probe-guest"),
+            "variables = { loop_on = \"1\" }",
+        )
+        .write();
+    let run = app.run_for(Duration::from_millis(1500));
     assert!(run.success, "nothing outlives the deadline: {}", run.stderr);
     let fired = probe_ticks(&run.stdout, "spinner").len();
     assert!(
@@ -173,5 +164,49 @@ variables = {{ loop_on = "1" }}
             .contains("the handler ran past its 150ms deadline (handler_timeout)"),
         "{}",
         run.stderr
+    );
+}
+
+/// The edges of every documented range run: the largest `speedup` bringing one timer down to
+/// the 1 ms minimum, another on the longest interval, a Redis trigger with the largest
+/// `max_in_flight`, memory, table and deadline. Nothing panics, the fast timer keeps
+/// firing, and SIGTERM stops the host cleanly.
+#[test]
+fn the_edges_of_every_range_run_without_a_panic() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let app = TestApp::new("edges")
+        .settings("timer", "speedup = 1000000")
+        .redis_address("redis", &url)
+        .trigger("timer", "fast", "interval_secs = 1000")
+        .trigger("timer", "slow", "interval_secs = 31536000")
+        .trigger(
+            "redis",
+            "watcher",
+            "channel = \"requests\"\nmax_in_flight = 1000\nmax_memory = \"4GiB\"\n\
+             max_table_elements = 1000000\nhandler_timeout = \"365days\"",
+        )
+        .component("fast", &guest("probe-guest"), "")
+        .component("slow", &guest("probe-guest"), "")
+        .replying_component("watcher", &guest("redis-message-guest"), &url)
+        .write();
+    let mut replies = server.subscribe("replies");
+    let host = start(&app, &server, &["requests"]);
+    server.publish("requests", "hello");
+    assert_eq!(replies.next(), "requests|-|hello");
+    std::thread::sleep(Duration::from_millis(500));
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    let fast = probe_ticks(&run.stdout, "fast").len();
+    assert!(
+        fast >= 10,
+        "the 1 ms timer fired {fast} times: {}",
+        run.stderr
+    );
+    assert!(
+        probe_ticks(&run.stdout, "slow").is_empty(),
+        "{}",
+        run.stdout
     );
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::limits::{SPEEDUP_RANGE, check_duration};
+use crate::limits::{DURATION_RANGE, SPEEDUP_RANGE, check_duration};
 use crate::validation::{ManifestError, Validation};
 
 /// `[application.trigger.timer]`, as written.
@@ -104,5 +104,18 @@ pub fn validate(
             "\"250ms\", \"2s\" or \"1m 30s\"",
         )?,
     };
+    // Both are in range, so this neither overflows nor reaches zero; under 1 ms the timer would
+    // be due again before a handler could start.
+    let effective = interval.div_f64(speedup);
+    if effective < *DURATION_RANGE.start() {
+        return Err(err(
+            "",
+            format!(
+                "the interval ({}) divided by `speedup` ({speedup}) is {}, under the 1ms minimum: lengthen the interval or lower `speedup`",
+                humantime::format_duration(interval),
+                humantime::format_duration(effective)
+            ),
+        ));
+    }
     Ok(TimerConfig { interval, speedup })
 }

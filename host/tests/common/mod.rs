@@ -1,6 +1,6 @@
 //! Helpers shared by the host's integration tests, one file per concern: guests built once,
-//! the SDK as packaged, the host binary run as a user runs it, `redis-server`s of their own, and
-//! the Spin CLI where there is one.
+//! the SDK as packaged, the apps they run (one builder, `TestApp`), the host binary run as a user
+//! runs it, `redis-server`s of their own, and the Spin CLI where there is one.
 
 #![allow(dead_code, unused_imports)] // Each test binary uses a different subset.
 
@@ -11,12 +11,14 @@ pub mod host_process;
 pub mod redis_server;
 pub mod sdk_package;
 pub mod spin_cli;
+pub mod test_app;
 
 pub use guests::*;
 pub use host_process::*;
 pub use redis_server::*;
 pub use sdk_package::*;
 pub use spin_cli::*;
+pub use test_app::*;
 
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
