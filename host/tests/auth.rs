@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{HostProcess, RedisServer, guest, write_app};
+use common::{AppDir, RedisServer, TestApp, guest};
 use redis::Commands;
 
 const PASSWORD: &str = "s3cret-default-pass";
@@ -12,29 +12,27 @@ const ALICE_PASSWORD: &str = "alice-acl-pass";
 
 /// An app on `server` whose triggers authenticate with `trigger_auth` (`user:password`) and
 /// whose component, replying on `replies`, with `outbound_auth`.
-fn app(server: &RedisServer, trigger_auth: &str, outbound_auth: &str) -> tempfile::TempDir {
+fn app(server: &RedisServer, trigger_auth: &str, outbound_auth: &str) -> AppDir {
     let port = server.port;
-    write_app(&format!(
-        r#"spin_manifest_version = 2
-[application]
-name = "auth"
-[[trigger.redis]]
-address = "redis://{trigger_auth}@127.0.0.1:{port}"
-channel = "requests"
-component = "watcher"
-[[trigger.redis-stream]]
-address = "redis://{trigger_auth}@127.0.0.1:{port}"
-stream = "jobs"
-component = "watcher"
-[component.watcher]
-source = "{source}"
-allowed_outbound_hosts = ["redis://127.0.0.1:{port}"]
-[component.watcher.variables]
-redis_address = "redis://{outbound_auth}@127.0.0.1:{port}"
-reply_channel = "replies"
-"#,
-        source = guest("redis-message-guest"),
-    ))
+    let trigger_address = format!("redis://{trigger_auth}@127.0.0.1:{port}");
+    TestApp::new("auth")
+        .trigger(
+            "redis",
+            "watcher",
+            &format!("address = \"{trigger_address}\"\nchannel = \"requests\""),
+        )
+        .trigger(
+            "redis-stream",
+            "watcher",
+            &format!("address = \"{trigger_address}\"\nstream = \"jobs\""),
+        )
+        .replying_component_to(
+            "watcher",
+            &guest("redis-message-guest"),
+            &format!("redis://{outbound_auth}@127.0.0.1:{port}"),
+            &format!("redis://127.0.0.1:{port}"),
+        )
+        .write()
 }
 
 fn assert_no_password(run: &common::Run) {
@@ -57,8 +55,7 @@ fn triggers_and_outbound_calls_authenticate_with_a_password_and_an_acl_user() {
         &format!("alice:{ALICE_PASSWORD}"),
     );
     let mut replies = server.subscribe("replies");
-    let manifest = app.path().join("spin.toml").display().to_string();
-    let host = HostProcess::start(&["up", "-f", &manifest], &[]);
+    let host = app.start();
     server.wait_for_subscribers("requests", 1);
     server.publish("requests", "hello");
     assert_eq!(replies.next(), "requests|-|hello");
@@ -76,7 +73,7 @@ fn triggers_and_outbound_calls_authenticate_with_a_password_and_an_acl_user() {
 fn a_wrong_password_is_a_clear_error_that_never_shows_the_password() {
     let server = RedisServer::start_with_auth(PASSWORD, ALICE_PASSWORD);
     let app = app(&server, "alice:wrong-pass", ":wrong-pass");
-    let manifest = app.path().join("spin.toml").display().to_string();
+    let manifest = app.manifest();
     let run = common::run_host_for(
         &["up", "-f", &manifest],
         std::time::Duration::from_millis(1500),

@@ -704,27 +704,21 @@ fn debug_info_compiles_guests_with_native_debug_info() {
 }
 
 /// An app whose one timer allocates `megabytes` on its first tick.
-fn allocating_app(megabytes: u32) -> tempfile::TempDir {
-    common::write_app(&format!(
-        r#"spin_manifest_version = 2
-[application]
-name = "alloc"
-[[trigger.timer]]
-component = "alloc"
-interval_secs = 1
-[component.alloc]
-source = "{}"
-[component.alloc.variables]
-alloc_mb = "{megabytes}"
-"#,
-        guest("describe-guest")
-    ))
+fn allocating_app(megabytes: u32) -> common::AppDir {
+    common::TestApp::new("alloc")
+        .trigger("timer", "alloc", "interval_secs = 1")
+        .component(
+            "alloc",
+            &guest("describe-guest"),
+            &format!("variables = {{ alloc_mb = \"{megabytes}\" }}"),
+        )
+        .write()
 }
 
 #[test]
 fn max_instance_memory_caps_each_instance_from_the_flag_the_environment_or_the_runtime_config() {
     let app = allocating_app(48);
-    let manifest = app.path().join("spin.toml").display().to_string();
+    let manifest = app.manifest();
     let up = |args: &[&str], env: &[(&str, &str)]| -> Run {
         let mut all = vec!["up", "--once", "-f", &manifest];
         all.extend_from_slice(args);
@@ -756,7 +750,7 @@ fn max_instance_memory_caps_each_instance_from_the_flag_the_environment_or_the_r
 #[test]
 fn disable_pooling_leaves_no_pool_of_reserved_memory() {
     let app = allocating_app(1);
-    let manifest = app.path().join("spin.toml").display().to_string();
+    let manifest = app.manifest();
     let virtual_size = |extra: &[&str]| {
         let mut args = vec!["up", "-f", &manifest];
         args.extend_from_slice(extra);
@@ -778,7 +772,7 @@ fn disable_pooling_leaves_no_pool_of_reserved_memory() {
 #[test]
 fn key_value_sqlite_and_wasi_otel_options_are_accepted_where_no_component_needs_them() {
     let app = allocating_app(1);
-    let manifest = app.path().join("spin.toml").display().to_string();
+    let manifest = app.manifest();
     let run = common::run_host(&[
         "up",
         "--once",

@@ -421,29 +421,23 @@ fn a_redis_stream_app_runs_under_spin_up_through_the_plugin() {
     let server = RedisServer::start();
     let project = spin.apps.path().join("spin-streams");
     std::fs::create_dir_all(&project).expect("creating the app directory");
-    std::fs::write(
-        project.join("spin.toml"),
-        format!(
-            r#"spin_manifest_version = 2
-[application]
-name = "spin-streams"
-[application.trigger.redis-stream]
-address = "{url}"
-[[trigger.redis-stream]]
-component = "recorder"
-stream = "jobs"
-max_in_flight = 2
-[component.recorder]
-source = "{source}"
-allowed_outbound_hosts = ["{url}"]
-[component.recorder.variables]
-redis_address = "{url}"
-"#,
-            url = server.url(),
-            source = common::guest("stream-record-guest"),
-        ),
-    )
-    .expect("writing spin.toml");
+    let url = server.url();
+    let manifest = common::TestApp::new("spin-streams")
+        .redis_address("redis-stream", &url)
+        .trigger(
+            "redis-stream",
+            "recorder",
+            "stream = \"jobs\"\nmax_in_flight = 2",
+        )
+        .component(
+            "recorder",
+            &common::guest("stream-record-guest"),
+            &format!(
+                "allowed_outbound_hosts = [\"{url}\"]\nvariables = {{ redis_address = \"{url}\" }}"
+            ),
+        )
+        .manifest();
+    std::fs::write(project.join("spin.toml"), manifest).expect("writing spin.toml");
 
     let up = spin.up(&project, &[]);
     up.wait_until_plugin_runs();

@@ -5,48 +5,20 @@ mod common;
 
 use std::time::Duration;
 
-use common::{HostProcess, RedisServer, guest, workspace_root, write_app};
+use common::{AppDir, HostProcess, RedisServer, TestApp, guest, workspace_root};
 
-/// A component table for one of the test guests, replying on `replies` at `server`.
-fn component(id: &str, crate_name: &str, server: &RedisServer, allowed: &str) -> String {
-    format!(
-        r#"
-[component.{id}]
-source = "{source}"
-allowed_outbound_hosts = ["{allowed}"]
-[component.{id}.variables]
-redis_address = "{url}"
-reply_channel = "replies"
-"#,
-        source = guest(crate_name),
-        url = server.url(),
-    )
-}
-
-/// An app whose triggers are `(component, channel)` pairs, plus its component tables.
-fn app(
-    server: &RedisServer,
-    triggers: &[(&str, &str)],
-    components: &[String],
-) -> tempfile::TempDir {
-    let mut manifest = format!(
-        "spin_manifest_version = 2\n[application]\nname = \"redis-test\"\n[application.trigger.redis]\naddress = \"{}\"\n",
-        server.url()
-    );
+/// An app on `server` whose Redis triggers are `(component, channel)` pairs; add its
+/// components with [`TestApp::replying_component_to`].
+fn app(server: &RedisServer, triggers: &[(&str, &str)]) -> TestApp {
+    let mut app = TestApp::new("redis-test").redis_address("redis", &server.url());
     for (component, channel) in triggers {
-        manifest.push_str(&format!(
-            "[[trigger.redis]]\ncomponent = \"{component}\"\nchannel = \"{channel}\"\n"
-        ));
+        app = app.trigger("redis", component, &format!("channel = \"{channel}\""));
     }
-    for table in components {
-        manifest.push_str(table);
-    }
-    write_app(&manifest)
+    app
 }
 
-fn start_host(app: &tempfile::TempDir) -> HostProcess {
-    let manifest = app.path().join("spin.toml").display().to_string();
-    HostProcess::start(&["up", "-f", &manifest], &[])
+fn start_host(app: &AppDir) -> HostProcess {
+    app.start()
 }
 
 /// A running app with one component on one channel, allowed to reach this test's own server,
@@ -56,19 +28,16 @@ struct OneComponentApp {
     replies: common::Subscriber,
     host: HostProcess,
     /// Kept until the test ends.
-    app: tempfile::TempDir,
+    app: AppDir,
 }
 
 /// Starts [`OneComponentApp`] and waits until the host has subscribed to `channel`.
 fn start_one(id: &str, crate_name: &str, channel: &str) -> OneComponentApp {
     let server = RedisServer::start();
     let replies = server.subscribe("replies");
-    let allowed = server.url();
-    let app = app(
-        &server,
-        &[(id, channel)],
-        &[component(id, crate_name, &server, &allowed)],
-    );
+    let app = app(&server, &[(id, channel)])
+        .replying_component(id, &guest(crate_name), &server.url())
+        .write();
     let host = start_host(&app);
     server.wait_for_subscribers(channel, 1);
     OneComponentApp {
@@ -172,14 +141,15 @@ fn every_component_on_a_channel_gets_each_message() {
     let server = RedisServer::start();
     let mut replies = server.subscribe("replies");
     let allowed = server.url();
-    let app = app(
-        &server,
-        &[("echo", "requests"), ("watcher", "requests")],
-        &[
-            component("echo", "redis-echo", &server, &allowed),
-            component("watcher", "redis-message-guest", &server, &allowed),
-        ],
-    );
+    let app = app(&server, &[("echo", "requests"), ("watcher", "requests")])
+        .replying_component_to("echo", &guest("redis-echo"), &server.url(), &allowed)
+        .replying_component_to(
+            "watcher",
+            &guest("redis-message-guest"),
+            &server.url(),
+            &allowed,
+        )
+        .write();
     let host = start_host(&app);
     server.wait_for_subscribers("requests", 1);
     server.publish("requests", "hello");
@@ -193,16 +163,14 @@ fn every_component_on_a_channel_gets_each_message() {
 fn an_outbound_host_not_in_allowed_outbound_hosts_is_refused_and_logged() {
     let server = RedisServer::start();
     let mut replies = server.subscribe("replies");
-    let app = app(
-        &server,
-        &[("echo", "requests")],
-        &[component(
+    let app = app(&server, &[("echo", "requests")])
+        .replying_component_to(
             "echo",
-            "redis-echo",
-            &server,
+            &guest("redis-echo"),
+            &server.url(),
             "redis://127.0.0.1:1",
-        )],
-    );
+        )
+        .write();
     let host = start_host(&app);
     server.wait_for_subscribers("requests", 1);
     server.publish("requests", "hello");
@@ -231,18 +199,15 @@ fn an_outbound_host_not_in_allowed_outbound_hosts_is_refused_and_logged() {
 fn a_handler_that_never_returns_is_abandoned_at_the_shutdown_deadline() {
     let server = RedisServer::start();
     let allowed = server.url();
-    let app = app(
-        &server,
-        &[("spinner", "requests")],
-        &[component(
+    let app = app(&server, &[("spinner", "requests")])
+        .replying_component_to(
             "spinner",
-            "redis-message-guest",
-            &server,
+            &guest("redis-message-guest"),
+            &server.url(),
             &allowed,
-        )],
-    );
-    let manifest = app.path().join("spin.toml").display().to_string();
-    let host = HostProcess::start(&["up", "--shutdown-timeout", "300ms", "-f", &manifest], &[]);
+        )
+        .write();
+    let host = app.start_with(&["--shutdown-timeout", "300ms"], &[]);
     server.wait_for_subscribers("requests", 1);
     server.publish("requests", "spin");
     std::thread::sleep(Duration::from_millis(300));
@@ -299,11 +264,9 @@ fn messages_published_after_the_server_restarts_are_handled_without_restarting_t
     let mut server = RedisServer::start();
     let port = server.port;
     let allowed = server.url();
-    let app = app(
-        &server,
-        &[("echo", "requests")],
-        &[component("echo", "redis-echo", &server, &allowed)],
-    );
+    let app = app(&server, &[("echo", "requests")])
+        .replying_component_to("echo", &guest("redis-echo"), &server.url(), &allowed)
+        .write();
     let host = start_host(&app);
     server.wait_for_subscribers("requests", 1);
     let mut replies = server.subscribe("replies");
@@ -341,11 +304,9 @@ fn messages_published_after_the_server_restarts_are_handled_without_restarting_t
 fn an_unreachable_server_is_retried_and_the_cause_is_logged_once_per_line() {
     let mut server = RedisServer::start();
     let allowed = server.url();
-    let app = app(
-        &server,
-        &[("echo", "requests")],
-        &[component("echo", "redis-echo", &server, &allowed)],
-    );
+    let app = app(&server, &[("echo", "requests")])
+        .replying_component_to("echo", &guest("redis-echo"), &server.url(), &allowed)
+        .write();
     // Nothing listens on the app's port from here on.
     server.kill();
     let host = start_host(&app);
@@ -398,11 +359,14 @@ fn a_redis_address_with_credentials_is_never_printed() {
     let server = RedisServer::start();
     let address = format!("redis://default:hunter2@127.0.0.1:{}", server.port);
     let allowed = server.url();
-    let mut manifest = format!(
-        "spin_manifest_version = 2\n[application]\nname = \"secret\"\n[[trigger.redis]]\ncomponent = \"echo\"\nchannel = \"requests\"\naddress = \"{address}\"\n"
-    );
-    manifest.push_str(&component("echo", "redis-echo", &server, &allowed));
-    let app = write_app(&manifest);
+    let app = TestApp::new("secret")
+        .trigger(
+            "redis",
+            "echo",
+            &format!("channel = \"requests\"\naddress = \"{address}\""),
+        )
+        .replying_component_to("echo", &guest("redis-echo"), &server.url(), &allowed)
+        .write();
     let host = start_host(&app);
     server.wait_for_subscribers("requests", 1);
     let run = host.stop();
@@ -420,20 +384,25 @@ fn concurrency_seen(max_in_flight: Option<usize>) -> Vec<i64> {
     let server = RedisServer::start();
     let mut replies = server.subscribe("replies");
     let allowed = server.url();
-    let mut manifest = format!(
-        "spin_manifest_version = 2\n[application]\nname = \"concurrency\"\n[[trigger.redis]]\ncomponent = \"watcher\"\nchannel = \"requests\"\naddress = \"{}\"\n",
-        server.url()
-    );
-    if let Some(limit) = max_in_flight {
-        manifest.push_str(&format!("max_in_flight = {limit}\n"));
-    }
-    manifest.push_str(&component(
-        "watcher",
-        "redis-message-guest",
-        &server,
-        &allowed,
-    ));
-    let app = write_app(&manifest);
+    let limit = max_in_flight
+        .map(|limit| format!("max_in_flight = {limit}"))
+        .unwrap_or_default();
+    let app = TestApp::new("concurrency")
+        .trigger(
+            "redis",
+            "watcher",
+            &format!(
+                "channel = \"requests\"\naddress = \"{}\"\n{limit}",
+                server.url()
+            ),
+        )
+        .replying_component_to(
+            "watcher",
+            &guest("redis-message-guest"),
+            &server.url(),
+            &allowed,
+        )
+        .write();
     let host = start_host(&app);
     server.wait_for_subscribers("requests", 1);
     for _ in 0..4 {

@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{HostProcess, RedisServer, guest, write_app};
+use common::{RedisServer, TestApp, guest};
 
 /// The faults, in turn, of every fifth event.
 const FAULTS: [&str; 3] = ["trap", "spin", "alloc:1024"];
@@ -37,28 +37,25 @@ fn ten_thousand_redis_events_with_every_fifth_faulty() {
     const WARM_UP: usize = 1_000;
     let server = RedisServer::start();
     let url = server.url();
-    let app = write_app(&format!(
-        r#"spin_manifest_version = 2
-[application]
-name = "soak"
-[[trigger.redis]]
-address = "{url}"
-channel = "soak"
-component = "guest"
-max_in_flight = 4
-handler_timeout = "30ms"
-[component.guest]
-source = "{source}"
-allowed_outbound_hosts = ["{url}"]
-[component.guest.variables]
-redis_address = "{url}"
-reply_channel = "stdout"
-"#,
-        source = guest("redis-message-guest"),
-    ));
-    let manifest = app.path().join("spin.toml").display().to_string();
+    let app = TestApp::new("soak")
+        .trigger(
+            "redis",
+            "guest",
+            &format!(
+                "address = \"{url}\"\nchannel = \"soak\"\nmax_in_flight = 4\nhandler_timeout = \"30ms\""
+            ),
+        )
+        .component(
+            "guest",
+            &guest("redis-message-guest"),
+            &format!(
+                "allowed_outbound_hosts = [\"{url}\"]\n\
+                 variables = {{ redis_address = \"{url}\", reply_channel = \"stdout\" }}"
+            ),
+        )
+        .write();
     // A cap well under 1 GiB, as a deployment would set it.
-    let host = HostProcess::start(&["up", "--max-memory", "64MiB", "-f", &manifest], &[]);
+    let host = app.start_with(&["--max-memory", "64MiB"], &[]);
     server.wait_for_subscribers("soak", 1);
 
     // Good events print `soak|-|good-<n>`, which the host shows as `[guest] soak|-|good-<n>`.
@@ -124,22 +121,19 @@ reply_channel = "stdout"
 
 #[test]
 fn a_timer_whose_every_fifth_tick_is_faulty_handles_every_good_tick() {
-    let app = write_app(&format!(
-        r#"spin_manifest_version = 2
-[application]
-name = "soak"
-[[trigger.timer]]
-component = "probe"
-interval = "2ms"
-handler_timeout = "20ms"
-[component.probe]
-source = "{source}"
-variables = {{ faults_every = "5" }}
-"#,
-        source = guest("probe-guest"),
-    ));
-    let manifest = app.path().join("spin.toml").display().to_string();
-    let host = HostProcess::start(&["up", "--max-memory", "64MiB", "-f", &manifest], &[]);
+    let app = TestApp::new("soak")
+        .trigger(
+            "timer",
+            "probe",
+            "interval = \"2ms\"\nhandler_timeout = \"20ms\"",
+        )
+        .component(
+            "probe",
+            &guest("probe-guest"),
+            "variables = { faults_every = \"5\" }",
+        )
+        .write();
+    let host = app.start_with(&["--max-memory", "64MiB"], &[]);
     host.wait_until_ready();
     std::thread::sleep(Duration::from_secs(1));
     let warm_rss = host.rss_kib();

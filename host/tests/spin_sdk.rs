@@ -7,40 +7,32 @@ mod common;
 
 use std::time::Duration;
 
-use common::{HostProcess, RedisServer, run_host, spin_sdk_guest, write_app};
+use common::{AppDir, HostProcess, RedisServer, TestApp, run_host, spin_sdk_guest};
 
-/// An app with one spin-sdk Redis component on `requests`, replying on `replies`.
-fn redis_app(
-    server: &RedisServer,
-    guest: &str,
-    allowed: &str,
-    max_in_flight: usize,
-) -> tempfile::TempDir {
-    write_app(&format!(
-        r#"spin_manifest_version = 2
-[application]
-name = "spin-sdk-redis"
-[application.trigger.redis]
-address = "{url}"
-[[trigger.redis]]
-component = "replier"
-channel = "requests"
-max_in_flight = {max_in_flight}
-[component.replier]
-source = "{source}"
-allowed_outbound_hosts = [{allowed}]
-[component.replier.variables]
-redis_address = "{url}"
-reply_channel = "replies"
-"#,
-        url = server.url(),
-        source = spin_sdk_guest(guest),
-    ))
+/// An app with one spin-sdk Redis component on `requests`, replying on `replies`; `allowed`
+/// is its `allowed_outbound_hosts` list as TOML.
+fn redis_app(server: &RedisServer, guest: &str, allowed: &str, max_in_flight: usize) -> AppDir {
+    let url = server.url();
+    TestApp::new("spin-sdk-redis")
+        .redis_address("redis", &url)
+        .trigger(
+            "redis",
+            "replier",
+            &format!("channel = \"requests\"\nmax_in_flight = {max_in_flight}"),
+        )
+        .component(
+            "replier",
+            &spin_sdk_guest(guest),
+            &format!(
+                "allowed_outbound_hosts = [{allowed}]\n\
+                 variables = {{ redis_address = \"{url}\", reply_channel = \"replies\" }}"
+            ),
+        )
+        .write()
 }
 
-fn start(app: &tempfile::TempDir) -> HostProcess {
-    let manifest = app.path().join("spin.toml").display().to_string();
-    HostProcess::start(&["up", "-f", &manifest], &[])
+fn start(app: &AppDir) -> HostProcess {
+    app.start()
 }
 
 /// The v3 world end to end: the handler runs, reads its variables, opens an outbound
@@ -139,23 +131,16 @@ fn v3_outbound_redis_to_a_host_not_allowed_is_refused_and_logged() {
 /// spin-sdk 6, which imports `spin:variables/variables@3.0.0`.
 #[test]
 fn a_timer_component_reads_a_variable_through_spin_sdk_v3_variables() {
-    let app = write_app(&format!(
-        r#"spin_manifest_version = 2
-[application]
-name = "spin-sdk-timer"
-[variables]
-greeting = {{ default = "hello from v3" }}
-[[trigger.timer]]
-component = "greeter"
-interval_secs = 1
-[component.greeter]
-source = "{}"
-variables = {{ greeting = "{{{{ greeting }}}}" }}
-"#,
-        spin_sdk_guest("sdk6-timer-variable")
-    ));
-    let manifest = app.path().join("spin.toml").display().to_string();
-    let run = run_host(&["up", "--once", "-f", &manifest]);
+    let app = TestApp::new("spin-sdk-timer")
+        .variable("greeting", "{ default = \"hello from v3\" }")
+        .trigger("timer", "greeter", "interval_secs = 1")
+        .component(
+            "greeter",
+            &spin_sdk_guest("sdk6-timer-variable"),
+            "variables = { greeting = \"{{ greeting }}\" }",
+        )
+        .write();
+    let run = app.run(&["--once"]);
     assert!(run.success, "{}", run.stderr);
     assert_eq!(run.stdout, "[greeter] greeting=hello from v3\n");
 }
@@ -166,7 +151,7 @@ variables = {{ greeting = "{{{{ greeting }}}}" }}
 fn a_component_importing_key_value_is_refused_naming_the_import() {
     let server = RedisServer::start();
     let app = redis_app(&server, "sdk6-key-value", "", 1);
-    let manifest = app.path().join("spin.toml").display().to_string();
+    let manifest = app.manifest();
     let run = run_host(&["up", "-f", &manifest]);
     assert!(!run.success);
     let error = run
@@ -195,20 +180,11 @@ fn a_component_using_a_feature_the_engine_leaves_off_is_refused_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("threads.wasm");
     std::fs::write(&source, wasm).unwrap();
-    let app = write_app(&format!(
-        r#"spin_manifest_version = 2
-[application]
-name = "threads"
-[[trigger.timer]]
-component = "threads"
-interval_secs = 1
-[component.threads]
-source = "{}"
-"#,
-        source.display()
-    ));
-    let manifest = app.path().join("spin.toml").display().to_string();
-    let run = common::run_host_with_env(&["up", "--once", "--no-cache", "-f", &manifest], &[]);
+    let app = TestApp::new("threads")
+        .trigger("timer", "threads", "interval_secs = 1")
+        .component("threads", &source.display().to_string(), "")
+        .write();
+    let run = app.run(&["--once", "--no-cache"]);
     assert!(!run.success);
     assert!(
         run.stderr.contains("loading component `threads`")

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{HostProcess, RedisServer, guest, write_app};
+use common::{AppDir, HostProcess, RedisServer, TestApp, guest};
 use redis::Commands;
 
 const STREAM: &str = "jobs";
@@ -33,45 +33,35 @@ impl Default for Trigger<'_> {
 
 /// An app with one stream trigger on [`STREAM`] in group [`GROUP`], running the recording
 /// guest against `server`.
-fn recording_app(server: &RedisServer, trigger: Trigger) -> tempfile::TempDir {
+fn recording_app(server: &RedisServer, trigger: Trigger) -> AppDir {
+    let url = server.url();
     let consumer = trigger
         .consumer
         .map(|name| format!("consumer = \"{name}\"\n"))
         .unwrap_or_default();
-    write_app(&format!(
-        r#"spin_manifest_version = 2
-[application]
-name = "stream-test"
-[application.trigger.redis-stream]
-address = "{url}"
-
-[[trigger.redis-stream]]
-component = "recorder"
-stream = "{STREAM}"
-group = "{GROUP}"
-{consumer}max_in_flight = {max_in_flight}
-max_attempts = {max_attempts}
-claim_idle = "{claim_idle}"
-
-[component.recorder]
-source = "{source}"
-allowed_outbound_hosts = ["{url}"]
-[component.recorder.variables]
-redis_address = "{url}"
-"#,
-        url = server.url(),
-        source = guest("stream-record-guest"),
-        max_in_flight = trigger.max_in_flight,
-        max_attempts = trigger.max_attempts,
-        claim_idle = trigger.claim_idle,
-    ))
+    TestApp::new("stream-test")
+        .redis_address("redis-stream", &url)
+        .trigger(
+            "redis-stream",
+            "recorder",
+            &format!(
+                "stream = \"{STREAM}\"\ngroup = \"{GROUP}\"\n{consumer}max_in_flight = {}\n\
+                 max_attempts = {}\nclaim_idle = \"{}\"",
+                trigger.max_in_flight, trigger.max_attempts, trigger.claim_idle
+            ),
+        )
+        .component(
+            "recorder",
+            &guest("stream-record-guest"),
+            &format!(
+                "allowed_outbound_hosts = [\"{url}\"]\nvariables = {{ redis_address = \"{url}\" }}"
+            ),
+        )
+        .write()
 }
 
-fn start_host(app: &tempfile::TempDir) -> HostProcess {
-    let manifest = app.path().join("spin.toml").display().to_string();
-    let host = HostProcess::start(&["up", "-f", &manifest], &[]);
-    host.wait_until_ready();
-    host
+fn start_host(app: &AppDir) -> HostProcess {
+    app.start_ready()
 }
 
 fn connection(server: &RedisServer) -> redis::Connection {
@@ -341,29 +331,13 @@ fn sigterm_under_load_finishes_what_is_in_flight_and_leaves_nothing_pending() {
 fn payload_only_and_older_components_serve_streams_with_the_payload_field() {
     let server = RedisServer::start();
     let url = server.url();
-    let component = |id: &str, crate_name: &str| {
-        format!(
-            "[component.{id}]\nsource = \"{}\"\nallowed_outbound_hosts = [\"{url}\"]\n\
-             [component.{id}.variables]\nredis_address = \"{url}\"\nreply_channel = \"replies\"\n",
-            guest(crate_name)
-        )
-    };
-    let app = write_app(&format!(
-        r#"spin_manifest_version = 2
-[application]
-name = "stream-worlds"
-[application.trigger.redis-stream]
-address = "{url}"
-[[trigger.redis-stream]]
-component = "json"
-stream = "orders"
-[[trigger.redis-stream]]
-component = "older"
-stream = "events"
-{}{}"#,
-        component("json", "redis-json-guest"),
-        component("older", "redis-message-0-1-guest"),
-    ));
+    let app = TestApp::new("stream-worlds")
+        .redis_address("redis-stream", &url)
+        .trigger("redis-stream", "json", "stream = \"orders\"")
+        .trigger("redis-stream", "older", "stream = \"events\"")
+        .replying_component("json", &guest("redis-json-guest"), &url)
+        .replying_component("older", &guest("redis-message-0-1-guest"), &url)
+        .write();
     let mut replies = server.subscribe("replies");
     let host = start_host(&app);
     let mut redis = connection(&server);

@@ -4,34 +4,28 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ProbeTick, guest, probe_ticks, run_host, run_host_for, workspace_root, write_app};
+use common::{
+    AppDir, ProbeTick, TestApp, guest, probe_ticks, run_host, run_host_for, workspace_root,
+};
 
 /// An app with one `probe` component on `interval`, with the given component variables.
-fn probe_app(interval: &str, variables: &[(&str, &str)]) -> tempfile::TempDir {
-    let mut manifest = format!(
-        r#"spin_manifest_version = 2
-
-[application]
-name = "probe-app"
-
-[[trigger.timer]]
-component = "probe"
-interval = "{interval}"
-
-[component.probe]
-source = "{}"
-[component.probe.variables]
-"#,
-        guest("probe-guest")
-    );
-    for (name, value) in variables {
-        manifest.push_str(&format!("{name} = \"{value}\"\n"));
-    }
-    write_app(&manifest)
+fn probe_app(interval: &str, variables: &[(&str, &str)]) -> AppDir {
+    let variables: Vec<String> = variables
+        .iter()
+        .map(|(name, value)| format!("{name} = \"{value}\""))
+        .collect();
+    TestApp::new("probe-app")
+        .trigger("timer", "probe", &format!("interval = \"{interval}\""))
+        .component(
+            "probe",
+            &guest("probe-guest"),
+            &format!("variables = {{ {} }}", variables.join(", ")),
+        )
+        .write()
 }
 
-fn manifest_arg(dir: &tempfile::TempDir) -> String {
-    dir.path().join("spin.toml").display().to_string()
+fn manifest_arg(dir: &std::path::Path) -> String {
+    dir.join("spin.toml").display().to_string()
 }
 
 /// Runs a probe app on `interval` for `window`; the host must exit 0 at SIGTERM.
@@ -41,7 +35,7 @@ fn run_probe(
     window: Duration,
 ) -> (common::Run, Vec<ProbeTick>) {
     let app = probe_app(interval, variables);
-    let run = run_host_for(&["up", "-f", &manifest_arg(&app)], window);
+    let run = run_host_for(&["up", "-f", &manifest_arg(app.path())], window);
     assert!(run.success, "host failed: {}", run.stderr);
     let ticks = probe_ticks(&run.stdout, "probe");
     (run, ticks)
@@ -156,31 +150,23 @@ fn a_trap_or_an_error_in_one_tick_does_not_stop_the_next() {
 fn a_looping_guest_does_not_stop_other_components_or_shutdown() {
     // `spinner` loops forever from its first tick; `probe` must keep its schedule, and SIGTERM
     // must still stop the host (the looping handler is abandoned after the grace period).
-    let app = write_app(&format!(
-        r#"spin_manifest_version = 2
-[application]
-name = "loop"
-[[trigger.timer]]
-component = "spinner"
-interval = "100ms"
-[[trigger.timer]]
-component = "probe"
-interval = "100ms"
-[component.spinner]
-source = "{guest}"
-variables = {{ loop_on = "1" }}
-[component.probe]
-source = "{guest}"
-"#,
-        guest = guest("probe-guest")
-    ));
+    let app = TestApp::new("loop")
+        .trigger("timer", "spinner", "interval = \"100ms\"")
+        .trigger("timer", "probe", "interval = \"100ms\"")
+        .component(
+            "spinner",
+            &guest("probe-guest"),
+            "variables = { loop_on = \"1\" }",
+        )
+        .component("probe", &guest("probe-guest"), "")
+        .write();
     let run = run_host_for(
         &[
             "up",
             "--shutdown-timeout",
             "300ms",
             "-f",
-            &manifest_arg(&app),
+            &manifest_arg(app.path()),
         ],
         Duration::from_millis(1200),
     );
@@ -256,7 +242,7 @@ fn shutdown_lets_handlers_in_flight_finish() {
 #[test]
 fn once_runs_each_component_once_and_names_the_one_that_trapped() {
     let app = probe_app("1h", &[("trap_on", "0")]);
-    let run = run_host(&["up", "--once", "-f", &manifest_arg(&app)]);
+    let run = run_host(&["up", "--once", "-f", &manifest_arg(app.path())]);
     assert!(!run.success, "a trapping component must fail --once");
     assert_eq!(probe_ticks(&run.stdout, "probe").len(), 1);
     assert!(
@@ -354,18 +340,11 @@ fn an_unknown_variable_on_the_command_line_is_a_start_up_error() {
 
 #[test]
 fn a_missing_component_file_is_refused_before_anything_runs() {
-    let app = write_app(
-        r#"spin_manifest_version = 2
-[application]
-name = "bad"
-[[trigger.timer]]
-component = "missing"
-interval_secs = 1
-[component.missing]
-source = "does-not-exist.wasm"
-"#,
-    );
-    let run = run_host(&["up", "--once", "-f", &manifest_arg(&app)]);
+    let app = TestApp::new("bad")
+        .trigger("timer", "missing", "interval_secs = 1")
+        .component("missing", "does-not-exist.wasm", "")
+        .write();
+    let run = run_host(&["up", "--once", "-f", &manifest_arg(app.path())]);
     assert!(!run.success);
     assert!(
         run.stderr.contains("loading component `missing`"),
@@ -379,19 +358,12 @@ source = "does-not-exist.wasm"
 /// the error says so instead of a bare "No such file".
 #[test]
 fn a_missing_component_file_names_cargo_target_dir_when_it_is_set() {
-    let app = write_app(
-        r#"spin_manifest_version = 2
-[application]
-name = "moved"
-[[trigger.timer]]
-component = "moved"
-interval_secs = 1
-[component.moved]
-source = "target/wasm32-wasip2/release/moved.wasm"
-"#,
-    );
+    let app = TestApp::new("moved")
+        .trigger("timer", "moved", "interval_secs = 1")
+        .component("moved", "target/wasm32-wasip2/release/moved.wasm", "")
+        .write();
     let run = common::run_host_with_env(
-        &["up", "--once", "-f", &manifest_arg(&app)],
+        &["up", "--once", "-f", &manifest_arg(app.path())],
         &[("CARGO_TARGET_DIR", "/elsewhere/target")],
     );
     assert!(!run.success);
@@ -403,7 +375,7 @@ source = "target/wasm32-wasip2/release/moved.wasm"
         "{}",
         run.stderr
     );
-    let without = run_host(&["up", "--once", "-f", &manifest_arg(&app)]);
+    let without = run_host(&["up", "--once", "-f", &manifest_arg(app.path())]);
     assert!(
         !without.stderr.contains("CARGO_TARGET_DIR"),
         "{}",
@@ -415,7 +387,7 @@ source = "target/wasm32-wasip2/release/moved.wasm"
 #[test]
 fn logs_to_a_pipe_are_plain_text() {
     let app = probe_app("1h", &[("trap_on", "0")]);
-    let mut command = common::host_command(&["up", "--once", "-f", &manifest_arg(&app)]);
+    let mut command = common::host_command(&["up", "--once", "-f", &manifest_arg(app.path())]);
     command.env_remove("NO_COLOR");
     let run: common::Run = command.output().expect("running the host").into();
     assert!(
@@ -428,19 +400,11 @@ fn logs_to_a_pipe_are_plain_text() {
 
 #[test]
 fn a_component_that_exports_no_timer_world_is_refused_naming_what_it_exports() {
-    let app = write_app(&format!(
-        r#"spin_manifest_version = 2
-[application]
-name = "wrong-world"
-[[trigger.timer]]
-component = "echo"
-interval_secs = 1
-[component.echo]
-source = "{}"
-"#,
-        guest("redis-echo")
-    ));
-    let run = run_host(&["up", "--once", "-f", &manifest_arg(&app)]);
+    let app = TestApp::new("wrong-world")
+        .trigger("timer", "echo", "interval_secs = 1")
+        .component("echo", &guest("redis-echo"), "")
+        .write();
+    let run = run_host(&["up", "--once", "-f", &manifest_arg(app.path())]);
     assert!(!run.success);
     assert!(run.stdout.is_empty(), "nothing may run: {}", run.stdout);
     assert!(
@@ -454,7 +418,26 @@ source = "{}"
 
 #[test]
 fn files_mount_globs_directories_and_single_files_read_only_and_nothing_else() {
-    let app = tempfile::tempdir().unwrap();
+    let guest = guest("probe-guest");
+    let reads = "/assets/hello.txt,/assets/secret.txt,/assets/nested/deep.txt,/data/x.txt,/etc/single.txt,/single.txt";
+    let app = TestApp::new("files")
+        .trigger("timer", "reader", "interval_secs = 1")
+        .trigger("timer", "bare", "interval_secs = 1")
+        .component(
+            "reader",
+            &guest,
+            &format!(
+                "files = [\"assets/**/*.txt\", {{ source = \"data\", destination = \"/data\" }}, \
+                 {{ source = \"single.txt\", destination = \"/etc/single.txt\" }}]\n\
+                 exclude_files = [\"assets/secret.txt\"]\nvariables = {{ read_files = \"{reads}\" }}"
+            ),
+        )
+        .component(
+            "bare",
+            &guest,
+            "variables = { read_files = \"/assets/hello.txt,/data/x.txt\" }",
+        )
+        .write();
     let write = |path: &str, text: &str| {
         let path = app.path().join(path);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -465,38 +448,7 @@ fn files_mount_globs_directories_and_single_files_read_only_and_nothing_else() {
     write("assets/nested/deep.txt", "deep");
     write("data/x.txt", "x");
     write("single.txt", "single");
-    let reads = "/assets/hello.txt,/assets/secret.txt,/assets/nested/deep.txt,/data/x.txt,/etc/single.txt,/single.txt";
-    std::fs::write(
-        app.path().join("spin.toml"),
-        format!(
-            r#"spin_manifest_version = 2
-[application]
-name = "files"
-[[trigger.timer]]
-component = "reader"
-interval_secs = 1
-[[trigger.timer]]
-component = "bare"
-interval_secs = 1
-[component.reader]
-source = "{guest}"
-files = ["assets/**/*.txt", {{ source = "data", destination = "/data" }}, {{ source = "single.txt", destination = "/etc/single.txt" }}]
-exclude_files = ["assets/secret.txt"]
-variables = {{ read_files = "{reads}" }}
-[component.bare]
-source = "{guest}"
-variables = {{ read_files = "/assets/hello.txt,/data/x.txt" }}
-"#,
-            guest = guest("probe-guest")
-        ),
-    )
-    .unwrap();
-    let run = run_host(&[
-        "up",
-        "--once",
-        "-f",
-        &app.path().join("spin.toml").display().to_string(),
-    ]);
+    let run = app.run(&["--once"]);
     assert!(run.success, "{}", run.stderr);
     let files: Vec<&str> = run
         .stdout

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{HostProcess, RedisServer, free_port, guest, write_app};
+use common::{AppDir, RedisServer, TestApp, free_port, guest};
 use redis::Commands;
 
 /// Makes `ca.crt` and `server.crt`/`server.key` (for 127.0.0.1) in `dir`.
@@ -112,28 +112,21 @@ fn start_tls_server() -> TlsServer {
 }
 
 /// Both trigger types on `rediss://`, and the guest replying through `rediss://` too.
-fn tls_app(tls_port: u16) -> tempfile::TempDir {
-    write_app(&format!(
-        r#"spin_manifest_version = 2
-[application]
-name = "tls"
-[[trigger.redis]]
-address = "rediss://127.0.0.1:{tls_port}"
-channel = "requests"
-component = "watcher"
-[[trigger.redis-stream]]
-address = "rediss://127.0.0.1:{tls_port}"
-stream = "jobs"
-component = "watcher"
-[component.watcher]
-source = "{source}"
-allowed_outbound_hosts = ["rediss://127.0.0.1:{tls_port}"]
-[component.watcher.variables]
-redis_address = "rediss://127.0.0.1:{tls_port}"
-reply_channel = "replies"
-"#,
-        source = guest("redis-message-guest"),
-    ))
+fn tls_app(tls_port: u16) -> AppDir {
+    let address = format!("rediss://127.0.0.1:{tls_port}");
+    TestApp::new("tls")
+        .trigger(
+            "redis",
+            "watcher",
+            &format!("address = \"{address}\"\nchannel = \"requests\""),
+        )
+        .trigger(
+            "redis-stream",
+            "watcher",
+            &format!("address = \"{address}\"\nstream = \"jobs\""),
+        )
+        .replying_component("watcher", &guest("redis-message-guest"), &address)
+        .write()
 }
 
 #[test]
@@ -145,9 +138,8 @@ fn triggers_and_outbound_calls_run_over_tls_trusting_the_given_ca() {
     } = start_tls_server();
     let app = tls_app(tls_port);
     let mut replies = server.subscribe("replies");
-    let manifest = app.path().join("spin.toml").display().to_string();
     let ca = certificates.path().join("ca.crt").display().to_string();
-    let host = HostProcess::start(&["up", "--tls-ca-file", &ca, "-f", &manifest], &[]);
+    let host = app.start_with(&["--tls-ca-file", &ca], &[]);
     server.wait_for_subscribers("requests", 1);
     server.publish("requests", "over tls");
     assert_eq!(replies.next(), "requests|-|over tls");
@@ -170,7 +162,7 @@ fn a_server_certificate_from_an_unknown_ca_is_refused_with_the_reason() {
         certificates: _certificates,
     } = start_tls_server();
     let app = tls_app(tls_port);
-    let manifest = app.path().join("spin.toml").display().to_string();
+    let manifest = app.manifest();
     let run = common::run_host_for(
         &["up", "-f", &manifest],
         std::time::Duration::from_millis(1000),

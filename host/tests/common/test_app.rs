@@ -71,14 +71,20 @@ impl TestApp {
         self
     }
 
-    /// A component reaching `url` through outbound Redis, with the variables the test guests
-    /// read: `redis_address` and `reply_channel = "replies"`.
+    /// A component replying through outbound Redis at `url`, with the variables the test
+    /// guests read: `redis_address` and `reply_channel = "replies"`.
     pub fn replying_component(self, id: &str, source: &str, url: &str) -> Self {
+        self.replying_component_to(id, source, url, url)
+    }
+
+    /// [`replying_component`](Self::replying_component), its `allowed_outbound_hosts` being
+    /// `allowed` rather than `url`.
+    pub fn replying_component_to(self, id: &str, source: &str, url: &str, allowed: &str) -> Self {
         self.component(
             id,
             source,
             &format!(
-                "allowed_outbound_hosts = [\"{url}\"]\n\
+                "allowed_outbound_hosts = [\"{allowed}\"]\n\
                  variables = {{ redis_address = \"{url}\", reply_channel = \"replies\" }}"
             ),
         )
