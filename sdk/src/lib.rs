@@ -10,14 +10,26 @@
 //! }
 //! ```
 //!
-//! The macro picks the WIT world from the handler's signature:
+//! The macro picks the WIT world from the handler's signature; this table is the one place
+//! every handler shape is listed:
 //!
 //! | handler | world | runs on |
 //! | --- | --- | --- |
-//! | `fn handle()` | `fermyon:example/spin-timer` | this project's host and Spin's `trigger-timer` |
-//! | `fn handle(tick: Tick) -> anyhow::Result<()>` (any other shape) | `spin-trigger:sdk/timer@0.1.0` | this project's host |
+//! | `#[timer_component] fn tick()` (or `async fn`) | `fermyon:example/spin-timer` (Spin's) | this project's host and Spin with the `trigger-timer` plugin |
+//! | `#[timer_component] fn tick(tick: Tick)`, or returning `Result<(), E>` with `E: Display` (e.g. `anyhow::Result<()>`) | `spin-trigger:sdk/timer@0.1.0` | this project's host |
+//! | `#[redis_component] fn on()`, or taking `Vec<u8>`, `bytes::Bytes`, `String` or `redis::Json<T>` | `fermyon:spin/inbound-redis` (Spin's) | this project's host and Spin's built-in Redis trigger |
+//! | `#[redis_component] fn on(message: redis::Message)` (channel, payload, pattern; the stream entry for a stream) | `spin-trigger:sdk/redis@0.2.0` | this project's host |
+//!
+//! A Redis handler returns `()` or `Result<(), E>` with `E: Display`. A `String` payload that is
+//! not UTF-8, or a `Json<T>` payload that does not decode, is a handler error, never a panic;
+//! Spin's raw Redis world carries no error message, so a payload-only handler's error goes to
+//! its stderr. Any other shape — other arguments or return types, generics, `self`, `unsafe`,
+//! macro arguments, two handlers in one crate — is a compile error on the offending tokens that
+//! says what to write instead.
 //!
 //! Build with `cargo build --target wasm32-wasip2 --release`: the result is a component.
+
+#![warn(missing_docs)]
 
 // The bindings refer to this crate by its absolute name, so they work both here and in the
 // user crates that expand the export macros.

@@ -5,6 +5,8 @@
 //! function unchanged beside the export glue. On a mistake it emits the function and the error,
 //! so editors keep working.
 
+#![warn(missing_docs)]
+
 use proc_macro::TokenStream;
 
 mod handler;
