@@ -15,11 +15,13 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
 use wasmtime::{Store, StoreLimitsBuilder};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::allowed_hosts::AllowedHosts;
 use crate::component::{self as app, ComponentSource};
 use crate::events::{EventOutcome, EventSink};
 use crate::guest_files::GuestFiles;
+use crate::host_api::outbound_http::{OutboundHttp, OutboundHttpHooks};
 use crate::host_api::{self, InstanceState};
 use crate::limits::{HandlerLimits, Limits};
 use crate::live::LiveInstances;
@@ -172,6 +174,8 @@ pub struct Engine {
     /// compiled once. Each knows its engine.
     compiled: Mutex<HashMap<String, Component>>,
     redis_tls: RedisTls,
+    /// The client every instance's outbound HTTP requests share.
+    outbound_http: Arc<OutboundHttp>,
     live: Arc<LiveInstances>,
     stop_epoch_ticker: Arc<AtomicBool>,
 }
@@ -254,6 +258,7 @@ impl Engine {
             concurrent,
             options,
             compiled: Mutex::new(HashMap::new()),
+            outbound_http: Arc::new(OutboundHttp::new(redis_tls.ca_pem())),
             redis_tls,
             live: Arc::default(),
             stop_epoch_ticker,
@@ -409,6 +414,12 @@ impl Engine {
             open_redis_connections: 0,
             redis_tls: self.redis_tls.clone(),
             wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            http_hooks: OutboundHttpHooks::new(
+                component.id.clone(),
+                component.allowed_hosts.clone(),
+                self.outbound_http.clone(),
+            ),
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(limits.max_memory)

@@ -30,6 +30,11 @@ impl RedisTls {
         })
     }
 
+    /// The CA certificate(s) given, as PEM; outbound HTTPS trusts them too.
+    pub fn ca_pem(&self) -> Option<Arc<Vec<u8>>> {
+        self.ca.clone()
+    }
+
     /// A client for `address`; with a CA file, a `rediss://` one trusts that CA.
     pub fn client(&self, address: &str) -> redis::RedisResult<redis::Client> {
         match &self.ca {

@@ -165,7 +165,7 @@ fn a_component_importing_key_value_is_refused_naming_the_import() {
             "sdk6_key_value.wasm) imports what this host does not provide: spin:key-value/key-value@3.0.0. \
              This host provides: fermyon:spin/variables@2.0.0, fermyon:spin/redis@2.0.0, \
              spin:variables/variables@3.0.0, spin:redis/redis@3.0.0, and WASI 0.2 (wasi:cli, \
-             wasi:clocks, wasi:filesystem, wasi:io, wasi:random, wasi:sockets)"
+             wasi:clocks, wasi:filesystem, wasi:http, wasi:io, wasi:random, wasi:sockets)"
         ),
         "{error}"
     );

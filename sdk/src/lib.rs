@@ -36,6 +36,7 @@
 extern crate self as spin_trigger_sdk;
 
 mod executor;
+pub mod http;
 pub mod redis;
 pub mod timer;
 pub mod variables;

@@ -4,6 +4,7 @@
 //! Spin's timer example use) and `spin:*/*@3.0.0` (what spin-sdk 6 and later use, with `async
 //! func`s). Both versions of an interface share one implementation.
 
+pub mod outbound_http;
 pub mod outbound_redis;
 pub mod state;
 pub mod variables;
@@ -13,9 +14,10 @@ pub use state::InstanceState;
 use anyhow::Context;
 use wasmtime::component::Linker;
 
-/// Links WASI 0.2 and every host API into `linker`: the `fermyon:spin/*@2.0.0` interfaces
-/// always, Spin's `async func` v3 interfaces when the engine is `concurrent` (only an engine
-/// with concurrency support can host them). Adding an API is its module and a line here.
+/// Links WASI 0.2 (with `wasi:http`'s outgoing handler) and every host API into `linker`: the
+/// `fermyon:spin/*@2.0.0` interfaces always, Spin's `async func` v3 interfaces when the engine
+/// is `concurrent` (only an engine with concurrency support can host them). Adding an API is
+/// its module and a line here.
 pub(crate) fn add_to_linker(
     linker: &mut Linker<InstanceState>,
     concurrent: bool,
@@ -23,6 +25,9 @@ pub(crate) fn add_to_linker(
     wasmtime_wasi::p2::add_to_linker_async(linker)
         .map_err(anyhow::Error::from)
         .context("linking WASI p2")?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
+        .map_err(anyhow::Error::from)
+        .context("linking wasi:http")?;
     bindings::Imports::add_to_linker::<_, wasmtime::component::HasSelf<_>>(linker, |state| state)
         .map_err(anyhow::Error::from)
         .context("linking the host APIs")?;
@@ -77,6 +82,7 @@ pub const WASI_PACKAGES: &[&str] = &[
     "wasi:cli",
     "wasi:clocks",
     "wasi:filesystem",
+    "wasi:http",
     "wasi:io",
     "wasi:random",
     "wasi:sockets",
@@ -119,6 +125,7 @@ mod tests {
         assert!(!provides("spin:key-value/key-value@3.0.0"));
         assert!(!provides("spin:redis/redis@3.1.0"));
         assert!(!provides("wasi:cli/stdout@0.3.0-rc-2026-03-15"));
-        assert!(!provides("wasi:http/types@0.2.6"));
+        assert!(provides("wasi:http/outgoing-handler@0.2.6"));
+        assert!(!provides("wasi:http/types@0.3.0"));
     }
 }

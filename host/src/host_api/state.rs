@@ -1,5 +1,5 @@
 //! The state each instance's host calls see: its component's variables and allowed hosts, its
-//! WASI context and resource table, its store limits.
+//! WASI and `wasi:http` contexts and resource table, its store limits.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,8 +7,10 @@ use std::sync::Arc;
 use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::allowed_hosts::AllowedHosts;
+use crate::host_api::outbound_http::OutboundHttpHooks;
 use crate::live::LiveInstance;
 use crate::redis_client::RedisTls;
 
@@ -24,6 +26,9 @@ pub struct InstanceState {
     /// How the instance's `rediss://` connections trust servers.
     pub redis_tls: RedisTls,
     pub(crate) wasi: WasiCtx,
+    pub(crate) http: WasiHttpCtx,
+    /// Where the instance's outbound HTTP requests go, and which it may make.
+    pub(crate) http_hooks: OutboundHttpHooks,
     pub(crate) table: ResourceTable,
     pub(crate) limits: StoreLimits,
     /// Listed among the live instances while this store exists.
@@ -35,6 +40,16 @@ impl WasiView for InstanceState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for InstanceState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_hooks,
         }
     }
 }

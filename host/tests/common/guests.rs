@@ -21,6 +21,8 @@ const GUESTS: &[&str] = &[
     "timer-hello-greeter",
     "timer-hello-counter",
     "timer-hello-raw-bindgen",
+    "http-timer-guest",
+    "http-forward-guest",
 ];
 
 /// Builds every test guest once per test process (cargo makes later builds no-ops) and returns

@@ -6,15 +6,19 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod certificates;
 pub mod guests;
 pub mod host_process;
+pub mod http_server;
 pub mod redis_server;
 pub mod sdk_package;
 pub mod spin_cli;
 pub mod test_app;
 
+pub use certificates::*;
 pub use guests::*;
 pub use host_process::*;
+pub use http_server::*;
 pub use redis_server::*;
 pub use sdk_package::*;
 pub use spin_cli::*;
