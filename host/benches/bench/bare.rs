@@ -2,7 +2,8 @@
 //! the way. A wasmtime engine with the pooling allocator (set up as the host sets it up), an
 //! `InstancePre`, and per call a store
 //! holding a minimal WASI context, instantiate, `handle-message`, drop. The guest's output is
-//! discarded, or with [`Output::Inherit`] written to this process's stdout as is.
+//! discarded, or with [`Output::Inherit`] written to this process's stdout as is. With
+//! [`Bare::with_http`], `wasi:http` is linked too, with wasmtime-wasi-http's own sender.
 
 use std::path::Path;
 
@@ -11,6 +12,7 @@ use spin_trigger_host::EngineOptions;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 wasmtime::component::bindgen!({
     world: "fermyon:spin/redis-trigger",
@@ -20,7 +22,18 @@ wasmtime::component::bindgen!({
 
 struct BareState {
     wasi: WasiCtx,
+    http: WasiHttpCtx,
     table: ResourceTable,
+}
+
+impl WasiHttpView for BareState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: wasmtime_wasi_http::default_hooks(),
+        }
+    }
 }
 
 impl WasiView for BareState {
@@ -48,6 +61,16 @@ pub struct Bare {
 
 impl Bare {
     pub fn new(wasm: &Path, output: Output) -> anyhow::Result<Self> {
+        Self::build(wasm, output, false)
+    }
+
+    /// A baseline whose guest may make HTTP requests: `wasi:http` linked, each request sent
+    /// by wasmtime-wasi-http's default sender (a connection of its own per request).
+    pub fn with_http(wasm: &Path) -> anyhow::Result<Self> {
+        Self::build(wasm, Output::Discard, true)
+    }
+
+    fn build(wasm: &Path, output: Output, http: bool) -> anyhow::Result<Self> {
         // The host's pool settings, so that the ratio is the cost of the host's own code.
         let pooling = spin_trigger_host::internals::pooling_config(&EngineOptions::default())
             .context("the default options use the pool")?;
@@ -64,6 +87,9 @@ impl Bare {
             .with_context(|| format!("compiling {}", wasm.display()))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        if http {
+            wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        }
         let pre = RedisTriggerPre::new(linker.instantiate_pre(&component)?)?;
         Ok(Bare {
             engine,
@@ -80,6 +106,7 @@ impl Bare {
         }
         let state = BareState {
             wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
         };
         let mut store = Store::new(&self.engine, state);

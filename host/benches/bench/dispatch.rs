@@ -32,6 +32,32 @@ pub struct Figures {
 }
 
 pub fn run(wasm: &Path, calls: usize) -> anyhow::Result<Figures> {
+    // An empty payload: the guest prints nothing, so this is the dispatch alone.
+    let bare = Bare::new(wasm, Output::Discard)?;
+    compare(wasm, calls, Vec::new(), AllowedHosts::default(), bare)
+}
+
+/// One outbound HTTP GET per call: the http-get guest fetching `url` (a loopback server), the
+/// host's pooled client against wasmtime-wasi-http's own sender.
+pub fn run_http(wasm: &Path, calls: usize, url: &str, origin: &str) -> anyhow::Result<Figures> {
+    let allowed = AllowedHosts::parse(&[origin]).map_err(anyhow::Error::msg)?;
+    compare(
+        wasm,
+        calls,
+        url.as_bytes().to_vec(),
+        allowed,
+        Bare::with_http(wasm)?,
+    )
+}
+
+/// The host's dispatch of `payload` to the component in `wasm` against `bare`'s, alternating.
+fn compare(
+    wasm: &Path,
+    calls: usize,
+    payload: Vec<u8>,
+    allowed_hosts: AllowedHosts,
+    bare: Bare,
+) -> anyhow::Result<Figures> {
     let engine = Engine::new(EngineOptions {
         cache_dir: None,
         ..Default::default()
@@ -44,13 +70,11 @@ pub fn run(wasm: &Path, calls: usize) -> anyhow::Result<Figures> {
     let host = RedisComponent::new(Arc::new(engine.prepare(
         &component,
         BTreeMap::new(),
-        AllowedHosts::default(),
+        allowed_hosts,
     )?))?;
-    let bare = Bare::new(wasm, Output::Discard)?;
-    // An empty payload: the guest prints nothing, so this is the dispatch alone.
     let message = Message {
         channel: "bench".into(),
-        payload: Vec::new(),
+        payload,
         pattern: None,
         entry: None,
     };

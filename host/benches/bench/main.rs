@@ -3,6 +3,8 @@
 //!
 //! In one run, side by side on the same machine, it prints markdown tables of:
 //! - dispatch: one message through the host's own code path against a bare-wasmtime baseline;
+//! - outbound HTTP: a handler making one GET to a loopback server, the host against bare
+//!   wasmtime-wasi-http;
 //! - Redis end to end: messages published pipelined, to the last handler's return, for the host
 //!   (`max_in_flight` 1 and the number of cores), the bare floor, a subscriber that does nothing
 //!   (the ceiling) and, when a Spin CLI is found, Spin's own Redis trigger under `spin up`;
@@ -33,6 +35,7 @@ use common::RedisServer;
 /// How much to measure.
 struct Counts {
     dispatch_calls: usize,
+    http_calls: usize,
     messages: usize,
     stream_entries: usize,
     starts: usize,
@@ -41,6 +44,7 @@ struct Counts {
 
 const FULL: Counts = Counts {
     dispatch_calls: 20_000,
+    http_calls: 2_000,
     messages: 100_000,
     stream_entries: 50_000,
     starts: 5,
@@ -49,6 +53,7 @@ const FULL: Counts = Counts {
 
 const QUICK: Counts = Counts {
     dispatch_calls: 200,
+    http_calls: 50,
     messages: 1_000,
     stream_entries: 1_000,
     starts: 1,
@@ -64,7 +69,7 @@ fn main() -> anyhow::Result<()> {
         return redis_e2e::floor_subscriber(url, Path::new(wasm));
     }
     let quick = args.iter().any(|arg| arg == "--quick");
-    // `--only <sections>` (comma-separated: dispatch, redis, streams, start, memory, sizes), while working
+    // `--only <sections>` (comma-separated: dispatch, http, redis, streams, start, memory, sizes), while working
     // on one.
     let only = args
         .iter()
@@ -97,6 +102,9 @@ fn main() -> anyhow::Result<()> {
 
     if wanted("dispatch") {
         dispatch_section(&print_guest, &counts)?;
+    }
+    if wanted("http") {
+        http_section(&guests.join("http_get_guest.wasm"), &counts)?;
     }
     let mut one_component_rss = None;
     if wanted("redis") {
@@ -164,6 +172,42 @@ fn dispatch_section(print_guest: &Path, counts: &Counts) -> anyhow::Result<()> {
         );
     }
 
+    Ok(())
+}
+
+/// One outbound GET per call to a loopback server, the host against bare wasmtime-wasi-http.
+fn http_section(http_guest: &Path, counts: &Counts) -> anyhow::Result<()> {
+    let server = common::HttpServer::start(|_| common::Reply::json(r#"{"ok": true}"#));
+    let calls = counts.http_calls;
+    let figures = dispatch::run_http(http_guest, calls, &server.url("/ping"), &server.url(""))?;
+    let ratio = |host: Duration, bare: Duration| host.as_secs_f64() / bare.as_secs_f64();
+    println!(
+        "\n## Outbound HTTP: fresh instance + one GET to a loopback server + drop, {calls} calls each\n"
+    );
+    println!("| path | p50 | p99 | p50 ratio | p99 ratio |\n| --- | --- | --- | --- | --- |");
+    for (name, latencies) in [
+        (
+            "host (pooled client, allowed_outbound_hosts checked)",
+            &figures.host,
+        ),
+        (
+            "bare wasmtime-wasi-http (its default sender: a connection per request)",
+            &figures.bare,
+        ),
+    ] {
+        println!(
+            "| {name} | {:.1?} | {:.1?} | {:.2}× | {:.2}× |",
+            latencies.percentile(0.5),
+            latencies.percentile(0.99),
+            ratio(latencies.percentile(0.5), figures.bare.percentile(0.5)),
+            ratio(latencies.percentile(0.99), figures.bare.percentile(0.99)),
+        );
+    }
+    println!(
+        "\n{} connections served for {} requests.",
+        server.connections(),
+        server.requests().len()
+    );
     Ok(())
 }
 

@@ -23,6 +23,7 @@ const GUESTS: &[&str] = &[
     "timer-hello-raw-bindgen",
     "http-timer-guest",
     "http-forward-guest",
+    "http-get-guest",
 ];
 
 /// Builds every test guest once per test process (cargo makes later builds no-ops) and returns
