@@ -317,3 +317,62 @@ fn https_is_checked_against_the_public_roots_plus_the_tls_ca_file() {
         run.stdout
     );
 }
+
+/// A spin-sdk Redis component calling `spin_sdk::http::get` for each message (a URL), replying
+/// with what it got.
+fn spin_sdk_http_app(guest_crate: &str, redis: &RedisServer, allowed: &str) -> common::AppDir {
+    TestApp::new("spin-sdk-http")
+        .redis_address("redis", &redis.url())
+        .trigger("redis", "getter", "channel = \"urls\"")
+        .component(
+            "getter",
+            &common::spin_sdk_guest(guest_crate),
+            &format!(
+                "allowed_outbound_hosts = [\"{}\", {allowed}]\n\
+                 variables = {{ redis_address = \"{}\", reply_channel = \"replies\" }}",
+                redis.url(),
+                redis.url()
+            ),
+        )
+        .write()
+}
+
+#[test]
+fn a_spin_sdk_7_component_calls_an_api_through_wasi_http_0_3() {
+    let server = api_server();
+    let redis = RedisServer::start();
+    let mut replies = redis.subscribe("replies");
+    let app = spin_sdk_http_app("sdk7-http-get", &redis, &format!("\"{}\"", server.url("")));
+    let host = app.start();
+    redis.wait_for_subscribers("urls", 1);
+    redis.publish("urls", server.url("/count"));
+    assert_eq!(replies.next(), r#"200 {"count": 7}"#);
+    // Not allowed: refused in the guest, and the request never leaves the host.
+    redis.publish("urls", "http://127.0.0.1:1/count");
+    assert_eq!(replies.next(), "error ErrorCode::HttpRequestDenied");
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    assert_eq!(server.requests().len(), 1);
+    assert!(
+        run.stderr.contains("outbound HTTP request refused"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// spin-sdk 6 imports WASI 0.3's release candidate of 2026-03-15, which this host's wasmtime
+/// does not implement: refused at start, naming the import.
+#[test]
+fn a_spin_sdk_6_http_component_is_refused_naming_the_release_candidate_import() {
+    let redis = RedisServer::start();
+    let app = spin_sdk_http_app("sdk6-http-get", &redis, "\"http://127.0.0.1:1\"");
+    let run = app.run(&[]);
+    assert!(!run.success);
+    assert!(
+        run.stderr
+            .contains("imports what this host does not provide: ")
+            && run.stderr.contains("@0.3.0-rc-2026-03-15"),
+        "{}",
+        run.stderr
+    );
+}

@@ -164,8 +164,10 @@ fn a_component_importing_key_value_is_refused_naming_the_import() {
             "component `replier` (") && error.contains(
             "sdk6_key_value.wasm) imports what this host does not provide: spin:key-value/key-value@3.0.0. \
              This host provides: fermyon:spin/variables@2.0.0, fermyon:spin/redis@2.0.0, \
-             spin:variables/variables@3.0.0, spin:redis/redis@3.0.0, and WASI 0.2 (wasi:cli, \
-             wasi:clocks, wasi:filesystem, wasi:http, wasi:io, wasi:random, wasi:sockets)"
+             spin:variables/variables@3.0.0, spin:redis/redis@3.0.0, WASI 0.2 (wasi:cli, \
+             wasi:clocks, wasi:filesystem, wasi:http, wasi:io, wasi:random, wasi:sockets), and to \
+             components using component-model async WASI 0.3.0 (wasi:cli, wasi:clocks, \
+             wasi:filesystem, wasi:http, wasi:random, wasi:sockets)"
         ),
         "{error}"
     );

@@ -35,6 +35,13 @@ pub(crate) fn add_to_linker(
         spin3_bindings::Spin3Imports::add_to_linker::<_, Spin3>(linker, |state| state)
             .map_err(anyhow::Error::from)
             .context("linking Spin's v3 host APIs")?;
+        // WASI 0.3.0, for spin-sdk 7's `wasi:http/client` (and the clocks and types it uses).
+        wasmtime_wasi::p3::add_to_linker(linker)
+            .map_err(anyhow::Error::from)
+            .context("linking WASI 0.3")?;
+        wasmtime_wasi_http::p3::add_to_linker(linker)
+            .map_err(anyhow::Error::from)
+            .context("linking wasi:http 0.3")?;
     }
     Ok(())
 }
@@ -88,6 +95,17 @@ pub const WASI_PACKAGES: &[&str] = &[
     "wasi:sockets",
 ];
 
+/// The WASI 0.3.0 packages linked for components that use component-model async (spin-sdk 7's
+/// outbound HTTP needs `wasi:http/client` and the types it shares with these).
+pub const WASI_0_3_PACKAGES: &[&str] = &[
+    "wasi:cli",
+    "wasi:clocks",
+    "wasi:filesystem",
+    "wasi:http",
+    "wasi:random",
+    "wasi:sockets",
+];
+
 /// Whether an import (as a component names it, e.g. `wasi:cli/stdout@0.2.6`) is one this host
 /// links. Used to explain a failed link, never to decide one: wasmtime's type check decides.
 pub fn provides(import: &str) -> bool {
@@ -97,18 +115,20 @@ pub fn provides(import: &str) -> bool {
     let Some((package, rest)) = import.split_once('/') else {
         return false;
     };
-    WASI_PACKAGES.contains(&package)
-        && rest
-            .split_once('@')
-            .is_some_and(|(_, version)| version.starts_with("0.2."))
+    let Some((_, version)) = rest.split_once('@') else {
+        return false;
+    };
+    (WASI_PACKAGES.contains(&package) && version.starts_with("0.2."))
+        || (WASI_0_3_PACKAGES.contains(&package) && version == "0.3.0")
 }
 
 /// What this host links, for error messages and `--help`.
 pub fn provided_summary() -> String {
     format!(
-        "{}, and WASI 0.2 ({})",
+        "{}, WASI 0.2 ({}), and to components using component-model async WASI 0.3.0 ({})",
         SPIN_INTERFACES.join(", "),
-        WASI_PACKAGES.join(", ")
+        WASI_PACKAGES.join(", "),
+        WASI_0_3_PACKAGES.join(", ")
     )
 }
 
@@ -126,6 +146,7 @@ mod tests {
         assert!(!provides("spin:redis/redis@3.1.0"));
         assert!(!provides("wasi:cli/stdout@0.3.0-rc-2026-03-15"));
         assert!(provides("wasi:http/outgoing-handler@0.2.6"));
-        assert!(!provides("wasi:http/types@0.3.0"));
+        assert!(provides("wasi:http/client@0.3.0"));
+        assert!(!provides("wasi:http/client@0.3.0-rc-2026-03-15"));
     }
 }
