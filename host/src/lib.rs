@@ -51,7 +51,7 @@
 //!
 //! The engine:
 //! - `live`, `redis_client`, `host_api`: which instances are running; Redis clients and TLS;
-//!   each host API a guest imports (variables, outbound Redis) and its linking.
+//!   each host API a guest imports (variables, outbound Redis, outbound HTTP) and its linking.
 //! - `guest_files`, `engine`: what a guest sees of the host's files; wasmtime, the
 //!   compiled-component cache, `InstancePre`, a store per event.
 //!
