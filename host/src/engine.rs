@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -153,10 +153,14 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// A wasmtime engine and the linker holding the host APIs for it.
+/// A wasmtime engine and the linkers holding the host APIs for it.
 struct Flavor {
     engine: wasmtime::Engine,
+    /// WASI 0.2 and the Spin APIs.
     linker: Linker<InstanceState>,
+    concurrent: bool,
+    /// `linker` plus outbound HTTP, for the components that import it.
+    http_linker: OnceLock<Result<Linker<InstanceState>, String>>,
 }
 
 /// The process's wasmtime engines and linkers.
@@ -168,7 +172,10 @@ struct Flavor {
 /// call (see docs/performance.md), so a component gets it only when it needs it.
 pub struct Engine {
     plain: Flavor,
-    concurrent: Flavor,
+    /// Made when a component first needs it (see [`Engine::concurrent`]).
+    concurrent: OnceLock<Result<Flavor, String>>,
+    /// The concurrent flavor's engine once made, for the epoch ticker thread.
+    concurrent_engine: Arc<OnceLock<wasmtime::Engine>>,
     options: EngineOptions,
     /// Compiled components by content hash, so the same `.wasm` used by two components is
     /// compiled once. Each knows its engine.
@@ -205,7 +212,33 @@ impl Flavor {
 
         let mut linker = Linker::new(&engine);
         host_api::add_to_linker(&mut linker, concurrent)?;
-        Ok(Flavor { engine, linker })
+        Ok(Flavor {
+            engine,
+            linker,
+            concurrent,
+            http_linker: OnceLock::new(),
+        })
+    }
+
+    /// The linker for `component`: with outbound HTTP when it imports `wasi:http` (made the
+    /// first time one does), else the base one.
+    fn linker_for(&self, component: &Component) -> anyhow::Result<&Linker<InstanceState>> {
+        let component_type = component.component_type();
+        let imports = component_type
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_owned());
+        if !host_api::needs_http(imports) {
+            return Ok(&self.linker);
+        }
+        self.http_linker
+            .get_or_init(|| {
+                let mut linker = self.linker.clone();
+                host_api::add_http_to_linker(&mut linker, self.concurrent)
+                    .map(|()| linker)
+                    .map_err(|error| crate::errors::one_line(&error))
+            })
+            .as_ref()
+            .map_err(|message| anyhow::anyhow!("{message}"))
     }
 
     /// Where a component compiled for this engine is cached on disk: the component's bytes
@@ -227,8 +260,8 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 impl Engine {
-    /// Configures wasmtime (both flavors, the pooling allocator, epoch interruption) and links
-    /// the host APIs.
+    /// Configures wasmtime (the plain flavor now, the concurrent one when a component first
+    /// needs it; the pooling allocator; epoch interruption) and links the host APIs.
     pub fn new(options: EngineOptions) -> anyhow::Result<Self> {
         let redis_tls = match &options.tls_ca_file {
             Some(file) => RedisTls::with_ca_file(file)?,
@@ -236,18 +269,19 @@ impl Engine {
         };
         let pooling = pooling_config(&options);
         let plain = Flavor::new(false, pooling.as_ref(), options.debug_info)?;
-        let concurrent = Flavor::new(true, pooling.as_ref(), options.debug_info)?;
+        let concurrent_engine = Arc::new(OnceLock::new());
 
         let stop_epoch_ticker = Arc::new(AtomicBool::new(false));
-        let ticker_engines = [plain.engine.clone(), concurrent.engine.clone()];
+        let (ticked, later) = (plain.engine.clone(), concurrent_engine.clone());
         let stop = stop_epoch_ticker.clone();
         std::thread::Builder::new()
             .name("epoch-ticker".into())
             .spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(EPOCH_PERIOD);
-                    for engine in &ticker_engines {
-                        engine.increment_epoch();
+                    ticked.increment_epoch();
+                    if let Some(engine) = later.get() {
+                        wasmtime::Engine::increment_epoch(engine);
                     }
                 }
             })
@@ -255,7 +289,8 @@ impl Engine {
 
         Ok(Engine {
             plain,
-            concurrent,
+            concurrent: OnceLock::new(),
+            concurrent_engine,
             options,
             compiled: Mutex::new(HashMap::new()),
             outbound_http: Arc::new(OutboundHttp::new(redis_tls.ca_pem())),
@@ -278,12 +313,12 @@ impl Engine {
         // The component was compiled for one flavor's engine; its linker is that flavor's too.
         let concurrent = !wasmtime::Engine::same(compiled.engine(), &self.plain.engine);
         let flavor = if concurrent {
-            &self.concurrent
+            self.concurrent()?
         } else {
             &self.plain
         };
         let pre = flavor
-            .linker
+            .linker_for(&compiled)?
             .instantiate_pre(&compiled)
             .map_err(|error| self.link_error(component, &compiled, error))?;
         tracing::debug!(component = %component.id, concurrent, "prepared component");
@@ -449,81 +484,84 @@ impl Engine {
         if let Some(component) = compiled.get(&key) {
             return Ok(component.clone());
         }
-        let cache_files = self.cache_files(&bytes);
-        let component = match self.cached(&cache_files, source) {
-            Some(component) => component,
-            None => {
-                let (component, flavor) = self.compile(&bytes, source)?;
-                if let Some(file) = &cache_files[flavor] {
-                    write_cache_entry(&component, file).unwrap_or_else(|error| {
-                        tracing::warn!(file = %file.display(), "could not cache compiled component: {}", crate::errors::one_line(&error));
-                    });
-                }
-                component
-            }
-        };
+        let component = self.compile_or_load(&bytes, source)?;
         compiled.insert(key, component.clone());
         Ok(component)
     }
 
-    /// Where each flavor (plain, concurrent) caches the component with these bytes, when the
-    /// disk cache is on.
-    fn cache_files(&self, bytes: &[u8]) -> [Option<PathBuf>; 2] {
-        [&self.plain, &self.concurrent].map(|flavor| {
-            self.options
-                .cache_dir
-                .as_ref()
-                .map(|dir| dir.join(format!("{}.cwasm", flavor.cache_key(bytes))))
-        })
-    }
-
-    /// The component from either flavor's disk cache entry, if one exists and loads.
-    fn cached(
-        &self,
-        cache_files: &[Option<PathBuf>; 2],
-        source: &ComponentSource,
-    ) -> Option<Component> {
-        let flavors = [&self.plain, &self.concurrent];
-        for (flavor, file) in flavors.iter().zip(cache_files) {
-            let Some(file) = file.as_ref().filter(|file| file.exists()) else {
-                continue;
-            };
-            // SAFETY: the file is one this host serialized into its own cache directory, under a
-            // key that covers both the component's bytes and this engine's configuration.
-            match unsafe { Component::deserialize_file(&flavor.engine, file) } {
-                Ok(component) => {
-                    tracing::debug!(%source, "loaded compiled component from cache");
-                    return Some(component);
-                }
-                Err(error) => {
-                    tracing::warn!(file = %file.display(), "ignoring unusable cache entry: {error:#}")
-                }
-            }
+    /// The component for the plain engine when it validates there (from the disk cache, else
+    /// compiled and cached), else for the concurrent one: only then is that engine made.
+    fn compile_or_load(&self, bytes: &[u8], source: &ComponentSource) -> anyhow::Result<Component> {
+        if let Some(component) = self.cached(&self.plain, bytes, source) {
+            return Ok(component);
         }
-        None
-    }
-
-    /// Compiles for the plain engine when the component validates there, else for the
-    /// concurrent one; returns which (0: plain, 1: concurrent).
-    fn compile(
-        &self,
-        bytes: &[u8],
-        source: &ComponentSource,
-    ) -> anyhow::Result<(Component, usize)> {
         let started = std::time::Instant::now();
-        let compiled = match Component::new(&self.plain.engine, bytes) {
-            Ok(component) => (component, 0),
+        let (flavor, compiled) = match Component::new(&self.plain.engine, bytes) {
+            Ok(component) => (&self.plain, component),
             // Not valid without component-model async (or not valid at all: then the concurrent
             // engine's error, the more permissive engine's, is the one to report).
             Err(_) => {
-                let component = Component::new(&self.concurrent.engine, bytes)
+                let flavor = self.concurrent()?;
+                if let Some(component) = self.cached(flavor, bytes, source) {
+                    return Ok(component);
+                }
+                let component = Component::new(&flavor.engine, bytes)
                     .map_err(|error| feature_error(anyhow::Error::from(error)))
                     .with_context(|| format!("compiling {source}"))?;
-                (component, 1)
+                (flavor, component)
             }
         };
         tracing::debug!(%source, elapsed = ?started.elapsed(), "compiled component");
+        if let Some(file) = self.cache_file(flavor, bytes) {
+            write_cache_entry(&compiled, &file).unwrap_or_else(|error| {
+                tracing::warn!(file = %file.display(), "could not cache compiled component: {}", crate::errors::one_line(&error));
+            });
+        }
         Ok(compiled)
+    }
+
+    /// Where `flavor` caches the component with these bytes, when the disk cache is on.
+    fn cache_file(&self, flavor: &Flavor, bytes: &[u8]) -> Option<PathBuf> {
+        self.options
+            .cache_dir
+            .as_ref()
+            .map(|dir| dir.join(format!("{}.cwasm", flavor.cache_key(bytes))))
+    }
+
+    /// The component from `flavor`'s disk cache entry, if one exists and loads.
+    fn cached(&self, flavor: &Flavor, bytes: &[u8], source: &ComponentSource) -> Option<Component> {
+        let file = self
+            .cache_file(flavor, bytes)
+            .filter(|file| file.exists())?;
+        // SAFETY: the file is one this host serialized into its own cache directory, under a
+        // key that covers both the component's bytes and this engine's configuration.
+        match unsafe { Component::deserialize_file(&flavor.engine, &file) } {
+            Ok(component) => {
+                tracing::debug!(%source, "loaded compiled component from cache");
+                Some(component)
+            }
+            Err(error) => {
+                tracing::warn!(file = %file.display(), "ignoring unusable cache entry: {error:#}");
+                None
+            }
+        }
+    }
+
+    /// The engine with component-model async, made the first time a component needs it: most
+    /// apps never do, and its pool and linker (WASI 0.3, `wasi:http` 0.3, Spin's v3 APIs) would
+    /// cost memory for nothing.
+    fn concurrent(&self) -> anyhow::Result<&Flavor> {
+        let made = self.concurrent.get_or_init(|| {
+            let pooling = pooling_config(&self.options);
+            let flavor = Flavor::new(true, pooling.as_ref(), self.options.debug_info)
+                .map_err(|error| crate::errors::one_line(&error))?;
+            // The epoch ticker advances this engine too from now on.
+            let _ = self.concurrent_engine.set(flavor.engine.clone());
+            Ok(flavor)
+        });
+        made.as_ref().map_err(|message| {
+            anyhow::anyhow!("configuring wasmtime for component-model async: {message}")
+        })
     }
 }
 

@@ -14,10 +14,9 @@ pub use state::InstanceState;
 use anyhow::Context;
 use wasmtime::component::Linker;
 
-/// Links WASI 0.2 (with `wasi:http`'s outgoing handler) and every host API into `linker`: the
-/// `fermyon:spin/*@2.0.0` interfaces always, Spin's `async func` v3 interfaces when the engine
-/// is `concurrent` (only an engine with concurrency support can host them). Adding an API is
-/// its module and a line here.
+/// Links WASI 0.2 and the Spin host APIs into `linker`: the `fermyon:spin/*@2.0.0` interfaces
+/// always, Spin's `async func` v3 interfaces when the engine is `concurrent` (only an engine
+/// with concurrency support can host them). Adding an API is its module and a line here.
 pub(crate) fn add_to_linker(
     linker: &mut Linker<InstanceState>,
     concurrent: bool,
@@ -25,9 +24,6 @@ pub(crate) fn add_to_linker(
     wasmtime_wasi::p2::add_to_linker_async(linker)
         .map_err(anyhow::Error::from)
         .context("linking WASI p2")?;
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
-        .map_err(anyhow::Error::from)
-        .context("linking wasi:http")?;
     bindings::Imports::add_to_linker::<_, wasmtime::component::HasSelf<_>>(linker, |state| state)
         .map_err(anyhow::Error::from)
         .context("linking the host APIs")?;
@@ -35,7 +31,26 @@ pub(crate) fn add_to_linker(
         spin3_bindings::Spin3Imports::add_to_linker::<_, Spin3>(linker, |state| state)
             .map_err(anyhow::Error::from)
             .context("linking Spin's v3 host APIs")?;
-        // WASI 0.3.0, for spin-sdk 7's `wasi:http/client` (and the clocks and types it uses).
+    }
+    Ok(())
+}
+
+/// Whether a component importing `imports` needs [`add_http_to_linker`]'s interfaces.
+pub(crate) fn needs_http(mut imports: impl Iterator<Item = String>) -> bool {
+    imports.any(|import| import.starts_with("wasi:http/") || import.ends_with("@0.3.0"))
+}
+
+/// Adds outbound HTTP to a linker [`add_to_linker`] made: `wasi:http` 0.2, and for a
+/// `concurrent` engine WASI 0.3.0 with `wasi:http/client` (spin-sdk 7). A linker of its own,
+/// used only for components that import them: linking these costs the process some 3 MiB.
+pub(crate) fn add_http_to_linker(
+    linker: &mut Linker<InstanceState>,
+    concurrent: bool,
+) -> anyhow::Result<()> {
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
+        .map_err(anyhow::Error::from)
+        .context("linking wasi:http")?;
+    if concurrent {
         wasmtime_wasi::p3::add_to_linker(linker)
             .map_err(anyhow::Error::from)
             .context("linking WASI 0.3")?;
