@@ -150,29 +150,33 @@ fn streams_section(print_guest: &Path, counts: &Counts) -> anyhow::Result<()> {
 
 fn dispatch_section(print_guest: &Path, counts: &Counts) -> anyhow::Result<()> {
     let dispatch = dispatch::run(print_guest, counts.dispatch_calls)?;
-    let ratio = |host: Duration, bare: Duration| host.as_secs_f64() / bare.as_secs_f64();
     println!(
         "## Dispatch: fresh store + instantiate + call + drop, {} calls each\n",
         counts.dispatch_calls
     );
-    println!("| path | p50 | p99 | p50 ratio | p99 ratio |\n| --- | --- | --- | --- | --- |");
-    for (name, latencies) in [
+    latency_table(
         ("host (`RedisComponent::handle`)", &dispatch.host),
         (
             "bare wasmtime (`InstancePre`, pooling, minimal WASI)",
             &dispatch.bare,
         ),
-    ] {
+    );
+    Ok(())
+}
+
+/// A table of two paths' p50 and p99 latencies, each as a ratio to the second's.
+fn latency_table(host: (&str, &dispatch::Latencies), bare: (&str, &dispatch::Latencies)) {
+    let ratio = |host: Duration, bare: Duration| host.as_secs_f64() / bare.as_secs_f64();
+    println!("| path | p50 | p99 | p50 ratio | p99 ratio |\n| --- | --- | --- | --- | --- |");
+    for (name, latencies) in [host, bare] {
         println!(
             "| {name} | {:.1?} | {:.1?} | {:.2}× | {:.2}× |",
             latencies.percentile(0.5),
             latencies.percentile(0.99),
-            ratio(latencies.percentile(0.5), dispatch.bare.percentile(0.5)),
-            ratio(latencies.percentile(0.99), dispatch.bare.percentile(0.99)),
+            ratio(latencies.percentile(0.5), bare.1.percentile(0.5)),
+            ratio(latencies.percentile(0.99), bare.1.percentile(0.99)),
         );
     }
-
-    Ok(())
 }
 
 /// One outbound GET per call to a loopback server, the host against bare wasmtime-wasi-http.
@@ -180,12 +184,10 @@ fn http_section(http_guest: &Path, counts: &Counts) -> anyhow::Result<()> {
     let server = common::HttpServer::start(|_| common::Reply::json(r#"{"ok": true}"#));
     let calls = counts.http_calls;
     let figures = dispatch::run_http(http_guest, calls, &server.url("/ping"), &server.url(""))?;
-    let ratio = |host: Duration, bare: Duration| host.as_secs_f64() / bare.as_secs_f64();
     println!(
         "\n## Outbound HTTP: fresh instance + one GET to a loopback server + drop, {calls} calls each\n"
     );
-    println!("| path | p50 | p99 | p50 ratio | p99 ratio |\n| --- | --- | --- | --- | --- |");
-    for (name, latencies) in [
+    latency_table(
         (
             "host (pooled client, allowed_outbound_hosts checked)",
             &figures.host,
@@ -194,15 +196,7 @@ fn http_section(http_guest: &Path, counts: &Counts) -> anyhow::Result<()> {
             "bare wasmtime-wasi-http (its default sender: a connection per request)",
             &figures.bare,
         ),
-    ] {
-        println!(
-            "| {name} | {:.1?} | {:.1?} | {:.2}× | {:.2}× |",
-            latencies.percentile(0.5),
-            latencies.percentile(0.99),
-            ratio(latencies.percentile(0.5), figures.bare.percentile(0.5)),
-            ratio(latencies.percentile(0.99), figures.bare.percentile(0.99)),
-        );
-    }
+    );
     println!(
         "\n{} connections served for {} requests.",
         server.connections(),
