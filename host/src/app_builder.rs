@@ -50,7 +50,9 @@ use serde_json::{Map, Value};
 
 use crate::app::App;
 use crate::app_spec::{RawApplication, RawManifest, RawVariable, validate};
-use crate::validation::{ManifestError, RawComponent, RawFileEntry, RawFileMount, RawTable};
+use crate::validation::{
+    ManifestError, RawComponent, RawFileEntry, RawFileMount, RawTable, trigger_location,
+};
 
 /// An app under construction: see the [module documentation](self).
 #[derive(Debug, Clone)]
@@ -192,7 +194,7 @@ fn refuse_nulls(
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     let trigger_tables = triggers.iter().map(|trigger| {
         let index = counts.entry(&trigger.trigger_type).or_default();
-        let location = format!("trigger.{}[{index}]", trigger.trigger_type);
+        let location = trigger_location(&trigger.trigger_type, *index);
         *index += 1;
         (location, &trigger.table)
     });

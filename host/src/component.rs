@@ -100,12 +100,6 @@ impl From<PathBuf> for ComponentSource {
     }
 }
 
-impl From<Vec<u8>> for ComponentSource {
-    fn from(bytes: Vec<u8>) -> Self {
-        ComponentSource::Bytes(bytes.into())
-    }
-}
-
 impl PartialEq<PathBuf> for ComponentSource {
     fn eq(&self, path: &PathBuf) -> bool {
         self.path() == Some(path.as_path())

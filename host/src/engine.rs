@@ -24,7 +24,7 @@ use crate::guest_files::GuestFiles;
 use crate::host_api::outbound_http::{OutboundHttp, OutboundHttpHooks};
 use crate::host_api::{self, InstanceState};
 use crate::limits::{HandlerLimits, Limits};
-use crate::live::LiveInstances;
+use crate::live::{LiveInstances, lock};
 use crate::redis_client::RedisTls;
 use crate::stdio::{ComponentOutput, OutputOptions, Target};
 
@@ -145,12 +145,6 @@ pub fn pooling_config(options: &EngineOptions) -> Option<wasmtime::PoolingAlloca
         .linear_memory_keep_resident(KEEP_RESIDENT)
         .table_keep_resident(KEEP_RESIDENT / 4);
     Some(pooling)
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A wasmtime engine and the linkers holding the host APIs for it.

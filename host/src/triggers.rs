@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use crate::limits::HandlerLimits;
 use crate::trigger::{BuildContext, RunTrigger, TriggerSpec, TriggerType};
-use crate::validation::{ManifestError, RawComponentRef, RawTables, Validation};
+use crate::validation::{ManifestError, RawComponentRef, RawTables, Validation, trigger_location};
 
 /// One trigger of the app, of any type.
 #[derive(Debug, Clone, PartialEq)]
@@ -175,7 +175,7 @@ fn validate_tables<T: TriggerType>(
         let location = table
             .location
             .clone()
-            .unwrap_or_else(|| format!("trigger.{}[{index}]", T::NAME));
+            .unwrap_or_else(|| trigger_location(T::NAME, index));
         let (id, component, limits, rest) = validation.split_trigger_table(table, &location)?;
         let raw: T::RawConfig = validation.deserialize(rest, &location)?;
         let id = match id {

@@ -236,6 +236,11 @@ pub(crate) struct RawTables {
     pub triggers: Vec<RawTable>,
 }
 
+/// Where the `index`th `[[trigger.<trigger_type>]]` is, as errors name it.
+pub(crate) fn trigger_location(trigger_type: &str, index: usize) -> String {
+    format!("trigger.{trigger_type}[{index}]")
+}
+
 /// What validating components and triggers needs to know about the whole manifest, and the
 /// components validated so far (inline ones join as their triggers are validated).
 pub struct Validation<'a> {

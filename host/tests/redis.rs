@@ -17,10 +17,6 @@ fn app(server: &RedisServer, triggers: &[(&str, &str)]) -> TestApp {
     app
 }
 
-fn start_host(app: &AppDir) -> HostProcess {
-    app.start()
-}
-
 /// A running app with one component on one channel, allowed to reach this test's own server,
 /// and the test's subscription to `replies`.
 struct OneComponentApp {
@@ -38,7 +34,7 @@ fn start_one(id: &str, crate_name: &str, channel: &str) -> OneComponentApp {
     let app = app(&server, &[(id, channel)])
         .replying_component(id, &guest(crate_name), &server.url())
         .write();
-    let host = start_host(&app);
+    let host = app.start();
     server.wait_for_subscribers(channel, 1);
     OneComponentApp {
         server,
@@ -144,7 +140,7 @@ fn every_component_on_a_channel_gets_each_message() {
         .replying_component("echo", &guest("redis-echo"), &server.url())
         .replying_component("watcher", &guest("redis-message-guest"), &server.url())
         .write();
-    let host = start_host(&app);
+    let host = app.start();
     server.wait_for_subscribers("requests", 1);
     server.publish("requests", "hello");
     let mut received = vec![replies.next(), replies.next()];
@@ -165,7 +161,7 @@ fn an_outbound_host_not_in_allowed_outbound_hosts_is_refused_and_logged() {
             "redis://127.0.0.1:1",
         )
         .write();
-    let host = start_host(&app);
+    let host = app.start();
     server.wait_for_subscribers("requests", 1);
     server.publish("requests", "hello");
     assert!(
@@ -254,7 +250,7 @@ fn messages_published_after_the_server_restarts_are_handled_without_restarting_t
     let app = app(&server, &[("echo", "requests")])
         .replying_component("echo", &guest("redis-echo"), &server.url())
         .write();
-    let host = start_host(&app);
+    let host = app.start();
     server.wait_for_subscribers("requests", 1);
     let mut replies = server.subscribe("replies");
     server.publish("requests", "before");
@@ -295,7 +291,7 @@ fn an_unreachable_server_is_retried_and_the_cause_is_logged_once_per_line() {
         .write();
     // Nothing listens on the app's port from here on.
     server.kill();
-    let host = start_host(&app);
+    let host = app.start();
     std::thread::sleep(Duration::from_millis(700));
     let run = host.stop();
     assert!(
@@ -352,7 +348,7 @@ fn a_redis_address_with_credentials_is_never_printed() {
         )
         .replying_component("echo", &guest("redis-echo"), &server.url())
         .write();
-    let host = start_host(&app);
+    let host = app.start();
     server.wait_for_subscribers("requests", 1);
     let run = host.stop();
     assert!(run.success, "{}", run.stderr);
@@ -382,7 +378,7 @@ fn concurrency_seen(max_in_flight: Option<usize>) -> Vec<i64> {
         )
         .replying_component("watcher", &guest("redis-message-guest"), &server.url())
         .write();
-    let host = start_host(&app);
+    let host = app.start();
     server.wait_for_subscribers("requests", 1);
     for _ in 0..4 {
         server.publish("requests", "hold");

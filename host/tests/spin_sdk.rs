@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{AppDir, HostProcess, RedisServer, TestApp, run_host, spin_sdk_guest};
+use common::{AppDir, RedisServer, TestApp, run_host, spin_sdk_guest};
 
 /// An app with one spin-sdk Redis component on `requests`, replying on `replies`; `allowed`
 /// is its `allowed_outbound_hosts` list as TOML.
@@ -31,10 +31,6 @@ fn redis_app(server: &RedisServer, guest: &str, allowed: &str, max_in_flight: us
         .write()
 }
 
-fn start(app: &AppDir) -> HostProcess {
-    app.start()
-}
-
 /// The v3 world end to end: the handler runs, reads its variables, opens an outbound
 /// connection and publishes; a handler error is logged with its message and the next message
 /// is handled.
@@ -42,7 +38,7 @@ fn replies_through_spin_sdk(guest: &str) {
     let server = RedisServer::start();
     let mut replies = server.subscribe("replies");
     let app = redis_app(&server, guest, &format!("\"{}\"", server.url()), 1);
-    let host = start(&app);
+    let host = app.start();
     server.wait_for_subscribers("requests", 1);
     server.publish("requests", "hello");
     assert_eq!(replies.next(), "HELLO");
@@ -80,7 +76,7 @@ fn async_handlers_run_several_at_once_and_every_message_is_handled() {
         &format!("\"{}\"", server.url()),
         4,
     );
-    let host = start(&app);
+    let host = app.start();
     server.wait_for_subscribers("requests", 1);
     let mut connection = server.client().get_connection().unwrap();
     let mut pipeline = redis::pipe();
@@ -106,7 +102,7 @@ fn v3_outbound_redis_to_a_host_not_allowed_is_refused_and_logged() {
     let server = RedisServer::start();
     let mut replies = server.subscribe("replies");
     let app = redis_app(&server, "sdk6-redis-reply", "", 1);
-    let host = start(&app);
+    let host = app.start();
     server.wait_for_subscribers("requests", 1);
     server.publish("requests", "hello");
     assert!(

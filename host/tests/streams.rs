@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{AppDir, HostProcess, RedisServer, TestApp, guest};
+use common::{AppDir, RedisServer, TestApp, guest};
 use redis::Commands;
 
 const STREAM: &str = "jobs";
@@ -58,10 +58,6 @@ fn recording_app(server: &RedisServer, trigger: Trigger) -> AppDir {
             ),
         )
         .write()
-}
-
-fn start_host(app: &AppDir) -> HostProcess {
-    app.start_ready()
 }
 
 fn connection(server: &RedisServer) -> redis::Connection {
@@ -145,7 +141,7 @@ fn dead_letters(redis: &mut redis::Connection) -> usize {
 fn a_failing_entry_is_retried_and_one_that_always_fails_ends_in_the_dead_letter_stream() {
     let server = RedisServer::start();
     let app = recording_app(&server, Trigger::default());
-    let host = start_host(&app);
+    let host = app.start_ready();
     let mut redis = connection(&server);
     let flaky: String = redis
         .xadd(STREAM, "*", &[("payload", "flaky"), ("fail_times", "2")])
@@ -221,15 +217,15 @@ fn three_hosts_share_100k_entries_and_lose_none_when_one_is_killed() {
         },
     );
     let started = Instant::now();
-    let doomed = start_host(&app);
-    let others = [start_host(&app), start_host(&app)];
+    let doomed = app.start_ready();
+    let others = [app.start_ready(), app.start_ready()];
 
     wait_for_handled(&server, ENTRIES / 4, Duration::from_secs(300));
     let killed = doomed.kill();
     let killed_at = handled(&mut connection(&server));
     // Started again, it is a new consumer (its default name holds the process id); the old
     // one's unacknowledged entries are claimed once idle for `claim_idle`.
-    let restarted = start_host(&app);
+    let restarted = app.start_ready();
 
     wait_for_handled(&server, ENTRIES, Duration::from_secs(600));
     let elapsed = started.elapsed();
@@ -269,7 +265,7 @@ fn nothing_is_lost_when_the_redis_server_restarts_mid_run() {
             ..Trigger::default()
         },
     );
-    let host = start_host(&app);
+    let host = app.start_ready();
     wait_for_handled(&server, ENTRIES / 5, Duration::from_secs(120));
     server.restart();
 
@@ -303,7 +299,7 @@ fn sigterm_under_load_finishes_what_is_in_flight_and_leaves_nothing_pending() {
             ..Trigger::default()
         },
     );
-    let host = start_host(&app);
+    let host = app.start_ready();
     wait_for_handled(&server, 40, Duration::from_secs(60));
     let run = host.stop();
     assert!(run.success, "exit 0 after SIGTERM: {}", run.stderr);
@@ -339,7 +335,7 @@ fn payload_only_and_older_components_serve_streams_with_the_payload_field() {
         .replying_component("older", &guest("redis-message-0-1-guest"), &url)
         .write();
     let mut replies = server.subscribe("replies");
-    let host = start_host(&app);
+    let host = app.start_ready();
     let mut redis = connection(&server);
     let _: String = redis
         .xadd(

@@ -120,22 +120,19 @@ fn build_client(extra_ca: Option<&[u8]>) -> Result<PooledClient, String> {
 /// The `wasi:http` error a client failure is, for the guest.
 fn client_error(error: hyper_util::client::legacy::Error) -> Error {
     use std::error::Error as _;
-    if error.is_connect() {
-        let mut cause = error.source();
-        let mut refused = false;
-        while let Some(current) = cause {
-            refused |= current
-                .downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused);
-            cause = current.source();
-        }
-        return if refused {
-            Error::ConnectionRefused
-        } else {
-            Error::InternalError(Some(crate::errors::one_line(&anyhow::Error::new(error))))
-        };
+    let mut refused = false;
+    let mut cause = error.source();
+    while let Some(current) = cause.filter(|_| error.is_connect()) {
+        refused |= current
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused);
+        cause = current.source();
     }
-    Error::InternalError(Some(crate::errors::one_line(&anyhow::Error::new(error))))
+    if refused {
+        Error::ConnectionRefused
+    } else {
+        Error::InternalError(Some(crate::errors::one_line(&anyhow::Error::new(error))))
+    }
 }
 
 /// What one instance's outbound requests are held to: its component's allowed hosts, through
@@ -214,8 +211,7 @@ impl WasiHttpHooks for OutboundHttpHooks {
             return Box::new(async move {
                 // Let the guest finish writing its body (to nowhere), so that what it sees is
                 // the denial rather than a body stream closed under it.
-                let mut body = request.into_body();
-                while let Some(Ok(_)) = body.frame().await {}
+                drain(request.into_body()).await;
                 Err(Error::HttpRequestDenied)
             });
         }
@@ -263,12 +259,17 @@ impl Body for DrainedOnDrop {
 
 impl Drop for DrainedOnDrop {
     fn drop(&mut self) {
-        if let Some(mut body) = self.0.take().filter(|body| !body.is_end_stream())
+        if let Some(body) = self.0.take().filter(|body| !body.is_end_stream())
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
-            runtime.spawn(async move { while let Some(Ok(_)) = body.frame().await {} });
+            runtime.spawn(drain(body));
         }
     }
+}
+
+/// Reads a guest's request body to its end, discarding it.
+async fn drain(mut body: WasiBody) {
+    while let Some(Ok(_)) = body.frame().await {}
 }
 
 /// A response body that fails with `connection-read-timeout` when no chunk arrives within
