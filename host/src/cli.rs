@@ -17,7 +17,9 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use crate::runtime_config::{self, RuntimeConfig, UserPath};
 use crate::stdio::{Follow, OutputOptions};
 use crate::variables::{Providers, VariableSource};
-use crate::{App, EngineOptions, Runtime, component_build, engine, locked_app, manifest};
+use crate::{
+    App, EngineOptions, Runtime, StateOptions, component_build, engine, locked_app, manifest,
+};
 
 #[derive(Parser)]
 #[command(name = "spin-trigger-host", version, about)]
@@ -142,12 +144,11 @@ struct SpinTriggerOptions {
     /// Accepted for Spin's sake; this host provides no wasi:otel imports yet.
     #[arg(long)]
     experimental_wasi_otel: bool,
-    /// Set key=value in the default key-value store before start (repeatable); this host
-    /// provides no key-value stores yet.
+    /// Set key=value in the default key-value store before start (repeatable).
     #[arg(long = "key-value", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     key_values: Vec<(String, String)>,
     /// Run a statement (or @file.sql) against the default SQLite database before start
-    /// (repeatable); this host provides no SQLite databases yet.
+    /// (repeatable, in order).
     #[arg(long = "sqlite", value_name = "STATEMENT")]
     sqlite_statements: Vec<String>,
     /// How large one instance's memory may grow, in bytes (as --max-memory).
@@ -336,7 +337,11 @@ async fn run(app: App, args: RunArgs, context: RunContext) -> anyhow::Result<()>
     let mut providers = Providers::from_process(VariableSource::merge_all(&args.variables)?);
     providers.configured = std::mem::take(&mut runtime_config.variable_providers);
     let variables = app.resolve_variables(&providers)?;
-    refuse_what_is_not_provided(&app, spin)?;
+    if spin.experimental_wasi_otel {
+        tracing::debug!(
+            "--experimental-wasi-otel: this host provides no wasi:otel imports yet; a component importing them is refused at start, naming them"
+        );
+    }
 
     let state_dir = runtime_config::resolve_dir(
         spin.state_dir.as_deref().map(UserPath::from_text).as_ref(),
@@ -344,6 +349,13 @@ async fn run(app: App, args: RunArgs, context: RunContext) -> anyhow::Result<()>
         context.default_state_dir,
     )
     .context("--state-dir")?;
+    let state = StateOptions {
+        state_dir: state_dir.clone(),
+        key_value_stores: std::mem::take(&mut runtime_config.key_value_stores),
+        sqlite_databases: std::mem::take(&mut runtime_config.sqlite_databases),
+        key_values: spin.key_values.clone(),
+        sqlite_statements: sqlite_statements(&spin.sqlite_statements)?,
+    };
     let log_dir = runtime_config::resolve_dir(
         spin.log_dir.as_deref().map(UserPath::from_text).as_ref(),
         runtime_config.log_dir.as_ref(),
@@ -372,6 +384,7 @@ async fn run(app: App, args: RunArgs, context: RunContext) -> anyhow::Result<()>
         debug_info: spin.debug_info,
         allow_transient_write: spin.allow_transient_write,
         output,
+        state,
         ..EngineOptions::default()
     };
     if let Some(dir) = context.working_dir {
@@ -397,54 +410,16 @@ async fn run(app: App, args: RunArgs, context: RunContext) -> anyhow::Result<()>
         .await
 }
 
-/// `--key-value`, `--sqlite` and `--experimental-wasi-otel` are Spin's, and `spin up` forwards
-/// them to every trigger: accepted always, an error only where a component this host runs would
-/// need what they set up, which this host does not provide yet.
-fn refuse_what_is_not_provided(app: &App, spin: &SpinTriggerOptions) -> anyhow::Result<()> {
-    let users = |labels: fn(&crate::app::Component) -> &Vec<String>| {
-        app.triggers
-            .iter()
-            .filter_map(|trigger| app.component(&trigger.component))
-            .filter(|component| !labels(component).is_empty())
-            .map(|component| format!("`{}`", component.id))
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect::<Vec<_>>()
-    };
-    let checks = [
-        (
-            !spin.key_values.is_empty(),
-            "--key-value",
-            "key-value stores",
-            "key_value_stores",
-            users(|component| &component.key_value_stores),
-        ),
-        (
-            !spin.sqlite_statements.is_empty(),
-            "--sqlite",
-            "SQLite databases",
-            "sqlite_databases",
-            users(|component| &component.sqlite_databases),
-        ),
-    ];
-    for (given, option, what, field, users) in checks {
-        if !given {
-            continue;
-        }
-        if !users.is_empty() {
-            anyhow::bail!(
-                "{option}: this host does not provide {what} yet, and {} list {field}",
-                users.join(", ")
-            );
-        }
-        tracing::warn!("{option} ignored: no component this host runs lists {field}");
-    }
-    if spin.experimental_wasi_otel {
-        tracing::debug!(
-            "--experimental-wasi-otel: this host provides no wasi:otel imports yet; a component importing them is refused at start, naming them"
-        );
-    }
-    Ok(())
+/// `--sqlite` statements, each as written or, for `@file.sql`, the file's contents.
+fn sqlite_statements(statements: &[String]) -> anyhow::Result<Vec<String>> {
+    statements
+        .iter()
+        .map(|statement| match statement.strip_prefix('@') {
+            Some(file) => std::fs::read_to_string(file)
+                .with_context(|| format!("--sqlite @{file}: reading the statements file")),
+            None => Ok(statement.clone()),
+        })
+        .collect()
 }
 
 /// Completes at Ctrl-C or SIGTERM.

@@ -27,6 +27,7 @@ use crate::limits::{HandlerLimits, Limits};
 use crate::live::{LiveInstances, lock};
 use crate::redis_client::RedisTls;
 use crate::stdio::{ComponentOutput, OutputOptions, Target};
+use crate::stores::{StateOptions, StoreAccess, Stores};
 
 /// How often the epoch advances. A running guest yields to the async runtime at each epoch, so a
 /// looping guest cannot starve the host's other tasks.
@@ -78,6 +79,10 @@ pub struct EngineOptions {
     pub output: OutputOptions,
     /// Where each handler call's outcome is reported, for an embedder; `None`: only logged.
     pub events: Option<EventSink>,
+    /// Where the app's key-value stores and SQLite databases are, and what to put in them
+    /// before the first event. The default: `default` store and database in a temporary
+    /// directory that goes when the process ends.
+    pub state: StateOptions,
 }
 
 impl Default for EngineOptions {
@@ -95,6 +100,7 @@ impl Default for EngineOptions {
             allow_transient_write: false,
             output: OutputOptions::default(),
             events: None,
+            state: StateOptions::default(),
         }
     }
 }
@@ -175,6 +181,8 @@ pub struct Engine {
     /// compiled once. Each knows its engine.
     compiled: Mutex<HashMap<String, Component>>,
     redis_tls: RedisTls,
+    /// The key-value stores and SQLite databases components open.
+    stores: Arc<Stores>,
     /// The client every instance's outbound HTTP requests share.
     outbound_http: Arc<OutboundHttp>,
     live: Arc<LiveInstances>,
@@ -262,6 +270,7 @@ impl Engine {
             None => RedisTls::default(),
         };
         let pooling = pooling_config(&options);
+        let stores = Arc::new(Stores::new(options.state.clone(), redis_tls.clone()));
         let plain = Flavor::new(false, pooling.as_ref(), options.debug_info)?;
         let concurrent_engine = Arc::new(OnceLock::new());
 
@@ -288,6 +297,7 @@ impl Engine {
             options,
             compiled: Mutex::new(HashMap::new()),
             outbound_http: Arc::new(OutboundHttp::new(redis_tls.ca_pem())),
+            stores,
             redis_tls,
             live: Arc::default(),
             stop_epoch_ticker,
@@ -324,6 +334,7 @@ impl Engine {
             pre,
             variables: Arc::new(variables),
             allowed_hosts: Arc::new(allowed_hosts),
+            stores: Arc::new(StoreAccess::for_component(&self.stores, component)?),
             environment: component.environment.clone(),
             files: GuestFiles::stage(component, self.options.allow_transient_write)?,
             stdout: ComponentOutput::new(&component.id, Target::Stdout, &self.options.output)?,
@@ -386,6 +397,11 @@ impl Engine {
         }
     }
 
+    /// Applies `--key-value` and `--sqlite` (once): before a trigger's first event.
+    pub async fn seed_stores(&self) -> anyhow::Result<()> {
+        self.stores.seed().await
+    }
+
     /// How `rediss://` servers are trusted, for the triggers' own connections.
     pub fn redis_tls(&self) -> &RedisTls {
         &self.redis_tls
@@ -442,6 +458,9 @@ impl Engine {
             allowed_hosts: component.allowed_hosts.clone(),
             open_redis_connections: 0,
             redis_tls: self.redis_tls.clone(),
+            stores: component.stores.clone(),
+            open_stores: 0,
+            open_databases: 0,
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             http_hooks: OutboundHttpHooks::new(
@@ -726,6 +745,8 @@ pub struct PreparedComponent {
     concurrent: bool,
     variables: Arc<BTreeMap<String, String>>,
     allowed_hosts: Arc<AllowedHosts>,
+    /// The stores and databases the component may open.
+    stores: Arc<StoreAccess>,
     environment: BTreeMap<String, String>,
     files: GuestFiles,
     /// Built once: each instance's streams share the prefix.

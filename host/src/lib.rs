@@ -50,8 +50,10 @@
 //!   runtime config file, component output, event outcomes.
 //!
 //! The engine:
-//! - `live`, `redis_client`, `host_api`: which instances are running; Redis clients and TLS;
-//!   each host API a guest imports (variables, outbound Redis, outbound HTTP) and its linking.
+//! - `live`, `redis_client`, `stores`, `host_api`: which instances are running; Redis clients
+//!   and TLS; the key-value stores and SQLite databases components open by label; each host API
+//!   a guest imports (variables, outbound Redis, outbound HTTP, key-value, SQLite) and its
+//!   linking.
 //! - `guest_files`, `engine`: what a guest sees of the host's files; wasmtime, the
 //!   compiled-component cache, `InstancePre`, a store per event.
 //!
@@ -99,6 +101,7 @@ mod redis_component;
 mod redis_trigger;
 mod runtime;
 mod runtime_config;
+mod stores;
 mod stream_trigger;
 mod timer;
 mod trigger;
@@ -107,7 +110,9 @@ mod validation;
 
 pub use app::App;
 pub use engine::EngineOptions;
+pub use runtime_config::{KeyValueStoreConfig, SqliteDatabaseConfig};
 pub use runtime::{RunningApp, Runtime};
+pub use stores::StateOptions;
 pub use variables::ResolvedVariables;
 
 /// Not part of the API: the engine's own dispatch path, for this workspace's benchmark and

@@ -98,6 +98,7 @@ impl Runtime {
 
     /// Runs each timer component once; fails naming every component that failed.
     pub async fn run_once(&self) -> anyhow::Result<()> {
+        self.engine.seed_stores().await?;
         for trigger in &self.triggers {
             trigger.run_once(&self.engine).await?;
         }
@@ -142,6 +143,7 @@ impl Runtime {
         shutdown: impl Future<Output = Duration>,
         grace: Duration,
     ) -> anyhow::Result<()> {
+        self.engine.seed_stores().await?;
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         // Every trigger of one app runs in this one process.

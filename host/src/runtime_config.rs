@@ -2,8 +2,10 @@
 //! belong to where an app runs rather than to the app.
 //!
 //! Read as Spin reads it, and every key is accounted for: the ones this host implements are
-//! applied — `state_dir`, `log_dir`, `max_instance_memory`, and `[[variables_provider]]` (or
-//! the older `[[config_provider]]`) of `type = "env"` or `"static"` — and any other is an error
+//! applied — `state_dir`, `log_dir`, `max_instance_memory`, `[[variables_provider]]` (or
+//! the older `[[config_provider]]`) of `type = "env"` or `"static"`, `[key_value_store.<label>]`
+//! of `type = "spin"` or `"redis"`, and `[sqlite_database.<label>]` of `type = "spin"` — and any
+//! other is an error
 //! naming it before anything runs: a section Spin knows but this host does not provide yet says
 //! so, and a key Spin does not know either is refused as Spin refuses it.
 
@@ -27,6 +29,35 @@ pub struct RuntimeConfig {
     /// Variable providers, in the file's order (after `--variable`, before the environment's
     /// `SPIN_VARIABLE_<NAME>`).
     pub variable_providers: Vec<VariableProvider>,
+    /// `[key_value_store.<label>]` sections, by label.
+    pub key_value_stores: BTreeMap<String, KeyValueStoreConfig>,
+    /// `[sqlite_database.<label>]` sections, by label.
+    pub sqlite_databases: BTreeMap<String, SqliteDatabaseConfig>,
+}
+
+/// Where a key-value store's data lives, as `[key_value_store.<label>]` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyValueStoreConfig {
+    /// `type = "spin"`: a SQLite file (a relative `path` is taken from the runtime config
+    /// file's directory, as Spin takes it); `None`: a store that lasts as long as the process.
+    Spin {
+        /// The file; `None` for a store that lasts as long as the process.
+        path: Option<PathBuf>,
+    },
+    /// `type = "redis"`: a Redis server's database, which several hosts may share.
+    Redis {
+        /// `redis://` or `rediss://`, with any credentials.
+        url: String,
+    },
+}
+
+/// Where a SQLite database lives, as `[sqlite_database.<label>]` (`type = "spin"`) says: a file
+/// (a relative `path` is taken from the working directory, as Spin takes it), or `None` for a
+/// database that lasts as long as the process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteDatabaseConfig {
+    /// The file; `None` for a database that lasts as long as the process.
+    pub path: Option<PathBuf>,
 }
 
 /// A directory the user gave (`--state-dir`, `--log-dir`, or the runtime config's keys), or an
@@ -51,8 +82,6 @@ impl UserPath {
 /// Sections of Spin's runtime config that configure what this host does not provide yet, with
 /// what they configure.
 const NOT_PROVIDED: &[(&str, &str)] = &[
-    ("key_value_store", "key-value stores"),
-    ("sqlite_database", "SQLite databases"),
     ("llm_compute", "AI models"),
     ("outbound_networking", "outbound networking limits"),
     ("client_tls", "TLS client settings for outbound HTTP"),
@@ -83,14 +112,105 @@ struct StaticProviderConfig {
     values: BTreeMap<String, String>,
 }
 
-/// One `[[variables_provider]]` table as this host provides it.
-fn variable_provider(table: toml::Value) -> anyhow::Result<VariableProvider> {
-    let kind = table
+/// `[key_value_store.<label>] type = "spin"`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpinKeyValueConfig {
+    #[serde(rename = "type")]
+    _type: String,
+    path: Option<PathBuf>,
+}
+
+/// `[key_value_store.<label>] type = "redis"`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedisKeyValueConfig {
+    #[serde(rename = "type")]
+    _type: String,
+    url: String,
+}
+
+/// `[sqlite_database.<label>] type = "spin"`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpinSqliteConfig {
+    #[serde(rename = "type")]
+    _type: String,
+    path: Option<PathBuf>,
+}
+
+/// The `type` of a `[section.<label>]` table, `""` when it has none.
+fn table_type(table: &toml::Value) -> String {
+    table
         .get("type")
         .and_then(toml::Value::as_str)
         .unwrap_or_default()
-        .to_owned();
-    match kind.as_str() {
+        .to_owned()
+}
+
+/// One `[key_value_store.<label>]` table; a relative `path` is taken from `base_dir`.
+fn key_value_store(table: toml::Value, base_dir: &Path) -> anyhow::Result<KeyValueStoreConfig> {
+    match table_type(&table).as_str() {
+        "spin" => {
+            let config: SpinKeyValueConfig = table.try_into()?;
+            Ok(KeyValueStoreConfig::Spin {
+                path: config.path.map(|path| base_dir.join(path)),
+            })
+        }
+        "redis" => {
+            let config: RedisKeyValueConfig = table.try_into()?;
+            Ok(KeyValueStoreConfig::Redis { url: config.url })
+        }
+        other @ ("azure_cosmos" | "aws_dynamo") => bail!(
+            "`type = \"{other}\"`: this host does not provide this store type; write `type = \"spin\"` (a SQLite file) or `type = \"redis\"`"
+        ),
+        other => bail!(
+            "`type = \"{other}\"` is not a key-value store type: write `type = \"spin\"` (a SQLite file, `path`) or `type = \"redis\"` (`url`)"
+        ),
+    }
+}
+
+/// One `[sqlite_database.<label>]` table; a relative `path` is taken from the working directory.
+fn sqlite_database(table: toml::Value) -> anyhow::Result<SqliteDatabaseConfig> {
+    match table_type(&table).as_str() {
+        "spin" => {
+            let config: SpinSqliteConfig = table.try_into()?;
+            let path = config.path.map(std::path::absolute).transpose()?;
+            Ok(SqliteDatabaseConfig { path })
+        }
+        "libsql" => bail!(
+            "`type = \"libsql\"`: this host does not connect to libSQL servers; write `type = \"spin\"` (a SQLite file, `path`)"
+        ),
+        other => bail!(
+            "`type = \"{other}\"` is not a SQLite database type: write `type = \"spin\"` (a SQLite file, `path`)"
+        ),
+    }
+}
+
+/// The `[section.<label>]` tables of `key`, each read by `read`.
+fn labelled_sections<T>(
+    table: &mut toml::Table,
+    key: &str,
+    mut read: impl FnMut(toml::Value) -> anyhow::Result<T>,
+) -> anyhow::Result<BTreeMap<String, T>> {
+    let Some(value) = table.remove(key) else {
+        return Ok(BTreeMap::new());
+    };
+    let toml::Value::Table(sections) = value else {
+        bail!("{key}: expected tables, `[{key}.<label>]`");
+    };
+    sections
+        .into_iter()
+        .map(|(label, section)| {
+            let config = read(section).with_context(|| format!("[{key}.{label}]"))?;
+            Ok((label, config))
+        })
+        .collect()
+}
+
+/// One `[[variables_provider]]` table as this host provides it.
+fn variable_provider(table: toml::Value) -> anyhow::Result<VariableProvider> {
+    match table_type(&table).as_str() {
         "env" => {
             let config: EnvProviderConfig = table.try_into()?;
             VariableProvider::env(config.prefix, config.dotenv_path.as_deref())
@@ -115,11 +235,23 @@ impl RuntimeConfig {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading the runtime config file {}", path.display()))?;
-        Self::parse(&text).with_context(|| format!("runtime config file {}", path.display()))
+        let base_dir = std::path::absolute(path)?
+            .parent()
+            .map(Path::to_owned)
+            .unwrap_or_default();
+        Self::parse_in(&text, &base_dir)
+            .with_context(|| format!("runtime config file {}", path.display()))
     }
 
-    /// Parses runtime config TOML.
+    /// Parses runtime config TOML; relative key-value store paths are taken from the working
+    /// directory.
+    #[cfg(test)]
     pub fn parse(text: &str) -> anyhow::Result<Self> {
+        Self::parse_in(text, &std::path::absolute(".")?)
+    }
+
+    /// Parses runtime config TOML from a file in `base_dir`.
+    fn parse_in(text: &str, base_dir: &Path) -> anyhow::Result<Self> {
         let mut table: toml::Table = toml::from_str(text).context("not valid TOML")?;
         let mut config = RuntimeConfig::default();
         let mut take_path = |key: &str| -> anyhow::Result<Option<UserPath>> {
@@ -155,6 +287,11 @@ impl RuntimeConfig {
                 config.variable_providers.push(provider);
             }
         }
+        config.key_value_stores = labelled_sections(&mut table, "key_value_store", |section| {
+            key_value_store(section, base_dir)
+        })?;
+        config.sqlite_databases =
+            labelled_sections(&mut table, "sqlite_database", sqlite_database)?;
         if let Some((key, value)) = table.into_iter().next() {
             let shown = match &value {
                 toml::Value::Table(labels) => match labels.keys().next() {
@@ -171,8 +308,8 @@ impl RuntimeConfig {
                 ),
                 None => bail!(
                     "{shown}: unknown key; Spin's runtime config has state_dir, log_dir, \
-                     max_instance_memory, [[variables_provider]], and sections for the host APIs \
-                     ({})",
+                     max_instance_memory, [[variables_provider]], [key_value_store.<label>], \
+                     [sqlite_database.<label>], and sections for the host APIs ({})",
                     NOT_PROVIDED
                         .iter()
                         .map(|(name, _)| *name)
@@ -227,13 +364,12 @@ mod tests {
 
     #[test]
     fn sections_not_provided_are_named() {
-        let error = RuntimeConfig::parse(
-            "[key_value_store.cache]\ntype = \"redis\"\nurl = \"redis://127.0.0.1\"\n",
-        )
-        .unwrap_err();
+        let error =
+            RuntimeConfig::parse("[outbound_mqtt.broker]\nurl = \"mqtt://127.0.0.1\"\n")
+                .unwrap_err();
         assert_eq!(
             format!("{error:#}"),
-            "[key_value_store.cache]: this host does not provide key-value stores yet; remove the section to run here"
+            "[outbound_mqtt.broker]: this host does not provide outbound MQTT yet; remove the section to run here"
         );
         let error = RuntimeConfig::parse("[[variables_provider]]\ntype = \"vault\"\n").unwrap_err();
         assert_eq!(

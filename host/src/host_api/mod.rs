@@ -4,8 +4,10 @@
 //! Spin's timer example use) and `spin:*/*@3.0.0` (what spin-sdk 6 and later use, with `async
 //! func`s). Both versions of an interface share one implementation.
 
+pub mod key_value;
 pub mod outbound_http;
 pub mod outbound_redis;
+pub mod sqlite;
 pub mod state;
 pub mod variables;
 
@@ -24,7 +26,7 @@ pub(crate) fn add_to_linker(
     wasmtime_wasi::p2::add_to_linker_async(linker)
         .map_err(anyhow::Error::from)
         .context("linking WASI p2")?;
-    bindings::Imports::add_to_linker::<_, wasmtime::component::HasSelf<_>>(linker, |state| state)
+    bindings::HostImports::add_to_linker::<_, wasmtime::component::HasSelf<_>>(linker, |state| state)
         .map_err(anyhow::Error::from)
         .context("linking the host APIs")?;
     if concurrent {
@@ -64,11 +66,25 @@ pub(crate) fn add_http_to_linker(
 /// Host-side bindings for the imports every world shares, generated once.
 pub mod bindings {
     wasmtime::component::bindgen!({
-        world: "spin-trigger:sdk/imports@0.1.0",
+        world: "spin-trigger:sdk/host-imports@0.1.0",
         path: "wit",
-        // Redis calls do network I/O: async, so a slow server never blocks a runtime thread.
-        imports: { "fermyon:spin/redis": async },
-        with: { "fermyon:spin/redis.connection": super::outbound_redis::OutboundConnection },
+        // Redis and the stores do I/O: async, so a slow server or disk never blocks a runtime
+        // thread.
+        imports: {
+            "fermyon:spin/redis": async,
+            "fermyon:spin/key-value": async,
+            "fermyon:spin/sqlite": async,
+            "wasi:keyvalue/store": async,
+            "wasi:keyvalue/atomics": async,
+            "wasi:keyvalue/batch": async,
+        },
+        with: {
+            "fermyon:spin/redis.connection": super::outbound_redis::OutboundConnection,
+            "fermyon:spin/key-value.store": super::key_value::OpenStore,
+            "fermyon:spin/sqlite.connection": crate::stores::sqlite::DatabaseConnection,
+            "wasi:keyvalue/store.bucket": super::key_value::OpenStore,
+            "wasi:keyvalue/atomics.cas": super::key_value::Cas,
+        },
     });
 }
 
@@ -79,7 +95,17 @@ pub mod spin3_bindings {
     wasmtime::component::bindgen!({
         world: "spin-trigger:sdk/spin3-imports@0.1.0",
         path: "wit",
-        with: { "spin:redis/redis.connection": super::outbound_redis::OutboundConnection },
+        // Making a stream or future for the guest can fail (a full resource table): these
+        // functions may trap.
+        imports: {
+            "spin:key-value/key-value": trappable,
+            "spin:sqlite/sqlite": trappable,
+        },
+        with: {
+            "spin:redis/redis.connection": super::outbound_redis::OutboundConnection,
+            "spin:key-value/key-value.store": super::key_value::OpenStore,
+            "spin:sqlite/sqlite.connection": crate::stores::sqlite::DatabaseConnection,
+        },
     });
 }
 
@@ -95,8 +121,15 @@ impl wasmtime::component::HasData for Spin3 {
 pub const SPIN_INTERFACES: &[&str] = &[
     "fermyon:spin/variables@2.0.0",
     "fermyon:spin/redis@2.0.0",
+    "fermyon:spin/key-value@2.0.0",
+    "fermyon:spin/sqlite@2.0.0",
     "spin:variables/variables@3.0.0",
     "spin:redis/redis@3.0.0",
+    "spin:key-value/key-value@3.0.0",
+    "spin:sqlite/sqlite@3.1.0",
+    "wasi:keyvalue/store@0.2.0-draft2",
+    "wasi:keyvalue/atomics@0.2.0-draft2",
+    "wasi:keyvalue/batch@0.2.0-draft2",
 ];
 
 /// The WASI 0.2 packages wasmtime-wasi links, every interface of each (any 0.2.x version).
@@ -157,7 +190,9 @@ mod tests {
         assert!(provides("fermyon:spin/variables@2.0.0"));
         assert!(provides("wasi:cli/stdout@0.2.6"));
         assert!(provides("wasi:io/streams@0.2.0"));
-        assert!(!provides("spin:key-value/key-value@3.0.0"));
+        assert!(provides("spin:key-value/key-value@3.0.0"));
+        assert!(provides("wasi:keyvalue/atomics@0.2.0-draft2"));
+        assert!(!provides("spin:sqlite/sqlite@3.0.0"));
         assert!(!provides("spin:redis/redis@3.1.0"));
         assert!(!provides("wasi:cli/stdout@0.3.0-rc-2026-03-15"));
         assert!(provides("wasi:http/outgoing-handler@0.2.6"));

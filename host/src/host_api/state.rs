@@ -13,6 +13,7 @@ use crate::allowed_hosts::AllowedHosts;
 use crate::host_api::outbound_http::OutboundHttpHooks;
 use crate::live::LiveInstance;
 use crate::redis_client::RedisTls;
+use crate::stores::StoreAccess;
 
 /// The per-instance state a guest's host calls see.
 pub struct InstanceState {
@@ -25,6 +26,12 @@ pub struct InstanceState {
     pub open_redis_connections: usize,
     /// How the instance's `rediss://` connections trust servers.
     pub redis_tls: RedisTls,
+    /// The key-value stores and SQLite databases the component may open.
+    pub(crate) stores: Arc<StoreAccess>,
+    /// Key-value stores (and `wasi:keyvalue` buckets) this instance holds open.
+    pub(crate) open_stores: usize,
+    /// SQLite connections this instance holds open.
+    pub(crate) open_databases: usize,
     pub(crate) wasi: WasiCtx,
     pub(crate) http: WasiHttpCtx,
     /// Where the instance's outbound HTTP requests go, and which it may make.

@@ -1,0 +1,394 @@
+//! SQLite databases components open by label (`sqlite_databases`), and the SQLite files under
+//! key-value stores: opened in WAL mode with a busy timeout, so many instances (and other
+//! processes) can use one file at once, and a write that returned survives the process.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use rusqlite::Connection;
+
+use crate::live::lock;
+
+/// How long a statement waits for another connection's write lock before failing with "database
+/// is locked".
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Idle connections a database keeps for the next instance.
+const MAX_IDLE_CONNECTIONS: usize = 8;
+
+/// Opens the SQLite file at `path` as every connection here is opened: WAL journal (readers
+/// never block the writer), `synchronous = NORMAL` (a committed write is in the WAL file when the
+/// call returns, so it survives the process being killed; only a power loss can cost the last
+/// commits, never the file), and a busy timeout.
+pub fn open_file(path: &Path) -> rusqlite::Result<Connection> {
+    let connection = Connection::open(path)?;
+    connection.busy_timeout(BUSY_TIMEOUT)?;
+    let _mode: String = connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+    connection.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(connection)
+}
+
+/// Creates the directory `path` goes in, when missing.
+pub fn create_parent(path: &Path) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating the directory {}", parent.display()))?;
+    }
+    Ok(())
+}
+
+/// Why a SQLite call failed, before it is put in an interface version's `error`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SqliteError {
+    /// The component may not open this database (not in its `sqlite_databases`).
+    #[error("access denied: the database is not in the component's sqlite_databases")]
+    AccessDenied,
+    /// The connection was closed, or lost in a call that was cancelled.
+    #[error("invalid connection")]
+    InvalidConnection,
+    /// SQLite's own error, or the host's.
+    #[error("{0}")]
+    Io(String),
+}
+
+impl From<rusqlite::Error> for SqliteError {
+    fn from(error: rusqlite::Error) -> Self {
+        SqliteError::Io(error.to_string())
+    }
+}
+
+/// A value in a statement's parameters or a result row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Integer(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+    Null,
+}
+
+impl rusqlite::ToSql for SqlValue {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(ToSqlOutput::Borrowed(match self {
+            SqlValue::Integer(value) => ValueRef::Integer(*value),
+            SqlValue::Real(value) => ValueRef::Real(*value),
+            SqlValue::Text(value) => ValueRef::Text(value.as_bytes()),
+            SqlValue::Blob(value) => ValueRef::Blob(value),
+            SqlValue::Null => ValueRef::Null,
+        }))
+    }
+}
+
+impl From<rusqlite::types::ValueRef<'_>> for SqlValue {
+    fn from(value: rusqlite::types::ValueRef<'_>) -> Self {
+        use rusqlite::types::ValueRef;
+        match value {
+            ValueRef::Integer(value) => SqlValue::Integer(value),
+            ValueRef::Real(value) => SqlValue::Real(value),
+            ValueRef::Text(text) => SqlValue::Text(String::from_utf8_lossy(text).into_owned()),
+            ValueRef::Blob(bytes) => SqlValue::Blob(bytes.to_vec()),
+            ValueRef::Null => SqlValue::Null,
+        }
+    }
+}
+
+/// What a statement returned: its columns' names and every row.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct QueryResult {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<SqlValue>>,
+}
+
+/// One database: a file, with the connections instances are not using kept open.
+pub struct SqliteDatabase {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl SqliteDatabase {
+    /// Opens (creating it and its directory when missing) the database at `path`.
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        create_parent(path)?;
+        let connection = open_file(path)
+            .with_context(|| format!("opening the SQLite database {}", path.display()))?;
+        Ok(SqliteDatabase {
+            path: path.to_owned(),
+            idle: Mutex::new(vec![connection]),
+        })
+    }
+
+    /// A connection of the caller's own until it is dropped: an idle one, else a new one
+    /// (opened on a blocking thread).
+    pub async fn connect(self: &Arc<Self>) -> Result<DatabaseConnection, SqliteError> {
+        let idle = lock(&self.idle).pop();
+        let connection = match idle {
+            Some(connection) => connection,
+            None => {
+                let path = self.path.clone();
+                tokio::task::spawn_blocking(move || open_file(&path))
+                    .await
+                    .map_err(|error| SqliteError::Io(error.to_string()))??
+            }
+        };
+        Ok(self.handle(connection))
+    }
+
+    /// [`connect`](Self::connect) on the calling thread, for the synchronous `open`.
+    pub fn connect_blocking(self: &Arc<Self>) -> Result<DatabaseConnection, SqliteError> {
+        let idle = lock(&self.idle).pop();
+        let connection = match idle {
+            Some(connection) => connection,
+            None => open_file(&self.path)?,
+        };
+        Ok(self.handle(connection))
+    }
+
+    fn handle(self: &Arc<Self>, connection: Connection) -> DatabaseConnection {
+        DatabaseConnection(Arc::new(Shared {
+            database: self.clone(),
+            connection: tokio::sync::Mutex::new(Some(connection)),
+            last_insert_rowid: AtomicI64::new(0),
+            changes: AtomicU64::new(0),
+        }))
+    }
+
+    /// Runs `statements` (one or more, `;`-separated) on a connection of its own: `--sqlite`.
+    pub async fn execute_batch(self: &Arc<Self>, statements: String) -> anyhow::Result<()> {
+        let connection = self.connect().await?;
+        connection
+            .with_connection(move |sql| sql.execute_batch(&statements).map_err(Into::into))
+            .await
+            .with_context(|| format!("database {}", self.path.display()))
+    }
+}
+
+/// A connection a guest opened: its own SQLite connection until the guest drops it, so a
+/// transaction it begins is its alone. Its `last-insert-rowid` and `changes` are the guest's own
+/// statements', not those of an earlier user of the pooled connection. A cheap handle: clones
+/// share the connection.
+#[derive(Clone)]
+pub struct DatabaseConnection(Arc<Shared>);
+
+struct Shared {
+    database: Arc<SqliteDatabase>,
+    /// `None` once lost (a call cancelled while its statement ran).
+    connection: tokio::sync::Mutex<Option<Connection>>,
+    last_insert_rowid: AtomicI64,
+    changes: AtomicU64,
+}
+
+impl DatabaseConnection {
+    /// Runs `work` on the connection on a blocking thread, one call at a time.
+    async fn with_connection<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, SqliteError> + Send + 'static,
+    ) -> Result<T, SqliteError> {
+        let mut slot = self.0.connection.lock().await;
+        let connection = slot.take().ok_or(SqliteError::InvalidConnection)?;
+        let (connection, outcome) = tokio::task::spawn_blocking(move || {
+            let outcome = work(&connection);
+            (connection, outcome)
+        })
+        .await
+        .map_err(|error| SqliteError::Io(error.to_string()))?;
+        *slot = Some(connection);
+        outcome
+    }
+
+    /// Runs one statement with `parameters` (`?`, `?NNN`, `:name` numbered as SQLite numbers
+    /// them) and returns every row it yields.
+    pub async fn execute(
+        &self,
+        statement: String,
+        parameters: Vec<SqlValue>,
+    ) -> Result<QueryResult, SqliteError> {
+        let (result, wrote) = self
+            .with_connection(move |connection| run_statement(connection, &statement, &parameters))
+            .await?;
+        self.record(wrote);
+        Ok(result)
+    }
+
+    /// [`execute`](Self::execute) on the calling thread, for the interfaces' synchronous
+    /// `execute`; fails rather than wait when another call holds the connection.
+    pub fn execute_blocking(
+        &self,
+        statement: &str,
+        parameters: &[SqlValue],
+    ) -> Result<QueryResult, SqliteError> {
+        let slot = self
+            .0
+            .connection
+            .try_lock()
+            .map_err(|_| SqliteError::Io("the connection is busy with another call".into()))?;
+        let connection = slot.as_ref().ok_or(SqliteError::InvalidConnection)?;
+        let (result, wrote) = run_statement(connection, statement, parameters)?;
+        self.record(wrote);
+        Ok(result)
+    }
+
+    fn record(&self, wrote: Option<(i64, u64)>) {
+        if let Some((last_insert_rowid, changes)) = wrote {
+            if last_insert_rowid != 0 {
+                self.0
+                    .last_insert_rowid
+                    .store(last_insert_rowid, Ordering::Relaxed);
+            }
+            self.0.changes.store(changes, Ordering::Relaxed);
+        }
+    }
+
+    /// The rowid of this connection's most recent successful INSERT; 0 before one.
+    pub fn last_insert_rowid(&self) -> i64 {
+        self.0.last_insert_rowid.load(Ordering::Relaxed)
+    }
+
+    /// Rows changed by this connection's most recent INSERT, UPDATE or DELETE.
+    pub fn changes(&self) -> u64 {
+        self.0.changes.load(Ordering::Relaxed)
+    }
+}
+
+/// Runs one statement; for an INSERT, UPDATE or DELETE also returns the connection's
+/// last-insert rowid and changes after it.
+#[allow(clippy::type_complexity)]
+fn run_statement(
+    connection: &Connection,
+    statement: &str,
+    parameters: &[SqlValue],
+) -> Result<(QueryResult, Option<(i64, u64)>), SqliteError> {
+    let rowid_before = connection.last_insert_rowid();
+    let mut prepared = connection.prepare(statement)?;
+    let columns: Vec<String> = prepared
+        .column_names()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let mut rows = prepared.query(rusqlite::params_from_iter(parameters))?;
+    let mut result = QueryResult {
+        columns,
+        rows: Vec::new(),
+    };
+    while let Some(row) = rows.next()? {
+        let values = (0..result.columns.len())
+            .map(|index| row.get_ref(index).map(SqlValue::from))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        result.rows.push(values);
+    }
+    drop(rows);
+    let writes_rows = !prepared.readonly() && is_data_change(statement);
+    let wrote = writes_rows.then(|| {
+        let rowid = connection.last_insert_rowid();
+        let inserted = rowid != rowid_before || starts_with_keyword(statement, &["INSERT", "REPLACE"]);
+        (if inserted { rowid } else { 0 }, connection.changes())
+    });
+    Ok((result, wrote))
+}
+
+/// Whether a statement is an INSERT, UPDATE, DELETE or REPLACE (possibly after a `WITH`), the
+/// statements SQLite counts `changes` for.
+fn is_data_change(statement: &str) -> bool {
+    starts_with_keyword(statement, &["INSERT", "UPDATE", "DELETE", "REPLACE", "WITH"])
+}
+
+fn starts_with_keyword(statement: &str, keywords: &[&str]) -> bool {
+    let first = statement
+        .trim_start()
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or_default();
+    keywords
+        .iter()
+        .any(|keyword| first.eq_ignore_ascii_case(keyword))
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // A connection left inside a transaction is closed (which rolls it back), not reused.
+        let connection = self.connection.get_mut().take();
+        if let Some(connection) = connection.filter(Connection::is_autocommit) {
+            let mut idle = lock(&self.database.idle);
+            if idle.len() < MAX_IDLE_CONNECTIONS {
+                idle.push(connection);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn statements_parameters_and_per_connection_counters() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = Arc::new(SqliteDatabase::open(&dir.path().join("sub/db.sqlite")).unwrap());
+        database
+            .execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, score REAL, data BLOB);".into())
+            .await
+            .unwrap();
+        let first = database.connect().await.unwrap();
+        first
+            .execute(
+                "INSERT INTO t (name, score, data) VALUES (?, ?, ?)".into(),
+                vec![
+                    SqlValue::Text("a".into()),
+                    SqlValue::Real(1.5),
+                    SqlValue::Blob(vec![1, 2]),
+                ],
+            )
+            .await
+            .unwrap();
+        assert_eq!((first.last_insert_rowid(), first.changes()), (1, 1));
+        drop(first);
+        // The pooled connection comes back; the new user's counters start at 0.
+        let second = database.connect().await.unwrap();
+        assert_eq!((second.last_insert_rowid(), second.changes()), (0, 0));
+        let result = second
+            .execute("SELECT id, name, score, data, NULL AS empty FROM t".into(), vec![])
+            .await
+            .unwrap();
+        assert_eq!(result.columns, ["id", "name", "score", "data", "empty"]);
+        assert_eq!(
+            result.rows,
+            [vec![
+                SqlValue::Integer(1),
+                SqlValue::Text("a".into()),
+                SqlValue::Real(1.5),
+                SqlValue::Blob(vec![1, 2]),
+                SqlValue::Null
+            ]]
+        );
+        second
+            .execute("UPDATE t SET name = 'b' WHERE id > 5".into(), vec![])
+            .await
+            .unwrap();
+        assert_eq!(second.changes(), 0);
+        let error = second
+            .execute("SELEKT 1".into(), vec![])
+            .await
+            .unwrap_err();
+        assert!(matches!(error, SqliteError::Io(message) if message.contains("syntax error")));
+    }
+
+    #[tokio::test]
+    async fn an_open_transaction_is_rolled_back_not_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = Arc::new(SqliteDatabase::open(&dir.path().join("db.sqlite")).unwrap());
+        database.execute_batch("CREATE TABLE t (x);".into()).await.unwrap();
+        let connection = database.connect().await.unwrap();
+        connection.execute("BEGIN".into(), vec![]).await.unwrap();
+        connection
+            .execute("INSERT INTO t VALUES (1)".into(), vec![])
+            .await
+            .unwrap();
+        drop(connection);
+        let other = database.connect().await.unwrap();
+        let result = other.execute("SELECT count(*) FROM t".into(), vec![]).await.unwrap();
+        assert_eq!(result.rows, [vec![SqlValue::Integer(0)]]);
+    }
+}
