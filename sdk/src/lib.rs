@@ -37,7 +37,9 @@ extern crate self as spin_trigger_sdk;
 
 mod executor;
 pub mod http;
+pub mod key_value;
 pub mod redis;
+pub mod sqlite;
 pub mod timer;
 pub mod variables;
 

@@ -24,6 +24,7 @@ const GUESTS: &[&str] = &[
     "http-timer-guest",
     "http-forward-guest",
     "http-get-guest",
+    "state-timer-guest",
 ];
 
 /// Builds every test guest once per test process (cargo makes later builds no-ops) and returns

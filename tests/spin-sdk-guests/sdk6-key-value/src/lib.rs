@@ -1,13 +1,55 @@
-//! A Redis component written with spin-sdk 6 that uses Spin's key-value store
-//! (`spin:key-value/key-value@3.0.0`), which the host does not provide: it must be refused at
-//! start with an error naming that import.
+//! A Redis component written with spin-sdk 6 (`sdk7-key-value` builds this very source against
+//! spin-sdk 7) that keeps state as Spin users do, through each interface the SDKs import:
+//!
+//! - every message is counted under `messages` with `wasi:keyvalue` atomics (`increment`);
+//! - a message `count` stops there; any other is stored under `last` with spin-sdk's
+//!   `key_value::Store` (`spin:key-value@3.0.0`), and appended to the default database's
+//!   `seen` table with `sqlite::Connection` (`spin:sqlite@3.1.0`);
+//! - it then prints `state count=<n> keys=<sorted keys> rowid=<id> bodies=<all bodies>`.
 
+use spin_sdk::experimental::wasi::keyvalue::{atomics, store as wasi_keyvalue};
 use spin_sdk::key_value::Store;
 use spin_sdk::redis_subscriber;
+use spin_sdk::sqlite::{Connection, Value};
 
 #[redis_subscriber]
 async fn on_message(message: Vec<u8>) -> anyhow::Result<()> {
+    let text = String::from_utf8(message)?;
+    let bucket =
+        wasi_keyvalue::open("default").map_err(|error| anyhow::anyhow!("open: {error:?}"))?;
+    let count = atomics::increment(&bucket, "messages", 1)
+        .map_err(|error| anyhow::anyhow!("increment: {error:?}"))?;
+    if text == "count" {
+        return Ok(());
+    }
+
     let store = Store::open_default().await?;
-    store.set("last", &message).await?;
+    store.set("last", text.as_bytes()).await?;
+    let mut keys = store.get_keys().await.collect().await?;
+    keys.sort();
+
+    let db = Connection::open_default().await?;
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS seen (id INTEGER PRIMARY KEY, body TEXT NOT NULL)",
+        [],
+    )
+    .await?
+    .result()
+    .await?;
+    db.execute("INSERT INTO seen (body) VALUES (?)", [Value::Text(text)])
+        .await?
+        .result()
+        .await?;
+    let rowid = db.last_insert_rowid().await;
+    let rows = db
+        .execute("SELECT body FROM seen ORDER BY id", [])
+        .await?
+        .collect()
+        .await?;
+    let bodies: Vec<String> = rows
+        .iter()
+        .filter_map(|row| row.get::<&str>(0).map(str::to_owned))
+        .collect();
+    println!("state count={count} keys={keys:?} rowid={rowid} bodies={bodies:?}");
     Ok(())
 }
