@@ -110,8 +110,8 @@ mod validation;
 
 pub use app::App;
 pub use engine::EngineOptions;
-pub use runtime_config::{KeyValueStoreConfig, SqliteDatabaseConfig};
 pub use runtime::{RunningApp, Runtime};
+pub use runtime_config::{KeyValueStoreConfig, SqliteDatabaseConfig};
 pub use stores::StateOptions;
 pub use variables::ResolvedVariables;
 

@@ -364,9 +364,8 @@ mod tests {
 
     #[test]
     fn sections_not_provided_are_named() {
-        let error =
-            RuntimeConfig::parse("[outbound_mqtt.broker]\nurl = \"mqtt://127.0.0.1\"\n")
-                .unwrap_err();
+        let error = RuntimeConfig::parse("[outbound_mqtt.broker]\nurl = \"mqtt://127.0.0.1\"\n")
+            .unwrap_err();
         assert_eq!(
             format!("{error:#}"),
             "[outbound_mqtt.broker]: this host does not provide outbound MQTT yet; remove the section to run here"

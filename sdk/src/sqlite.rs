@@ -142,7 +142,9 @@ impl<'a> Row<'a> {
 impl RowResult {
     /// The value at column `index` as `T`; `None` when out of range or not a `T`.
     pub fn get<'a, T: TryFrom<&'a Value>>(&'a self, index: usize) -> Option<T> {
-        self.values.get(index).and_then(|value| T::try_from(value).ok())
+        self.values
+            .get(index)
+            .and_then(|value| T::try_from(value).ok())
     }
 }
 

@@ -264,7 +264,11 @@ impl wasi::HostBucket for InstanceState {
         Ok(self.store(&bucket)?.set(key, value).await?)
     }
 
-    async fn delete(&mut self, bucket: Resource<OpenStore>, key: String) -> Result<(), wasi::Error> {
+    async fn delete(
+        &mut self,
+        bucket: Resource<OpenStore>,
+        key: String,
+    ) -> Result<(), wasi::Error> {
         Ok(self.store(&bucket)?.delete(key).await?)
     }
 
@@ -301,15 +305,10 @@ impl atomics::Host for InstanceState {
         Ok(self.store(&bucket)?.increment(key, delta).await?)
     }
 
-    async fn swap(
-        &mut self,
-        cas: Resource<Cas>,
-        value: Vec<u8>,
-    ) -> Result<(), atomics::CasError> {
-        let cas = self
-            .table
-            .delete(cas)
-            .map_err(|error| atomics::CasError::StoreError(wasi::Error::Other(error.to_string())))?;
+    async fn swap(&mut self, cas: Resource<Cas>, value: Vec<u8>) -> Result<(), atomics::CasError> {
+        let cas = self.table.delete(cas).map_err(|error| {
+            atomics::CasError::StoreError(wasi::Error::Other(error.to_string()))
+        })?;
         let swapped = cas
             .store
             .compare_and_swap(cas.key.clone(), cas.current.clone(), value)
@@ -320,15 +319,16 @@ impl atomics::Host for InstanceState {
         }
         // Someone else changed the key: hand the guest a fresh CAS to retry with.
         let fresh = Cas {
-            current: cas.store.get(cas.key.clone()).await.map_err(|error| {
-                atomics::CasError::StoreError(error.into())
-            })?,
+            current: cas
+                .store
+                .get(cas.key.clone())
+                .await
+                .map_err(|error| atomics::CasError::StoreError(error.into()))?,
             ..cas
         };
-        let fresh = self
-            .table
-            .push(fresh)
-            .map_err(|error| atomics::CasError::StoreError(wasi::Error::Other(error.to_string())))?;
+        let fresh = self.table.push(fresh).map_err(|error| {
+            atomics::CasError::StoreError(wasi::Error::Other(error.to_string()))
+        })?;
         Err(atomics::CasError::CasFailed(fresh))
     }
 }

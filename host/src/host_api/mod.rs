@@ -26,9 +26,11 @@ pub(crate) fn add_to_linker(
     wasmtime_wasi::p2::add_to_linker_async(linker)
         .map_err(anyhow::Error::from)
         .context("linking WASI p2")?;
-    bindings::HostImports::add_to_linker::<_, wasmtime::component::HasSelf<_>>(linker, |state| state)
-        .map_err(anyhow::Error::from)
-        .context("linking the host APIs")?;
+    bindings::HostImports::add_to_linker::<_, wasmtime::component::HasSelf<_>>(linker, |state| {
+        state
+    })
+    .map_err(anyhow::Error::from)
+    .context("linking the host APIs")?;
     if concurrent {
         spin3_bindings::Spin3Imports::add_to_linker::<_, Spin3>(linker, |state| state)
             .map_err(anyhow::Error::from)

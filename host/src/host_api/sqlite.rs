@@ -8,8 +8,8 @@
 use wasmtime::component::{Accessor, FutureReader, Resource, StreamReader};
 
 use crate::host_api::bindings::fermyon::spin2_0_0::sqlite as v2;
-use crate::host_api::spin3_bindings::spin::sqlite::sqlite as v3;
 use crate::host_api::key_value::ready;
+use crate::host_api::spin3_bindings::spin::sqlite::sqlite as v3;
 use crate::host_api::{InstanceState, Spin3};
 use crate::stores::sqlite::{DatabaseConnection, QueryResult, SqlValue, SqliteError};
 

@@ -200,8 +200,9 @@ impl KeyValueStore {
                         )?;
                         keys.into_iter()
                             .map(|key| {
-                                let value =
-                                    statement.query_row((name, &key), |row| row.get(0)).optional()?;
+                                let value = statement
+                                    .query_row((name, &key), |row| row.get(0))
+                                    .optional()?;
                                 Ok((key, value))
                             })
                             .collect()
@@ -267,9 +268,12 @@ impl KeyValueStore {
                     })
                     .await
             }
-            KeyValueStore::Redis(store) => {
-                store.connection().await?.del::<_, ()>(keys).await.map_err(other)
-            }
+            KeyValueStore::Redis(store) => store
+                .connection()
+                .await?
+                .del::<_, ()>(keys)
+                .await
+                .map_err(other),
         }
     }
 
@@ -389,8 +393,8 @@ impl SqliteStore {
         let (connection, name) = (self.connection.clone(), self.name.clone());
         tokio::task::spawn_blocking(move || {
             let mut connection = lock(&connection);
-            let transaction = connection
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let transaction =
+                connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let outcome = work(&transaction, &name)?;
             transaction.commit()?;
             Ok(outcome)
@@ -436,23 +440,35 @@ mod tests {
         assert_eq!(store.increment("n".into(), 5).await.unwrap(), 5);
         assert_eq!(store.increment("n".into(), -2).await.unwrap(), 3);
         assert!(store.increment("a".into(), 1).await.is_err());
-        assert!(!store
-            .compare_and_swap("a".into(), Some(b"0".to_vec()), b"x".to_vec())
-            .await
-            .unwrap());
-        assert!(store
-            .compare_and_swap("a".into(), Some(b"1".to_vec()), b"x".to_vec())
-            .await
-            .unwrap());
-        assert!(store
-            .compare_and_swap("new".into(), None, b"y".to_vec())
-            .await
-            .unwrap());
+        assert!(
+            !store
+                .compare_and_swap("a".into(), Some(b"0".to_vec()), b"x".to_vec())
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .compare_and_swap("a".into(), Some(b"1".to_vec()), b"x".to_vec())
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .compare_and_swap("new".into(), None, b"y".to_vec())
+                .await
+                .unwrap()
+        );
         assert_eq!(
             store.get_many(vec!["a".into(), "zz".into()]).await.unwrap(),
-            [("a".to_owned(), Some(b"x".to_vec())), ("zz".to_owned(), None)]
+            [
+                ("a".to_owned(), Some(b"x".to_vec())),
+                ("zz".to_owned(), None)
+            ]
         );
-        store.delete_many(vec!["a".into(), "new".into()]).await.unwrap();
+        store
+            .delete_many(vec!["a".into(), "new".into()])
+            .await
+            .unwrap();
         store.delete("missing".into()).await.unwrap();
         assert_eq!(store.get_keys().await.unwrap(), ["n"]);
         // Spin's layout: one table, a row per (store, key); a counter as 8 little-endian bytes.
@@ -467,7 +483,11 @@ mod tests {
         assert_eq!(
             rows,
             [
-                ("default".to_owned(), "n".to_owned(), 3i64.to_le_bytes().to_vec()),
+                (
+                    "default".to_owned(),
+                    "n".to_owned(),
+                    3i64.to_le_bytes().to_vec()
+                ),
                 ("other".to_owned(), "a".to_owned(), b"2".to_vec())
             ]
         );

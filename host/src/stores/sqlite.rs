@@ -33,7 +33,10 @@ pub fn open_file(path: &Path) -> rusqlite::Result<Connection> {
 
 /// Creates the directory `path` goes in, when missing.
 pub fn create_parent(path: &Path) -> anyhow::Result<()> {
-    if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+    if let Some(parent) = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating the directory {}", parent.display()))?;
     }
@@ -283,7 +286,8 @@ fn run_statement(
     let writes_rows = !prepared.readonly() && is_data_change(statement);
     let wrote = writes_rows.then(|| {
         let rowid = connection.last_insert_rowid();
-        let inserted = rowid != rowid_before || starts_with_keyword(statement, &["INSERT", "REPLACE"]);
+        let inserted =
+            rowid != rowid_before || starts_with_keyword(statement, &["INSERT", "REPLACE"]);
         (if inserted { rowid } else { 0 }, connection.changes())
     });
     Ok((result, wrote))
@@ -292,7 +296,10 @@ fn run_statement(
 /// Whether a statement is an INSERT, UPDATE, DELETE or REPLACE (possibly after a `WITH`), the
 /// statements SQLite counts `changes` for.
 fn is_data_change(statement: &str) -> bool {
-    starts_with_keyword(statement, &["INSERT", "UPDATE", "DELETE", "REPLACE", "WITH"])
+    starts_with_keyword(
+        statement,
+        &["INSERT", "UPDATE", "DELETE", "REPLACE", "WITH"],
+    )
 }
 
 fn starts_with_keyword(statement: &str, keywords: &[&str]) -> bool {
@@ -328,7 +335,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let database = Arc::new(SqliteDatabase::open(&dir.path().join("sub/db.sqlite")).unwrap());
         database
-            .execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, score REAL, data BLOB);".into())
+            .execute_batch(
+                "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, score REAL, data BLOB);".into(),
+            )
             .await
             .unwrap();
         let first = database.connect().await.unwrap();
@@ -349,7 +358,10 @@ mod tests {
         let second = database.connect().await.unwrap();
         assert_eq!((second.last_insert_rowid(), second.changes()), (0, 0));
         let result = second
-            .execute("SELECT id, name, score, data, NULL AS empty FROM t".into(), vec![])
+            .execute(
+                "SELECT id, name, score, data, NULL AS empty FROM t".into(),
+                vec![],
+            )
             .await
             .unwrap();
         assert_eq!(result.columns, ["id", "name", "score", "data", "empty"]);
@@ -368,10 +380,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(second.changes(), 0);
-        let error = second
-            .execute("SELEKT 1".into(), vec![])
-            .await
-            .unwrap_err();
+        let error = second.execute("SELEKT 1".into(), vec![]).await.unwrap_err();
         assert!(matches!(error, SqliteError::Io(message) if message.contains("syntax error")));
     }
 
@@ -379,7 +388,10 @@ mod tests {
     async fn an_open_transaction_is_rolled_back_not_reused() {
         let dir = tempfile::tempdir().unwrap();
         let database = Arc::new(SqliteDatabase::open(&dir.path().join("db.sqlite")).unwrap());
-        database.execute_batch("CREATE TABLE t (x);".into()).await.unwrap();
+        database
+            .execute_batch("CREATE TABLE t (x);".into())
+            .await
+            .unwrap();
         let connection = database.connect().await.unwrap();
         connection.execute("BEGIN".into(), vec![]).await.unwrap();
         connection
@@ -388,7 +400,10 @@ mod tests {
             .unwrap();
         drop(connection);
         let other = database.connect().await.unwrap();
-        let result = other.execute("SELECT count(*) FROM t".into(), vec![]).await.unwrap();
+        let result = other
+            .execute("SELECT count(*) FROM t".into(), vec![])
+            .await
+            .unwrap();
         assert_eq!(result.rows, [vec![SqlValue::Integer(0)]]);
     }
 }

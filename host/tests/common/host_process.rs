@@ -67,6 +67,15 @@ pub fn run_host_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
         .into()
 }
 
+/// Runs the host to completion in `dir` as its working directory.
+pub fn run_host_in(dir: &Path, args: &[&str]) -> Run {
+    host_command(args)
+        .current_dir(dir)
+        .output()
+        .expect("running spin-trigger-host")
+        .into()
+}
+
 /// The line the host logs once every component is compiled and its triggers start.
 const READY: &str = "running; Ctrl-C to stop";
 

@@ -29,12 +29,19 @@ fn count(_tick: Tick) -> Result<(), String> {
     }
     let db = Connection::open(&database)
         .map_err(|error| format!("opening database `{database}`: {error}"))?;
-    db.execute("INSERT INTO ticks (n) VALUES (?)", &[Value::from(ticks as i64)])
-        .map_err(|error| error.to_string())?;
+    db.execute(
+        "INSERT INTO ticks (n) VALUES (?)",
+        &[Value::from(ticks as i64)],
+    )
+    .map_err(|error| error.to_string())?;
     let rowid = db
         .execute("SELECT last_insert_rowid() AS id", &[])
         .map_err(|error| error.to_string())?;
-    let rowid: i64 = rowid.rows().next().and_then(|row| row.get("id")).unwrap_or(-1);
+    let rowid: i64 = rowid
+        .rows()
+        .next()
+        .and_then(|row| row.get("id"))
+        .unwrap_or(-1);
     let summary = db
         .execute("SELECT count(*) AS rows, max(n) AS last FROM ticks", &[])
         .map_err(|error| error.to_string())?;
