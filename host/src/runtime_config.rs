@@ -294,12 +294,8 @@ impl RuntimeConfig {
             labelled_sections(&mut table, "sqlite_database", sqlite_database)?;
         if let Some((key, value)) = table.into_iter().next() {
             let shown = match &value {
-                toml::Value::Table(labels) => match labels.keys().next() {
-                    Some(label) if NOT_PROVIDED.iter().any(|(name, _)| *name == key) => {
-                        format!("[{key}.{label}]")
-                    }
-                    _ => format!("[{key}]"),
-                },
+                toml::Value::Table(_) => format!("[{key}]"),
+                toml::Value::Array(_) => format!("[[{key}]]"),
                 _ => format!("`{key}`"),
             };
             match NOT_PROVIDED.iter().find(|(name, _)| *name == key) {
@@ -364,17 +360,79 @@ mod tests {
 
     #[test]
     fn sections_not_provided_are_named() {
-        let error = RuntimeConfig::parse("[outbound_mqtt.broker]\nurl = \"mqtt://127.0.0.1\"\n")
-            .unwrap_err();
+        let error = RuntimeConfig::parse(
+            "[llm_compute]\ntype = \"remote_http\"\nurl = \"http://127.0.0.1\"\n",
+        )
+        .unwrap_err();
         assert_eq!(
             format!("{error:#}"),
-            "[outbound_mqtt.broker]: this host does not provide outbound MQTT yet; remove the section to run here"
+            "[llm_compute]: this host does not provide AI models yet; remove the section to run here"
         );
         let error = RuntimeConfig::parse("[[variables_provider]]\ntype = \"vault\"\n").unwrap_err();
         assert_eq!(
             format!("{error:#}"),
             "[[variables_provider]] #1: `type = \"vault\"`: this host does not read variables from Vault yet"
         );
+    }
+
+    #[test]
+    fn store_and_database_sections_are_read_by_label() {
+        let config = RuntimeConfig::parse_in(
+            "[key_value_store.default]\ntype = \"redis\"\nurl = \"rediss://u:p@cache:6380\"\n\
+             [key_value_store.local]\ntype = \"spin\"\npath = \"data/local.db\"\n\
+             [key_value_store.scratch]\ntype = \"spin\"\n\
+             [sqlite_database.reports]\ntype = \"spin\"\npath = \"/var/reports.db\"\n",
+            Path::new("/etc/app"),
+        )
+        .unwrap();
+        assert_eq!(
+            config.key_value_stores,
+            BTreeMap::from([
+                (
+                    "default".to_owned(),
+                    KeyValueStoreConfig::Redis {
+                        url: "rediss://u:p@cache:6380".to_owned()
+                    }
+                ),
+                (
+                    "local".to_owned(),
+                    KeyValueStoreConfig::Spin {
+                        path: Some("/etc/app/data/local.db".into())
+                    }
+                ),
+                (
+                    "scratch".to_owned(),
+                    KeyValueStoreConfig::Spin { path: None }
+                ),
+            ])
+        );
+        assert_eq!(
+            config.sqlite_databases,
+            BTreeMap::from([(
+                "reports".to_owned(),
+                SqliteDatabaseConfig {
+                    path: Some("/var/reports.db".into())
+                }
+            )])
+        );
+        for (text, message) in [
+            (
+                "[key_value_store.x]\ntype = \"azure_cosmos\"\n",
+                "[key_value_store.x]: `type = \"azure_cosmos\"`: this host does not provide this store type",
+            ),
+            (
+                "[key_value_store.x]\ntype = \"redis\"\nurl = \"redis://h\"\npath = \"p\"\n",
+                "[key_value_store.x]: unknown field `path`",
+            ),
+            (
+                "[sqlite_database.x]\ntype = \"libsql\"\nurl = \"u\"\ntoken = \"t\"\n",
+                "[sqlite_database.x]: `type = \"libsql\"`: this host does not connect to libSQL servers",
+            ),
+            ("key_value_store = 1\n", "key_value_store: expected tables"),
+        ] {
+            let error = format!("{:#}", RuntimeConfig::parse(text).unwrap_err());
+            assert!(error.starts_with(message), "{error}");
+        }
     }
 
     #[test]

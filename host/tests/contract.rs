@@ -37,8 +37,13 @@ fn guest_for(wasm: &str) -> String {
     }
 }
 
+/// The runtime config the recorded apps run with: `timer-full`'s greeter lists a `cache`
+/// key-value store, which (on Spin as here) only a runtime config provides.
+const RUNTIME_CONFIG: &str = "[key_value_store.cache]\ntype = \"spin\"\npath = \"cache.db\"\n";
+
 /// A recorded case laid out in a temp dir: `app/` (Spin's `@APP@`), `work/` (`@WORK@`), and the
-/// host binary linked under each plugin's name in `bin/`.
+/// host binary linked under each plugin's name in `bin/`; `runtime-config.toml` in the root,
+/// passed as `RUNTIME_CONFIG_FILE` (a user's `--runtime-config-file` wins over it).
 struct Recorded {
     root: tempfile::TempDir,
     case: &'static str,
@@ -70,6 +75,7 @@ impl Recorded {
         let lock = recorded.fill(&std::fs::read_to_string(fixture.join("spin.lock.json")).unwrap());
         std::fs::write(work.join("spin.lock"), lock).unwrap();
         recorded.stage_working_dir_files();
+        std::fs::write(recorded.runtime_config(), RUNTIME_CONFIG).unwrap();
         let bin = recorded.root.path().join("bin");
         std::fs::create_dir_all(&bin).unwrap();
         for plugin in ["trigger-timer", "trigger-redis-stream"] {
@@ -85,6 +91,10 @@ impl Recorded {
 
     fn work(&self) -> PathBuf {
         self.root.path().join("work")
+    }
+
+    fn runtime_config(&self) -> PathBuf {
+        self.root.path().join("runtime-config.toml")
     }
 
     /// The recorded text with this layout's paths for Spin's placeholders.
@@ -140,6 +150,7 @@ impl Recorded {
             .current_dir(self.app())
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "spin_trigger_host=info")
+            .env("RUNTIME_CONFIG_FILE", self.runtime_config())
             .stdin(std::process::Stdio::null());
         for arg in launch["args"].as_array().unwrap() {
             command.arg(arg.as_str().unwrap());
@@ -177,6 +188,7 @@ impl Recorded {
                 "token=abc123",
             ])
             .args(extra)
+            .env("RUNTIME_CONFIG_FILE", self.runtime_config())
             .envs(env.iter().copied())
             .env("NO_COLOR", "1")
             .stdin(std::process::Stdio::null())
@@ -388,12 +400,16 @@ fn option_arguments(option: &str, dir: &Path) -> Vec<String> {
         "--follow" => Some("greeter".to_owned()),
         "--runtime-config-file" => {
             let file = dir.join("runtime-config.toml");
-            std::fs::write(&file, "max_instance_memory = 134217728\n").unwrap();
+            std::fs::write(
+                &file,
+                format!("max_instance_memory = 134217728\n{RUNTIME_CONFIG}"),
+            )
+            .unwrap();
             Some(file.display().to_string())
         }
         "--state-dir" => Some(path("state")),
         "--key-value" => Some("seen=yes".to_owned()),
-        "--sqlite" => Some("CREATE TABLE seen (id INTEGER)".to_owned()),
+        "--sqlite" => Some("CREATE TABLE IF NOT EXISTS seen (id INTEGER)".to_owned()),
         "--max-instance-memory" => Some("134217728".to_owned()),
         "--variable" => {
             let file = dir.join("vars.json");
@@ -423,26 +439,8 @@ fn every_recorded_common_option_is_taken_in_plugin_mode_and_on_up_alike() {
                 run.stderr
             );
         }
-        match option.as_str() {
-            // The greeter lists key_value_stores and sqlite_databases, which this host does
-            // not provide yet: a clear error, never a usage error.
-            "--key-value" | "--sqlite" => {
-                for run in [&plugin, &standalone] {
-                    assert!(!run.success);
-                    assert!(
-                        run.stderr
-                            .contains(&format!("Error: {option}: this host does not provide"))
-                            && run.stderr.contains("`greeter` list"),
-                        "{}",
-                        run.stderr
-                    );
-                }
-            }
-            _ => {
-                assert!(plugin.success, "{option} (plugin): {}", plugin.stderr);
-                assert!(standalone.success, "{option} (up): {}", standalone.stderr);
-            }
-        }
+        assert!(plugin.success, "{option} (plugin): {}", plugin.stderr);
+        assert!(standalone.success, "{option} (up): {}", standalone.stderr);
     }
 }
 
@@ -529,7 +527,11 @@ fn log_files_go_where_log_dir_state_dir_and_the_runtime_config_say_and_truncate_
     // The runtime config's log_dir, below --log-dir.
     let config = root.join("runtime-config.toml");
     let configured = root.join("configured-logs");
-    std::fs::write(&config, format!("log_dir = \"{}\"\n", configured.display())).unwrap();
+    std::fs::write(
+        &config,
+        format!("log_dir = \"{}\"\n{RUNTIME_CONFIG}", configured.display()),
+    )
+    .unwrap();
     let config_text = config.display().to_string();
     assert!(
         recorded
@@ -580,7 +582,9 @@ fn variables_come_from_files_as_spin_reads_them() {
     let config = root.join("runtime-config.toml");
     std::fs::write(
         &config,
-        "[[variables_provider]]\ntype = \"static\"\nvalues = { greeting = \"Static\" }\n",
+        format!(
+            "{RUNTIME_CONFIG}[[variables_provider]]\ntype = \"static\"\nvalues = {{ greeting = \"Static\" }}\n"
+        ),
     )
     .unwrap();
     let config_text = config.display().to_string();
@@ -601,10 +605,12 @@ fn variables_come_from_files_as_spin_reads_them() {
 #[test]
 fn a_runtime_config_section_this_host_does_not_provide_is_named() {
     let recorded = Recorded::new("timer-full");
-    let config = recorded.root.path().join("runtime-config.toml");
+    let config = recorded.root.path().join("runtime-config-llm.toml");
     std::fs::write(
         &config,
-        "[key_value_store.cache]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\n",
+        format!(
+            "{RUNTIME_CONFIG}[llm_compute]\ntype = \"remote_http\"\nurl = \"http://127.0.0.1\"\n"
+        ),
     )
     .unwrap();
     let config_text = config.display().to_string();
@@ -614,9 +620,8 @@ fn a_runtime_config_section_this_host_does_not_provide_is_named() {
     ] {
         assert!(!run.success);
         assert!(
-            run.stderr.contains(
-                "[key_value_store.cache]: this host does not provide key-value stores yet"
-            ),
+            run.stderr
+                .contains("[llm_compute]: this host does not provide AI models yet"),
             "{}",
             run.stderr
         );
@@ -770,7 +775,7 @@ fn disable_pooling_leaves_no_pool_of_reserved_memory() {
 }
 
 #[test]
-fn key_value_sqlite_and_wasi_otel_options_are_accepted_where_no_component_needs_them() {
+fn key_value_and_sqlite_options_fill_the_default_stores_even_where_no_component_lists_them() {
     let app = allocating_app(1);
     let manifest = app.manifest();
     let run = common::run_host(&[
@@ -781,14 +786,53 @@ fn key_value_sqlite_and_wasi_otel_options_are_accepted_where_no_component_needs_
         "--key-value",
         "seen=yes",
         "--sqlite",
-        "@migration.sql",
+        "CREATE TABLE migrated (id INTEGER)",
         "--experimental-wasi-otel",
     ]);
     assert!(run.success, "{}", run.stderr);
+    let state = app.path().join(".spin");
+    let key_value = rusqlite::Connection::open(state.join("sqlite_key_value.db")).unwrap();
+    let seen: Vec<u8> = key_value
+        .query_row(
+            "SELECT value FROM spin_key_value WHERE store = 'default' AND key = 'seen'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(seen, b"yes");
+    let database = rusqlite::Connection::open(state.join("sqlite_db.db")).unwrap();
+    let tables: i64 = database
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'migrated'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 1);
+}
+
+/// The locked app's `metadata.key_value_stores` and `metadata.databases` decide what a
+/// component may open: the greeter's `cache` store needs the runtime config, and its stores
+/// and database are opened where Spin keeps them before anything runs.
+#[test]
+fn the_locked_apps_stores_and_databases_are_provided_where_spin_keeps_them() {
+    let recorded = Recorded::new("timer-full");
+    let empty = recorded.root.path().join("empty-runtime-config.toml");
+    std::fs::write(&empty, "").unwrap();
+    let run = recorded.run_timer_plugin(&["--runtime-config-file", empty.to_str().unwrap()], &[]);
+    assert!(!run.success);
     assert!(
         run.stderr
-            .contains("--key-value ignored: no component this host runs lists key_value_stores"),
+            .contains("component `greeter` lists key-value store `cache` in key_value_stores"),
         "{}",
         run.stderr
     );
+
+    let run = recorded.run_timer_plugin(&[], &[]);
+    assert!(run.success, "{}", run.stderr);
+    let state = recorded.app().join(".spin");
+    assert!(state.join("sqlite_key_value.db").exists());
+    assert!(state.join("sqlite_db.db").exists());
+    // A relative `path` is taken from the runtime config file's directory.
+    assert!(recorded.root.path().join("cache.db").exists());
 }

@@ -1,7 +1,8 @@
 //! Components built with Spin's own SDK run on the host: spin-sdk 6 and 7 Redis components
 //! export `spin:redis/inbound-redis@3.0.0` (an `async func`) and import Spin's v3 outbound Redis
 //! and variables; a timer component reads a variable through spin-sdk's v3 `variables`. A
-//! component importing what the host lacks is refused at start, by name.
+//! component importing what the host lacks is refused at start, by name. (Their key-value and
+//! SQLite use is in `state.rs`.)
 
 mod common;
 
@@ -144,9 +145,9 @@ fn a_timer_component_reads_a_variable_through_spin_sdk_v3_variables() {
 /// A component importing an interface the host lacks fails at start, naming the component,
 /// the missing import, and what the host provides.
 #[test]
-fn a_component_importing_key_value_is_refused_naming_the_import() {
+fn a_component_importing_what_the_host_lacks_is_refused_naming_the_import() {
     let server = RedisServer::start();
-    let app = redis_app(&server, "sdk6-key-value", "", 1);
+    let app = redis_app(&server, "sdk6-http-get", "", 1);
     let manifest = app.manifest();
     let run = run_host(&["up", "-f", &manifest]);
     assert!(!run.success);
@@ -156,15 +157,20 @@ fn a_component_importing_key_value_is_refused_naming_the_import() {
         .find(|line| line.starts_with("Error: "))
         .unwrap_or_else(|| panic!("an error line: {}", run.stderr));
     assert!(
-        error.contains(
-            "component `replier` (") && error.contains(
-            "sdk6_key_value.wasm) imports what this host does not provide: spin:key-value/key-value@3.0.0. \
-             This host provides: fermyon:spin/variables@2.0.0, fermyon:spin/redis@2.0.0, \
-             spin:variables/variables@3.0.0, spin:redis/redis@3.0.0, WASI 0.2 (wasi:cli, \
-             wasi:clocks, wasi:filesystem, wasi:http, wasi:io, wasi:random, wasi:sockets), and to \
-             components using component-model async WASI 0.3.0 (wasi:cli, wasi:clocks, \
-             wasi:filesystem, wasi:http, wasi:random, wasi:sockets)"
-        ),
+        error.contains("component `replier` (")
+            && error.contains("sdk6_http_get.wasm) imports what this host does not provide: ")
+            && error.contains("wasi:http/client@0.3.0-rc-2026-03-15")
+            && error.contains(
+                "This host provides: fermyon:spin/variables@2.0.0, fermyon:spin/redis@2.0.0, \
+                 fermyon:spin/key-value@2.0.0, fermyon:spin/sqlite@2.0.0, \
+                 spin:variables/variables@3.0.0, spin:redis/redis@3.0.0, \
+                 spin:key-value/key-value@3.0.0, spin:sqlite/sqlite@3.1.0, \
+                 wasi:keyvalue/store@0.2.0-draft2, wasi:keyvalue/atomics@0.2.0-draft2, \
+                 wasi:keyvalue/batch@0.2.0-draft2, WASI 0.2 (wasi:cli, wasi:clocks, \
+                 wasi:filesystem, wasi:http, wasi:io, wasi:random, wasi:sockets), and to \
+                 components using component-model async WASI 0.3.0 (wasi:cli, wasi:clocks, \
+                 wasi:filesystem, wasi:http, wasi:random, wasi:sockets)"
+            ),
         "{error}"
     );
 }

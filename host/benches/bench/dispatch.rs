@@ -34,39 +34,90 @@ pub struct Figures {
 pub fn run(wasm: &Path, calls: usize) -> anyhow::Result<Figures> {
     // An empty payload: the guest prints nothing, so this is the dispatch alone.
     let bare = Bare::new(wasm, Output::Discard)?;
-    compare(wasm, calls, Vec::new(), AllowedHosts::default(), bare)
+    compare(
+        component(wasm),
+        calls,
+        Vec::new(),
+        AllowedHosts::default(),
+        async |payload| bare.handle(payload).await,
+    )
+}
+
+/// One `get` and one `set` on the default key-value store per call: the kv-touch guest on the
+/// host (a SQLite file in a temporary state directory) against the same two statements on a
+/// SQLite file opened as the host opens it, with no instance at all.
+pub fn run_key_value(wasm: &Path, calls: usize) -> anyhow::Result<Figures> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("bare.db");
+    let sqlite = rusqlite::Connection::open(&file)?;
+    let _mode: String = sqlite.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+    sqlite.pragma_update(None, "synchronous", "NORMAL")?;
+    sqlite.execute_batch(
+        "CREATE TABLE spin_key_value (store TEXT NOT NULL, key TEXT NOT NULL, \
+         value BLOB NOT NULL, PRIMARY KEY (store, key))",
+    )?;
+    let component = Component {
+        key_value_stores: vec!["default".into()],
+        ..component(wasm)
+    };
+    compare(
+        component,
+        calls,
+        b"value".to_vec(),
+        AllowedHosts::default(),
+        async |payload| {
+            let _last: Option<Vec<u8>> = rusqlite::OptionalExtension::optional(
+                sqlite
+                    .prepare_cached(
+                        "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2",
+                    )?
+                    .query_row(("default", "last"), |row| row.get(0)),
+            )?;
+            sqlite
+                .prepare_cached(
+                    "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT(store, key) DO UPDATE SET value = excluded.value",
+                )?
+                .execute(("default", "last", payload))?;
+            Ok(())
+        },
+    )
+}
+
+fn component(wasm: &Path) -> Component {
+    Component {
+        id: "print".into(),
+        source: wasm.to_path_buf().into(),
+        ..Default::default()
+    }
 }
 
 /// One outbound HTTP GET per call: the http-get guest fetching `url` (a loopback server), the
 /// host's pooled client against wasmtime-wasi-http's own sender.
 pub fn run_http(wasm: &Path, calls: usize, url: &str, origin: &str) -> anyhow::Result<Figures> {
     let allowed = AllowedHosts::parse(&[origin]).map_err(anyhow::Error::msg)?;
+    let bare = Bare::with_http(wasm)?;
     compare(
-        wasm,
+        component(wasm),
         calls,
         url.as_bytes().to_vec(),
         allowed,
-        Bare::with_http(wasm)?,
+        async |payload| bare.handle(payload).await,
     )
 }
 
-/// The host's dispatch of `payload` to the component in `wasm` against `bare`'s, alternating.
+/// The host's dispatch of `payload` to `component` against `baseline`'s, alternating.
 fn compare(
-    wasm: &Path,
+    component: Component,
     calls: usize,
     payload: Vec<u8>,
     allowed_hosts: AllowedHosts,
-    bare: Bare,
+    baseline: impl AsyncFn(&[u8]) -> anyhow::Result<()>,
 ) -> anyhow::Result<Figures> {
     let engine = Engine::new(EngineOptions {
         cache_dir: None,
         ..Default::default()
     })?;
-    let component = Component {
-        id: "print".into(),
-        source: wasm.to_path_buf().into(),
-        ..Default::default()
-    };
     let host = RedisComponent::new(Arc::new(engine.prepare(
         &component,
         BTreeMap::new(),
@@ -88,7 +139,7 @@ fn compare(
         // Warm-up: fill the allocator's pools and the caches.
         for _ in 0..(calls / 10).max(10) {
             host.handle(&engine, &message, &limits).await?;
-            bare.handle(&message.payload).await?;
+            baseline(&message.payload).await?;
         }
         let per_round = calls.div_ceil(ROUNDS);
         let mut host_samples = Vec::with_capacity(per_round * ROUNDS);
@@ -101,7 +152,7 @@ fn compare(
             }
             for _ in 0..per_round {
                 let started = Instant::now();
-                bare.handle(&message.payload).await?;
+                baseline(&message.payload).await?;
                 bare_samples.push(started.elapsed());
             }
         }

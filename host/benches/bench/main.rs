@@ -5,6 +5,8 @@
 //! - dispatch: one message through the host's own code path against a bare-wasmtime baseline;
 //! - outbound HTTP: a handler making one GET to a loopback server, the host against bare
 //!   wasmtime-wasi-http;
+//! - key-value: a handler doing one `get` and one `set` on the default store, the host against
+//!   the same two statements on a bare rusqlite connection;
 //! - Redis end to end: messages published pipelined, to the last handler's return, for the host
 //!   (`max_in_flight` 1 and the number of cores), the bare floor, a subscriber that does nothing
 //!   (the ceiling) and, when a Spin CLI is found, Spin's own Redis trigger under `spin up`;
@@ -36,6 +38,7 @@ use common::RedisServer;
 struct Counts {
     dispatch_calls: usize,
     http_calls: usize,
+    key_value_calls: usize,
     messages: usize,
     stream_entries: usize,
     starts: usize,
@@ -45,6 +48,7 @@ struct Counts {
 const FULL: Counts = Counts {
     dispatch_calls: 20_000,
     http_calls: 2_000,
+    key_value_calls: 5_000,
     messages: 100_000,
     stream_entries: 50_000,
     starts: 5,
@@ -54,6 +58,7 @@ const FULL: Counts = Counts {
 const QUICK: Counts = Counts {
     dispatch_calls: 200,
     http_calls: 50,
+    key_value_calls: 100,
     messages: 1_000,
     stream_entries: 1_000,
     starts: 1,
@@ -69,8 +74,8 @@ fn main() -> anyhow::Result<()> {
         return redis_e2e::floor_subscriber(url, Path::new(wasm));
     }
     let quick = args.iter().any(|arg| arg == "--quick");
-    // `--only <sections>` (comma-separated: dispatch, http, redis, streams, start, memory, sizes), while working
-    // on one.
+    // `--only <sections>` (comma-separated: dispatch, http, key-value, redis, streams, start,
+    // memory, sizes), while working on one.
     let only = args
         .iter()
         .position(|arg| arg == "--only")
@@ -105,6 +110,9 @@ fn main() -> anyhow::Result<()> {
     }
     if wanted("http") {
         http_section(&guests.join("http_get_guest.wasm"), &counts)?;
+    }
+    if wanted("key-value") {
+        key_value_section(&guests.join("kv_touch_guest.wasm"), &counts)?;
     }
     let mut one_component_rss = None;
     if wanted("redis") {
@@ -201,6 +209,27 @@ fn http_section(http_guest: &Path, counts: &Counts) -> anyhow::Result<()> {
         "\n{} connections served for {} requests.",
         server.connections(),
         server.requests().len()
+    );
+    Ok(())
+}
+
+/// One `get` and one `set` on the default key-value store per call, the host against a bare
+/// rusqlite connection doing the same.
+fn key_value_section(kv_guest: &Path, counts: &Counts) -> anyhow::Result<()> {
+    let calls = counts.key_value_calls;
+    let figures = dispatch::run_key_value(kv_guest, calls)?;
+    println!(
+        "\n## Key-value: fresh instance + one `get` + one `set` on the default store + drop, {calls} calls each\n"
+    );
+    latency_table(
+        (
+            "host (SQLite file, WAL, a blocking thread per call)",
+            &figures.host,
+        ),
+        (
+            "bare rusqlite (the same two statements, no instance)",
+            &figures.bare,
+        ),
     );
     Ok(())
 }

@@ -25,6 +25,7 @@ const GUESTS: &[&str] = &[
     "http-forward-guest",
     "http-get-guest",
     "state-timer-guest",
+    "kv-touch-guest",
 ];
 
 /// Builds every test guest once per test process (cargo makes later builds no-ops) and returns
