@@ -275,7 +275,7 @@ fn a_label_nothing_provides_stops_the_host_before_anything_runs() {
 }
 
 /// An app running the spin-sdk state guest (`sdk6-key-value`, `sdk7-key-value`) on channel
-/// `state`, `max_in_flight` at once, with `runtime_config` when given.
+/// `state`, `max_in_flight` at once.
 fn spin_sdk_state_app(server: &RedisServer, guest: &str, max_in_flight: usize) -> AppDir {
     TestApp::new("spin-sdk-state")
         .redis_address("redis", &server.url())
@@ -292,12 +292,35 @@ fn spin_sdk_state_app(server: &RedisServer, guest: &str, max_in_flight: usize) -
         .write()
 }
 
+/// A runtime config putting the default key-value store in `server`'s Redis database.
+fn redis_store_config(server: &RedisServer) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("runtime-config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    (dir, config)
+}
+
 /// spin-sdk's `key_value::Store` (v3, `get_keys` a stream), `sqlite::Connection` (v3.1,
-/// `execute` a stream of rows, `last_insert_rowid`) and `wasi:keyvalue` atomics, in one handler.
-fn spin_sdk_component_keeps_state(guest: &str) {
+/// `execute` a stream of rows, `last_insert_rowid`) and `wasi:keyvalue` atomics
+/// (`increment`, compare-and-swap) and batch, in one handler; the default store a SQLite file,
+/// or with `redis_store` the Redis server's database.
+fn spin_sdk_component_keeps_state(guest: &str, redis_store: bool) {
     let server = RedisServer::start();
     let app = spin_sdk_state_app(&server, guest, 1);
-    let host = app.start();
+    let (_config_dir, config) = redis_store_config(&server);
+    let host = if redis_store {
+        app.start_with(&["--runtime-config-file", &config], &[])
+    } else {
+        app.start()
+    };
     server.wait_for_subscribers("state", 1);
     server.publish("state", "count");
     server.publish("state", "hello");
@@ -308,30 +331,48 @@ fn spin_sdk_component_keeps_state(guest: &str) {
     assert!(run.success, "{}", run.stderr);
     assert!(
         run.stdout.contains(
-            "[keeper] state count=2 keys=[\"last\", \"messages\"] rowid=1 bodies=[\"hello\"]\n"
+            "[keeper] state count=2 keys=[\"journal\", \"last\", \"messages\"] journal=hello \
+             rowid=1 bodies=[\"hello\"]\n"
         ) && run.stdout.contains(
-            "[keeper] state count=3 keys=[\"last\", \"messages\"] rowid=2 bodies=[\"hello\", \"world\"]\n"
+            "[keeper] state count=3 keys=[\"journal\", \"last\", \"messages\"] \
+             journal=hello,world rowid=2 bodies=[\"hello\", \"world\"]\n"
         ),
         "{}",
         run.stdout
     );
+    assert!(app.path().join(".spin/sqlite_db.db").exists());
     let file = app.path().join(".spin/sqlite_key_value.db");
+    if redis_store {
+        assert!(!file.exists());
+        let mut connection = server.client().get_connection().unwrap();
+        let stored: (Vec<u8>, i64) = redis::cmd("MGET")
+            .arg("last")
+            .arg("messages")
+            .query(&mut connection)
+            .unwrap();
+        assert_eq!(stored, (b"world".to_vec(), 3));
+        return;
+    }
     assert_eq!(stored(&file, "default", "last"), Some(b"world".to_vec()));
     assert_eq!(
         stored(&file, "default", "messages"),
         Some(3i64.to_le_bytes().to_vec())
     );
-    assert!(app.path().join(".spin/sqlite_db.db").exists());
 }
 
 #[test]
 fn a_spin_sdk_6_component_keeps_state_in_key_value_and_sqlite() {
-    spin_sdk_component_keeps_state("sdk6-key-value");
+    spin_sdk_component_keeps_state("sdk6-key-value", false);
 }
 
 #[test]
 fn a_spin_sdk_7_component_keeps_state_in_key_value_and_sqlite() {
-    spin_sdk_component_keeps_state("sdk7-key-value");
+    spin_sdk_component_keeps_state("sdk7-key-value", false);
+}
+
+#[test]
+fn a_spin_sdk_7_component_keeps_state_in_a_redis_backed_store() {
+    spin_sdk_component_keeps_state("sdk7-key-value", true);
 }
 
 /// Polls `read` until it returns `expected` (up to `limit`); returns the last value read.
@@ -377,17 +418,7 @@ fn four_instances_at_once_count_a_thousand_messages_exactly_with_atomics() {
 #[test]
 fn two_hosts_share_a_redis_backed_store() {
     let server = RedisServer::start();
-    let config_dir = tempfile::tempdir().unwrap();
-    let config = config_dir.path().join("runtime-config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n",
-            server.url()
-        ),
-    )
-    .unwrap();
-    let config = config.display().to_string();
+    let (_config_dir, config) = redis_store_config(&server);
     let apps = [
         spin_sdk_state_app(&server, "sdk7-key-value", 2),
         spin_sdk_state_app(&server, "sdk6-key-value", 2),

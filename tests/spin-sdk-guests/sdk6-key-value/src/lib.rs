@@ -3,11 +3,14 @@
 //!
 //! - every message is counted under `messages` with `wasi:keyvalue` atomics (`increment`);
 //! - a message `count` stops there; any other is stored under `last` with spin-sdk's
-//!   `key_value::Store` (`spin:key-value@3.0.0`), and appended to the default database's
-//!   `seen` table with `sqlite::Connection` (`spin:sqlite@3.1.0`);
-//! - it then prints `state count=<n> keys=<sorted keys> rowid=<id> bodies=<all bodies>`.
+//!   `key_value::Store` (`spin:key-value@3.0.0`), appended to `journal` with a
+//!   `wasi:keyvalue` compare-and-swap (retried when another instance won) and read back with a
+//!   batch `get-many`, and appended to the default database's `seen` table with
+//!   `sqlite::Connection` (`spin:sqlite@3.1.0`);
+//! - it then prints
+//!   `state count=<n> keys=<sorted keys> journal=<journal> rowid=<id> bodies=<all bodies>`.
 
-use spin_sdk::experimental::wasi::keyvalue::{atomics, store as wasi_keyvalue};
+use spin_sdk::experimental::wasi::keyvalue::{atomics, batch, store as wasi_keyvalue};
 use spin_sdk::key_value::Store;
 use spin_sdk::redis_subscriber;
 use spin_sdk::sqlite::{Connection, Value};
@@ -25,6 +28,31 @@ async fn on_message(message: Vec<u8>) -> anyhow::Result<()> {
 
     let store = Store::open_default().await?;
     store.set("last", text.as_bytes()).await?;
+
+    let mut cas = atomics::Cas::new(&bucket, "journal")
+        .map_err(|error| anyhow::anyhow!("cas: {error:?}"))?;
+    loop {
+        let mut journal = cas
+            .current()
+            .map_err(|error| anyhow::anyhow!("current: {error:?}"))?
+            .unwrap_or_default();
+        if !journal.is_empty() {
+            journal.push(b',');
+        }
+        journal.extend_from_slice(text.as_bytes());
+        match atomics::swap(cas, &journal) {
+            Ok(()) => break,
+            Err(atomics::CasError::CasFailed(fresh)) => cas = fresh,
+            Err(atomics::CasError::StoreError(error)) => anyhow::bail!("swap: {error:?}"),
+        }
+    }
+    let journal = batch::get_many(&bucket, &["journal".to_owned()])
+        .map_err(|error| anyhow::anyhow!("get-many: {error:?}"))?
+        .into_iter()
+        .find_map(|(key, value)| (key == "journal").then_some(value).flatten())
+        .unwrap_or_default();
+    let journal = String::from_utf8(journal)?;
+
     let mut keys = store.get_keys().await.collect().await?;
     keys.sort();
 
@@ -50,6 +78,6 @@ async fn on_message(message: Vec<u8>) -> anyhow::Result<()> {
         .iter()
         .filter_map(|row| row.get::<&str>(0).map(str::to_owned))
         .collect();
-    println!("state count={count} keys={keys:?} rowid={rowid} bodies={bodies:?}");
+    println!("state count={count} keys={keys:?} journal={journal} rowid={rowid} bodies={bodies:?}");
     Ok(())
 }
