@@ -5,7 +5,7 @@
 //! each, `<name>.tar.gz` (the executable, named as Spin runs it) and the plugin manifest
 //! `<name>.json` that `spin plugins install --file` reads.
 //!
-//! `cargo xtask bench [-- --quick | --only dispatch,redis,streams,start,memory,sizes]` runs the host's
+//! `cargo xtask bench [-- --quick | --only dispatch,http,key-value,redis,streams,start,memory,sizes]` runs the host's
 //! benchmark (`host/benches/bench`) on a release build, after installing what it needs.
 
 use std::path::{Path, PathBuf};

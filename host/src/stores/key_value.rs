@@ -37,7 +37,8 @@ fn other(error: impl std::fmt::Display) -> KeyValueError {
 /// A store: where one label's keys live.
 pub enum KeyValueStore {
     Sqlite(SqliteStore),
-    Redis(RedisStore),
+    /// Boxed: a Redis client is much larger than a SQLite handle.
+    Redis(Box<RedisStore>),
 }
 
 /// A store's keys in a SQLite file, in Spin's table.
@@ -97,11 +98,11 @@ impl KeyValueStore {
         let client = tls
             .client(url)
             .with_context(|| format!("the Redis URL {}", redact(url)))?;
-        Ok(KeyValueStore::Redis(RedisStore {
+        Ok(KeyValueStore::Redis(Box::new(RedisStore {
             client,
             shown: redact(url),
             connection: OnceCell::new(),
-        }))
+        })))
     }
 
     /// Where the store's data is, for logs.

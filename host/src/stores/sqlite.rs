@@ -266,11 +266,7 @@ fn run_statement(
 ) -> Result<(QueryResult, Option<(i64, u64)>), SqliteError> {
     let rowid_before = connection.last_insert_rowid();
     let mut prepared = connection.prepare(statement)?;
-    let columns: Vec<String> = prepared
-        .column_names()
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
+    let columns: Vec<String> = prepared.column_names().map(str::to_owned).collect();
     let mut rows = prepared.query(rusqlite::params_from_iter(parameters))?;
     let mut result = QueryResult {
         columns,
