@@ -35,6 +35,7 @@ pub fn run(wasm: &Path, calls: usize) -> anyhow::Result<Figures> {
     // An empty payload: the guest prints nothing, so this is the dispatch alone.
     let bare = Bare::new(wasm, Output::Discard)?;
     compare(
+        &current_thread()?,
         component(wasm),
         calls,
         Vec::new(),
@@ -45,8 +46,16 @@ pub fn run(wasm: &Path, calls: usize) -> anyhow::Result<Figures> {
 
 /// One `get` and one `set` on the default key-value store per call: the kv-touch guest on the
 /// host (a SQLite file in a temporary state directory) against the same two statements on a
-/// SQLite file opened as the host opens it, with no instance at all.
-pub fn run_key_value(wasm: &Path, calls: usize) -> anyhow::Result<Figures> {
+/// SQLite file opened as the host opens it, with no instance at all. On a multi-threaded runtime,
+/// as the host runs (`multi_thread`), or a current-thread one, as an embedder may.
+pub fn run_key_value(wasm: &Path, calls: usize, multi_thread: bool) -> anyhow::Result<Figures> {
+    let runtime = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+    } else {
+        current_thread()?
+    };
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("bare.db");
     let sqlite = rusqlite::Connection::open(&file)?;
@@ -61,6 +70,7 @@ pub fn run_key_value(wasm: &Path, calls: usize) -> anyhow::Result<Figures> {
         ..component(wasm)
     };
     compare(
+        &runtime,
         component,
         calls,
         b"value".to_vec(),
@@ -76,12 +86,18 @@ pub fn run_key_value(wasm: &Path, calls: usize) -> anyhow::Result<Figures> {
             sqlite
                 .prepare_cached(
                     "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT(store, key) DO UPDATE SET value = excluded.value",
+                     ON CONFLICT(store, key) DO UPDATE SET value = excluded.value",
                 )?
                 .execute(("default", "last", payload))?;
             Ok(())
         },
     )
+}
+
+fn current_thread() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn component(wasm: &Path) -> Component {
@@ -98,6 +114,7 @@ pub fn run_http(wasm: &Path, calls: usize, url: &str, origin: &str) -> anyhow::R
     let allowed = AllowedHosts::parse(&[origin]).map_err(anyhow::Error::msg)?;
     let bare = Bare::with_http(wasm)?;
     compare(
+        &current_thread()?,
         component(wasm),
         calls,
         url.as_bytes().to_vec(),
@@ -106,8 +123,10 @@ pub fn run_http(wasm: &Path, calls: usize, url: &str, origin: &str) -> anyhow::R
     )
 }
 
-/// The host's dispatch of `payload` to `component` against `baseline`'s, alternating.
+/// The host's dispatch of `payload` to `component` against `baseline`'s, alternating, on
+/// `runtime`.
 fn compare(
+    runtime: &tokio::runtime::Runtime,
     component: Component,
     calls: usize,
     payload: Vec<u8>,
@@ -132,9 +151,6 @@ fn compare(
     // The limits a trigger without its own runs under: the default deadline is part of the path.
     let limits = engine.limits(&Default::default());
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     runtime.block_on(async {
         // Warm-up: fill the allocator's pools and the caches.
         for _ in 0..(calls / 10).max(10) {

@@ -217,20 +217,30 @@ fn http_section(http_guest: &Path, counts: &Counts) -> anyhow::Result<()> {
 /// rusqlite connection doing the same.
 fn key_value_section(kv_guest: &Path, counts: &Counts) -> anyhow::Result<()> {
     let calls = counts.key_value_calls;
-    let figures = dispatch::run_key_value(kv_guest, calls)?;
     println!(
         "\n## Key-value: fresh instance + one `get` + one `set` on the default store + drop, {calls} calls each\n"
     );
-    latency_table(
+    for (multi_thread, runtime) in [
         (
-            "host (SQLite file, WAL, a blocking thread per call)",
-            &figures.host,
+            true,
+            "multi-threaded runtime, as the host runs: SQLite work in place",
         ),
         (
-            "bare rusqlite (the same two statements, no instance)",
-            &figures.bare,
+            false,
+            "current-thread runtime: SQLite work on the blocking pool",
         ),
-    );
+    ] {
+        let figures = dispatch::run_key_value(kv_guest, calls, multi_thread)?;
+        println!("{runtime}:\n");
+        latency_table(
+            ("host (SQLite file, WAL)", &figures.host),
+            (
+                "bare rusqlite (the same two statements, no instance)",
+                &figures.bare,
+            ),
+        );
+        println!();
+    }
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use tokio::sync::OnceCell;
 use crate::allowed_hosts::redact;
 use crate::live::lock;
 use crate::redis_client::RedisTls;
-use crate::stores::sqlite::{create_parent, open_file};
+use crate::stores::sqlite::{blocking, create_parent, open_file};
 
 /// Why a key-value call failed, before it is put in an interface version's `error`.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -379,7 +379,7 @@ impl SqliteStore {
         work: impl FnOnce(&Connection, &str) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, KeyValueError> {
         let (connection, name) = (self.connection.clone(), self.name.clone());
-        tokio::task::spawn_blocking(move || work(&lock(&connection), &name))
+        blocking(move || work(&lock(&connection), &name))
             .await
             .map_err(other)?
             .map_err(other)
@@ -392,7 +392,7 @@ impl SqliteStore {
         work: impl FnOnce(&rusqlite::Transaction<'_>, &str) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, KeyValueError> {
         let (connection, name) = (self.connection.clone(), self.name.clone());
-        tokio::task::spawn_blocking(move || {
+        blocking(move || {
             let mut connection = lock(&connection);
             let transaction =
                 connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
