@@ -117,14 +117,7 @@ impl KeyValueStore {
         match self {
             KeyValueStore::Sqlite(store) => {
                 store
-                    .run(move |connection, name| {
-                        connection
-                            .prepare_cached(
-                                "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2",
-                            )?
-                            .query_row((name, &key), |row| row.get(0))
-                            .optional()
-                    })
+                    .run(move |connection, name| read_value(connection, name, &key))
                     .await
             }
             KeyValueStore::Redis(store) => store.connection().await?.get(key).await.map_err(other),
@@ -196,14 +189,9 @@ impl KeyValueStore {
             KeyValueStore::Sqlite(store) => {
                 store
                     .run(move |connection, name| {
-                        let mut statement = connection.prepare_cached(
-                            "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2",
-                        )?;
                         keys.into_iter()
                             .map(|key| {
-                                let value = statement
-                                    .query_row((name, &key), |row| row.get(0))
-                                    .optional()?;
+                                let value = read_value(connection, name, &key)?;
                                 Ok((key, value))
                             })
                             .collect()
@@ -230,12 +218,8 @@ impl KeyValueStore {
             KeyValueStore::Sqlite(store) => {
                 store
                     .write(move |transaction, name| {
-                        let mut statement = transaction.prepare_cached(
-                            "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
-                             ON CONFLICT(store, key) DO UPDATE SET value = excluded.value",
-                        )?;
                         for (key, value) in pairs {
-                            statement.execute((name, key, value))?;
+                            write_value(transaction, name, &key, &value)?;
                         }
                         Ok(())
                     })
@@ -285,12 +269,7 @@ impl KeyValueStore {
             KeyValueStore::Sqlite(store) => {
                 let outcome = store
                     .write(move |transaction, name| {
-                        let current: Option<Vec<u8>> = transaction
-                            .prepare_cached(
-                                "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2",
-                            )?
-                            .query_row((name, &key), |row| row.get(0))
-                            .optional()?;
+                        let current = read_value(transaction, name, &key)?;
                         let current = match current {
                             None => 0,
                             Some(bytes) => match <[u8; 8]>::try_from(bytes.as_slice()) {
@@ -304,12 +283,7 @@ impl KeyValueStore {
                         let Some(next) = current.checked_add(delta) else {
                             return Ok(Err(format!("incrementing `{key}` by {delta} overflows")));
                         };
-                        transaction
-                            .prepare_cached(
-                                "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
-                                 ON CONFLICT(store, key) DO UPDATE SET value = excluded.value",
-                            )?
-                            .execute((name, &key, next.to_le_bytes()))?;
+                        write_value(transaction, name, &key, &next.to_le_bytes())?;
                         Ok(Ok(next))
                     })
                     .await?;
@@ -336,21 +310,11 @@ impl KeyValueStore {
             KeyValueStore::Sqlite(store) => {
                 store
                     .write(move |transaction, name| {
-                        let current: Option<Vec<u8>> = transaction
-                            .prepare_cached(
-                                "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2",
-                            )?
-                            .query_row((name, &key), |row| row.get(0))
-                            .optional()?;
+                        let current = read_value(transaction, name, &key)?;
                         if current != expected {
                             return Ok(false);
                         }
-                        transaction
-                            .prepare_cached(
-                                "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
-                                 ON CONFLICT(store, key) DO UPDATE SET value = excluded.value",
-                            )?
-                            .execute((name, &key, value))?;
+                        write_value(transaction, name, &key, &value)?;
                         Ok(true)
                     })
                     .await
@@ -370,6 +334,30 @@ impl KeyValueStore {
             }
         }
     }
+}
+
+/// The value of `key` in store `name`, from Spin's table.
+fn read_value(connection: &Connection, name: &str, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {
+    connection
+        .prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?
+        .query_row((name, key), |row| row.get(0))
+        .optional()
+}
+
+/// Sets `key` in store `name` to `value`, in Spin's table.
+fn write_value(
+    connection: &Connection,
+    name: &str,
+    key: &str,
+    value: &[u8],
+) -> rusqlite::Result<()> {
+    connection
+        .prepare_cached(
+            "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT(store, key) DO UPDATE SET value = excluded.value",
+        )?
+        .execute((name, key, value))?;
+    Ok(())
 }
 
 impl SqliteStore {
