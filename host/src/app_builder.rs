@@ -313,6 +313,20 @@ impl ComponentBuilder {
         self
     }
 
+    /// A key-value store the guest may open (`key_value_stores`): `default`, or a label
+    /// [`EngineOptions::state`](crate::EngineOptions::state) configures.
+    pub fn key_value_store(mut self, label: impl Into<String>) -> Self {
+        self.raw.key_value_stores.push(label.into());
+        self
+    }
+
+    /// A SQLite database the guest may open (`sqlite_databases`): `default`, or a label
+    /// [`EngineOptions::state`](crate::EngineOptions::state) configures.
+    pub fn sqlite_database(mut self, label: impl Into<String>) -> Self {
+        self.raw.sqlite_databases.push(label.into());
+        self
+    }
+
     /// Files the guest sees, read-only: every file matching `pattern` (relative to the app's
     /// base directory), at its relative path under `/`.
     pub fn files(mut self, pattern: impl Into<String>) -> Self {

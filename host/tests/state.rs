@@ -443,3 +443,69 @@ fn two_hosts_share_a_redis_backed_store() {
         assert!(!app.path().join(".spin/sqlite_key_value.db").exists());
     }
 }
+
+/// An app built in code lists its stores and databases like a manifest; the embedder says where
+/// they are (`EngineOptions::state`), and `--key-value` / `--sqlite`'s seeding applies before
+/// the first event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedder_builds_an_app_with_stores_and_says_where_they_are() {
+    use spin_trigger_host::app_builder::{ComponentBuilder, TriggerBuilder};
+    use spin_trigger_host::variables::Providers;
+    use spin_trigger_host::{App, EngineOptions, Runtime, SqliteDatabaseConfig, StateOptions};
+
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::builder("embedded-state")
+        .component(
+            ComponentBuilder::from_file("counter", guest("state-timer-guest"))
+                .key_value_store("default")
+                .sqlite_database("reports")
+                .variable("database", "reports"),
+        )
+        .trigger(TriggerBuilder::timer("counter").interval(Duration::from_secs(1)))
+        .build()
+        .unwrap();
+    let variables = app.resolve_variables(&Providers::default()).unwrap();
+    let options = EngineOptions {
+        cache_dir: None,
+        state: StateOptions {
+            state_dir: Some(dir.path().join("state")),
+            sqlite_databases: [(
+                "reports".to_owned(),
+                SqliteDatabaseConfig {
+                    path: Some(dir.path().join("reports.db")),
+                },
+            )]
+            .into(),
+            key_values: vec![("ticks".to_owned(), "9".to_owned())],
+            sqlite_statements: vec!["CREATE TABLE ticks (n INTEGER NOT NULL)".to_owned()],
+            ..StateOptions::default()
+        },
+        ..EngineOptions::default()
+    };
+    // `--sqlite` runs against the default database; the component's is `reports`.
+    let runtime = Runtime::new(&app, &variables, options).unwrap();
+    let error = runtime.run_once().await.unwrap_err();
+    assert!(format!("{error:#}").contains("`counter`"), "{error:#}");
+    let key_value = dir.path().join("state/sqlite_key_value.db");
+    assert_eq!(stored(&key_value, "default", "ticks"), Some(b"10".to_vec()));
+    let default_database =
+        rusqlite::Connection::open(dir.path().join("state/sqlite_db.db")).unwrap();
+    default_database
+        .execute("INSERT INTO ticks VALUES (1)", [])
+        .unwrap();
+
+    let reports = rusqlite::Connection::open(dir.path().join("reports.db")).unwrap();
+    reports
+        .execute_batch("CREATE TABLE ticks (n INTEGER NOT NULL)")
+        .unwrap();
+    runtime.run_once().await.unwrap();
+    assert_eq!(stored(&key_value, "default", "ticks"), Some(b"11".to_vec()));
+    let counted: Vec<i64> = reports
+        .prepare("SELECT n FROM ticks")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(counted, [11]);
+}
