@@ -99,3 +99,52 @@ fn a_wrong_password_is_a_clear_error_that_never_shows_the_password() {
     );
     assert_no_password(&run);
 }
+
+/// The Redis-backed key-value store authenticates with the credentials in its `url`, as the
+/// triggers do; a wrong password is an error that never shows the password.
+#[test]
+fn a_key_value_store_authenticates_with_the_credentials_in_its_url() {
+    let server = RedisServer::start_with_auth(PASSWORD, ALICE_PASSWORD);
+    let port = server.port;
+    let store_app = |credentials: &str| {
+        let app = TestApp::new("auth-store")
+            .trigger("timer", "counter", "interval_secs = 1")
+            .component(
+                "counter",
+                &guest("state-timer-guest"),
+                "key_value_stores = [\"default\"]",
+            )
+            .write();
+        let config = app.path().join("runtime-config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://{credentials}@127.0.0.1:{port}\"\n"
+            ),
+        )
+        .unwrap();
+        let run = app.run(&["--once", "--runtime-config-file", config.to_str().unwrap()]);
+        assert_no_password(&run);
+        run
+    };
+    let run = store_app(&format!("alice:{ALICE_PASSWORD}"));
+    assert!(run.success, "{}", run.stderr);
+    assert_eq!(run.stdout, "[counter] ticks=1 store=default\n");
+    let ticks: String = server
+        .client()
+        .get_connection()
+        .unwrap()
+        .get("ticks")
+        .unwrap();
+    assert_eq!(ticks, "1");
+
+    let run = store_app("alice:wrong-pass");
+    assert!(!run.success);
+    assert!(
+        run.stderr.contains(&format!(
+            "connecting to the key-value store at redis://alice:***@127.0.0.1:{port}"
+        )),
+        "{}",
+        run.stderr
+    );
+}

@@ -633,3 +633,60 @@ fn spins_own_redis_rust_template_runs_unchanged_on_the_host() {
         run.stderr
     );
 }
+
+/// A Redis component keeping a count in the default key-value store with our SDK's
+/// `key_value::Store` runs under Spin's built-in Redis trigger, and the store Spin wrote
+/// (`.spin/sqlite_key_value.db`) carries on under `spin-trigger-host up`: the same file, the same
+/// layout.
+#[test]
+fn a_key_value_store_spin_wrote_carries_on_under_the_host() {
+    let Some(spin) = Spin::install() else { return };
+    let server = RedisServer::start();
+    let project = spin.new_app(
+        "redis-component-rust",
+        "spin-counter",
+        &[
+            ("redis-address", &server.url()),
+            ("redis-channel", "counted"),
+        ],
+    );
+    let manifest_path = project.join("spin.toml");
+    let manifest = std::fs::read_to_string(&manifest_path).unwrap().replacen(
+        "allowed_outbound_hosts = []",
+        "allowed_outbound_hosts = []\nkey_value_stores = [\"default\"]",
+        1,
+    );
+    std::fs::write(&manifest_path, manifest).unwrap();
+    std::fs::write(
+        project.join("src/lib.rs"),
+        r#"use spin_trigger_sdk::{key_value::Store, redis_component};
+
+#[redis_component]
+fn on_message(message: String) -> anyhow::Result<()> {
+    let store = Store::open_default()?;
+    let count = store.get_json::<u64>("count")?.unwrap_or(0) + 1;
+    store.set_json("count", &count)?;
+    println!("count={count} last={message}");
+    Ok(())
+}
+"#,
+    )
+    .unwrap();
+    spin.run(&project, &["build"]);
+
+    let up = spin.up(&project, &[]);
+    server.wait_for_subscribers("counted", 1);
+    server.publish("counted", "one");
+    server.publish("counted", "two");
+    let stdout = wait_for_component_log(&project, "spin-counter", "stdout", "count=2");
+    up.stop();
+    assert!(stdout.contains("count=2 last=two"), "{stdout}");
+
+    let manifest = manifest_path.display().to_string();
+    let host = HostProcess::start(&["up", "-f", &manifest], &[]);
+    server.wait_for_subscribers("counted", 1);
+    server.publish("counted", "three");
+    assert!(host.wait_for_stdout_lines("count=3 last=three", 1, Duration::from_secs(30)));
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+}

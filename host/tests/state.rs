@@ -509,3 +509,82 @@ async fn an_embedder_builds_an_app_with_stores_and_says_where_they_are() {
         .unwrap();
     assert_eq!(counted, [11]);
 }
+
+/// Three timers at once on one SQLite file: two key-value labels configured to the same path
+/// (two connections, each waiting out the other's write lock) plus `default`, all inserting
+/// into one database. Nothing is lost: every count printed is stored, every insert is a row.
+#[test]
+fn several_timers_share_one_store_file_and_one_database_without_losing_a_write() {
+    let mut app = TestApp::new("shared-state");
+    for (id, label) in [("first", "left"), ("second", "right"), ("third", "default")] {
+        app = app.trigger("timer", id, "interval = \"20ms\"").component(
+            id,
+            &guest("state-timer-guest"),
+            &format!(
+                "key_value_stores = [\"{label}\"]\nsqlite_databases = [\"default\"]\n\
+                     variables = {{ store = \"{label}\", database = \"default\" }}"
+            ),
+        );
+    }
+    let app = app.write();
+    let config = app.path().join("runtime-config.toml");
+    std::fs::write(
+        &config,
+        "[key_value_store.left]\ntype = \"spin\"\npath = \"shared.db\"\n\
+         [key_value_store.right]\ntype = \"spin\"\npath = \"shared.db\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        app.path().join("schema.sql"),
+        "CREATE TABLE ticks (n INTEGER NOT NULL);",
+    )
+    .unwrap();
+    let schema = format!("@{}", app.path().join("schema.sql").display());
+    let host = app.start_with(
+        &[
+            "--runtime-config-file",
+            config.to_str().unwrap(),
+            "--sqlite",
+            &schema,
+        ],
+        &[],
+    );
+    assert!(host.wait_for_stdout_lines("rows=", 60, Duration::from_secs(60)));
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("timer handler failed"),
+        "{}",
+        run.stderr
+    );
+
+    let last_count = |id: &str| {
+        run.stdout
+            .lines()
+            .filter(|line| line.starts_with(&format!("[{id}] ticks=")))
+            .filter_map(|line| tick_counts(line).first().copied())
+            .max()
+            .unwrap_or_else(|| panic!("{id} counted nothing: {}", run.stdout))
+    };
+    let shared = app.path().join("shared.db");
+    let default = app.path().join(".spin/sqlite_key_value.db");
+    let mut counted = 0;
+    for (id, file, label) in [
+        ("first", &shared, "left"),
+        ("second", &shared, "right"),
+        ("third", &default, "default"),
+    ] {
+        let last = last_count(id);
+        assert_eq!(
+            stored(file, label, "ticks"),
+            Some(last.to_string().into_bytes()),
+            "{id}"
+        );
+        counted += last;
+    }
+    let database = rusqlite::Connection::open(app.path().join(".spin/sqlite_db.db")).unwrap();
+    let rows: i64 = database
+        .query_row("SELECT count(*) FROM ticks", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(rows as u64, counted, "one row per count printed");
+}
