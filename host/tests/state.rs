@@ -588,3 +588,22 @@ fn several_timers_share_one_store_file_and_one_database_without_losing_a_write()
         .unwrap();
     assert_eq!(rows as u64, counted, "one row per count printed");
 }
+
+/// A Redis-backed store outlives a Redis restart: calls fail while the server is away (the
+/// handler reports it) and work again once it is back, without restarting the host.
+#[test]
+fn a_redis_backed_store_reconnects_after_the_server_restarts() {
+    let mut server = RedisServer::start();
+    let (_config_dir, config) = redis_store_config(&server);
+    let app = counting_app("key_value_stores = [\"default\"]");
+    let host = app.start_with(&["--runtime-config-file", &config], &[]);
+    assert!(host.wait_for_stdout_lines("ticks=", 2, Duration::from_secs(60)));
+    // The restarted server keeps nothing: the count starts again at 1.
+    server.restart();
+    assert!(
+        host.wait_for_stdout_lines("ticks=1 ", 2, Duration::from_secs(60)),
+        "the store did not reconnect"
+    );
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+}

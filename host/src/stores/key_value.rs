@@ -54,7 +54,8 @@ pub struct RedisStore {
     client: redis::Client,
     /// The URL with any password hidden, for messages.
     shown: String,
-    connection: OnceCell<redis::aio::MultiplexedConnection>,
+    /// Made on first use; reconnects by itself when the server goes away and comes back.
+    connection: OnceCell<redis::aio::ConnectionManager>,
 }
 
 /// Swaps `KEYS[1]` to `ARGV[2]` only when it still holds what the caller read: `ARGV[1]` is `"1"`
@@ -396,9 +397,9 @@ impl SqliteStore {
 
 impl RedisStore {
     /// The store's connection, made on first use and shared by every instance after.
-    async fn connection(&self) -> Result<redis::aio::MultiplexedConnection, KeyValueError> {
+    async fn connection(&self) -> Result<redis::aio::ConnectionManager, KeyValueError> {
         self.connection
-            .get_or_try_init(|| self.client.get_multiplexed_async_connection())
+            .get_or_try_init(|| redis::aio::ConnectionManager::new(self.client.clone()))
             .await
             .cloned()
             .map_err(|error| {
