@@ -323,10 +323,10 @@ fn spin_sdk_component_keeps_state(guest: &str, redis_store: bool) {
     assert!(
         run.stdout.contains(
             "[keeper] state count=2 keys=[\"journal\", \"last\", \"messages\"] journal=hello \
-             rowid=1 bodies=[\"hello\"]\n"
+             rowid=1 bodies=[\"hello\"] sync=1/1\n"
         ) && run.stdout.contains(
             "[keeper] state count=3 keys=[\"journal\", \"last\", \"messages\"] \
-             journal=hello,world rowid=2 bodies=[\"hello\", \"world\"]\n"
+             journal=hello,world rowid=2 bodies=[\"hello\", \"world\"] sync=2/1\n"
         ),
         "{}",
         run.stdout

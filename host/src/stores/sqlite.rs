@@ -39,10 +39,26 @@ pub fn open_file(path: &Path) -> rusqlite::Result<Connection> {
 pub async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, tokio::task::JoinError> {
-    match tokio::runtime::Handle::try_current().map(|handle| handle.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => Ok(tokio::task::block_in_place(work)),
-        _ => tokio::task::spawn_blocking(work).await,
+    if on_multi_threaded_runtime() {
+        Ok(tokio::task::block_in_place(work))
+    } else {
+        tokio::task::spawn_blocking(work).await
     }
+}
+
+/// Runs blocking SQLite work for a synchronous host call: in place with `block_in_place` on a
+/// multi-threaded runtime, else simply on this thread.
+fn in_place<T>(work: impl FnOnce() -> T) -> T {
+    if on_multi_threaded_runtime() {
+        tokio::task::block_in_place(work)
+    } else {
+        work()
+    }
+}
+
+fn on_multi_threaded_runtime() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
 
 /// Creates the directory `path` goes in, when missing.
@@ -159,7 +175,7 @@ impl SqliteDatabase {
         let idle = lock(&self.idle).pop();
         let connection = match idle {
             Some(connection) => connection,
-            None => open_file(&self.path)?,
+            None => in_place(|| open_file(&self.path))?,
         };
         Ok(self.handle(connection))
     }
@@ -243,7 +259,7 @@ impl DatabaseConnection {
             .try_lock()
             .map_err(|_| SqliteError::Io("the connection is busy with another call".into()))?;
         let connection = slot.as_ref().ok_or(SqliteError::InvalidConnection)?;
-        let (result, wrote) = run_statement(connection, statement, parameters)?;
+        let (result, wrote) = in_place(|| run_statement(connection, statement, parameters))?;
         self.record(wrote);
         Ok(result)
     }

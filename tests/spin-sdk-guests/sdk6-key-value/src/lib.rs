@@ -7,13 +7,15 @@
 //!   `wasi:keyvalue` compare-and-swap (retried when another instance won) and read back with a
 //!   batch `get-many`, and appended to the default database's `seen` table with
 //!   `sqlite::Connection` (`spin:sqlite@3.1.0`);
-//! - it then prints
-//!   `state count=<n> keys=<sorted keys> journal=<journal> rowid=<id> bodies=<all bodies>`.
+//! - through the raw bindings' synchronous `open`, `execute` and `changes` (v3.1 has both
+//!   kinds), it touches the new row and counts the rows;
+//! - it then prints `state count=<n> keys=<sorted keys> journal=<journal> rowid=<id>
+//!   bodies=<all bodies> sync=<rows counted>/<rows touched>`.
 
 use spin_sdk::experimental::wasi::keyvalue::{atomics, batch, store as wasi_keyvalue};
 use spin_sdk::key_value::Store;
 use spin_sdk::redis_subscriber;
-use spin_sdk::sqlite::{Connection, Value};
+use spin_sdk::sqlite::{Connection, Value, wit::sqlite as raw_sqlite};
 
 #[redis_subscriber]
 async fn on_message(message: Vec<u8>) -> anyhow::Result<()> {
@@ -78,6 +80,24 @@ async fn on_message(message: Vec<u8>) -> anyhow::Result<()> {
         .iter()
         .filter_map(|row| row.get::<&str>(0).map(str::to_owned))
         .collect();
-    println!("state count={count} keys={keys:?} journal={journal} rowid={rowid} bodies={bodies:?}");
+
+    let raw = raw_sqlite::Connection::open("default").map_err(|error| anyhow::anyhow!("{error:?}"))?;
+    raw.execute(
+        "UPDATE seen SET body = body WHERE id = ?",
+        &[Value::Integer(rowid)],
+    )
+    .map_err(|error| anyhow::anyhow!("{error:?}"))?;
+    let touched = raw.changes();
+    let counted = raw
+        .execute("SELECT count(*) FROM seen", &[])
+        .map_err(|error| anyhow::anyhow!("{error:?}"))?
+        .rows
+        .first()
+        .and_then(|row| row.get::<i64>(0))
+        .unwrap_or(-1);
+    println!(
+        "state count={count} keys={keys:?} journal={journal} rowid={rowid} bodies={bodies:?} \
+         sync={counted}/{touched}"
+    );
     Ok(())
 }
