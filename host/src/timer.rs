@@ -24,6 +24,7 @@ use crate::trigger::{
 use crate::validation::{ManifestError, Validation};
 
 pub mod config;
+pub mod cron;
 
 pub use config::TimerConfig;
 
