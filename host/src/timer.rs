@@ -1,7 +1,8 @@
 //! The timer trigger: where a timer fires.
 //!
-//! Each `[[trigger.timer]]` gets a schedule anchored to the host's start time: tick `n` is due at
-//! `start + n * interval`, so a slow handler never shifts later ticks. If the trigger's previous
+//! Each `[[trigger.timer]]` gets a schedule: an interval anchored to the host's start time (tick
+//! `n` is due at `start + n * interval`, so a slow handler never shifts later ticks), or a cron
+//! expression in a time zone (see [`cron`]). If the trigger's previous
 //! run is still going when a tick comes, that tick is skipped and logged rather than queued.
 //! Every tick runs in a fresh instance; a guest error or trap is logged with the component id and
 //! the schedule carries on.
@@ -27,6 +28,7 @@ pub mod config;
 pub mod cron;
 
 pub use config::TimerConfig;
+use cron::CronSchedule;
 
 mod bindings {
     pub mod raw {
@@ -154,7 +156,7 @@ impl TimerComponent {
 struct Schedule {
     trigger_id: String,
     component: Arc<TimerComponent>,
-    interval: Duration,
+    config: TimerConfig,
     limits: Limits,
 }
 
@@ -210,7 +212,7 @@ impl TriggerType for TimerTrigger {
             schedules.push(Schedule {
                 trigger_id: trigger.id.to_owned(),
                 component,
-                interval: config.effective_interval(),
+                config: config.clone(),
                 limits: engine.limits(trigger.limits),
             });
         }
@@ -235,12 +237,21 @@ impl RunTrigger for TimerTrigger {
             let start_wall = SystemTime::now();
             let mut loops = tokio::task::JoinSet::new();
             for schedule in &self.schedules {
-                tracing::info!(
-                    trigger = %schedule.trigger_id,
-                    component = %schedule.component.id(),
-                    interval = ?schedule.interval,
-                    "timer scheduled"
-                );
+                match &schedule.config {
+                    TimerConfig::Interval { .. } => tracing::info!(
+                        trigger = %schedule.trigger_id,
+                        component = %schedule.component.id(),
+                        interval = ?schedule.config.effective_interval().unwrap_or_default(),
+                        "timer scheduled"
+                    ),
+                    TimerConfig::Cron(cron) => tracing::info!(
+                        trigger = %schedule.trigger_id,
+                        component = %schedule.component.id(),
+                        cron = cron.expression(),
+                        time_zone = %cron.time_zone(),
+                        "timer scheduled"
+                    ),
+                }
                 loops.spawn(run_schedule(
                     schedule.clone(),
                     engine.clone(),
@@ -299,41 +310,107 @@ impl TimerTrigger {
 async fn run_schedule(
     schedule: Schedule,
     engine: Arc<Engine>,
-    (start, start_wall): (Instant, SystemTime),
+    start: (Instant, SystemTime),
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
+    let dispatcher = Dispatcher {
+        schedule,
+        engine,
+        tracker,
+        busy: Arc::new(AtomicBool::new(false)),
+    };
+    match dispatcher.schedule.config.clone() {
+        TimerConfig::Interval { .. } => run_interval(&dispatcher, start, shutdown).await,
+        TimerConfig::Cron(cron) => run_cron(&dispatcher, &cron, shutdown).await,
+    }
+}
+
+/// Tick `n` is due at `start + n * interval`.
+async fn run_interval(
+    dispatcher: &Dispatcher,
+    (start, start_wall): (Instant, SystemTime),
+    shutdown: CancellationToken,
+) {
+    let Some(interval) = dispatcher.schedule.config.effective_interval() else {
+        return;
+    };
     let start_tokio = tokio::time::Instant::from_std(start);
-    let mut ticks = tokio::time::interval_at(start_tokio + schedule.interval, schedule.interval);
+    let mut ticks = tokio::time::interval_at(start_tokio + interval, interval);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let busy = Arc::new(AtomicBool::new(false));
     loop {
         let due = tokio::select! {
             _ = shutdown.cancelled() => return,
             due = ticks.tick() => due,
         };
         let since_start = due.duration_since(start_tokio);
-        let sequence = (since_start.as_nanos() / schedule.interval.as_nanos()) as u64;
-        if busy.swap(true, Ordering::AcqRel) {
+        dispatcher.fire(Tick {
+            scheduled_at: start_wall + since_start,
+            fired_at: SystemTime::now(),
+            sequence: (since_start.as_nanos() / interval.as_nanos()) as u64,
+        });
+    }
+}
+
+/// Each fire at the next time the expression names, on the wall clock: sleeping in steps of at
+/// most a minute, so that a wall clock set forward or back is noticed.
+async fn run_cron(dispatcher: &Dispatcher, cron: &CronSchedule, shutdown: CancellationToken) {
+    let mut after = chrono::Utc::now();
+    let mut sequence = 0;
+    loop {
+        let Some(next) = cron.next_after(after) else {
+            tracing::warn!(
+                trigger = %dispatcher.schedule.trigger_id,
+                cron = cron.expression(),
+                "the cron schedule names no time from now on; this timer will not fire"
+            );
+            return;
+        };
+        let scheduled_at = SystemTime::from(next);
+        while let Ok(wait) = scheduled_at.duration_since(SystemTime::now()) {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(wait.min(Duration::from_secs(60))) => {}
+            }
+        }
+        sequence += 1;
+        after = next;
+        dispatcher.fire(Tick {
+            scheduled_at,
+            fired_at: SystemTime::now(),
+            sequence,
+        });
+    }
+}
+
+/// Runs a schedule's ticks: one at a time (a tick due while the last runs is skipped and
+/// logged), each on the tracker so that shutdown waits for it.
+struct Dispatcher {
+    schedule: Schedule,
+    engine: Arc<Engine>,
+    tracker: TaskTracker,
+    busy: Arc<AtomicBool>,
+}
+
+impl Dispatcher {
+    fn fire(&self, tick: Tick) {
+        let schedule = &self.schedule;
+        let sequence = tick.sequence;
+        if self.busy.swap(true, Ordering::AcqRel) {
             tracing::warn!(
                 trigger = %schedule.trigger_id,
                 component = %schedule.component.id(),
                 sequence,
                 "previous run still going; skipping this tick"
             );
-            continue;
+            return;
         }
-        let tick = Tick {
-            scheduled_at: start_wall + since_start,
-            fired_at: SystemTime::now(),
-            sequence,
-        };
         let component = schedule.component.clone();
-        let engine = engine.clone();
-        let busy = busy.clone();
+        let engine = self.engine.clone();
+        let busy = self.busy.clone();
         let trigger_id = schedule.trigger_id.clone();
         let schedule_limits = schedule.limits;
-        tracker.spawn(async move {
+        self.tracker.spawn(async move {
             let started = Instant::now();
             let result = component.fire(&engine, tick, &schedule_limits).await;
             engine.report(&trigger_id, component.id(), &result, started);

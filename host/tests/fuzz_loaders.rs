@@ -371,12 +371,14 @@ fn numbers_in_range(app: &App) -> Result<(), String> {
         }
     }
     for (_, timer) in app.triggers_of::<TimerConfig>() {
-        check(DURATION_RANGE.contains(&timer.interval), "interval")?;
-        check(SPEEDUP_RANGE.contains(&timer.speedup), "speedup")?;
-        check(
-            timer.effective_interval() >= *DURATION_RANGE.start(),
-            "effective interval",
-        )?;
+        if let TimerConfig::Interval { interval, speedup } = timer {
+            check(DURATION_RANGE.contains(interval), "interval")?;
+            check(SPEEDUP_RANGE.contains(speedup), "speedup")?;
+            check(
+                timer.effective_interval() >= Some(*DURATION_RANGE.start()),
+                "effective interval",
+            )?;
+        }
     }
     for (_, redis) in app.triggers_of::<RedisConfig>() {
         check(

@@ -42,11 +42,14 @@ fn spins_timer_example_manifest_loads_unchanged() {
     let triggers: Vec<(&str, Duration, Duration)> = timers(&app)
         .into_iter()
         .map(|(trigger, timer)| {
-            assert_eq!(timer.speedup, 2.0);
+            let TimerConfig::Interval { interval, speedup } = timer else {
+                panic!("an interval timer: {timer:?}");
+            };
+            assert_eq!(*speedup, 2.0);
             (
                 trigger.component.as_str(),
-                timer.interval,
-                timer.effective_interval(),
+                *interval,
+                timer.effective_interval().unwrap(),
             )
         })
         .collect();
@@ -135,10 +138,18 @@ watch = ["src/**/*.rs"]
     )
     .expect("loads");
     let timers = timers(&app);
-    assert_eq!(timers[0].1.speedup, 0.5);
+    assert_eq!(
+        timers[0].1,
+        &TimerConfig::Interval {
+            interval: Duration::from_millis(250),
+            speedup: 0.5
+        }
+    );
     assert_eq!(timers[0].0.id, "fast");
-    assert_eq!(timers[0].1.interval, Duration::from_millis(250));
-    assert_eq!(timers[0].1.effective_interval(), Duration::from_millis(500));
+    assert_eq!(
+        timers[0].1.effective_interval(),
+        Some(Duration::from_millis(500))
+    );
     // As Spin names them: a trigger with an inline component is `<type>-trigger<N>`, and
     // its component `<trigger id>-component`.
     assert_eq!(timers[1].0.id, "timer-trigger1");
@@ -401,7 +412,7 @@ const MALFORMED: &[(&str, &str, &str)] = &[
     (
         "unknown timer trigger field",
         "[[trigger.timer]]\ncomponent = \"c\"\ninterval_secs = 1\nintreval = \"1s\"\n[component.c]\nsource = \"c.wasm\"\n",
-        "spin.toml: trigger.timer[0].intreval: unknown field `intreval`, expected `interval_secs` or `interval` (line 7)",
+        "spin.toml: trigger.timer[0].intreval: unknown field `intreval`, expected one of `interval_secs`, `interval`, `cron`, `time_zone` (line 7)",
     ),
     (
         "trigger names an undefined component",
@@ -426,12 +437,37 @@ const MALFORMED: &[(&str, &str, &str)] = &[
     (
         "both interval forms",
         "[[trigger.timer]]\ncomponent = \"c\"\ninterval = \"1s\"\ninterval_secs = 1\n[component.c]\nsource = \"c.wasm\"\n",
-        "spin.toml: trigger.timer[0]: set either `interval_secs` or `interval`, not both",
+        "spin.toml: trigger.timer[0]: set one schedule: `cron`, `interval_secs` or `interval`, not several",
     ),
     (
         "no interval",
         "[[trigger.timer]]\ncomponent = \"c\"\n[component.c]\nsource = \"c.wasm\"\n",
-        "spin.toml: trigger.timer[0]: missing the interval: add `interval_secs = 5` or `interval = \"250ms\"`",
+        "spin.toml: trigger.timer[0]: missing the schedule: add `interval_secs = 5`, `interval = \"250ms\"` or `cron = \"0 */5 * * * *\"`",
+    ),
+    (
+        "cron and an interval",
+        "[[trigger.timer]]\ncomponent = \"c\"\ncron = \"* * * * *\"\ninterval_secs = 1\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.timer[0]: set one schedule: `cron`, `interval_secs` or `interval`, not several",
+    ),
+    (
+        "cron hour out of range",
+        "[[trigger.timer]]\ncomponent = \"c\"\ncron = \"0 0 25 * * *\"\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.timer[0].cron: field 3 (hour) \"25\" is out of range 0-23",
+    ),
+    (
+        "unknown time zone",
+        "[[trigger.timer]]\ncomponent = \"c\"\ncron = \"0 0 9 * * *\"\ntime_zone = \"Mars/Olympus\"\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.timer[0].time_zone: \"Mars/Olympus\" is not a time zone of the IANA database: write a name such as \"Europe/Paris\", \"America/New_York\" or \"UTC\"",
+    ),
+    (
+        "time zone without cron",
+        "[[trigger.timer]]\ncomponent = \"c\"\ninterval_secs = 1\ntime_zone = \"UTC\"\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.timer[0].time_zone: a time zone applies to a `cron` schedule only: add `cron = \"0 0 9 * * *\"` or remove `time_zone`",
+    ),
+    (
+        "cron with speedup",
+        "[application.trigger.timer]\nspeedup = 2\n[[trigger.timer]]\ncomponent = \"c\"\ncron = \"0 0 9 * * *\"\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.timer[0].cron: `speedup` (2, in [application.trigger.timer]) applies to intervals only; a cron schedule fires at the times it names: remove `speedup` or use `interval`",
     ),
     (
         "non-positive speedup",

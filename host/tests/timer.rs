@@ -74,6 +74,48 @@ fn ticks_at_a_sub_second_interval_are_counted_over_a_window() {
     assert_on_grid(&ticks, 100);
 }
 
+/// `cron = "*/1 * * * * *"` for five seconds: five fires, each scheduled on a whole second,
+/// one second apart, numbered from 1.
+#[test]
+fn a_cron_schedule_fires_on_whole_seconds() {
+    let app = TestApp::new("cron-app")
+        .trigger(
+            "timer",
+            "probe",
+            "cron = \"*/1 * * * * *\"\ntime_zone = \"Europe/Paris\"",
+        )
+        .component("probe", &guest("probe-guest"), "")
+        .write();
+    let run = run_host_for(
+        &["up", "-f", &manifest_arg(app.path())],
+        Duration::from_secs(5),
+    );
+    assert!(run.success, "host failed: {}", run.stderr);
+    let ticks = probe_ticks(&run.stdout, "probe");
+    assert!(
+        (4..=6).contains(&ticks.len()),
+        "expected five fires in five seconds, got {ticks:?}"
+    );
+    assert_eq!(
+        sequences(&ticks),
+        (1..=ticks.len() as u64).collect::<Vec<_>>()
+    );
+    for tick in &ticks {
+        assert_eq!(
+            tick.scheduled_ms % 1000,
+            0,
+            "not on a whole second: {tick:?}"
+        );
+        assert!(tick.fired_ms >= tick.scheduled_ms, "fired early: {tick:?}");
+    }
+    assert_on_grid(&ticks, 1000);
+    assert!(
+        run.stderr.contains("cron=\"*/1 * * * * *\"") || run.stderr.contains("cron=*/1 * * * * *"),
+        "{}",
+        run.stderr
+    );
+}
+
 #[test]
 fn a_slow_handler_does_not_shift_later_ticks() {
     // Each run takes 150 of its 200 ms: a schedule that slept *after* each run would drift to

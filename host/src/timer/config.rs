@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::limits::{DURATION_RANGE, SPEEDUP_RANGE, check_duration};
+use crate::timer::cron::CronSchedule;
 use crate::validation::{ManifestError, Validation};
 
 /// `[application.trigger.timer]`, as written.
@@ -22,21 +23,34 @@ pub struct RawTimerConfig {
     interval_secs: Option<u64>,
     /// Ours: a sub-second interval in humantime syntax (`"250ms"`).
     interval: Option<String>,
+    /// Ours: a cron expression, six fields with seconds or the standard five.
+    cron: Option<String>,
+    /// Ours: the IANA time zone `cron` is read in (UTC when absent).
+    time_zone: Option<String>,
 }
 
-/// One `[[trigger.timer]]`, validated.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TimerConfig {
-    /// The interval as written, before `speedup`.
-    pub interval: Duration,
-    /// `[application.trigger.timer] speedup`: divides every interval.
-    pub speedup: f64,
+/// One `[[trigger.timer]]`, validated: when it fires.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TimerConfig {
+    /// `interval_secs` or `interval`: every interval from the host's start.
+    Interval {
+        /// The interval as written, before `speedup`.
+        interval: Duration,
+        /// `[application.trigger.timer] speedup`: divides every interval.
+        speedup: f64,
+    },
+    /// `cron`, in `time_zone`: at the wall-clock times the expression names. Boxed: a parsed
+    /// expression is far larger than an interval.
+    Cron(Box<CronSchedule>),
 }
 
 impl TimerConfig {
-    /// The interval at which the trigger fires, `speedup` applied.
-    pub fn effective_interval(&self) -> Duration {
-        self.interval.div_f64(self.speedup)
+    /// The interval at which the trigger fires, `speedup` applied; `None` for a cron schedule.
+    pub fn effective_interval(&self) -> Option<Duration> {
+        match self {
+            TimerConfig::Interval { interval, speedup } => Some(interval.div_f64(*speedup)),
+            TimerConfig::Cron(_) => None,
+        }
     }
 }
 
@@ -56,8 +70,8 @@ pub fn validate_settings(
     validation.in_range(speedup, &SPEEDUP_RANGE, location)
 }
 
-/// The interval: `interval_secs` or `interval`, not both, in
-/// [`DURATION_RANGE`](crate::limits::DURATION_RANGE).
+/// The schedule: exactly one of `interval_secs`, `interval` (in
+/// [`DURATION_RANGE`](crate::limits::DURATION_RANGE)) and `cron` (with `time_zone`).
 pub fn validate(
     raw: RawTimerConfig,
     speedup: f64,
@@ -72,17 +86,42 @@ pub fn validate(
         };
         validation.error(&at, message)
     };
+    if let Some(expression) = raw.cron {
+        if raw.interval_secs.is_some() || raw.interval.is_some() {
+            return Err(err(
+                "",
+                "set one schedule: `cron`, `interval_secs` or `interval`, not several".into(),
+            ));
+        }
+        if speedup != 1.0 {
+            return Err(err(
+                "cron",
+                format!(
+                    "`speedup` ({speedup}, in [application.trigger.timer]) applies to intervals only; a cron schedule fires at the times it names: remove `speedup` or use `interval`"
+                ),
+            ));
+        }
+        return CronSchedule::parse(&expression, raw.time_zone.as_deref())
+            .map(|schedule| TimerConfig::Cron(Box::new(schedule)))
+            .map_err(|error| err(error.field, error.message));
+    }
+    if raw.time_zone.is_some() {
+        return Err(err(
+            "time_zone",
+            "a time zone applies to a `cron` schedule only: add `cron = \"0 0 9 * * *\"` or remove `time_zone`".into(),
+        ));
+    }
     let interval = match (raw.interval_secs, raw.interval) {
         (Some(_), Some(_)) => {
             return Err(err(
                 "",
-                "set either `interval_secs` or `interval`, not both".into(),
+                "set one schedule: `cron`, `interval_secs` or `interval`, not several".into(),
             ));
         }
         (None, None) => {
             return Err(err(
                 "",
-                "missing the interval: add `interval_secs = 5` or `interval = \"250ms\"`".into(),
+                "missing the schedule: add `interval_secs = 5`, `interval = \"250ms\"` or `cron = \"0 */5 * * * *\"`".into(),
             ));
         }
         (Some(0), None) => {
@@ -117,5 +156,5 @@ pub fn validate(
             ),
         ));
     }
-    Ok(TimerConfig { interval, speedup })
+    Ok(TimerConfig::Interval { interval, speedup })
 }
