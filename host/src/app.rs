@@ -8,7 +8,7 @@ pub use crate::limits::HandlerLimits;
 pub use crate::redis_trigger::RedisConfig;
 pub use crate::stream_trigger::StreamConfig;
 use crate::template::VariableDecl;
-pub use crate::timer::TimerConfig;
+pub use crate::timer::{TimerConfig, TimerSchedule};
 pub use crate::triggers::{Trigger, TriggerConfig, TypedConfig};
 use crate::variables::{Providers, ResolvedVariables};
 

@@ -19,15 +19,18 @@ use tokio_util::task::TaskTracker;
 use crate::engine::{AcceptedWorld, Engine, PreparedComponent};
 use crate::host_api::InstanceState;
 use crate::limits::Limits;
+use crate::redis_address::render_address;
 use crate::trigger::{
     BuildContext, RunTrigger, TriggerFuture, TriggerSpec, TriggerType, TypeComponents,
 };
 use crate::validation::{ManifestError, Validation};
 
 pub mod config;
+pub mod coordination;
 pub mod cron;
 
-pub use config::TimerConfig;
+pub use config::{TimerConfig, TimerSchedule};
+use coordination::{Claim, Coordinator};
 use cron::CronSchedule;
 
 mod bindings {
@@ -158,6 +161,8 @@ struct Schedule {
     component: Arc<TimerComponent>,
     config: TimerConfig,
     limits: Limits,
+    /// With `coordination`: how this host agrees with the others on who runs each tick.
+    coordinator: Option<Arc<Coordinator>>,
 }
 
 /// Every timer trigger of an app.
@@ -170,25 +175,24 @@ pub struct TimerTrigger {
 impl TriggerType for TimerTrigger {
     const NAME: &'static str = "timer";
     type RawSettings = config::RawTimerSettings;
-    /// `speedup`.
-    type Settings = f64;
+    type Settings = config::TimerSettings;
     type RawConfig = config::RawTimerConfig;
     type Config = TimerConfig;
 
     fn validate_settings(
         raw: Self::RawSettings,
         validation: &Validation,
-    ) -> Result<f64, ManifestError> {
+    ) -> Result<config::TimerSettings, ManifestError> {
         config::validate_settings(raw, validation)
     }
 
     fn validate(
         raw: Self::RawConfig,
-        speedup: &f64,
+        settings: &config::TimerSettings,
         location: &str,
         validation: &Validation,
     ) -> Result<TimerConfig, ManifestError> {
-        config::validate(raw, *speedup, location, validation)
+        config::validate(raw, settings, location, validation)
     }
 
     /// One: a tick that comes while the last one runs is skipped.
@@ -202,18 +206,35 @@ impl TriggerType for TimerTrigger {
         context: &BuildContext<'_>,
     ) -> anyhow::Result<Self> {
         let BuildContext {
-            prepared, engine, ..
+            app_name,
+            variables,
+            prepared,
+            engine,
         } = context;
         let mut components = TypeComponents::new();
         let mut schedules = Vec::new();
         for trigger in triggers {
             let config = trigger.config;
             let component = components.get(trigger.component, prepared, TimerComponent::new)?;
+            let coordinator = match &config.coordination {
+                Some(address) => {
+                    let what = format!("timer `{}`: coordination", trigger.id);
+                    let address = render_address(variables, address, &what)?;
+                    Some(Arc::new(Coordinator::new(
+                        &address,
+                        engine.redis_tls(),
+                        app_name,
+                        trigger.id,
+                    )?))
+                }
+                None => None,
+            };
             schedules.push(Schedule {
                 trigger_id: trigger.id.to_owned(),
                 component,
                 config: config.clone(),
                 limits: engine.limits(trigger.limits),
+                coordinator,
             });
         }
         Ok(TimerTrigger {
@@ -237,14 +258,14 @@ impl RunTrigger for TimerTrigger {
             let start_wall = SystemTime::now();
             let mut loops = tokio::task::JoinSet::new();
             for schedule in &self.schedules {
-                match &schedule.config {
-                    TimerConfig::Interval { .. } => tracing::info!(
+                match &schedule.config.schedule {
+                    TimerSchedule::Interval { .. } => tracing::info!(
                         trigger = %schedule.trigger_id,
                         component = %schedule.component.id(),
                         interval = ?schedule.config.effective_interval().unwrap_or_default(),
                         "timer scheduled"
                     ),
-                    TimerConfig::Cron(cron) => tracing::info!(
+                    TimerSchedule::Cron(cron) => tracing::info!(
                         trigger = %schedule.trigger_id,
                         component = %schedule.component.id(),
                         cron = cron.expression(),
@@ -314,27 +335,43 @@ async fn run_schedule(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
+    if let Some(coordinator) = &schedule.coordinator {
+        tracing::info!(
+            trigger = %schedule.trigger_id,
+            server = %coordinator.shown,
+            "ticks coordinated with the other hosts running this app"
+        );
+    }
     let dispatcher = Dispatcher {
         schedule,
         engine,
         tracker,
         busy: Arc::new(AtomicBool::new(false)),
+        shutdown: shutdown.clone(),
     };
-    match dispatcher.schedule.config.clone() {
-        TimerConfig::Interval { .. } => run_interval(&dispatcher, start, shutdown).await,
-        TimerConfig::Cron(cron) => run_cron(&dispatcher, &cron, shutdown).await,
+    match dispatcher.schedule.config.schedule.clone() {
+        TimerSchedule::Interval { .. } => run_interval(&dispatcher, start, shutdown).await,
+        TimerSchedule::Cron(cron) => run_cron(&dispatcher, &cron, shutdown).await,
     }
 }
 
-/// Tick `n` is due at `start + n * interval`.
+/// Tick `n` is due at `start + n * interval`. Coordinated hosts must agree on the ticks, so
+/// their grid is anchored to the Unix epoch instead of each host's start.
 async fn run_interval(
     dispatcher: &Dispatcher,
-    (start, start_wall): (Instant, SystemTime),
+    (mut start, mut start_wall): (Instant, SystemTime),
     shutdown: CancellationToken,
 ) {
     let Some(interval) = dispatcher.schedule.config.effective_interval() else {
         return;
     };
+    if dispatcher.schedule.coordinator.is_some() {
+        let since_epoch = start_wall.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let into_period =
+            Duration::from_nanos((since_epoch.as_nanos() % interval.as_nanos().max(1)) as u64);
+        start -= into_period;
+        start_wall -= into_period;
+    }
     let start_tokio = tokio::time::Instant::from_std(start);
     let mut ticks = tokio::time::interval_at(start_tokio + interval, interval);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -384,52 +421,134 @@ async fn run_cron(dispatcher: &Dispatcher, cron: &CronSchedule, shutdown: Cancel
 }
 
 /// Runs a schedule's ticks: one at a time (a tick due while the last runs is skipped and
-/// logged), each on the tracker so that shutdown waits for it.
+/// logged), each on the tracker so that shutdown waits for it; with coordination, only the
+/// ticks this host wins.
+#[derive(Clone)]
 struct Dispatcher {
     schedule: Schedule,
     engine: Arc<Engine>,
     tracker: TaskTracker,
     busy: Arc<AtomicBool>,
+    shutdown: CancellationToken,
 }
 
 impl Dispatcher {
     fn fire(&self, tick: Tick) {
-        let schedule = &self.schedule;
-        let sequence = tick.sequence;
-        if self.busy.swap(true, Ordering::AcqRel) {
-            tracing::warn!(
-                trigger = %schedule.trigger_id,
-                component = %schedule.component.id(),
-                sequence,
-                "previous run still going; skipping this tick"
-            );
+        if self.busy.load(Ordering::Acquire) {
+            self.log_skip(tick.sequence);
             return;
         }
-        let component = schedule.component.clone();
-        let engine = self.engine.clone();
-        let busy = self.busy.clone();
-        let trigger_id = schedule.trigger_id.clone();
-        let schedule_limits = schedule.limits;
+        let dispatcher = self.clone();
         self.tracker.spawn(async move {
-            let started = Instant::now();
-            let result = component.fire(&engine, tick, &schedule_limits).await;
-            engine.report(&trigger_id, component.id(), &result, started);
-            if let Err(error) = result {
-                crate::engine::log_failure(
-                    &error,
-                    component.id(),
-                    "timer handler failed",
-                    |reason| {
-                        tracing::error!(
-                            trigger = %trigger_id,
-                            component = %component.id(),
-                            sequence,
-                            "timer handler failed: {reason}"
-                        )
-                    },
-                );
+            match dispatcher.schedule.coordinator.clone() {
+                None => dispatcher.run(tick).await,
+                Some(coordinator) => dispatcher.coordinated(&coordinator, tick).await,
             }
-            busy.store(false, Ordering::Release);
         });
+    }
+
+    fn log_skip(&self, sequence: u64) {
+        tracing::warn!(
+            trigger = %self.schedule.trigger_id,
+            component = %self.schedule.component.id(),
+            sequence,
+            "previous run still going; skipping this tick"
+        );
+    }
+
+    /// Runs the tick here, unless the previous one still runs.
+    async fn run(&self, tick: Tick) {
+        if self.busy.swap(true, Ordering::AcqRel) {
+            self.log_skip(tick.sequence);
+            return;
+        }
+        let schedule = &self.schedule;
+        let component = &schedule.component;
+        let started = Instant::now();
+        let result = component.fire(&self.engine, tick, &schedule.limits).await;
+        self.engine
+            .report(&schedule.trigger_id, component.id(), &result, started);
+        if let Err(error) = result {
+            crate::engine::log_failure(&error, component.id(), "timer handler failed", |reason| {
+                tracing::error!(
+                    trigger = %schedule.trigger_id,
+                    component = %component.id(),
+                    sequence = tick.sequence,
+                    "timer handler failed: {reason}"
+                )
+            });
+        }
+        self.busy.store(false, Ordering::Release);
+    }
+
+    /// Runs the tick if this host wins it; else looks again once the holder's lease could have
+    /// run out, and runs it if the holder went away.
+    async fn coordinated(&self, coordinator: &Coordinator, tick: Tick) {
+        let scheduled_ms = unix_millis(tick.scheduled_at);
+        let trigger = &self.schedule.trigger_id;
+        let mut first_generation = None;
+        loop {
+            let claim = match coordinator.claim(scheduled_ms).await {
+                Ok(claim) => claim,
+                Err(error) => {
+                    tracing::warn!(
+                        trigger = %trigger,
+                        scheduled_ms,
+                        "coordination unavailable, so this tick is skipped on this host: {}",
+                        crate::errors::one_line(&error)
+                    );
+                    return;
+                }
+            };
+            match (claim, &first_generation) {
+                ((Claim::Won, _), None) => break,
+                ((Claim::Won, generation), Some(first)) if generation == *first => {
+                    tracing::warn!(
+                        trigger = %trigger,
+                        scheduled_ms,
+                        "the host holding this tick went away before it finished; running it here"
+                    );
+                    break;
+                }
+                ((Claim::Won, _), Some(_)) => {
+                    tracing::warn!(
+                        trigger = %trigger,
+                        scheduled_ms,
+                        "the coordination server lost its data (restarted?); not running this tick again"
+                    );
+                    let _ = coordinator.finish(scheduled_ms).await;
+                    return;
+                }
+                ((Claim::Done, _), _) => return,
+                ((Claim::Held { generation }, _), _) => {
+                    first_generation.get_or_insert(generation);
+                    tokio::select! {
+                        _ = self.shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(coordination::LEASE + Duration::from_millis(250)) => {}
+                    }
+                }
+            }
+        }
+        // Won: run it, keeping the lease while the handler runs.
+        let renew = async {
+            loop {
+                tokio::time::sleep(coordination::LEASE / 3).await;
+                if let Err(error) = coordinator.renew(scheduled_ms).await {
+                    tracing::warn!(trigger = %trigger, scheduled_ms, "renewing the lease on this tick: {}", crate::errors::one_line(&error));
+                }
+            }
+        };
+        tokio::select! {
+            _ = self.run(tick) => {}
+            _ = renew => {}
+        }
+        if let Err(error) = coordinator.finish(scheduled_ms).await {
+            tracing::warn!(
+                trigger = %trigger,
+                scheduled_ms,
+                "marking this tick done: {}",
+                crate::errors::one_line(&error)
+            );
+        }
     }
 }

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
-use spin_trigger_host::app::{RedisConfig, StreamConfig, TimerConfig};
+use spin_trigger_host::app::{RedisConfig, StreamConfig, TimerConfig, TimerSchedule};
 use spin_trigger_host::app_builder::{ComponentBuilder, TriggerBuilder};
 use spin_trigger_host::limits::{
     DURATION_RANGE, MAX_ATTEMPTS_RANGE, MAX_IN_FLIGHT_RANGE, MEMORY_RANGE, SPEEDUP_RANGE,
@@ -371,7 +371,7 @@ fn numbers_in_range(app: &App) -> Result<(), String> {
         }
     }
     for (_, timer) in app.triggers_of::<TimerConfig>() {
-        if let TimerConfig::Interval { interval, speedup } = timer {
+        if let TimerSchedule::Interval { interval, speedup } = &timer.schedule {
             check(DURATION_RANGE.contains(interval), "interval")?;
             check(SPEEDUP_RANGE.contains(speedup), "speedup")?;
             check(

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use spin_trigger_host::app::{
-    BuildStep, FileMount, RedisConfig, StreamConfig, TimerConfig, Trigger,
+    BuildStep, FileMount, RedisConfig, StreamConfig, TimerConfig, TimerSchedule, Trigger,
 };
 use spin_trigger_host::manifest;
 use spin_trigger_host::variables::Providers;
@@ -42,7 +42,7 @@ fn spins_timer_example_manifest_loads_unchanged() {
     let triggers: Vec<(&str, Duration, Duration)> = timers(&app)
         .into_iter()
         .map(|(trigger, timer)| {
-            let TimerConfig::Interval { interval, speedup } = timer else {
+            let TimerSchedule::Interval { interval, speedup } = &timer.schedule else {
                 panic!("an interval timer: {timer:?}");
             };
             assert_eq!(*speedup, 2.0);
@@ -139,8 +139,8 @@ watch = ["src/**/*.rs"]
     .expect("loads");
     let timers = timers(&app);
     assert_eq!(
-        timers[0].1,
-        &TimerConfig::Interval {
+        timers[0].1.schedule,
+        TimerSchedule::Interval {
             interval: Duration::from_millis(250),
             speedup: 0.5
         }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::limits::{DURATION_RANGE, SPEEDUP_RANGE, check_duration};
+use crate::template::Template;
 use crate::timer::cron::CronSchedule;
 use crate::validation::{ManifestError, Validation};
 
@@ -13,6 +14,17 @@ use crate::validation::{ManifestError, Validation};
 #[serde(deny_unknown_fields)]
 pub struct RawTimerSettings {
     speedup: Option<f64>,
+    /// Ours: the Redis server through which hosts running this app agree on who fires a tick.
+    coordination: Option<String>,
+}
+
+/// `[application.trigger.timer]`, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimerSettings {
+    /// Divides every interval (1 when absent).
+    pub speedup: f64,
+    /// The default `coordination` server of every timer.
+    pub coordination: Option<Template>,
 }
 
 /// One `[[trigger.timer]]`, as written (besides `id` and `component`).
@@ -27,11 +39,23 @@ pub struct RawTimerConfig {
     cron: Option<String>,
     /// Ours: the IANA time zone `cron` is read in (UTC when absent).
     time_zone: Option<String>,
+    /// Ours: this timer's coordination server, instead of the application's.
+    coordination: Option<String>,
 }
 
-/// One `[[trigger.timer]]`, validated: when it fires.
+/// One `[[trigger.timer]]`, validated.
 #[derive(Debug, Clone, PartialEq)]
-pub enum TimerConfig {
+pub struct TimerConfig {
+    /// When it fires.
+    pub schedule: TimerSchedule,
+    /// The Redis server (`{{ var }}` allowed) through which hosts running the app agree that
+    /// each tick runs on one of them; `None`: every host fires every tick.
+    pub coordination: Option<Template>,
+}
+
+/// When a timer fires.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TimerSchedule {
     /// `interval_secs` or `interval`: every interval from the host's start.
     Interval {
         /// The interval as written, before `speedup`.
@@ -47,9 +71,9 @@ pub enum TimerConfig {
 impl TimerConfig {
     /// The interval at which the trigger fires, `speedup` applied; `None` for a cron schedule.
     pub fn effective_interval(&self) -> Option<Duration> {
-        match self {
-            TimerConfig::Interval { interval, speedup } => Some(interval.div_f64(*speedup)),
-            TimerConfig::Cron(_) => None,
+        match &self.schedule {
+            TimerSchedule::Interval { interval, speedup } => Some(interval.div_f64(*speedup)),
+            TimerSchedule::Cron(_) => None,
         }
     }
 }
@@ -58,7 +82,7 @@ impl TimerConfig {
 pub fn validate_settings(
     raw: RawTimerSettings,
     validation: &Validation,
-) -> Result<f64, ManifestError> {
+) -> Result<TimerSettings, ManifestError> {
     let speedup = raw.speedup.unwrap_or(1.0);
     let location = "application.trigger.timer.speedup";
     if !(speedup.is_finite() && speedup > 0.0) {
@@ -67,17 +91,41 @@ pub fn validate_settings(
             format!("{speedup} is not a positive number: `speedup = 2` runs timers twice as often"),
         ));
     }
-    validation.in_range(speedup, &SPEEDUP_RANGE, location)
+    let coordination = raw
+        .coordination
+        .map(|address| validation.template(&address, "application.trigger.timer.coordination"))
+        .transpose()?;
+    Ok(TimerSettings {
+        speedup: validation.in_range(speedup, &SPEEDUP_RANGE, location)?,
+        coordination,
+    })
 }
 
 /// The schedule: exactly one of `interval_secs`, `interval` (in
 /// [`DURATION_RANGE`](crate::limits::DURATION_RANGE)) and `cron` (with `time_zone`).
 pub fn validate(
     raw: RawTimerConfig,
-    speedup: f64,
+    settings: &TimerSettings,
     location: &str,
     validation: &Validation,
 ) -> Result<TimerConfig, ManifestError> {
+    let coordination = match &raw.coordination {
+        Some(address) => Some(validation.template(address, &format!("{location}.coordination"))?),
+        None => settings.coordination.clone(),
+    };
+    let schedule = validate_schedule(raw, settings.speedup, location, validation)?;
+    Ok(TimerConfig {
+        schedule,
+        coordination,
+    })
+}
+
+fn validate_schedule(
+    raw: RawTimerConfig,
+    speedup: f64,
+    location: &str,
+    validation: &Validation,
+) -> Result<TimerSchedule, ManifestError> {
     let err = |field: &str, message: String| {
         let at = if field.is_empty() {
             location.to_owned()
@@ -102,7 +150,7 @@ pub fn validate(
             ));
         }
         return CronSchedule::parse(&expression, raw.time_zone.as_deref())
-            .map(|schedule| TimerConfig::Cron(Box::new(schedule)))
+            .map(|schedule| TimerSchedule::Cron(Box::new(schedule)))
             .map_err(|error| err(error.field, error.message));
     }
     if raw.time_zone.is_some() {
@@ -156,5 +204,5 @@ pub fn validate(
             ),
         ));
     }
-    Ok(TimerConfig::Interval { interval, speedup })
+    Ok(TimerSchedule::Interval { interval, speedup })
 }

@@ -26,6 +26,7 @@ const GUESTS: &[&str] = &[
     "http-get-guest",
     "state-timer-guest",
     "kv-touch-guest",
+    "tick-recorder-guest",
 ];
 
 /// Builds every test guest once per test process (cargo makes later builds no-ops) and returns

@@ -1,0 +1,172 @@
+//! One fire per tick across hosts: hosts running the same app agree through Redis
+//! (`coordination = "redis://..."`) that each scheduled tick — trigger id × scheduled time — runs
+//! on exactly one of them.
+//!
+//! Every host, at every tick, runs one script on the key `spin-trigger:timer:<app>:<trigger>:
+//! <scheduled ms>`: absent, it is set to the host's lease (`won`: this host runs the tick);
+//! `done`, the tick ran (`done`); else another host holds it (`held`). The winner renews its lease
+//! while the handler runs and marks the key `done` after. A host that saw `held` looks again once
+//! the lease could have run out: if the holder died the key is gone, and one of the others wins
+//! it and runs the tick again (at least once: at most one extra run per death).
+//!
+//! A Redis outage skips ticks (logged), so a tick never runs on every host at once; coordination
+//! resumes when Redis is back (the connection reconnects by itself). A Redis that lost its data
+//! (restarted without persistence) could make a tick look unclaimed: each script also reads a
+//! generation key, set once per Redis dataset, and a second look that finds a new generation
+//! does not run the tick again.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::OnceCell;
+
+use crate::allowed_hosts::redact;
+use crate::redis_client::RedisTls;
+
+/// How long a winner's claim lasts without renewal: a host that dies holding a tick delays that
+/// tick's second run by about this much.
+pub const LEASE: Duration = Duration::from_secs(3);
+/// How long a `done` mark stays: longer than any second look.
+const DONE_RETENTION: Duration = Duration::from_secs(600);
+
+/// Claims a tick: `KEYS[1]` the tick, `KEYS[2]` the generation; `ARGV[1]` the holder, `ARGV[2]`
+/// the lease in ms, `ARGV[3]` a generation to set if none is. Returns `{state, generation}`.
+const CLAIM: &str = r"
+local generation = redis.call('GET', KEYS[2])
+if not generation then
+  generation = ARGV[3]
+  redis.call('SET', KEYS[2], generation)
+end
+local current = redis.call('GET', KEYS[1])
+if not current then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return {'won', generation}
+end
+if current == 'done' then return {'done', generation} end
+return {'held', generation}
+";
+
+/// Extends the lease on `KEYS[1]` while `ARGV[1]` holds it.
+const RENEW: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+";
+
+/// What a claim found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This host runs the tick.
+    Won,
+    /// The tick already ran.
+    Done,
+    /// Another host holds it; the Redis dataset's generation, for the second look.
+    Held { generation: String },
+}
+
+/// One timer's coordination through one Redis server.
+pub struct Coordinator {
+    client: redis::Client,
+    /// The address with any password hidden, for logs.
+    pub shown: String,
+    connection: OnceCell<redis::aio::ConnectionManager>,
+    /// `spin-trigger:timer:<app>:<trigger>`.
+    prefix: String,
+    /// This host's name in the claims: host name, process id and a random suffix.
+    holder: String,
+}
+
+impl Coordinator {
+    /// A coordinator for `trigger_id` of `app` through `address`; connects on first use.
+    pub fn new(address: &str, tls: &RedisTls, app: &str, trigger_id: &str) -> anyhow::Result<Self> {
+        let client = tls
+            .client(address)
+            .with_context(|| format!("coordination: invalid address {}", redact(address)))?;
+        let host = gethostname::gethostname().to_string_lossy().into_owned();
+        Ok(Coordinator {
+            client,
+            shown: redact(address),
+            connection: OnceCell::new(),
+            prefix: format!("spin-trigger:timer:{app}:{trigger_id}"),
+            holder: format!("{host}-{}-{:08x}", std::process::id(), rand_u32()),
+        })
+    }
+
+    async fn connection(&self) -> anyhow::Result<redis::aio::ConnectionManager> {
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_connection_timeout(Some(Duration::from_secs(2)));
+        self.connection
+            .get_or_try_init(|| {
+                redis::aio::ConnectionManager::new_with_config(self.client.clone(), config)
+            })
+            .await
+            .cloned()
+            .with_context(|| format!("connecting to {}", self.shown))
+    }
+
+    fn key(&self, scheduled_ms: u64) -> String {
+        format!("{}:{scheduled_ms}", self.prefix)
+    }
+
+    /// Tries to claim the tick scheduled at `scheduled_ms`.
+    pub async fn claim(&self, scheduled_ms: u64) -> anyhow::Result<(Claim, String)> {
+        let mut connection = self.connection().await?;
+        let (state, generation): (String, String) = redis::Script::new(CLAIM)
+            .key(self.key(scheduled_ms))
+            .key("spin-trigger:generation")
+            .arg(&self.holder)
+            .arg(LEASE.as_millis() as u64)
+            .arg(format!("{:08x}{:08x}", rand_u32(), rand_u32()))
+            .invoke_async(&mut connection)
+            .await
+            .with_context(|| format!("claiming a tick on {}", self.shown))?;
+        let claim = match state.as_str() {
+            "won" => Claim::Won,
+            "done" => Claim::Done,
+            _ => Claim::Held {
+                generation: generation.clone(),
+            },
+        };
+        Ok((claim, generation))
+    }
+
+    /// Extends this host's lease on a tick it runs.
+    pub async fn renew(&self, scheduled_ms: u64) -> anyhow::Result<()> {
+        let mut connection = self.connection().await?;
+        let _: i64 = redis::Script::new(RENEW)
+            .key(self.key(scheduled_ms))
+            .arg(&self.holder)
+            .arg(LEASE.as_millis() as u64)
+            .invoke_async(&mut connection)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks a tick this host ran as done.
+    pub async fn finish(&self, scheduled_ms: u64) -> anyhow::Result<()> {
+        let mut connection = self.connection().await?;
+        let _: () = redis::cmd("SET")
+            .arg(self.key(scheduled_ms))
+            .arg("done")
+            .arg("PX")
+            .arg(DONE_RETENTION.as_millis() as u64)
+            .query_async(&mut connection)
+            .await?;
+        Ok(())
+    }
+}
+
+/// A random number, from the standard library's randomly keyed hasher.
+fn rand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    hasher.finish() as u32
+}

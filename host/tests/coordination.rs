@@ -1,0 +1,163 @@
+//! One fire per tick across hosts, with real processes: three hosts run one app whose timer
+//! fires every second, coordinated through a redis-server of the test's own. The guest records
+//! each tick it runs on a second redis-server (`SADD ticks <scheduled ms>`, `INCR runs:<ms>`),
+//! so the test sees every tick that ran and how often.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::{AppDir, HostProcess, RedisServer, TestApp, guest};
+use redis::Commands;
+
+/// The app: one timer every second, coordinated through `coordination`, recording on `record`.
+fn coordinated_app(coordination: &RedisServer, record: &RedisServer) -> AppDir {
+    let record_url = record.url();
+    TestApp::new("coordinated")
+        .settings(
+            "timer",
+            &format!("coordination = \"{}\"", coordination.url()),
+        )
+        .trigger(
+            "timer",
+            "recorder",
+            "id = \"every-second\"\ninterval_secs = 1",
+        )
+        .component(
+            "recorder",
+            &guest("tick-recorder-guest"),
+            &format!(
+                "allowed_outbound_hosts = [\"{record_url}\"]\n\
+                 variables = {{ redis_address = \"{record_url}\" }}"
+            ),
+        )
+        .write()
+}
+
+fn start_ready(app: &AppDir) -> HostProcess {
+    let host = app.start();
+    host.wait_until_ready();
+    host
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Each recorded tick's scheduled time, with how many times it ran.
+fn runs(record: &RedisServer) -> BTreeMap<u64, i64> {
+    let mut connection = record.client().get_connection().unwrap();
+    let ticks: Vec<String> = connection.smembers("ticks").unwrap();
+    ticks
+        .into_iter()
+        .map(|tick| {
+            let count: i64 = connection.get(format!("runs:{tick}")).unwrap();
+            (tick.parse().unwrap(), count)
+        })
+        .collect()
+}
+
+#[test]
+fn three_hosts_run_each_tick_once_and_a_killed_host_loses_none() {
+    let coordination = RedisServer::start();
+    let record = RedisServer::start();
+    let app = coordinated_app(&coordination, &record);
+    let mut hosts: Vec<HostProcess> = (0..3).map(|_| start_ready(&app)).collect();
+    // Every tick from the next whole second on must run.
+    let from = now_ms().div_ceil(1000) * 1000 + 1000;
+    let started = Instant::now();
+    // A host that claimed a tick and died before running it: its claim runs out a second after
+    // the tick was due, and one of the others runs the tick.
+    let orphaned = from + 4000;
+    let claim_lasts = orphaned + 1000 - now_ms();
+    let _: () = coordination
+        .client()
+        .get_connection()
+        .unwrap()
+        .set_options(
+            format!("spin-trigger:timer:coordinated:every-second:{orphaned}"),
+            "a-host-that-died",
+            redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(claim_lasts)),
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(10));
+    let killed = hosts.remove(0).kill();
+    std::thread::sleep(Duration::from_secs(3));
+    hosts.push(start_ready(&app));
+    let remaining = Duration::from_secs(30).saturating_sub(started.elapsed());
+    std::thread::sleep(remaining);
+    let until = now_ms() / 1000 * 1000 - 1000;
+    let mut stderr = String::new();
+    for host in hosts {
+        let run = host.stop();
+        assert!(run.success, "{}", run.stderr);
+        stderr.push_str(&run.stderr);
+    }
+
+    let runs = runs(&record);
+    let missing: Vec<u64> = (from..=until)
+        .step_by(1000)
+        .filter(|tick| !runs.contains_key(tick))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "ticks that never ran: {missing:?}; ran: {runs:?}"
+    );
+    assert!(
+        runs.keys().all(|tick| tick % 1000 == 0),
+        "ticks are on the epoch's whole seconds: {runs:?}"
+    );
+    assert_eq!(
+        runs.get(&orphaned),
+        Some(&1),
+        "the orphaned tick ran once: {runs:?}"
+    );
+    assert!(
+        (stderr.clone() + &killed.stderr)
+            .contains("the host holding this tick went away before it finished; running it here"),
+        "{stderr}"
+    );
+    let duplicates: Vec<(&u64, &i64)> = runs.iter().filter(|(_, count)| **count > 1).collect();
+    assert!(
+        duplicates.iter().map(|(_, count)| **count - 1).sum::<i64>() <= 1,
+        "at most one extra run, for the tick the killed host held: {duplicates:?}\n{}",
+        killed.stdout
+    );
+}
+
+#[test]
+fn a_coordination_outage_skips_ticks_and_never_runs_one_twice() {
+    let mut coordination = RedisServer::start();
+    let record = RedisServer::start();
+    let app = coordinated_app(&coordination, &record);
+    let hosts: Vec<HostProcess> = (0..3).map(|_| start_ready(&app)).collect();
+    std::thread::sleep(Duration::from_secs(4));
+    // Down for two seconds; back empty (no persistence), as after a crash.
+    coordination.kill();
+    std::thread::sleep(Duration::from_secs(2));
+    coordination.restart();
+    let back = now_ms();
+    std::thread::sleep(Duration::from_secs(8));
+    let mut stderr = String::new();
+    for host in hosts {
+        let run = host.stop();
+        assert!(run.success, "{}", run.stderr);
+        stderr.push_str(&run.stderr);
+    }
+    let runs = runs(&record);
+    let twice: Vec<_> = runs.iter().filter(|(_, count)| **count > 1).collect();
+    assert!(twice.is_empty(), "ticks that ran twice: {twice:?}");
+    assert!(
+        stderr.contains("coordination unavailable, so this tick is skipped on this host"),
+        "{stderr}"
+    );
+    // Coordination resumed: ticks well after the restart ran.
+    assert!(
+        runs.keys().filter(|tick| **tick > back + 3000).count() >= 3,
+        "no ticks after the restart: {runs:?}"
+    );
+}
