@@ -83,7 +83,7 @@ impl Spin {
         }
         let root = workspace_root().display().to_string();
         let installed = spin.run(spin.apps.path(), &["templates", "install", "--dir", &root]);
-        for template in ["timer-rust", "redis-component-rust"] {
+        for template in ["timer-rust", "redis-component-rust", "redis-stream-rust"] {
             assert!(
                 installed.stdout.contains(template),
                 "`spin templates install` lists {template}: {}",
@@ -294,8 +294,8 @@ fn ticks(stdout: &str, component: &str) -> Vec<u64> {
 #[test]
 fn timer_template_new_add_build_and_up_under_spin() {
     let Some(spin) = Spin::install() else { return };
-    let project = spin.new_app("timer-rust", "spin-clock", &[("interval", "1")]);
-    spin.add_component(&project, "timer-rust", "spin-alarm", &[("interval", "2")]);
+    let project = spin.new_app("timer-rust", "spin-clock", &[("schedule", "1")]);
+    spin.add_component(&project, "timer-rust", "spin-alarm", &[("schedule", "2")]);
     spin.run(&project, &["build"]);
 
     let once = spin.run(&project, &["up", "--test"]);
@@ -380,7 +380,7 @@ fn redis_template_runs_under_spins_builtin_redis_trigger() {
 fn one_app_with_timer_and_redis_triggers_runs_both_under_spin() {
     let Some(spin) = Spin::install() else { return };
     let server = RedisServer::start();
-    let project = spin.new_app("timer-rust", "spin-mixed", &[("interval", "1")]);
+    let project = spin.new_app("timer-rust", "spin-mixed", &[("schedule", "1")]);
     spin.add_component(
         &project,
         "redis-component-rust",

@@ -56,7 +56,7 @@ fn add_component(manifest: &Path, template_id: &str, name: &str, values: &[(&str
 #[test]
 fn timer_rust_new_builds_and_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let project = new_project(&dir, "timer-rust", "hello-timer", &[("interval", "2")]);
+    let project = new_project(&dir, "timer-rust", "hello-timer", &[("schedule", "2")]);
     let manifest = project.join("spin.toml");
     assert!(
         std::fs::read_to_string(&manifest)
@@ -72,7 +72,14 @@ fn timer_rust_add_puts_a_second_component_in_the_app() {
     let dir = tempfile::tempdir().unwrap();
     let project = new_project(&dir, "timer-rust", "clock", &[]);
     let manifest = project.join("spin.toml");
-    add_component(&manifest, "timer-rust", "alarm", &[("interval", "30")]);
+    add_component(
+        &manifest,
+        "timer-rust",
+        "alarm",
+        &[("schedule", "0 0 7 * * MON-FRI")],
+    );
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(text.contains("cron = \"0 0 7 * * MON-FRI\""), "{text}");
     assert!(
         !project.join("alarm/spin.toml").exists(),
         "add skips spin.toml"
@@ -86,6 +93,36 @@ fn timer_rust_add_puts_a_second_component_in_the_app() {
             "[alarm] Hello from alarm: tick 0",
             "[clock] Hello from clock: tick 0"
         ]
+    );
+}
+
+/// `spin new -t timer-rust` with a cron schedule writes `cron`; the app builds, runs once, and
+/// then fires on every whole second.
+#[test]
+fn timer_rust_new_with_a_cron_schedule_builds_and_fires_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = new_project(
+        &dir,
+        "timer-rust",
+        "cron-timer",
+        &[("schedule", "*/1 * * * * *")],
+    );
+    let manifest = project.join("spin.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(text.contains("cron = \"*/1 * * * * *\"\n"), "{text}");
+    assert!(!text.contains("interval_secs"), "{text}");
+    let run = build_and_run_once(&manifest);
+    assert_eq!(run.stdout, "[cron-timer] Hello from cron-timer: tick 0\n");
+    let run = common::run_host_for(
+        &["up", "-f", &manifest_arg(&manifest)],
+        Duration::from_millis(2500),
+    );
+    assert!(run.success, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("[cron-timer] Hello from cron-timer: tick 1\n"),
+        "{}",
+        run.stdout
     );
 }
 
@@ -166,12 +203,71 @@ fn redis_component_rust_add_reuses_the_apps_redis_address() {
     );
 }
 
+#[test]
+fn redis_stream_rust_new_builds_and_handles_an_entry_and_add_reuses_the_address() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let project = new_project(
+        &dir,
+        "redis-stream-rust",
+        "billing",
+        &[("redis-address", &server.url()), ("redis-stream", "orders")],
+    );
+    let manifest = project.join("spin.toml");
+    add_component(
+        &manifest,
+        "redis-stream-rust",
+        "audit",
+        &[("redis-stream", "audit"), ("redis-group", "auditors")],
+    );
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert_eq!(
+        text.matches("[application.trigger.redis-stream]").count(),
+        1,
+        "{text}"
+    );
+    assert!(
+        text.contains("group = \"workers\"") && text.contains("group = \"auditors\""),
+        "{text}"
+    );
+    build_and_run_once(&manifest);
+    let host = HostProcess::start(&["up", "-f", &manifest_arg(&manifest)], &[]);
+    host.wait_until_ready();
+    let mut connection = server.client().get_connection().unwrap();
+    let order: String = redis::cmd("XADD")
+        .arg("orders")
+        .arg("*")
+        .arg("payload")
+        .arg("order 7")
+        .query(&mut connection)
+        .unwrap();
+    let audit: String = redis::cmd("XADD")
+        .arg("audit")
+        .arg("*")
+        .arg("payload")
+        .arg("seen")
+        .query(&mut connection)
+        .unwrap();
+    assert!(host.wait_for_stdout_lines("got entry", 2, Duration::from_secs(30)));
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    let mut lines: Vec<&str> = run.stdout.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            format!("[audit] audit got entry {audit} (attempt 1): seen"),
+            format!("[billing] billing got entry {order} (attempt 1): order 7"),
+        ]
+    );
+}
+
 /// A release bumps the workspace version; the templates must follow, or `spin new` would make
 /// projects that depend on an older SDK (or on one that was never published).
 #[test]
 fn templates_depend_on_the_workspace_sdk_version() {
     let requirement = format!("spin-trigger-sdk = \"{}\"", common::sdk_requirement());
-    for template in ["timer-rust", "redis-component-rust"] {
+    for template in ["timer-rust", "redis-component-rust", "redis-stream-rust"] {
         let path = workspace_root().join(format!("templates/{template}/content/Cargo.toml.tmpl"));
         let text = std::fs::read_to_string(&path).unwrap();
         let sdk_lines: Vec<&str> = text

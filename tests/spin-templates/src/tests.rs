@@ -197,13 +197,22 @@ fn the_projects_templates_load_and_reject_nonsense() {
         (timer.id(), redis.id()),
         ("timer-rust", "redis-component-rust")
     );
-    for nonsense in ["0", "-1", "ten", "1.5", "10s", ""] {
+    for nonsense in [
+        "0",
+        "-1",
+        "ten",
+        "1.5",
+        "10s",
+        "",
+        "* * *",
+        "0 0 9 * * * * 2026",
+    ] {
         let out = tempfile::tempdir().unwrap();
         assert!(
             timer
-                .new_application("t", out.path(), &[("interval", nonsense)])
+                .new_application("t", out.path(), &[("schedule", nonsense)])
                 .is_err(),
-            "interval {nonsense:?} must be rejected"
+            "schedule {nonsense:?} must be rejected"
         );
     }
     let out = tempfile::tempdir().unwrap();
