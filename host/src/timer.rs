@@ -42,7 +42,20 @@ mod bindings {
             with: { "fermyon:spin/variables@2.0.0": crate::host_api::bindings::fermyon::spin2_0_0::variables },
         });
     }
+    /// Our timer world, version 0.2.0: the tick carries its schedule.
     pub mod rich {
+        wasmtime::component::bindgen!({
+            world: "spin-trigger:sdk/timer@0.2.0",
+            path: "wit",
+            exports: { default: async },
+            with: {
+                "fermyon:spin/variables@2.0.0": crate::host_api::bindings::fermyon::spin2_0_0::variables,
+                "fermyon:spin/redis@2.0.0": crate::host_api::bindings::fermyon::spin2_0_0::redis,
+            },
+        });
+    }
+    /// Version 0.1.0, for components built before the tick carried its schedule.
+    pub mod rich_0_1 {
         wasmtime::component::bindgen!({
             world: "spin-trigger:sdk/timer@0.1.0",
             path: "wit",
@@ -55,13 +68,16 @@ mod bindings {
     }
 }
 
-use bindings::rich::exports::spin_trigger::sdk0_1_0::timer_handler;
+use bindings::rich::exports::spin_trigger::sdk0_2_0::timer_handler;
+use bindings::rich_0_1::exports::spin_trigger::sdk0_1_0::timer_handler as timer_handler_0_1;
 
 /// Which timer world a component exports.
 #[derive(Clone, Copy)]
 enum TimerWorld {
-    /// Ours: the tick in, an error message out.
+    /// Ours: the tick (with its schedule) in, an error message out.
     Rich,
+    /// Ours before the tick carried its schedule.
+    Rich01,
     /// Spin's timer example world, `handle-timer-request: func()`.
     Raw,
 }
@@ -69,9 +85,14 @@ enum TimerWorld {
 /// The timer worlds this host runs, in the order it looks for them.
 const TIMER_WORLDS: &[AcceptedWorld<TimerWorld>] = &[
     AcceptedWorld {
-        export: "spin-trigger:sdk/timer-handler@0.1.0",
+        export: "spin-trigger:sdk/timer-handler@0.2.0",
         description: "this project's timer world",
         world: TimerWorld::Rich,
+    },
+    AcceptedWorld {
+        export: "spin-trigger:sdk/timer-handler@0.1.0",
+        description: "this project's timer world, 0.1.0",
+        world: TimerWorld::Rich01,
     },
     AcceptedWorld {
         export: "handle-timer-request",
@@ -81,11 +102,13 @@ const TIMER_WORLDS: &[AcceptedWorld<TimerWorld>] = &[
 ];
 
 /// One firing, as the guest sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tick {
     pub scheduled_at: SystemTime,
     pub fired_at: SystemTime,
     pub sequence: u64,
+    /// The schedule, as [`TimerConfig::describe`] writes it.
+    pub schedule: Arc<str>,
 }
 
 fn unix_millis(time: SystemTime) -> u64 {
@@ -103,6 +126,7 @@ pub struct TimerComponent {
 enum TimerExport {
     Raw(bindings::raw::SpinTimerPre<InstanceState>),
     Rich(bindings::rich::TimerPre<InstanceState>),
+    Rich01(bindings::rich_0_1::TimerPre<InstanceState>),
 }
 
 impl TimerComponent {
@@ -111,6 +135,9 @@ impl TimerComponent {
         let export = match prepared.select_world("timer", TIMER_WORLDS)? {
             TimerWorld::Rich => {
                 TimerExport::Rich(bindings::rich::TimerPre::new(prepared.pre.clone())?)
+            }
+            TimerWorld::Rich01 => {
+                TimerExport::Rich01(bindings::rich_0_1::TimerPre::new(prepared.pre.clone())?)
             }
             TimerWorld::Raw => {
                 TimerExport::Raw(bindings::raw::SpinTimerPre::new(prepared.pre.clone())?)
@@ -142,6 +169,20 @@ impl TimerComponent {
                     scheduled_at_ms: unix_millis(tick.scheduled_at),
                     fired_at_ms: unix_millis(tick.fired_at),
                     sequence: tick.sequence,
+                    schedule: tick.schedule.to_string(),
+                };
+                instance
+                    .spin_trigger_sdk0_2_0_timer_handler()
+                    .call_handle_tick(&mut store, &wit_tick)
+                    .await?
+                    .map_err(|error| anyhow!("handler returned an error: {}", error.message))?;
+            }
+            TimerExport::Rich01(pre) => {
+                let instance = pre.instantiate_async(&mut store).await?;
+                let wit_tick = timer_handler_0_1::Tick {
+                    scheduled_at_ms: unix_millis(tick.scheduled_at),
+                    fired_at_ms: unix_millis(tick.fired_at),
+                    sequence: tick.sequence,
                 };
                 instance
                     .spin_trigger_sdk0_1_0_timer_handler()
@@ -163,6 +204,8 @@ struct Schedule {
     limits: Limits,
     /// With `coordination`: how this host agrees with the others on who runs each tick.
     coordinator: Option<Arc<Coordinator>>,
+    /// The schedule in words, for the ticks.
+    description: Arc<str>,
 }
 
 /// Every timer trigger of an app.
@@ -235,6 +278,7 @@ impl TriggerType for TimerTrigger {
                 config: config.clone(),
                 limits: engine.limits(trigger.limits),
                 coordinator,
+                description: config.describe().into(),
             });
         }
         Ok(TimerTrigger {
@@ -296,18 +340,19 @@ impl TimerTrigger {
     pub async fn run_once(&self, engine: &Engine) -> anyhow::Result<()> {
         let mut failed = Vec::new();
         for component in &self.components {
-            // The limits of the first trigger that runs it.
-            let (trigger_id, limits) = self
+            // The limits (and schedule) of the first trigger that runs it.
+            let schedule = self
                 .schedules
                 .iter()
                 .find(|schedule| Arc::ptr_eq(&schedule.component, component))
-                .map(|schedule| (schedule.trigger_id.as_str(), schedule.limits))
                 .context("a timer component without a trigger")?;
+            let (trigger_id, limits) = (schedule.trigger_id.as_str(), schedule.limits);
             let now = SystemTime::now();
             let tick = Tick {
                 scheduled_at: now,
                 fired_at: now,
                 sequence: 0,
+                schedule: schedule.description.clone(),
             };
             let started = Instant::now();
             let result = component.fire(engine, tick, &limits).await;
@@ -385,6 +430,7 @@ async fn run_interval(
             scheduled_at: start_wall + since_start,
             fired_at: SystemTime::now(),
             sequence: (since_start.as_nanos() / interval.as_nanos()) as u64,
+            schedule: dispatcher.schedule.description.clone(),
         });
     }
 }
@@ -416,6 +462,7 @@ async fn run_cron(dispatcher: &Dispatcher, cron: &CronSchedule, shutdown: Cancel
             scheduled_at,
             fired_at: SystemTime::now(),
             sequence,
+            schedule: dispatcher.schedule.description.clone(),
         });
     }
 }
@@ -464,6 +511,7 @@ impl Dispatcher {
         }
         let schedule = &self.schedule;
         let component = &schedule.component;
+        let sequence = tick.sequence;
         let started = Instant::now();
         let result = component.fire(&self.engine, tick, &schedule.limits).await;
         self.engine
@@ -473,7 +521,7 @@ impl Dispatcher {
                 tracing::error!(
                     trigger = %schedule.trigger_id,
                     component = %component.id(),
-                    sequence = tick.sequence,
+                    sequence,
                     "timer handler failed: {reason}"
                 )
             });

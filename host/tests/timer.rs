@@ -114,6 +114,39 @@ fn a_cron_schedule_fires_on_whole_seconds() {
         "{}",
         run.stderr
     );
+    // The tick carries the schedule it fired for.
+    assert_eq!(
+        run.stdout
+            .matches("[probe] schedule cron */1 * * * * * in Europe/Paris\n")
+            .count(),
+        ticks.len(),
+        "{}",
+        run.stdout
+    );
+}
+
+/// A component built against 0.1.0 of our timer world (before the tick carried its schedule)
+/// still runs, beside one on 0.2.0.
+#[test]
+fn a_component_on_the_0_1_0_timer_world_still_runs() {
+    let app = TestApp::new("old-and-new")
+        .trigger("timer", "old", "interval_secs = 5")
+        .trigger("timer", "probe", "interval = \"250ms\"")
+        .component("old", &guest("timer-0-1-guest"), "")
+        .component("probe", &guest("probe-guest"), "")
+        .write();
+    let run = run_host(&["up", "--once", "-f", &manifest_arg(app.path())]);
+    assert!(run.success, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("[old] tick 0.1.0 seq=0\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("[probe] schedule every 250ms\n"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
@@ -451,7 +484,7 @@ fn a_component_that_exports_no_timer_world_is_refused_naming_what_it_exports() {
     assert!(run.stdout.is_empty(), "nothing may run: {}", run.stdout);
     assert!(
         run.stderr.contains(
-            "component `echo` is not a timer component: it exports [fermyon:spin/inbound-redis], but a timer component exports one of: `spin-trigger:sdk/timer-handler@0.1.0` (this project's timer world), `handle-timer-request` (Spin's timer world)"
+            "component `echo` is not a timer component: it exports [fermyon:spin/inbound-redis], but a timer component exports one of: `spin-trigger:sdk/timer-handler@0.2.0` (this project's timer world), `spin-trigger:sdk/timer-handler@0.1.0` (this project's timer world, 0.1.0), `handle-timer-request` (Spin's timer world)"
         ),
         "{}",
         run.stderr

@@ -16,7 +16,7 @@
 //! | handler | world | runs on |
 //! | --- | --- | --- |
 //! | `#[timer_component] fn tick()` (or `async fn`) | `fermyon:example/spin-timer` (Spin's) | this project's host and Spin with the `trigger-timer` plugin |
-//! | `#[timer_component] fn tick(tick: Tick)`, or returning `Result<(), E>` with `E: Display` (e.g. `anyhow::Result<()>`) | `spin-trigger:sdk/timer@0.1.0` | this project's host |
+//! | `#[timer_component] fn tick(tick: Tick)`, or returning `Result<(), E>` with `E: Display` (e.g. `anyhow::Result<()>`) | `spin-trigger:sdk/timer@0.2.0` | this project's host |
 //! | `#[redis_component] fn on()`, or taking `Vec<u8>`, `bytes::Bytes`, `String` or `redis::Json<T>` | `fermyon:spin/inbound-redis` (Spin's) | this project's host and Spin's built-in Redis trigger |
 //! | `#[redis_component] fn on(message: redis::Message)` (channel, payload, pattern; the stream entry for a stream) | `spin-trigger:sdk/redis@0.2.0` | this project's host |
 //!
@@ -158,7 +158,7 @@ pub mod __private {
     /// Our richer timer world.
     pub mod timer {
         wit_bindgen::generate!({
-            world: "spin-trigger:sdk/timer@0.1.0",
+            world: "spin-trigger:sdk/timer@0.2.0",
             path: "wit",
             runtime_path: "::spin_trigger_sdk::__private::wit_bindgen::rt",
             with: {

@@ -2,20 +2,23 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::__private::timer::exports::spin_trigger::sdk0_1_0::timer_handler as wit;
+use crate::__private::timer::exports::spin_trigger::sdk0_2_0::timer_handler as wit;
 use crate::__private::{HandlerResult, block_on};
 
 /// One firing of a component's timer, for handlers that take it as their argument.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tick {
-    /// When the tick was due. Ticks are anchored to the host's start time, so a slow handler does
-    /// not shift later ticks.
+    /// When the tick was due: for an interval, the host's start plus whole intervals (so a slow
+    /// handler does not shift later ticks); for a cron schedule, the time it names.
     pub scheduled_at: SystemTime,
     /// When the host fired it.
     pub fired_at: SystemTime,
     /// The tick's number in the schedule, from 1 (0 for the single run of `up --once`). A tick
     /// skipped because the previous run was still going leaves a gap.
     pub sequence: u64,
+    /// The schedule it fired for, as the manifest says it: `every 10s`, or
+    /// `cron 0 30 9 * * MON-FRI in Europe/Paris`. Empty from a host older than this field.
+    pub schedule: String,
 }
 
 impl Tick {
@@ -33,6 +36,7 @@ impl From<wit::Tick> for Tick {
             scheduled_at: UNIX_EPOCH + Duration::from_millis(tick.scheduled_at_ms),
             fired_at: UNIX_EPOCH + Duration::from_millis(tick.fired_at_ms),
             sequence: tick.sequence,
+            schedule: tick.schedule,
         }
     }
 }

@@ -69,6 +69,20 @@ pub enum TimerSchedule {
 }
 
 impl TimerConfig {
+    /// The schedule in words, as a tick carries it: `every 10s`, or
+    /// `cron 0 30 9 * * MON-FRI in Europe/Paris`.
+    pub fn describe(&self) -> String {
+        match &self.schedule {
+            TimerSchedule::Interval { .. } => format!(
+                "every {}",
+                humantime::format_duration(self.effective_interval().unwrap_or_default())
+            ),
+            TimerSchedule::Cron(cron) => {
+                format!("cron {} in {}", cron.expression(), cron.time_zone())
+            }
+        }
+    }
+
     /// The interval at which the trigger fires, `speedup` applied; `None` for a cron schedule.
     pub fn effective_interval(&self) -> Option<Duration> {
         match &self.schedule {

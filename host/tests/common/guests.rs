@@ -27,6 +27,7 @@ const GUESTS: &[&str] = &[
     "state-timer-guest",
     "kv-touch-guest",
     "tick-recorder-guest",
+    "timer-0-1-guest",
 ];
 
 /// Builds every test guest once per test process (cargo makes later builds no-ops) and returns

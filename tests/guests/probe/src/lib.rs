@@ -1,5 +1,5 @@
 //! A test guest for the host's timer tests. On each tick it prints one line the tests parse:
-//! `tick seq=<n> scheduled=<ms> fired=<ms>`, then behaves as its variables say:
+//! `tick seq=<n> scheduled=<ms> fired=<ms>`, and `schedule <the tick's schedule>`, then behaves as its variables say:
 //! `sleep_ms` (sleep that long), `fail_on` / `trap_on` / `loop_on` / `alloc_mb_on`
 //! (comma-separated sequence numbers on which to return an error / panic / spin forever /
 //! allocate `alloc_mb` MiB), `faults_every` (every n-th tick, in turn: panic, spin forever,
@@ -31,6 +31,7 @@ fn probe(tick: Tick) -> Result<(), String> {
         millis(tick.scheduled_at),
         millis(tick.fired_at)
     );
+    println!("schedule {}", tick.schedule);
     for path in variables::get("read_files")
         .unwrap_or_default()
         .split(',')
