@@ -412,7 +412,7 @@ const MALFORMED: &[(&str, &str, &str)] = &[
     (
         "unknown timer trigger field",
         "[[trigger.timer]]\ncomponent = \"c\"\ninterval_secs = 1\nintreval = \"1s\"\n[component.c]\nsource = \"c.wasm\"\n",
-        "spin.toml: trigger.timer[0].intreval: unknown field `intreval`, expected one of `interval_secs`, `interval`, `cron`, `time_zone` (line 7)",
+        "spin.toml: trigger.timer[0].intreval: unknown field `intreval`, expected one of `interval_secs`, `interval`, `cron`, `time_zone`, `coordination` (line 7)",
     ),
     (
         "trigger names an undefined component",
