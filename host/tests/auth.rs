@@ -107,23 +107,9 @@ fn a_key_value_store_authenticates_with_the_credentials_in_its_url() {
     let server = RedisServer::start_with_auth(PASSWORD, ALICE_PASSWORD);
     let port = server.port;
     let store_app = |credentials: &str| {
-        let app = TestApp::new("auth-store")
-            .trigger("timer", "counter", "interval_secs = 1")
-            .component(
-                "counter",
-                &guest("state-timer-guest"),
-                "key_value_stores = [\"default\"]",
-            )
-            .write();
-        let config = app.path().join("runtime-config.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://{credentials}@127.0.0.1:{port}\"\n"
-            ),
-        )
-        .unwrap();
-        let run = app.run(&["--once", "--runtime-config-file", config.to_str().unwrap()]);
+        let (app, config) =
+            common::redis_store_counter_app(&format!("redis://{credentials}@127.0.0.1:{port}"));
+        let run = app.run(&["--once", "--runtime-config-file", &config]);
         assert_no_password(&run);
         run
     };

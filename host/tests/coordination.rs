@@ -41,6 +41,17 @@ fn start_ready(app: &AppDir) -> HostProcess {
     host
 }
 
+/// Stops every host (each must exit 0) and returns their logs, one after the other.
+fn stop_all(hosts: Vec<HostProcess>) -> String {
+    let mut stderr = String::new();
+    for host in hosts {
+        let run = host.stop();
+        assert!(run.success, "{}", run.stderr);
+        stderr.push_str(&run.stderr);
+    }
+    stderr
+}
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -91,12 +102,7 @@ fn three_hosts_run_each_tick_once_and_a_killed_host_loses_none() {
     let remaining = Duration::from_secs(30).saturating_sub(started.elapsed());
     std::thread::sleep(remaining);
     let until = now_ms() / 1000 * 1000 - 1000;
-    let mut stderr = String::new();
-    for host in hosts {
-        let run = host.stop();
-        assert!(run.success, "{}", run.stderr);
-        stderr.push_str(&run.stderr);
-    }
+    let stderr = stop_all(hosts);
 
     let runs = runs(&record);
     let missing: Vec<u64> = (from..=until)
@@ -142,12 +148,7 @@ fn a_coordination_outage_skips_ticks_and_never_runs_one_twice() {
     coordination.restart();
     let back = now_ms();
     std::thread::sleep(Duration::from_secs(8));
-    let mut stderr = String::new();
-    for host in hosts {
-        let run = host.stop();
-        assert!(run.success, "{}", run.stderr);
-        stderr.push_str(&run.stderr);
-    }
+    let stderr = stop_all(hosts);
     let runs = runs(&record);
     let twice: Vec<_> = runs.iter().filter(|(_, count)| **count > 1).collect();
     assert!(twice.is_empty(), "ticks that ran twice: {twice:?}");

@@ -104,27 +104,6 @@ fn a_server_certificate_from_an_unknown_ca_is_refused_with_the_reason() {
     );
 }
 
-/// A timer counting its ticks in a Redis-backed default store at `url`
-/// (`[key_value_store.default] type = "redis"`); returns the app and its runtime config's path.
-fn redis_store_app(url: &str) -> (AppDir, String) {
-    let app = TestApp::new("tls-store")
-        .trigger("timer", "counter", "interval_secs = 1")
-        .component(
-            "counter",
-            &guest("state-timer-guest"),
-            "key_value_stores = [\"default\"]",
-        )
-        .write();
-    let config = app.path().join("runtime-config.toml");
-    std::fs::write(
-        &config,
-        format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"{url}\"\n"),
-    )
-    .unwrap();
-    let config = config.display().to_string();
-    (app, config)
-}
-
 /// The Redis-backed key-value store follows the same TLS rules as the triggers: `rediss://`
 /// trusts `--tls-ca-file`, and without it the server's certificate is refused, saying why.
 #[test]
@@ -134,7 +113,7 @@ fn a_key_value_store_on_rediss_trusts_the_given_ca() {
         tls_port,
         certificates,
     } = start_tls_server();
-    let (app, config) = redis_store_app(&format!("rediss://127.0.0.1:{tls_port}"));
+    let (app, config) = common::redis_store_counter_app(&format!("rediss://127.0.0.1:{tls_port}"));
     let ca = certificates.path().join("ca.crt").display().to_string();
     let run = app.run(&[
         "--once",

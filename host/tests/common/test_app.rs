@@ -119,6 +119,28 @@ impl TestApp {
     }
 }
 
+/// A timer (`state-timer-guest`) counting its ticks in a default key-value store kept in the
+/// Redis database at `url` (`[key_value_store.default] type = "redis"`); returns the app and
+/// the path of its runtime config, which it writes beside `spin.toml`.
+pub fn redis_store_counter_app(url: &str) -> (AppDir, String) {
+    let app = TestApp::new("redis-store")
+        .trigger("timer", "counter", "interval_secs = 1")
+        .component(
+            "counter",
+            &super::guest("state-timer-guest"),
+            "key_value_stores = [\"default\"]",
+        )
+        .write();
+    let config = app.path().join("runtime-config.toml");
+    std::fs::write(
+        &config,
+        format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"{url}\"\n"),
+    )
+    .expect("writing the runtime config");
+    let config = config.display().to_string();
+    (app, config)
+}
+
 /// A written app: its directory lives as long as this does.
 pub struct AppDir(tempfile::TempDir);
 
