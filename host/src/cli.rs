@@ -99,8 +99,48 @@ struct RunArgs {
     /// A CA certificate (PEM) to check `rediss://` servers against instead of the public roots.
     #[arg(long, env = "SPIN_TRIGGER_TLS_CA_FILE")]
     tls_ca_file: Option<PathBuf>,
+    /// How the host's own log lines (stderr) are written: `text`, or `json` (one object per
+    /// line, for log shippers).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = LOG_FORMAT_VARIABLE)]
+    log_format: LogFormat,
     #[command(flatten)]
     spin: SpinTriggerOptions,
+}
+
+/// The environment variable that sets `--log-format`.
+const LOG_FORMAT_VARIABLE: &str = "SPIN_TRIGGER_LOG_FORMAT";
+
+/// How the host's own log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines (coloured on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `message` and the event's
+    /// fields.
+    Json,
+}
+
+impl LogFormat {
+    /// The format asked for, read before the arguments are parsed, so that everything from
+    /// argument parsing on logs in it: the last `--log-format` (or `--log-format=`), else
+    /// `SPIN_TRIGGER_LOG_FORMAT`. Anything but `json` is text here; clap then refuses a value
+    /// that is neither.
+    fn requested(args: &[String], variable: Option<String>) -> LogFormat {
+        let mut requested = variable;
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            if arg == "--log-format" {
+                requested = args.next().cloned();
+            } else if let Some(value) = arg.strip_prefix("--log-format=") {
+                requested = Some(value.to_owned());
+            }
+        }
+        match requested.as_deref() {
+            Some("json") => LogFormat::Json,
+            _ => LogFormat::Text,
+        }
+    }
 }
 
 /// Spin's common trigger options: `spin up` forwards each of them to every trigger plugin it
@@ -131,8 +171,9 @@ struct SpinTriggerOptions {
     /// Show no component's output on the terminal (log files are still written).
     #[arg(short = 'q', long, aliases = ["sh", "shush"], conflicts_with = "follow")]
     quiet: bool,
-    /// Spin's runtime config file: state_dir, log_dir, max_instance_memory and variables
-    /// providers are applied; a section this host does not provide is an error naming it.
+    /// Spin's runtime config file: state_dir, log_dir, max_instance_memory, variables
+    /// providers, key-value stores and SQLite databases are applied; a section this host does
+    /// not provide is an error naming it.
     #[arg(long, env = "RUNTIME_CONFIG_FILE")]
     runtime_config_file: Option<PathBuf>,
     /// The app's state directory (default: .spin/ beside spin.toml; "" for none).
@@ -154,6 +195,33 @@ struct SpinTriggerOptions {
     /// How large one instance's memory may grow, in bytes (as --max-memory).
     #[arg(long, env = "SPIN_MAX_INSTANCE_MEMORY", value_parser = crate::limits::parse_memory_bytes)]
     max_instance_memory: Option<usize>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LogFormat;
+
+    #[test]
+    fn the_log_format_is_read_before_the_arguments_are_parsed() {
+        let args = |list: &[&str]| list.iter().map(|arg| arg.to_string()).collect::<Vec<_>>();
+        assert_eq!(LogFormat::requested(&args(&["up"]), None), LogFormat::Text);
+        assert_eq!(
+            LogFormat::requested(&args(&["up", "--log-format", "json"]), None),
+            LogFormat::Json
+        );
+        assert_eq!(
+            LogFormat::requested(&args(&["up", "--log-format=json"]), Some("text".into())),
+            LogFormat::Json
+        );
+        assert_eq!(
+            LogFormat::requested(&args(&["up"]), Some("json".into())),
+            LogFormat::Json
+        );
+        assert_eq!(
+            LogFormat::requested(&args(&["up", "--log-format", "text"]), Some("json".into())),
+            LogFormat::Text
+        );
+    }
 }
 
 /// One `--key-value key=value`.
@@ -179,14 +247,18 @@ struct PluginArgs {
 
 /// Runs the command line with the process's arguments: `up`, or a Spin plugin's launch.
 pub fn main() -> ExitCode {
-    tracing_subscriber::fmt()
+    let args: Vec<String> = std::env::args().collect();
+    let log_format = LogFormat::requested(&args, std::env::var(LOG_FORMAT_VARIABLE).ok());
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "spin_trigger_host=info,warn".into()),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(colour_wanted())
-        .init();
+        .with_writer(std::io::stderr);
+    match log_format {
+        LogFormat::Text => logs.with_ansi(colour_wanted()).init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
     let program = std::env::args_os()
         .next()
         .and_then(|arg0| {
@@ -210,7 +282,12 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("Error: {}", crate::errors::one_line(&error));
+            let message = crate::errors::one_line(&error);
+            match log_format {
+                LogFormat::Text => eprintln!("Error: {message}"),
+                // Every stderr line stays one JSON object.
+                LogFormat::Json => tracing::error!(error = %message, "the host stopped"),
+            }
             ExitCode::FAILURE
         }
     }

@@ -473,6 +473,59 @@ fn logs_to_a_pipe_are_plain_text() {
     assert!(!run.stderr.contains('\x1b'), "{:?}", run.stderr);
 }
 
+/// `--log-format json` (or `SPIN_TRIGGER_LOG_FORMAT=json`): every line the host logs to stderr
+/// is one JSON object with the same fields as the text, the final error included. (Component
+/// output keeps its `[component]` prefix.)
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let app = probe_app("1h", &[("trap_on", "0")]);
+    let manifest = manifest_arg(app.path());
+    for run in [
+        run_host(&["up", "--once", "-f", &manifest, "--log-format", "json"]),
+        common::run_host_with_env(
+            &["up", "--once", "-f", &manifest],
+            &[("SPIN_TRIGGER_LOG_FORMAT", "json")],
+        ),
+    ] {
+        assert!(!run.success, "the probe traps on tick 0");
+        let lines: Vec<serde_json::Value> = run
+            .stderr
+            .lines()
+            .filter(|line| !line.starts_with("[probe] "))
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: {line:?}"))
+            })
+            .collect();
+        let failed = lines
+            .iter()
+            .find(|line| {
+                line["message"]
+                    .as_str()
+                    .is_some_and(|message| message.starts_with("timer handler failed"))
+            })
+            .unwrap_or_else(|| panic!("no handler failure in {lines:?}"));
+        assert_eq!(failed["level"], "ERROR");
+        assert_eq!(failed["component"], "probe");
+        assert!(failed["timestamp"].is_string(), "{failed}");
+        let last = lines.last().unwrap();
+        assert_eq!(last["message"], "the host stopped", "{last}");
+        assert!(
+            last["error"]
+                .as_str()
+                .is_some_and(|error| error.contains("`probe`")),
+            "{last}"
+        );
+    }
+    let bad = run_host(&["up", "--once", "-f", &manifest, "--log-format", "yaml"]);
+    assert!(!bad.success);
+    assert!(
+        bad.stderr
+            .contains("invalid value 'yaml' for '--log-format"),
+        "{}",
+        bad.stderr
+    );
+}
+
 #[test]
 fn a_component_that_exports_no_timer_world_is_refused_naming_what_it_exports() {
     let app = TestApp::new("wrong-world")
