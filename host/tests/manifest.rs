@@ -721,3 +721,62 @@ fn skip_unsupported_triggers_runs_the_rest_and_leaves_http_out() {
     assert_eq!(app.triggers.len(), 1);
     assert_eq!(timers(&app)[0].0.component, "c");
 }
+
+/// `coordination` in `[application.trigger.timer]` applies to every timer; a trigger's own
+/// wins; `{{ var }}` is kept for rendering; a cron timer carries its expression and zone.
+#[test]
+fn timers_take_coordination_from_the_application_or_their_own_and_cron_schedules() {
+    let app = parse(
+        r#"spin_manifest_version = 2
+[application]
+name = "coordinated"
+[application.trigger.timer]
+coordination = "redis://{{ redis_host }}:6379"
+[variables]
+redis_host = { default = "127.0.0.1" }
+[[trigger.timer]]
+id = "shared"
+component = "c"
+interval_secs = 5
+[[trigger.timer]]
+id = "own"
+component = "c"
+cron = "0 30 9 * * MON-FRI"
+time_zone = "Europe/Paris"
+coordination = "rediss://elsewhere:6380"
+[component.c]
+source = "c.wasm"
+"#,
+    )
+    .expect("loads");
+    let values =
+        std::collections::BTreeMap::from([("redis_host".to_owned(), "10.0.0.7".to_owned())]);
+    let rendered: Vec<(String, Option<String>, String)> = timers(&app)
+        .into_iter()
+        .map(|(trigger, timer)| {
+            (
+                trigger.id.clone(),
+                timer
+                    .coordination
+                    .as_ref()
+                    .map(|template| template.render(&values).unwrap()),
+                timer.describe(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rendered,
+        [
+            (
+                "shared".to_owned(),
+                Some("redis://10.0.0.7:6379".to_owned()),
+                "every 5s".to_owned()
+            ),
+            (
+                "own".to_owned(),
+                Some("rediss://elsewhere:6380".to_owned()),
+                "cron 0 30 9 * * MON-FRI in Europe/Paris".to_owned()
+            ),
+        ]
+    );
+}
