@@ -481,10 +481,9 @@ async fn run(app: App, args: RunArgs, context: RunContext) -> anyhow::Result<()>
     if args.once {
         return runtime.run_once().await;
     }
+    let shutdown = shutdown_signal();
     tracing::info!(app = %app.name, "running; Ctrl-C to stop");
-    runtime
-        .run_until(shutdown_signal(), args.shutdown_timeout)
-        .await
+    runtime.run_until(shutdown, args.shutdown_timeout).await
 }
 
 /// `--sqlite` statements, each as written or, for `@file.sql`, the file's contents.
@@ -500,20 +499,31 @@ fn sqlite_statements(statements: &[String]) -> anyhow::Result<Vec<String>> {
 }
 
 /// Completes at Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!("cannot listen for SIGTERM: {error}");
-                std::future::pending::<()>().await
-            }
-        }
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    // The listeners are made here, before the host says it is running: a SIGTERM sent as soon
+    // as it does (as a service manager or a test may) must find them in place, or it is lost.
+    use tokio::signal::unix::{SignalKind, signal};
+    let listen = |kind: SignalKind, name: &str| {
+        signal(kind)
+            .inspect_err(|error| tracing::warn!("cannot listen for {name}: {error}"))
+            .ok()
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
+    let (terminate, interrupt) = (
+        listen(SignalKind::terminate(), "SIGTERM"),
+        listen(SignalKind::interrupt(), "SIGINT"),
+    );
+    async move {
+        let received = |signal: Option<tokio::signal::unix::Signal>| async move {
+            match signal {
+                Some(mut signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = received(terminate) => {}
+            _ = received(interrupt) => {}
+        }
     }
 }
