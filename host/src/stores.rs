@@ -146,28 +146,6 @@ impl Stores {
         Ok(database)
     }
 
-    /// Opens every store and database `component` lists, so one that nothing provides (or that
-    /// cannot be opened) stops the host before anything runs, naming the component and label.
-    pub fn open_for(&self, component: &crate::component::Component) -> anyhow::Result<()> {
-        for label in &component.key_value_stores {
-            self.key_value(label).with_context(|| {
-                format!(
-                    "component `{}` lists key-value store `{label}` in key_value_stores",
-                    component.id
-                )
-            })?;
-        }
-        for label in &component.sqlite_databases {
-            self.sqlite(label).with_context(|| {
-                format!(
-                    "component `{}` lists SQLite database `{label}` in sqlite_databases",
-                    component.id
-                )
-            })?;
-        }
-        Ok(())
-    }
-
     /// Applies `--key-value` and `--sqlite` once, before the first event.
     pub async fn seed(&self) -> anyhow::Result<()> {
         if self.seeded.swap(true, Ordering::SeqCst) {
@@ -201,44 +179,62 @@ impl Stores {
 
 /// What one component may open: the stores and databases it lists, and nothing else.
 pub struct StoreAccess {
-    stores: Arc<Stores>,
-    key_value_stores: Vec<String>,
-    sqlite_databases: Vec<String>,
+    /// The stores the component lists, opened, by label.
+    key_value: BTreeMap<String, Arc<KeyValueStore>>,
+    /// The databases it lists, opened, by label.
+    sqlite: BTreeMap<String, Arc<SqliteDatabase>>,
 }
 
 impl StoreAccess {
-    /// `component`'s access to `stores`, after checking that every label it lists is provided
-    /// (see [`Stores::open_for`]).
+    /// Opens every store and database `component` lists, so one that nothing provides (or that
+    /// cannot be opened) stops the host before anything runs, naming the component and label.
     pub fn for_component(
-        stores: &Arc<Stores>,
+        stores: &Stores,
         component: &crate::component::Component,
     ) -> anyhow::Result<Self> {
-        stores.open_for(component)?;
-        Ok(StoreAccess {
-            stores: stores.clone(),
-            key_value_stores: component.key_value_stores.clone(),
-            sqlite_databases: component.sqlite_databases.clone(),
-        })
+        let key_value = component
+            .key_value_stores
+            .iter()
+            .map(|label| {
+                let store = stores.key_value(label).with_context(|| {
+                    format!(
+                        "component `{}` lists key-value store `{label}` in key_value_stores",
+                        component.id
+                    )
+                })?;
+                Ok((label.clone(), store))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let sqlite = component
+            .sqlite_databases
+            .iter()
+            .map(|label| {
+                let database = stores.sqlite(label).with_context(|| {
+                    format!(
+                        "component `{}` lists SQLite database `{label}` in sqlite_databases",
+                        component.id
+                    )
+                })?;
+                Ok((label.clone(), database))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(StoreAccess { key_value, sqlite })
     }
 
     /// The key-value store `label`, when the component lists it.
     pub fn key_value(&self, label: &str) -> Result<Arc<KeyValueStore>, key_value::KeyValueError> {
-        if !self.key_value_stores.iter().any(|listed| listed == label) {
-            return Err(key_value::KeyValueError::AccessDenied);
-        }
-        self.stores
-            .key_value(label)
-            .map_err(|error| key_value::KeyValueError::Other(crate::errors::one_line(&error)))
+        self.key_value
+            .get(label)
+            .cloned()
+            .ok_or(key_value::KeyValueError::AccessDenied)
     }
 
     /// The SQLite database `label`, when the component lists it.
     pub fn sqlite(&self, label: &str) -> Result<Arc<SqliteDatabase>, sqlite::SqliteError> {
-        if !self.sqlite_databases.iter().any(|listed| listed == label) {
-            return Err(sqlite::SqliteError::AccessDenied);
-        }
-        self.stores
-            .sqlite(label)
-            .map_err(|error| sqlite::SqliteError::Io(crate::errors::one_line(&error)))
+        self.sqlite
+            .get(label)
+            .cloned()
+            .ok_or(sqlite::SqliteError::AccessDenied)
     }
 }
 
