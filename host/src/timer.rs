@@ -196,7 +196,6 @@ impl TimerComponent {
 }
 
 /// One `[[trigger.timer]]`, resolved.
-#[derive(Clone)]
 struct Schedule {
     trigger_id: String,
     component: Arc<TimerComponent>,
@@ -210,7 +209,8 @@ struct Schedule {
 
 /// Every timer trigger of an app.
 pub struct TimerTrigger {
-    schedules: Vec<Schedule>,
+    /// Shared with each schedule's loop: a tick's dispatch clones only the `Arc`.
+    schedules: Vec<Arc<Schedule>>,
     /// Each component once, in manifest order, for `--once`.
     components: Vec<Arc<TimerComponent>>,
 }
@@ -272,14 +272,14 @@ impl TriggerType for TimerTrigger {
                 }
                 None => None,
             };
-            schedules.push(Schedule {
+            schedules.push(Arc::new(Schedule {
                 trigger_id: trigger.id.to_owned(),
                 component,
                 config: config.clone(),
                 limits: engine.limits(trigger.limits),
                 coordinator,
                 description: config.describe().into(),
-            });
+            }));
         }
         Ok(TimerTrigger {
             schedules,
@@ -374,7 +374,7 @@ impl TimerTrigger {
 }
 
 async fn run_schedule(
-    schedule: Schedule,
+    schedule: Arc<Schedule>,
     engine: Arc<Engine>,
     start: (Instant, SystemTime),
     shutdown: CancellationToken,
@@ -472,7 +472,7 @@ async fn run_cron(dispatcher: &Dispatcher, cron: &CronSchedule, shutdown: Cancel
 /// ticks this host wins.
 #[derive(Clone)]
 struct Dispatcher {
-    schedule: Schedule,
+    schedule: Arc<Schedule>,
     engine: Arc<Engine>,
     tracker: TaskTracker,
     busy: Arc<AtomicBool>,
