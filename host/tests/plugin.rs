@@ -200,7 +200,8 @@ fn both_trigger_types_run_in_one_plugin_process_and_other_types_are_left_alone()
     server.wait_for_subscribers("requests", 1);
     server.publish("requests", "both");
     assert_eq!(replies.next(), "BOTH");
-    std::thread::sleep(Duration::from_millis(500));
+    // The timer's first tick, waited for rather than assumed within a fixed pause.
+    host.wait_for_stdout_lines("[probe] tick seq=1", 1, Duration::from_secs(60));
     let run = host.stop();
     assert!(run.success, "{}", run.stderr);
     assert!(

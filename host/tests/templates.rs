@@ -137,8 +137,13 @@ fn publish_to_running_app(
         server.wait_for_subscribers(channel, 1);
         server.publish(channel, *payload);
     }
-    // Output is line-buffered per component; give the handlers a moment, then stop.
-    std::thread::sleep(Duration::from_millis(500));
+    // Wait for every handler's line rather than a fixed pause: a loaded machine can take seconds
+    // to run a component's first message. The short grace after lets a stray extra line show.
+    assert!(
+        host.wait_for_stdout_lines(" received: ", messages.len(), Duration::from_secs(60)),
+        "not every message was handled within a minute"
+    );
+    std::thread::sleep(Duration::from_millis(200));
     let run = host.stop();
     assert!(run.success, "{}", run.stderr);
     run
