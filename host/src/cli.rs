@@ -18,7 +18,8 @@ use crate::runtime_config::{self, RuntimeConfig, UserPath};
 use crate::stdio::{Follow, OutputOptions};
 use crate::variables::{Providers, VariableSource};
 use crate::{
-    App, EngineOptions, Runtime, StateOptions, component_build, engine, locked_app, manifest,
+    App, EngineOptions, OtlpSignals, Runtime, StateOptions, TelemetryOptions, component_build,
+    engine, locked_app, manifest,
 };
 
 #[derive(Parser)]
@@ -103,6 +104,10 @@ struct RunArgs {
     /// line, for log shippers).
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = LOG_FORMAT_VARIABLE)]
     log_format: LogFormat,
+    /// Serve Prometheus metrics (`/metrics`) and health probes (`/healthz`, `/readyz`) on this
+    /// address, e.g. 127.0.0.1:9090; off unless given.
+    #[arg(long, env = "SPIN_TRIGGER_METRICS_ADDR", value_name = "ADDRESS:PORT")]
+    metrics_addr: Option<std::net::SocketAddr>,
     #[command(flatten)]
     spin: SpinTriggerOptions,
 }
@@ -462,6 +467,10 @@ async fn run(app: App, args: RunArgs, context: RunContext) -> anyhow::Result<()>
         allow_transient_write: spin.allow_transient_write,
         output,
         state,
+        telemetry: TelemetryOptions {
+            metrics_addr: args.metrics_addr,
+            otlp: OtlpSignals::from_env()?,
+        },
         ..EngineOptions::default()
     };
     if let Some(dir) = context.working_dir {

@@ -12,14 +12,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sha2::{Digest, Sha256};
+use wasmtime::Store;
 use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
-use wasmtime::{Store, StoreLimitsBuilder};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::allowed_hosts::AllowedHosts;
 use crate::component::{self as app, ComponentSource};
-use crate::events::{EventOutcome, EventSink};
+use crate::events::EventSink;
 use crate::guest_files::GuestFiles;
 use crate::host_api::outbound_http::{OutboundHttp, OutboundHttpHooks};
 use crate::host_api::{self, InstanceState};
@@ -28,6 +28,7 @@ use crate::live::{LiveInstances, lock};
 use crate::redis_client::RedisTls;
 use crate::stdio::{ComponentOutput, OutputOptions, Target};
 use crate::stores::{StateOptions, StoreAccess, Stores};
+use crate::telemetry::{EventReporter, Telemetry, TelemetryOptions};
 
 /// How often the epoch advances. A running guest yields to the async runtime at each epoch, so a
 /// looping guest cannot starve the host's other tasks.
@@ -83,6 +84,8 @@ pub struct EngineOptions {
     /// before the first event. The default: `default` store and database in a temporary
     /// directory that goes when the process ends.
     pub state: StateOptions,
+    /// Metrics, health and OTLP export; all off by default.
+    pub telemetry: TelemetryOptions,
 }
 
 impl Default for EngineOptions {
@@ -101,6 +104,7 @@ impl Default for EngineOptions {
             output: OutputOptions::default(),
             events: None,
             state: StateOptions::default(),
+            telemetry: TelemetryOptions::default(),
         }
     }
 }
@@ -186,6 +190,7 @@ pub struct Engine {
     /// The client every instance's outbound HTTP requests share.
     outbound_http: Arc<OutboundHttp>,
     live: Arc<LiveInstances>,
+    telemetry: Arc<Telemetry>,
     stop_epoch_ticker: Arc<AtomicBool>,
 }
 
@@ -269,6 +274,7 @@ impl Engine {
             Some(file) => RedisTls::with_ca_file(file)?,
             None => RedisTls::default(),
         };
+        let telemetry = Arc::new(Telemetry::new(&options.telemetry)?);
         let pooling = pooling_config(&options);
         let stores = Arc::new(Stores::new(options.state.clone(), redis_tls.clone()));
         let plain = Flavor::new(false, pooling.as_ref(), options.debug_info)?;
@@ -300,6 +306,7 @@ impl Engine {
             stores,
             redis_tls,
             live: Arc::default(),
+            telemetry,
             stop_epoch_ticker,
         })
     }
@@ -378,23 +385,25 @@ impl Engine {
         self.live.running_components()
     }
 
-    /// Reports the outcome of one handler call for `trigger`, started at `started`, to the
+    /// The reporter of one trigger's events for `component`: metrics, spans, and the
     /// embedder's [`EventSink`], if there is one.
-    pub fn report(
+    pub fn reporter(
         &self,
+        trigger_type: &'static str,
         trigger: &str,
         component: &str,
-        result: &anyhow::Result<()>,
-        started: std::time::Instant,
-    ) {
-        if let Some(sink) = &self.options.events {
-            sink.report(EventOutcome {
-                trigger: trigger.to_owned(),
-                component: component.to_owned(),
-                result: result.as_ref().map(|_| ()).map_err(crate::errors::one_line),
-                duration: started.elapsed(),
-            });
-        }
+    ) -> EventReporter {
+        self.telemetry.reporter(
+            trigger_type,
+            trigger,
+            component,
+            self.options.events.clone(),
+        )
+    }
+
+    /// Metrics, health and OTLP export.
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
     }
 
     /// Applies `--key-value` and `--sqlite` (once): before a trigger's first event.
@@ -469,11 +478,7 @@ impl Engine {
                 self.outbound_http.clone(),
             ),
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(limits.max_memory)
-                .table_elements(limits.max_table_elements)
-                .instances(16)
-                .build(),
+            limits: crate::limits::GuestLimiter::new(limits),
             _live: self.live.register(&component.id),
         };
         let mut store = Store::new(&component.engine, state);
@@ -587,9 +592,13 @@ impl Drop for Engine {
 /// Logs a failed event: the one-line reason through `log` (a trap says which trap; a handler
 /// error is its message), and the wasm backtrace, when there is one, at debug level.
 pub fn log_failure(error: &anyhow::Error, component_id: &str, what: &str, log: impl FnOnce(&str)) {
+    let memory = error.downcast_ref::<crate::limits::MemoryLimitReached>();
     match error.downcast_ref::<wasmtime::Trap>() {
         Some(trap) => {
-            log(&trap.to_string());
+            match memory {
+                Some(memory) => log(&format!("{trap} ({memory})")),
+                None => log(&trap.to_string()),
+            }
             tracing::debug!(component = component_id, "{what}: {error:?}");
         }
         None => log(&crate::errors::one_line(error)),

@@ -54,6 +54,8 @@
 //!   and TLS; the key-value stores and SQLite databases components open by label; each host API
 //!   a guest imports (variables, outbound Redis, outbound HTTP, key-value, SQLite) and its
 //!   linking.
+//! - `telemetry`: metrics (Prometheus on `--metrics-addr`, OTLP), connection health
+//!   (`/healthz`, `/readyz`), a span per handler call; each trigger reports through it.
 //! - `guest_files`, `engine`: what a guest sees of the host's files; wasmtime, the
 //!   compiled-component cache, `InstancePre`, a store per event.
 //!
@@ -103,6 +105,7 @@ mod runtime;
 mod runtime_config;
 mod stores;
 mod stream_trigger;
+mod telemetry;
 mod timer;
 mod trigger;
 mod triggers;
@@ -113,6 +116,7 @@ pub use engine::EngineOptions;
 pub use runtime::{RunningApp, Runtime};
 pub use runtime_config::{KeyValueStoreConfig, SqliteDatabaseConfig};
 pub use stores::StateOptions;
+pub use telemetry::{OtlpSignals, TelemetryOptions};
 pub use variables::ResolvedVariables;
 
 /// Not part of the API: the engine's own dispatch path, for this workspace's benchmark and

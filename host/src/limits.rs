@@ -139,11 +139,85 @@ impl Limits {
     ) -> anyhow::Result<T> {
         match tokio::time::timeout(self.timeout, call).await {
             Ok(result) => result,
-            Err(_) => Err(anyhow::anyhow!(
-                "the handler ran past its {:?} deadline (handler_timeout); its instance was stopped",
-                self.timeout
-            )),
+            Err(_) => Err(DeadlinePassed(self.timeout).into()),
         }
+    }
+}
+
+/// A handler call stopped at its deadline.
+#[derive(Debug, thiserror::Error)]
+#[error("the handler ran past its {0:?} deadline (handler_timeout); its instance was stopped")]
+pub struct DeadlinePassed(pub Duration);
+
+/// A handler call failed after its instance was refused memory past its `max_memory`.
+#[derive(Debug, thiserror::Error)]
+#[error("the instance was refused memory past its max_memory ({0} bytes)")]
+pub struct MemoryLimitReached(pub usize);
+
+/// An instance's memory and table limits, noting when it was refused memory: a guest that
+/// cannot grow its memory usually traps soon after, and that failure is then put down to
+/// memory, not to the trap.
+pub(crate) struct GuestLimiter {
+    limits: wasmtime::StoreLimits,
+    max_memory: usize,
+    memory_refused: bool,
+}
+
+impl GuestLimiter {
+    pub fn new(limits: &Limits) -> Self {
+        GuestLimiter {
+            limits: wasmtime::StoreLimitsBuilder::new()
+                .memory_size(limits.max_memory)
+                .table_elements(limits.max_table_elements)
+                .instances(16)
+                .build(),
+            max_memory: limits.max_memory,
+            memory_refused: false,
+        }
+    }
+
+    /// `result`, with a failure marked as [`MemoryLimitReached`] when memory was refused.
+    pub fn explain<T>(&self, result: anyhow::Result<T>) -> anyhow::Result<T> {
+        match result {
+            Err(error) if self.memory_refused => {
+                Err(error.context(MemoryLimitReached(self.max_memory)))
+            }
+            other => other,
+        }
+    }
+}
+
+impl wasmtime::ResourceLimiter for GuestLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        self.memory_refused |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
     }
 }
 

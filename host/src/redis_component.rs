@@ -184,12 +184,13 @@ impl RedisComponent {
         limits: &Limits,
     ) -> anyhow::Result<()> {
         let mut store = engine.new_store(&self.prepared, limits)?;
-        match &self.export {
+        let result = match &self.export {
             RedisExport::Raw(pre) => call_raw(pre, &mut store, message).await,
             RedisExport::Rich(pre) => call_rich(pre, &mut store, message).await,
             RedisExport::Rich0_1(pre) => call_rich_0_1(pre, &mut store, message).await,
             RedisExport::Spin3(pre) => call_spin3(pre, &mut store, message).await,
-        }
+        };
+        store.data().limits.explain(result)
     }
 }
 

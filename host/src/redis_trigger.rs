@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -23,6 +24,7 @@ use crate::limits::Limits;
 use crate::redis_address::render_address;
 use crate::redis_client::RedisTls;
 use crate::redis_component::{Message, RedisComponent};
+use crate::telemetry::{CallInfo, ConnectionHealth, EventReporter};
 use crate::template::Template;
 use crate::trigger::{
     BuildContext, RunTrigger, TriggerFuture, TriggerSpec, TriggerType, TypeComponents,
@@ -48,14 +50,20 @@ struct Subscription {
     is_pattern: bool,
     max_in_flight: usize,
     limits: Limits,
+    reporter: EventReporter,
+    /// Messages waiting in its queue, when it has one and metrics are on.
+    queue_depth: Option<Gauge>,
 }
 
 impl Subscription {
     /// Handles one message; a failure is logged with the trigger, component and channel.
     async fn handle(&self, engine: &Engine, message: &Message) {
-        let started = std::time::Instant::now();
+        let call = self.reporter.start(CallInfo {
+            destination: Some(&message.channel),
+            ..CallInfo::default()
+        });
         let result = self.component.handle(engine, message, &self.limits).await;
-        engine.report(&self.trigger_id, self.component.id(), &result, started);
+        call.finish(&result);
         if let Err(error) = result {
             let component = self.component.id();
             log_failure(&error, component, "Redis handler failed", |reason| {
@@ -87,6 +95,8 @@ fn is_glob(channel: &str) -> bool {
 pub struct RedisTrigger {
     /// Server address (as resolved) to the subscriptions on it.
     servers: BTreeMap<String, Vec<Arc<Subscription>>>,
+    /// Each server's connection, as `/readyz` and the metrics see it.
+    health: BTreeMap<String, Arc<ConnectionHealth>>,
 }
 
 impl TriggerType for RedisTrigger {
@@ -152,9 +162,26 @@ impl TriggerType for RedisTrigger {
                     channel,
                     max_in_flight: config.max_in_flight,
                     limits: engine.limits(trigger.limits),
+                    reporter: engine.reporter(Self::NAME, trigger.id, trigger.component),
+                    queue_depth: engine.telemetry().queue_depth(Self::NAME, trigger.id),
                 }));
         }
-        Ok(RedisTrigger { servers })
+        let health = servers
+            .iter()
+            .map(|(address, subscriptions)| {
+                let triggers: Vec<&str> = subscriptions
+                    .iter()
+                    .map(|subscription| subscription.trigger_id.as_str())
+                    .collect();
+                let connection = engine.telemetry().connection(
+                    Self::NAME,
+                    &triggers.join(","),
+                    &redact(address),
+                );
+                (address.clone(), connection)
+            })
+            .collect();
+        Ok(RedisTrigger { servers, health })
     }
 }
 
@@ -190,6 +217,7 @@ impl RunTrigger for RedisTrigger {
                     ),
                 };
                 let subscriber = Subscriber {
+                    health: self.health[address].clone(),
                     address: address.clone(),
                     shown_address: redact(address),
                     subscriptions: subscriptions.clone(),
@@ -226,6 +254,7 @@ struct Subscriber {
     shown_address: String,
     subscriptions: Vec<Arc<Subscription>>,
     dispatch: Dispatch,
+    health: Arc<ConnectionHealth>,
     engine: Arc<Engine>,
     runtime: tokio::runtime::Handle,
     shutdown: CancellationToken,
@@ -250,6 +279,7 @@ impl Subscriber {
                 continue;
             }
             tracing::info!(address = %self.shown_address, "subscribed");
+            self.health.connected();
             backoff = MIN_BACKOFF;
             loop {
                 if self.shutdown.is_cancelled() {
@@ -260,6 +290,7 @@ impl Subscriber {
                     // The read timeout: a chance to notice shutdown.
                     Err(error) if error.is_timeout() => continue,
                     Err(error) => {
+                        self.health.lost();
                         tracing::warn!(
                             address = %self.shown_address,
                             "lost the connection to the Redis server; reconnecting (cause: {error})"
@@ -282,6 +313,7 @@ impl Subscriber {
 
     /// Logs why subscribing failed and waits `backoff` (unless shutdown comes), doubling it.
     fn wait_to_retry(&self, error: &anyhow::Error, backoff: &mut Duration) {
+        self.health.lost();
         tracing::warn!(
             address = %self.shown_address,
             "cannot subscribe: {}; retrying in {backoff:?}",
@@ -295,6 +327,7 @@ impl Subscriber {
         match &self.dispatch {
             Dispatch::Inline(subscription) => {
                 if subscription.matches(&message) {
+                    subscription.reporter.received(1);
                     self.runtime
                         .block_on(subscription.handle(&self.engine, &message));
                 }
@@ -307,10 +340,11 @@ impl Subscriber {
                 let Some(last) = queues.iter().rposition(matches) else {
                     return Ok(());
                 };
-                for (_, queue) in queues[..last].iter().filter(|entry| matches(entry)) {
-                    enqueue(&self.runtime, queue, message.clone())?;
+                for (subscription, queue) in queues[..last].iter().filter(|entry| matches(entry)) {
+                    enqueue(&self.runtime, subscription, queue, message.clone())?;
                 }
-                enqueue(&self.runtime, &queues[last].1, message)
+                let (subscription, queue) = &queues[last];
+                enqueue(&self.runtime, subscription, queue, message)
             }
         }
     }
@@ -323,9 +357,15 @@ struct HandlersStopped;
 /// is free: the subscriber thread then wakes once per half queue, not once per message handled.
 fn enqueue(
     runtime: &tokio::runtime::Handle,
+    subscription: &Subscription,
     queue: &mpsc::Sender<Message>,
     message: Message,
 ) -> Result<(), HandlersStopped> {
+    subscription.reporter.received(1);
+    if let Some(depth) = &subscription.queue_depth {
+        // Counted before this message goes in: what it waits behind.
+        depth.set((queue.max_capacity() - queue.capacity()) as i64);
+    }
     match queue.try_send(message) {
         Ok(()) => Ok(()),
         Err(mpsc::error::TrySendError::Closed(_)) => Err(HandlersStopped),
@@ -396,12 +436,16 @@ async fn handle_messages(
     loop {
         let message = {
             let mut queue = queue.lock().await;
-            tokio::select! {
+            let message = tokio::select! {
                 // Once shutdown begins, no new message starts.
                 biased;
                 _ = shutdown.cancelled() => return,
                 message = queue.recv() => message,
+            };
+            if let Some(depth) = &subscription.queue_depth {
+                depth.set(queue.len() as i64);
             }
+            message
         };
         let Some(message) = message else { return };
         subscription.handle(&engine, &message).await;

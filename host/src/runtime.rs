@@ -99,10 +99,16 @@ impl Runtime {
     /// Runs each timer component once; fails naming every component that failed.
     pub async fn run_once(&self) -> anyhow::Result<()> {
         self.engine.seed_stores().await?;
+        let mut result = Ok(());
         for trigger in &self.triggers {
-            trigger.run_once(&self.engine).await?;
+            result = trigger.run_once(&self.engine).await;
+            if result.is_err() {
+                break;
+            }
         }
-        Ok(())
+        // The runs' spans and metrics go out before the process does.
+        self.engine.telemetry().shutdown().await;
+        result
     }
 
     /// Runs every trigger until `shutdown` completes, then stops taking events and waits up to
@@ -139,6 +145,23 @@ impl Runtime {
     /// Runs every trigger until `shutdown` completes with the grace period to give handlers
     /// in flight (`grace` when the triggers end by themselves).
     async fn run(
+        &self,
+        shutdown: impl Future<Output = Duration>,
+        grace: Duration,
+    ) -> anyhow::Result<()> {
+        let serving = CancellationToken::new();
+        let telemetry = self.engine.telemetry().clone();
+        // Serving before anything else, so probes answer while stores are seeded, and until
+        // the last handler is done.
+        telemetry.serve(serving.clone()).await?;
+        let result = self.run_triggers(shutdown, grace).await;
+        serving.cancel();
+        telemetry.shutdown().await;
+        result
+    }
+
+    /// Runs every trigger until `shutdown` (see [`Runtime::run`]), then stops them.
+    async fn run_triggers(
         &self,
         shutdown: impl Future<Output = Duration>,
         grace: Duration,

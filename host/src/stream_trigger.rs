@@ -32,6 +32,7 @@ use crate::engine::{Engine, log_failure};
 use crate::limits::Limits;
 use crate::redis_address::{RawAddressSettings, render_address, validate_address_settings};
 use crate::redis_component::{Message, RedisComponent, StreamEntry};
+use crate::telemetry::{CallInfo, ConnectionHealth, EventReporter, StreamGauges};
 use crate::template::Template;
 use crate::trigger::{
     BuildContext, RunTrigger, TriggerFuture, TriggerSpec, TriggerType, TypeComponents,
@@ -60,6 +61,9 @@ const MIN_RETRY_WAIT: Duration = Duration::from_millis(100);
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
 /// Claims are checked at least this far apart, however short `claim_idle` is.
 const MIN_CLAIM_INTERVAL: Duration = Duration::from_millis(100);
+/// How often, with metrics on, the group's pending count and lag are read (`XINFO GROUPS`, in
+/// the round trip that reads entries).
+const BACKLOG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Every `[[trigger.redis-stream]]` of an app.
 pub struct StreamTrigger {
@@ -81,6 +85,11 @@ struct Consumer {
     max_attempts: u32,
     claim_idle: Duration,
     limits: Limits,
+    reporter: EventReporter,
+    /// Its connection, as `/readyz` and the metrics see it.
+    health: Arc<ConnectionHealth>,
+    /// The group's pending count and lag, read now and then while metrics are on.
+    backlog: Option<StreamGauges>,
 }
 
 impl TriggerType for StreamTrigger {
@@ -161,16 +170,23 @@ impl TriggerType for StreamTrigger {
             consumers.push(Arc::new(Consumer {
                 trigger_id: trigger.id.to_owned(),
                 component,
+                max_in_flight: config.max_in_flight,
+                max_attempts: config.max_attempts,
+                claim_idle: config.claim_idle,
+                limits: engine.limits(trigger.limits),
+                reporter: engine.reporter(Self::NAME, trigger.id, trigger.component),
+                health: engine
+                    .telemetry()
+                    .connection(Self::NAME, trigger.id, &redact(&address)),
+                backlog: engine
+                    .telemetry()
+                    .stream_gauges(trigger.id, &stream, &group),
                 shown_address: redact(&address),
                 address,
                 stream,
                 group,
                 consumer,
                 dead_letter,
-                max_in_flight: config.max_in_flight,
-                max_attempts: config.max_attempts,
-                claim_idle: config.claim_idle,
-                limits: engine.limits(trigger.limits),
             }));
         }
         Ok(StreamTrigger { consumers })
@@ -264,6 +280,8 @@ struct ReadState {
     own_pending: bool,
     /// Whether the last read filled every free slot: more entries are likely waiting.
     backlog: bool,
+    /// When the group's pending count and lag are next read, while metrics are on.
+    next_backlog: Instant,
 }
 
 impl ReadState {
@@ -274,6 +292,7 @@ impl ReadState {
             claim_cursor: None,
             own_pending: true,
             backlog: false,
+            next_backlog: Instant::now(),
         }
     }
 }
@@ -298,6 +317,7 @@ impl Consumer {
             else {
                 return;
             };
+            self.health.lost();
             let what = if joined {
                 "lost the connection to the Redis server; reconnecting"
             } else {
@@ -332,6 +352,7 @@ impl Consumer {
         joined: &mut bool,
     ) -> anyhow::Result<()> {
         let mut connection = self.connect(running).await?;
+        self.health.connected();
         *joined = true;
         *backoff = MIN_BACKOFF;
         let mut state = ReadState::new(self.claim_idle);
@@ -370,6 +391,16 @@ impl Consumer {
             self.settle(&mut pipe, &finished);
             let read = reading.then(|| self.next_read(&mut state, free, busy));
             let claiming = reading && state.claim_cursor.is_some();
+            let backlog = self.backlog.as_ref().filter(|_| {
+                let due = Instant::now() >= state.next_backlog;
+                if due {
+                    state.next_backlog = Instant::now() + BACKLOG_INTERVAL;
+                }
+                due
+            });
+            if backlog.is_some() {
+                pipe.cmd("XINFO").arg("GROUPS").arg(&self.stream);
+            }
             if let Some(read) = read {
                 pipe.add_command(read);
             }
@@ -385,11 +416,16 @@ impl Consumer {
             for done in &finished {
                 reader.in_flight.remove(done.id());
             }
-            let Some(reply) = replies.into_iter().last().filter(|_| reading) else {
+            let mut replies = replies.into_iter();
+            if let Some(gauges) = backlog {
+                self.note_backlog(gauges, replies.next());
+            }
+            let Some(reply) = replies.next().filter(|_| reading) else {
                 continue;
             };
             let entries = self.entries_of(reply, claiming, &mut state, reader)?;
             state.backlog = entries.len() == free;
+            self.reporter.received(entries.len() as u64);
             for entry in entries {
                 self.dispatch(entry, reader, running);
             }
@@ -576,6 +612,25 @@ impl Consumer {
         }
     }
 
+    /// Sets the backlog gauges from an `XINFO GROUPS` reply. A reply that cannot be read leaves
+    /// them as they were: a metric is not worth losing the connection over.
+    fn note_backlog(&self, gauges: &StreamGauges, reply: Option<redis::Value>) {
+        let groups = reply.and_then(|reply| {
+            redis::from_redis_value::<redis::streams::StreamInfoGroupsReply>(reply).ok()
+        });
+        let Some(group) = groups
+            .into_iter()
+            .flat_map(|reply| reply.groups)
+            .find(|group| group.name == self.group)
+        else {
+            return;
+        };
+        gauges.pending.set(group.pending as i64);
+        if let Some(lag) = group.lag {
+            gauges.lag.set(lag as i64);
+        }
+    }
+
     fn log_claimed(&self, claimed: &[RawEntry]) {
         if !claimed.is_empty() {
             tracing::info!(
@@ -618,14 +673,22 @@ impl Consumer {
                 pattern: None,
                 entry: Some(entry.clone()),
             };
-            let started = Instant::now();
+            let traceparent = entry
+                .fields
+                .iter()
+                .find(|(name, _)| name == "traceparent")
+                .and_then(|(_, value)| std::str::from_utf8(value).ok());
+            let call = self.reporter.start(CallInfo {
+                destination: Some(&self.stream),
+                message_id: Some(&entry.id),
+                attempt: Some(entry.attempt),
+                traceparent,
+            });
             let result = self
                 .component
                 .handle(&running.engine, &message, &self.limits)
                 .await;
-            running
-                .engine
-                .report(&self.trigger_id, self.component.id(), &result, started);
+            call.finish(&result);
             let error = match result {
                 Ok(()) => return Done::Handled(entry.id),
                 Err(error) => error,
@@ -645,6 +708,7 @@ impl Consumer {
                 )
             });
             if entry.attempt >= self.max_attempts {
+                self.reporter.dead_lettered();
                 return Done::Failed {
                     entry,
                     error: reason,
@@ -656,6 +720,7 @@ impl Consumer {
             }
             wait = (wait * 2).min(MAX_RETRY_WAIT);
             entry.attempt += 1;
+            self.reporter.retried();
         }
     }
 }

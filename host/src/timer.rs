@@ -20,6 +20,7 @@ use crate::engine::{AcceptedWorld, Engine, PreparedComponent};
 use crate::host_api::InstanceState;
 use crate::limits::Limits;
 use crate::redis_address::render_address;
+use crate::telemetry::{CallInfo, EventReporter, SkipReason};
 use crate::trigger::{
     BuildContext, RunTrigger, TriggerFuture, TriggerSpec, TriggerType, TypeComponents,
 };
@@ -158,13 +159,22 @@ impl TimerComponent {
 
     async fn call(&self, engine: &Engine, tick: Tick, limits: &Limits) -> anyhow::Result<()> {
         let mut store = engine.new_store(&self.prepared, limits)?;
+        let result = self.call_in(&mut store, tick).await;
+        store.data().limits.explain(result)
+    }
+
+    async fn call_in(
+        &self,
+        store: &mut wasmtime::Store<InstanceState>,
+        tick: Tick,
+    ) -> anyhow::Result<()> {
         match &self.export {
             TimerExport::Raw(pre) => {
-                let instance = pre.instantiate_async(&mut store).await?;
-                instance.call_handle_timer_request(&mut store).await?;
+                let instance = pre.instantiate_async(&mut *store).await?;
+                instance.call_handle_timer_request(&mut *store).await?;
             }
             TimerExport::Rich(pre) => {
-                let instance = pre.instantiate_async(&mut store).await?;
+                let instance = pre.instantiate_async(&mut *store).await?;
                 let wit_tick = timer_handler::Tick {
                     scheduled_at_ms: unix_millis(tick.scheduled_at),
                     fired_at_ms: unix_millis(tick.fired_at),
@@ -173,12 +183,12 @@ impl TimerComponent {
                 };
                 instance
                     .spin_trigger_sdk0_2_0_timer_handler()
-                    .call_handle_tick(&mut store, &wit_tick)
+                    .call_handle_tick(&mut *store, &wit_tick)
                     .await?
                     .map_err(|error| anyhow!("handler returned an error: {}", error.message))?;
             }
             TimerExport::Rich01(pre) => {
-                let instance = pre.instantiate_async(&mut store).await?;
+                let instance = pre.instantiate_async(&mut *store).await?;
                 let wit_tick = timer_handler_0_1::Tick {
                     scheduled_at_ms: unix_millis(tick.scheduled_at),
                     fired_at_ms: unix_millis(tick.fired_at),
@@ -186,7 +196,7 @@ impl TimerComponent {
                 };
                 instance
                     .spin_trigger_sdk0_1_0_timer_handler()
-                    .call_handle_tick(&mut store, wit_tick)
+                    .call_handle_tick(&mut *store, wit_tick)
                     .await?
                     .map_err(|error| anyhow!("handler returned an error: {}", error.message))?;
             }
@@ -205,6 +215,7 @@ struct Schedule {
     coordinator: Option<Arc<Coordinator>>,
     /// The schedule in words, for the ticks.
     description: Arc<str>,
+    reporter: EventReporter,
 }
 
 /// Every timer trigger of an app.
@@ -279,6 +290,7 @@ impl TriggerType for TimerTrigger {
                 limits: engine.limits(trigger.limits),
                 coordinator,
                 description: config.describe().into(),
+                reporter: engine.reporter(Self::NAME, trigger.id, trigger.component),
             }));
         }
         Ok(TimerTrigger {
@@ -346,7 +358,7 @@ impl TimerTrigger {
                 .iter()
                 .find(|schedule| Arc::ptr_eq(&schedule.component, component))
                 .context("a timer component without a trigger")?;
-            let (trigger_id, limits) = (schedule.trigger_id.as_str(), schedule.limits);
+            let limits = schedule.limits;
             let now = SystemTime::now();
             let tick = Tick {
                 scheduled_at: now,
@@ -354,9 +366,10 @@ impl TimerTrigger {
                 sequence: 0,
                 schedule: schedule.description.clone(),
             };
-            let started = Instant::now();
+            schedule.reporter.received(1);
+            let call = schedule.reporter.start(CallInfo::default());
             let result = component.fire(engine, tick, &limits).await;
-            engine.report(trigger_id, component.id(), &result, started);
+            call.finish(&result);
             if let Err(error) = result {
                 tracing::error!(
                     component = %component.id(),
@@ -481,6 +494,13 @@ struct Dispatcher {
 
 impl Dispatcher {
     fn fire(&self, tick: Tick) {
+        let reporter = &self.schedule.reporter;
+        reporter.received(1);
+        reporter.late(
+            tick.fired_at
+                .duration_since(tick.scheduled_at)
+                .unwrap_or_default(),
+        );
         if self.busy.load(Ordering::Acquire) {
             self.log_skip(tick.sequence);
             return;
@@ -495,6 +515,7 @@ impl Dispatcher {
     }
 
     fn log_skip(&self, sequence: u64) {
+        self.schedule.reporter.skipped(SkipReason::Overlap);
         tracing::warn!(
             trigger = %self.schedule.trigger_id,
             component = %self.schedule.component.id(),
@@ -512,10 +533,9 @@ impl Dispatcher {
         let schedule = &self.schedule;
         let component = &schedule.component;
         let sequence = tick.sequence;
-        let started = Instant::now();
+        let call = schedule.reporter.start(CallInfo::default());
         let result = component.fire(&self.engine, tick, &schedule.limits).await;
-        self.engine
-            .report(&schedule.trigger_id, component.id(), &result, started);
+        call.finish(&result);
         if let Err(error) = result {
             crate::engine::log_failure(&error, component.id(), "timer handler failed", |reason| {
                 tracing::error!(
@@ -539,6 +559,7 @@ impl Dispatcher {
             let claim = match coordinator.claim(scheduled_ms).await {
                 Ok(claim) => claim,
                 Err(error) => {
+                    self.schedule.reporter.skipped(SkipReason::Coordination);
                     tracing::warn!(
                         trigger = %trigger,
                         scheduled_ms,

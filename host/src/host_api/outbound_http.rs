@@ -81,8 +81,14 @@ impl OutboundHttp {
 }
 
 /// The pooled client: HTTP/1.1, `http` and `https`, rustls with the public roots plus
-/// `extra_ca`.
-fn build_client(extra_ca: Option<&[u8]>) -> Result<PooledClient, String> {
+/// `extra_ca`. Guests' requests use it, and so does the OTLP exporter.
+pub(crate) fn build_client<B>(
+    extra_ca: Option<&[u8]>,
+) -> Result<Client<hyper_rustls::HttpsConnector<HttpConnector>, B>, String>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+{
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
 

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -37,7 +36,7 @@ pub struct InstanceState {
     /// Where the instance's outbound HTTP requests go, and which it may make.
     pub(crate) http_hooks: OutboundHttpHooks,
     pub(crate) table: ResourceTable,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: crate::limits::GuestLimiter,
     /// Listed among the live instances while this store exists.
     pub(crate) _live: LiveInstance,
 }

@@ -1,0 +1,353 @@
+//! What operators see of a running host: the Prometheus scrape on `--metrics-addr` (read with a
+//! Prometheus text-format parser), the health probes as Redis goes away and comes back, and the
+//! spans and metrics an OTLP/HTTP receiver started by the test collects.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{HttpServer, RedisServer, Reply, TestApp, free_port, guest, http_get};
+use prost::Message as _;
+use redis::Commands;
+
+/// Scrapes `/metrics` on `port` and parses it.
+fn scrape(port: u16) -> prometheus_parse::Scrape {
+    let (status, body) = http_get(port, "/metrics").expect("the metrics endpoint answers");
+    assert_eq!(status, 200, "{body}");
+    prometheus_parse::Scrape::parse(body.lines().map(|line| Ok(line.to_owned())))
+        .expect("a scrape in the Prometheus text format")
+}
+
+/// The value of the sample `name` whose labels include every pair of `labels`; 0 when there is
+/// none.
+fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let matching: Vec<f64> = scrape
+        .samples
+        .iter()
+        .filter(|sample| sample.metric == name)
+        .filter(|sample| {
+            labels
+                .iter()
+                .all(|(key, wanted)| sample.labels.get(key) == Some(*wanted))
+        })
+        .map(|sample| match sample.value {
+            prometheus_parse::Value::Counter(value)
+            | prometheus_parse::Value::Gauge(value)
+            | prometheus_parse::Value::Untyped(value) => value,
+            prometheus_parse::Value::Histogram(_) | prometheus_parse::Value::Summary(_) => {
+                panic!("{name} is a histogram or summary; ask for its _count or _sum")
+            }
+        })
+        .collect();
+    assert!(matching.len() <= 1, "{name} {labels:?}: {matching:?}");
+    matching.first().copied().unwrap_or(0.0)
+}
+
+/// Polls `check` every 50 ms until it holds, up to a minute.
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check() {
+        assert!(Instant::now() < deadline, "not within a minute: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A Redis app: component `echo` on channel `requests`, replying on `replies`, with a 500 ms
+/// deadline and 32 MiB of memory.
+fn echo_app(server: &RedisServer) -> common::AppDir {
+    let url = server.url();
+    TestApp::new("observed")
+        .redis_address("redis", &url)
+        .trigger(
+            "redis",
+            "echo",
+            "channel = \"requests\"\nhandler_timeout = \"500ms\"\nmax_memory = \"32MiB\"",
+        )
+        .replying_component("echo", &guest("redis-message-guest"), &url)
+        .write()
+}
+
+#[test]
+fn a_scrape_counts_what_was_published_handled_and_failed_by_reason() {
+    let server = RedisServer::start();
+    let app = echo_app(&server);
+    let port = free_port();
+    let host = app.start_with(&["--metrics-addr", &format!("127.0.0.1:{port}")], &[]);
+    server.wait_for_subscribers("requests", 1);
+    let mut replies = server.subscribe("replies");
+    let published = [
+        "one", "two", "fail", "three", "trap", "spin", "four", "fail", "alloc:64", "five",
+    ];
+    for payload in published {
+        server.publish("requests", payload);
+    }
+    for _ in 0..5 {
+        assert!(replies.next().starts_with("requests|-|"));
+    }
+    let echo = [("trigger_type", "redis"), ("component", "echo")];
+    let with = |extra: (&'static str, &'static str)| {
+        let mut labels = echo.to_vec();
+        labels.push(extra);
+        labels
+    };
+    eventually("every message handled or failed", || {
+        let scrape = scrape(port);
+        value(
+            &scrape,
+            "spin_trigger_handler_duration_seconds_count",
+            &echo,
+        ) >= 10.0
+    });
+    let scrape = scrape(port);
+    assert_eq!(
+        value(&scrape, "spin_trigger_events_received_total", &echo),
+        10.0
+    );
+    assert_eq!(
+        value(&scrape, "spin_trigger_events_handled_total", &echo),
+        5.0
+    );
+    let failed = "spin_trigger_events_failed_total";
+    assert_eq!(value(&scrape, failed, &with(("reason", "error"))), 2.0);
+    assert_eq!(value(&scrape, failed, &with(("reason", "trap"))), 1.0);
+    assert_eq!(value(&scrape, failed, &with(("reason", "timeout"))), 1.0);
+    assert_eq!(value(&scrape, failed, &with(("reason", "memory"))), 1.0);
+    assert_eq!(
+        value(
+            &scrape,
+            "spin_trigger_handler_duration_seconds_count",
+            &echo
+        ),
+        10.0
+    );
+    // The handler that spun was stopped at its 500 ms deadline: the durations add up to more.
+    assert!(value(&scrape, "spin_trigger_handler_duration_seconds_sum", &echo) >= 0.5);
+    assert_eq!(
+        value(&scrape, "spin_trigger_instances_in_flight", &echo),
+        0.0
+    );
+    assert_eq!(
+        value(
+            &scrape,
+            "spin_trigger_redis_connected",
+            &[("trigger_type", "redis")]
+        ),
+        1.0
+    );
+    assert!(value(&scrape, "process_resident_memory_bytes", &[]) > 1e6);
+    assert!(value(&scrape, "process_cpu_seconds_total", &[]) > 0.0);
+    assert!(value(&scrape, "process_open_fds", &[]) > 0.0);
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+}
+
+#[test]
+fn readiness_follows_the_redis_connection_and_health_stays_up() {
+    let mut server = RedisServer::start();
+    let app = echo_app(&server);
+    let port = free_port();
+    let host = app.start_with(&["--metrics-addr", &format!("127.0.0.1:{port}")], &[]);
+    let status = |path: &str| http_get(port, path).map(|(status, _)| status);
+    eventually("ready once subscribed", || status("/readyz") == Some(200));
+    assert_eq!(status("/healthz"), Some(200));
+
+    server.kill();
+    eventually("not ready while Redis is down", || {
+        status("/readyz") == Some(503)
+    });
+    let (_, body) = http_get(port, "/readyz").expect("readyz answers");
+    assert!(
+        body.contains(&format!("127.0.0.1:{}", server.port)),
+        "{body}"
+    );
+    assert_eq!(status("/healthz"), Some(200), "the process still serves");
+    let down = scrape(port);
+    assert_eq!(
+        value(
+            &down,
+            "spin_trigger_redis_connected",
+            &[("trigger_type", "redis")]
+        ),
+        0.0
+    );
+
+    server.restart();
+    eventually("ready again once resubscribed", || {
+        status("/readyz") == Some(200)
+    });
+    let up = scrape(port);
+    assert_eq!(
+        value(
+            &up,
+            "spin_trigger_redis_reconnects_total",
+            &[("trigger_type", "redis")]
+        ),
+        1.0
+    );
+    assert_eq!(status("/nowhere"), Some(404));
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+}
+
+/// Every span the receiver collected, with its attributes as text.
+fn collected_spans(receiver: &HttpServer) -> Vec<opentelemetry_proto::tonic::trace::v1::Span> {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    receiver
+        .requests()
+        .iter()
+        .filter(|request| request.path == "/v1/traces")
+        .flat_map(|request| {
+            ExportTraceServiceRequest::decode(request.body.as_slice())
+                .expect("an OTLP/HTTP protobuf trace export")
+                .resource_spans
+        })
+        .flat_map(|resource| resource.scope_spans)
+        .flat_map(|scope| scope.spans)
+        .collect()
+}
+
+fn attribute(span: &opentelemetry_proto::tonic::trace::v1::Span, key: &str) -> Option<String> {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    let value = span
+        .attributes
+        .iter()
+        .find(|attribute| attribute.key == key)?
+        .value
+        .as_ref()?
+        .value
+        .as_ref()?;
+    Some(match value {
+        Value::StringValue(text) => text.clone(),
+        Value::IntValue(number) => number.to_string(),
+        other => format!("{other:?}"),
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+#[test]
+fn an_otlp_receiver_gets_a_span_per_entry_and_a_traceparent_is_continued() {
+    let server = RedisServer::start();
+    let receiver = HttpServer::start(|_| Reply::Send(200, "application/x-protobuf", Vec::new()));
+    let url = server.url();
+    let app = TestApp::new("traced")
+        .redis_address("redis-stream", &url)
+        .trigger(
+            "redis-stream",
+            "recorder",
+            "stream = \"jobs\"\ngroup = \"workers\"\nmax_attempts = 1",
+        )
+        .component(
+            "recorder",
+            &guest("stream-record-guest"),
+            &format!(
+                "allowed_outbound_hosts = [\"{url}\"]\nvariables = {{ redis_address = \"{url}\" }}"
+            ),
+        )
+        .write();
+    let endpoint = receiver.url("");
+    let host = app.start_with(
+        &[],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "200"),
+            ("OTEL_SERVICE_NAME", "traced-app"),
+        ],
+    );
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let parent_span = "00f067aa0ba902b7";
+    let mut redis = server.client().get_connection().expect("connecting");
+    let plain: String = redis
+        .xadd("jobs", "*", &[("payload", "plain")])
+        .expect("XADD");
+    let traced: String = redis
+        .xadd(
+            "jobs",
+            "*",
+            &[
+                ("payload", "traced".to_owned()),
+                ("traceparent", format!("00-{trace_id}-{parent_span}-01")),
+            ],
+        )
+        .expect("XADD");
+    let failing: String = redis
+        .xadd("jobs", "*", &[("payload", "fail")])
+        .expect("XADD");
+    eventually("three spans exported", || {
+        collected_spans(&receiver).len() >= 3
+    });
+    eventually("metrics exported", || {
+        receiver
+            .requests()
+            .iter()
+            .any(|request| request.path == "/v1/metrics")
+    });
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+
+    let spans = collected_spans(&receiver);
+    assert_eq!(spans.len(), 3, "one span per handler call: {spans:#?}");
+    for span in &spans {
+        assert_eq!(
+            attribute(span, "spin.trigger.type").as_deref(),
+            Some("redis-stream")
+        );
+        assert_eq!(
+            attribute(span, "spin.component").as_deref(),
+            Some("recorder")
+        );
+        assert_eq!(
+            attribute(span, "messaging.destination.name").as_deref(),
+            Some("jobs")
+        );
+        assert_eq!(attribute(span, "spin.attempt").as_deref(), Some("1"));
+        assert!(span.end_time_unix_nano > span.start_time_unix_nano);
+    }
+    let span_of = |id: &str| {
+        spans
+            .iter()
+            .find(|span| attribute(span, "messaging.message.id").as_deref() == Some(id))
+            .unwrap_or_else(|| panic!("a span for entry {id}: {spans:#?}"))
+    };
+    let traced_span = span_of(&traced);
+    assert_eq!(hex(&traced_span.trace_id), trace_id);
+    assert_eq!(hex(&traced_span.parent_span_id), parent_span);
+    let plain_span = span_of(&plain);
+    assert!(plain_span.parent_span_id.is_empty(), "a root span");
+    assert_ne!(hex(&plain_span.trace_id), trace_id);
+    assert_eq!(attribute(plain_span, "spin.result").as_deref(), Some("ok"));
+    let failed_span = span_of(&failing);
+    assert_eq!(
+        attribute(failed_span, "spin.result").as_deref(),
+        Some("error")
+    );
+    let status = failed_span.status.as_ref().expect("a status");
+    assert!(status.message.contains("asked to fail"), "{status:?}");
+
+    // The same counters as /metrics, named alike.
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    let names: std::collections::BTreeSet<String> = receiver
+        .requests()
+        .iter()
+        .filter(|request| request.path == "/v1/metrics")
+        .flat_map(|request| {
+            ExportMetricsServiceRequest::decode(request.body.as_slice())
+                .expect("an OTLP/HTTP protobuf metrics export")
+                .resource_metrics
+        })
+        .flat_map(|resource| resource.scope_metrics)
+        .flat_map(|scope| scope.metrics)
+        .map(|metric| metric.name)
+        .collect();
+    for name in [
+        "spin_trigger_events_received",
+        "spin_trigger_events_handled",
+        "spin_trigger_events_failed",
+        "spin_trigger_handler_duration",
+    ] {
+        assert!(names.contains(name), "{name} in {names:?}");
+    }
+}
