@@ -126,4 +126,5 @@ pub mod internals {
     pub use crate::allowed_hosts::AllowedHosts;
     pub use crate::engine::{Engine, PreparedComponent, pooling_config};
     pub use crate::redis_component::{Message, RedisComponent};
+    pub use crate::telemetry::{CallInfo, EventReporter};
 }

@@ -10,9 +10,17 @@ use common::{HttpServer, RedisServer, Reply, TestApp, free_port, guest, http_get
 use prost::Message as _;
 use redis::Commands;
 
-/// Scrapes `/metrics` on `port` and parses it.
+/// Scrapes `/metrics` on `port` (waiting, up to a minute, for the host to start serving) and
+/// parses it.
 fn scrape(port: u16) -> prometheus_parse::Scrape {
-    let (status, body) = http_get(port, "/metrics").expect("the metrics endpoint answers");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (status, body) = loop {
+        if let Some(answer) = http_get(port, "/metrics") {
+            break answer;
+        }
+        assert!(Instant::now() < deadline, "the metrics endpoint never answered");
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert_eq!(status, 200, "{body}");
     prometheus_parse::Scrape::parse(body.lines().map(|line| Ok(line.to_owned())))
         .expect("a scrape in the Prometheus text format")
@@ -350,4 +358,100 @@ fn an_otlp_receiver_gets_a_span_per_entry_and_a_traceparent_is_continued() {
     ] {
         assert!(names.contains(name), "{name} in {names:?}");
     }
+}
+
+#[test]
+fn stream_and_timer_series_count_retries_dead_letters_backlog_and_skips() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let app = TestApp::new("series")
+        .redis_address("redis-stream", &url)
+        .trigger(
+            "redis-stream",
+            "recorder",
+            "stream = \"jobs\"\ngroup = \"workers\"\nmax_attempts = 2\nmax_in_flight = 4",
+        )
+        .component(
+            "recorder",
+            &guest("stream-record-guest"),
+            &format!(
+                "allowed_outbound_hosts = [\"{url}\"]\nvariables = {{ redis_address = \"{url}\" }}"
+            ),
+        )
+        // Each run takes 250 ms at a 100 ms interval: most ticks are skipped.
+        .trigger("timer", "probe", "interval = \"100ms\"")
+        .component(
+            "probe",
+            &guest("probe-guest"),
+            "variables = { sleep_ms = \"250\" }",
+        )
+        .write();
+    let port = free_port();
+    let host = app.start_with(&["--metrics-addr", &format!("127.0.0.1:{port}")], &[]);
+    let mut redis = server.client().get_connection().expect("connecting");
+    let entries: [&[(&str, &str)]; 3] = [
+        &[("payload", "fine")],
+        &[("payload", "flaky"), ("fail_times", "1")],
+        &[("payload", "fail")],
+    ];
+    for fields in entries {
+        let _: String = redis.xadd("jobs", "*", fields).expect("XADD");
+    }
+    let stream = [("trigger_type", "redis-stream"), ("component", "recorder")];
+    let timer = [("trigger_type", "timer"), ("component", "probe")];
+    let overlap = [
+        ("trigger_type", "timer"),
+        ("component", "probe"),
+        ("reason", "overlap"),
+    ];
+    eventually("the entries settled and ticks were skipped", || {
+        let scrape = scrape(port);
+        value(&scrape, "spin_trigger_events_dead_lettered_total", &stream) == 1.0
+            && value(&scrape, "spin_trigger_events_handled_total", &stream) == 2.0
+            && value(&scrape, "spin_trigger_events_skipped_total", &overlap) >= 2.0
+    });
+    // Pending and lag are read every second: both come back to 0 once everything is settled.
+    let backlog = [("stream", "jobs"), ("group", "workers")];
+    eventually("nothing pending or lagging", || {
+        let scrape = scrape(port);
+        value(&scrape, "spin_trigger_stream_pending_entries", &backlog) == 0.0
+            && value(&scrape, "spin_trigger_stream_lag_entries", &backlog) == 0.0
+            && scrape
+                .samples
+                .iter()
+                .any(|sample| sample.metric == "spin_trigger_stream_lag_entries")
+    });
+    let scrape = scrape(port);
+    assert_eq!(
+        value(&scrape, "spin_trigger_events_received_total", &stream),
+        3.0
+    );
+    assert_eq!(
+        value(&scrape, "spin_trigger_events_retried_total", &stream),
+        2.0
+    );
+    let errors = [
+        ("trigger_type", "redis-stream"),
+        ("component", "recorder"),
+        ("reason", "error"),
+    ];
+    assert_eq!(
+        value(&scrape, "spin_trigger_events_failed_total", &errors),
+        3.0
+    );
+    let ticks = value(&scrape, "spin_trigger_events_received_total", &timer);
+    let ran = value(&scrape, "spin_trigger_events_handled_total", &timer)
+        + value(&scrape, "spin_trigger_instances_in_flight", &timer);
+    let skipped = value(&scrape, "spin_trigger_events_skipped_total", &overlap);
+    // Every tick ran, runs or was skipped; one may be between being due and starting.
+    assert!(
+        ran + skipped <= ticks && ticks <= ran + skipped + 1.0,
+        "{ticks} ticks, {ran} ran, {skipped} skipped"
+    );
+    // Lateness is observed as each tick is due, with the received count; the scrape reads
+    // the two one after the other.
+    let lateness = value(&scrape, "spin_trigger_timer_lateness_seconds_count", &timer);
+    assert!((lateness - ticks).abs() <= 1.0, "{lateness} vs {ticks}");
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
 }

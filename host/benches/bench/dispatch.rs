@@ -7,11 +7,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use spin_trigger_host::EngineOptions;
 use spin_trigger_host::app::Component;
 use spin_trigger_host::internals::AllowedHosts;
 use spin_trigger_host::internals::Engine;
+use spin_trigger_host::internals::{CallInfo, EventReporter};
 use spin_trigger_host::internals::{Message, RedisComponent};
+use spin_trigger_host::{EngineOptions, TelemetryOptions};
 
 use crate::bare::{Bare, Output};
 
@@ -150,12 +151,26 @@ fn compare(
     };
     // The limits a trigger without its own runs under: the default deadline is part of the path.
     let limits = engine.limits(&Default::default());
+    compare_paths(
+        runtime,
+        calls,
+        async || host.handle(&engine, &message, &limits).await,
+        async || baseline(&message.payload).await,
+    )
+}
 
+/// Two paths' latencies, `host` against `baseline`, in alternating rounds after a warm-up.
+fn compare_paths(
+    runtime: &tokio::runtime::Runtime,
+    calls: usize,
+    host: impl AsyncFn() -> anyhow::Result<()>,
+    baseline: impl AsyncFn() -> anyhow::Result<()>,
+) -> anyhow::Result<Figures> {
     runtime.block_on(async {
         // Warm-up: fill the allocator's pools and the caches.
         for _ in 0..(calls / 10).max(10) {
-            host.handle(&engine, &message, &limits).await?;
-            baseline(&message.payload).await?;
+            host().await?;
+            baseline().await?;
         }
         let per_round = calls.div_ceil(ROUNDS);
         let mut host_samples = Vec::with_capacity(per_round * ROUNDS);
@@ -163,12 +178,12 @@ fn compare(
         for _ in 0..ROUNDS {
             for _ in 0..per_round {
                 let started = Instant::now();
-                host.handle(&engine, &message, &limits).await?;
+                host().await?;
                 host_samples.push(started.elapsed());
             }
             for _ in 0..per_round {
                 let started = Instant::now();
-                baseline(&message.payload).await?;
+                baseline().await?;
                 bare_samples.push(started.elapsed());
             }
         }
@@ -179,4 +194,73 @@ fn compare(
             bare: Latencies(bare_samples),
         })
     })
+}
+
+/// The host's dispatch as a trigger makes it, with its reporting around the call (event
+/// counters, in-flight gauge, duration histogram): metrics recorded (`host`) against not
+/// (`bare`).
+pub fn run_metrics(wasm: &Path, calls: usize) -> anyhow::Result<Figures> {
+    let on = Reported::new(wasm, true)?;
+    let off = Reported::new(wasm, false)?;
+    compare_paths(
+        &current_thread()?,
+        calls,
+        async || on.handle().await,
+        async || off.handle().await,
+    )
+}
+
+/// A component dispatched through an engine with metrics on or off, reporting each call.
+struct Reported {
+    engine: Engine,
+    component: RedisComponent,
+    reporter: EventReporter,
+    message: Message,
+    limits: spin_trigger_host::limits::Limits,
+}
+
+impl Reported {
+    fn new(wasm: &Path, metrics: bool) -> anyhow::Result<Self> {
+        let telemetry = TelemetryOptions {
+            // Recording is on when metrics are served; the engine alone serves nothing.
+            metrics_addr: metrics.then(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+            ..TelemetryOptions::default()
+        };
+        let engine = Engine::new(EngineOptions {
+            cache_dir: None,
+            telemetry,
+            ..Default::default()
+        })?;
+        let component = RedisComponent::new(Arc::new(engine.prepare(
+            &component(wasm),
+            BTreeMap::new(),
+            AllowedHosts::default(),
+        )?))?;
+        Ok(Reported {
+            reporter: engine.reporter("redis", "bench", "print"),
+            limits: engine.limits(&Default::default()),
+            engine,
+            component,
+            message: Message {
+                channel: "bench".into(),
+                payload: Vec::new(),
+                pattern: None,
+                entry: None,
+            },
+        })
+    }
+
+    async fn handle(&self) -> anyhow::Result<()> {
+        self.reporter.received(1);
+        let call = self.reporter.start(CallInfo {
+            destination: Some(&self.message.channel),
+            ..CallInfo::default()
+        });
+        let result = self
+            .component
+            .handle(&self.engine, &self.message, &self.limits)
+            .await;
+        call.finish(&result);
+        result
+    }
 }

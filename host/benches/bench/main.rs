@@ -169,6 +169,15 @@ fn dispatch_section(print_guest: &Path, counts: &Counts) -> anyhow::Result<()> {
             &dispatch.bare,
         ),
     );
+    let metrics = dispatch::run_metrics(print_guest, counts.dispatch_calls)?;
+    println!(
+        "\n### Metrics on / off: the same dispatch with the trigger's reporting around it, {} calls each\n",
+        counts.dispatch_calls
+    );
+    latency_table(
+        ("metrics on (counters, gauge, histogram)", &metrics.host),
+        ("metrics off", &metrics.bare),
+    );
     Ok(())
 }
 
@@ -268,7 +277,11 @@ fn redis_section(
     for max_in_flight in in_flight {
         runs.push((
             format!("`spin-trigger-host up`, `max_in_flight = {max_in_flight}`"),
-            redis_e2e::host(&server, messages, print_guest, max_in_flight)?,
+            redis_e2e::host(&server, messages, print_guest, max_in_flight, false)?,
+        ));
+        runs.push((
+            format!("`spin-trigger-host up --metrics-addr`, `max_in_flight = {max_in_flight}`"),
+            redis_e2e::host(&server, messages, print_guest, max_in_flight, true)?,
         ));
     }
     let spin_rate = match spin {
@@ -299,6 +312,19 @@ fn redis_section(
             rate / floor_rate,
             run.peak_rss_kib.map_or("—".into(), mib),
         );
+    }
+    // Each host row is followed by the same run with metrics served: the cost of metrics.
+    for pair in runs.windows(2) {
+        let [(off_name, off), (on_name, on)] = pair else {
+            continue;
+        };
+        if on_name.contains("--metrics-addr") && !off_name.contains("--metrics-addr") {
+            println!(
+                "\nMetrics on / off, {}: {:.3}× the rate",
+                off_name.trim_start_matches("`spin-trigger-host up`, "),
+                on.rate(messages) / off.rate(messages)
+            );
+        }
     }
     if spin.is_none() {
         println!("\nSpin: NOT MEASURED — no Spin CLI found (set SPIN_BIN, or put `spin` on PATH).");

@@ -192,6 +192,16 @@ pub fn start_host(
     cache_dir: &Path,
     marker: &'static str,
 ) -> anyhow::Result<Watched> {
+    start_host_with(manifest, cache_dir, marker, &[])
+}
+
+/// [`start_host`] with `extra` arguments after the host's own.
+pub fn start_host_with(
+    manifest: &Path,
+    cache_dir: &Path,
+    marker: &'static str,
+    extra: &[&str],
+) -> anyhow::Result<Watched> {
     let mut command = Command::new(env!("CARGO_BIN_EXE_spin-trigger-host"));
     command
         .arg("up")
@@ -199,6 +209,7 @@ pub fn start_host(
         .arg(manifest)
         .arg("--cache-dir")
         .arg(cache_dir)
+        .args(extra)
         .env("RUST_LOG", "spin_trigger_host=info")
         .env("NO_COLOR", "1");
     Watched::start(command, "the host", marker, Some(HOST_READY))

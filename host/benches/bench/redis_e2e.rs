@@ -155,7 +155,18 @@ source = "{wasm}"
 }
 
 /// Runs a subscribing program until it has printed a line per message.
-fn watched_run(mut program: Watched, server: &RedisServer, messages: usize) -> anyhow::Result<Run> {
+fn watched_run(program: Watched, server: &RedisServer, messages: usize) -> anyhow::Result<Run> {
+    watched_run_then(program, server, messages, || {})
+}
+
+/// [`watched_run`], calling `before_stop` once every message is handled, while the program
+/// still runs.
+fn watched_run_then(
+    mut program: Watched,
+    server: &RedisServer,
+    messages: usize,
+    before_stop: impl FnOnce(),
+) -> anyhow::Result<Run> {
     wait_for_subscriber(server, Duration::from_secs(120))?;
     let url = server.url();
     let publisher = std::thread::spawn(move || publish_all(&url, messages));
@@ -164,6 +175,7 @@ fn watched_run(mut program: Watched, server: &RedisServer, messages: usize) -> a
         .join()
         .map_err(|_| anyhow::anyhow!("the publisher panicked"))??;
     let peak = program.peak_rss_kib();
+    before_stop();
     program.stop()?;
     Ok(Run {
         elapsed: last - started,
@@ -171,12 +183,14 @@ fn watched_run(mut program: Watched, server: &RedisServer, messages: usize) -> a
     })
 }
 
-/// `spin-trigger-host up` with the trigger's `max_in_flight`.
+/// `spin-trigger-host up` with the trigger's `max_in_flight`; with `metrics`, also serving
+/// `/metrics`, which is scraped at the end to check that it counted every message.
 pub fn host(
     server: &RedisServer,
     messages: usize,
     wasm: &Path,
     max_in_flight: usize,
+    metrics: bool,
 ) -> anyhow::Result<Run> {
     let dir = tempfile::tempdir()?;
     write_app(
@@ -185,13 +199,37 @@ pub fn host(
         wasm,
         &format!("max_in_flight = {max_in_flight}"),
     )?;
-    let mut host = process::start_host(
+    let port = crate::common::free_port();
+    let address = format!("127.0.0.1:{port}");
+    let extra: &[&str] = if metrics {
+        &["--metrics-addr", &address]
+    } else {
+        &[]
+    };
+    let mut host = process::start_host_with(
         &dir.path().join("spin.toml"),
         &dir.path().join("cache"),
         MARKER,
+        extra,
     )?;
     host.wait_ready(Duration::from_secs(120))?;
-    watched_run(host, server, messages)
+    let mut scraped = None;
+    let run = watched_run_then(host, server, messages, || {
+        scraped = metrics.then(|| crate::common::http_get(port, "/metrics"));
+    })?;
+    if let Some(scrape) = scraped {
+        let (_, body) = scrape.context("scraping the host's /metrics")?;
+        let received = body
+            .lines()
+            .find(|line| line.starts_with("spin_trigger_events_received_total{"))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse::<f64>().ok());
+        anyhow::ensure!(
+            received == Some(messages as f64),
+            "the host's /metrics counted {received:?} messages received, not {messages}"
+        );
+    }
+    Ok(run)
 }
 
 /// `spin up` with Spin's built-in Redis trigger, in its own `SPIN_DATA_DIR`.
