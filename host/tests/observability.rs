@@ -18,7 +18,10 @@ fn scrape(port: u16) -> prometheus_parse::Scrape {
         if let Some(answer) = http_get(port, "/metrics") {
             break answer;
         }
-        assert!(Instant::now() < deadline, "the metrics endpoint never answered");
+        assert!(
+            Instant::now() < deadline,
+            "the metrics endpoint never answered"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status, 200, "{body}");

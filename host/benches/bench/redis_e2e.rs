@@ -28,6 +28,14 @@ impl Run {
     pub fn rate(&self, messages: usize) -> f64 {
         messages as f64 / self.elapsed.as_secs_f64()
     }
+
+    /// Two runs of the same thing as one: the mean time, the higher peak.
+    pub fn mean_with(&self, other: &Run) -> Run {
+        Run {
+            elapsed: (self.elapsed + other.elapsed) / 2,
+            peak_rss_kib: self.peak_rss_kib.max(other.peak_rss_kib),
+        }
+    }
 }
 
 /// Publishes `messages` payloads, `PIPELINE` per round trip; returns when publishing started.
