@@ -345,7 +345,7 @@ fn plugin(
     locked_url: Option<String>,
 ) -> anyhow::Result<()> {
     let command = PluginArgs::command().name(program.to_owned());
-    let args = PluginArgs::from_arg_matches_mut(&mut command.clone().get_matches())?;
+    let mut args = PluginArgs::from_arg_matches_mut(&mut command.clone().get_matches())?;
     if args.help_args_only {
         let mut help_command = command;
         help_command.print_help()?;
@@ -365,6 +365,7 @@ fn plugin(
             .filter(|dir| !dir.as_os_str().is_empty()),
     )?;
     if let Some(trigger_type) = trigger_type {
+        args.run.metrics_addr = plugin_metrics_addr(&app, trigger_type, args.run.metrics_addr);
         app.retain_trigger_type(trigger_type);
     }
     let context = RunContext {
@@ -377,6 +378,32 @@ fn plugin(
         component_ids: locked_app::component_ids(&url)?,
     };
     block_on(run(app, args.run, context))
+}
+
+/// Where this plugin process serves its metrics. `spin up` passes `--metrics-addr` to both of
+/// this host's plugins when an app has timer and Redis stream triggers, and each is a process
+/// of its own: the timer plugin takes the address, the stream plugin the next port, so neither
+/// fails to bind.
+fn plugin_metrics_addr(
+    app: &App,
+    trigger_type: &str,
+    address: Option<std::net::SocketAddr>,
+) -> Option<std::net::SocketAddr> {
+    let has = |name: &str| {
+        app.triggers
+            .iter()
+            .any(|trigger| trigger.config.type_name() == name)
+    };
+    let mut address = address?;
+    if trigger_type == "redis-stream" && has("timer") && address.port() != 0 {
+        address.set_port(address.port().checked_add(1)?);
+        tracing::info!(
+            %address,
+            "this app's timer triggers run in the trigger-timer plugin, which serves the metrics \
+             address given; this plugin's (Redis stream triggers) are on the next port"
+        );
+    }
+    Some(address)
 }
 
 /// Where a run happens, as its entry point knows it.

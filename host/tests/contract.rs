@@ -359,6 +359,66 @@ fn mixed_runs_each_type_in_its_own_plugin_and_answers_launch_metadata() {
     assert_eq!(before, after);
 }
 
+/// Two loopback ports in a row, both free now.
+fn free_port_pair() -> u16 {
+    loop {
+        let port = common::free_port();
+        let next = port
+            .checked_add(1)
+            .filter(|next| std::net::TcpListener::bind(("127.0.0.1", *next)).is_ok());
+        if next.is_some() {
+            return port;
+        }
+    }
+}
+
+#[test]
+fn with_both_plugin_types_each_plugin_serves_metrics_on_its_own_port() {
+    // `spin up --metrics-addr A` hands the flag to both of this host's plugins, each a process
+    // of its own: the timer plugin serves A, the stream plugin the next port.
+    let recorded = Recorded::new("mixed");
+    let launches = recorded.launches();
+    let server = RedisServer::start();
+    let port = free_port_pair();
+    let address = format!("127.0.0.1:{port}");
+    let mut children = Vec::new();
+    for (plugin, launch) in [
+        ("trigger-redis-stream", &launches[1]),
+        ("trigger-timer", &launches[2]),
+    ] {
+        let mut command = recorded.command(plugin, launch, &["--metrics-addr", &address]);
+        command
+            .env("SPIN_VARIABLE_REDIS_ADDRESS", server.url())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        children.push(command.spawn().unwrap());
+    }
+    let scrape = |port: u16| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some((200, body)) = common::http_get(port, "/metrics") {
+                return body;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nothing serves port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let timer = scrape(port);
+    let stream = scrape(port + 1);
+    for mut child in children {
+        // SAFETY: signalling a child this test started and still owns.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        assert!(child.wait().unwrap().success());
+    }
+    assert!(timer.contains("trigger_type=\"timer\""), "{timer}");
+    assert!(!timer.contains("trigger_type=\"redis-stream\""), "{timer}");
+    assert!(stream.contains("trigger_type=\"redis-stream\""), "{stream}");
+    assert!(!stream.contains("trigger_type=\"timer\""), "{stream}");
+}
+
 /// Spin's common trigger options, as the recorded table lists them (the first column's long
 /// names).
 fn recorded_common_options() -> Vec<String> {
