@@ -7,7 +7,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{HttpServer, RedisServer, Reply, TestApp, free_port, guest, http_get};
-use prost::Message as _;
 use redis::Commands;
 
 /// Scrapes `/metrics` on `port` (waiting, up to a minute, for the host to start serving) and
@@ -200,18 +199,22 @@ fn readiness_follows_the_redis_connection_and_health_stays_up() {
     assert!(run.success, "{}", run.stderr);
 }
 
-/// Every span the receiver collected, with its attributes as text.
-fn collected_spans(receiver: &HttpServer) -> Vec<opentelemetry_proto::tonic::trace::v1::Span> {
-    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+/// Every export the receiver got at `path`, decoded.
+fn exports<M: prost::Message + Default>(receiver: &HttpServer, path: &str) -> Vec<M> {
     receiver
         .requests()
         .iter()
-        .filter(|request| request.path == "/v1/traces")
-        .flat_map(|request| {
-            ExportTraceServiceRequest::decode(request.body.as_slice())
-                .expect("an OTLP/HTTP protobuf trace export")
-                .resource_spans
-        })
+        .filter(|request| request.path == path)
+        .map(|request| M::decode(request.body.as_slice()).expect("an OTLP/HTTP protobuf export"))
+        .collect()
+}
+
+/// Every span the receiver collected.
+fn collected_spans(receiver: &HttpServer) -> Vec<opentelemetry_proto::tonic::trace::v1::Span> {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    exports::<ExportTraceServiceRequest>(receiver, "/v1/traces")
+        .into_iter()
+        .flat_map(|export| export.resource_spans)
         .flat_map(|resource| resource.scope_spans)
         .flat_map(|scope| scope.spans)
         .collect()
@@ -340,19 +343,14 @@ fn an_otlp_receiver_gets_a_span_per_entry_and_a_traceparent_is_continued() {
 
     // The same counters as /metrics, named alike.
     use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-    let names: std::collections::BTreeSet<String> = receiver
-        .requests()
-        .iter()
-        .filter(|request| request.path == "/v1/metrics")
-        .flat_map(|request| {
-            ExportMetricsServiceRequest::decode(request.body.as_slice())
-                .expect("an OTLP/HTTP protobuf metrics export")
-                .resource_metrics
-        })
-        .flat_map(|resource| resource.scope_metrics)
-        .flat_map(|scope| scope.metrics)
-        .map(|metric| metric.name)
-        .collect();
+    let names: std::collections::BTreeSet<String> =
+        exports::<ExportMetricsServiceRequest>(&receiver, "/v1/metrics")
+            .into_iter()
+            .flat_map(|export| export.resource_metrics)
+            .flat_map(|resource| resource.scope_metrics)
+            .flat_map(|scope| scope.metrics)
+            .map(|metric| metric.name)
+            .collect();
     for name in [
         "spin_trigger_events_received",
         "spin_trigger_events_handled",
