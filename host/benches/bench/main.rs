@@ -73,6 +73,11 @@ fn main() -> anyhow::Result<()> {
     {
         return redis_e2e::floor_subscriber(url, Path::new(wasm));
     }
+    if let [_, flag, url, wasm, max_in_flight] = &args[..]
+        && flag == streams::FLOOR_CONSUMER
+    {
+        return streams::floor_consumer(url, Path::new(wasm), max_in_flight);
+    }
     let quick = args.iter().any(|arg| arg == "--quick");
     // `--only <sections>` (comma-separated: dispatch, http, key-value, redis, streams, start,
     // memory, sizes), while working on one.
@@ -137,19 +142,38 @@ fn streams_section(print_guest: &Path, counts: &Counts) -> anyhow::Result<()> {
     let server = RedisServer::start();
     let entries = counts.stream_entries;
     const MAX_IN_FLIGHT: usize = 4;
+    let floor = streams::bare_floor(&server, entries, print_guest, MAX_IN_FLIGHT)?;
     let one = streams::hosts(&server, entries, print_guest, 1, MAX_IN_FLIGHT)?;
     let two = streams::hosts(&server, entries, print_guest, 2, MAX_IN_FLIGHT)?;
+    // The pub/sub trigger with the same `max_in_flight`: what the stream trigger is held to.
+    let pubsub = redis_e2e::host(&server, entries, print_guest, MAX_IN_FLIGHT, false)?;
     println!(
         "\n## Redis Streams: {entries} entries added pipelined, until the group has handled and acknowledged every one\n"
     );
     println!(
-        "| consumers (`max_in_flight = {MAX_IN_FLIGHT}` each) | entries/s | × one host | peak RSS, all hosts |\n| --- | --- | --- | --- |"
+        "| consumers (`max_in_flight = {MAX_IN_FLIGHT}` each) | entries/s | × bare floor | × pub/sub | peak RSS, all |\n| --- | --- | --- | --- | --- |"
     );
-    for (name, run) in [("one host", &one), ("two hosts", &two)] {
+    let rows = [
+        (
+            format!(
+                "bare floor: `XREADGROUP COUNT {MAX_IN_FLIGHT}`, the bare baseline one at a time, one `XACK` per batch"
+            ),
+            &floor,
+        ),
+        ("one host".to_owned(), &one),
+        ("two hosts".to_owned(), &two),
+        (
+            "pub/sub trigger, one host (messages published pipelined)".to_owned(),
+            &pubsub,
+        ),
+    ];
+    for (name, run) in rows {
+        let rate = run.rate(entries);
         println!(
-            "| {name} | {:.1}k | {:.2}× | {} |",
-            run.rate(entries) / 1000.0,
-            run.rate(entries) / one.rate(entries),
+            "| {name} | {:.1}k | {:.2}× | {:.2}× | {} |",
+            rate / 1000.0,
+            rate / floor.rate(entries),
+            rate / pubsub.rate(entries),
             run.peak_rss_kib.map_or("—".into(), mib),
         );
     }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use crate::bare::{Bare, Output};
 use crate::common::RedisServer;
 use crate::process;
 use crate::redis_e2e::Run;
@@ -25,8 +26,6 @@ pub fn hosts(
     hosts: usize,
     max_in_flight: usize,
 ) -> anyhow::Result<Run> {
-    let mut connection = server.client().get_connection()?;
-    redis::cmd("DEL").arg(STREAM).query::<()>(&mut connection)?;
     let dir = tempfile::tempdir()?;
     let manifest = format!(
         r#"spin_manifest_version = 2
@@ -47,17 +46,125 @@ source = "{wasm}"
         wasm = wasm.display(),
     );
     std::fs::write(dir.path().join("spin.toml"), manifest).context("writing spin.toml")?;
-    let mut running = Vec::new();
-    for _ in 0..hosts {
-        let mut host = process::start_host(
-            &dir.path().join("spin.toml"),
-            &dir.path().join("cache"),
-            MARKER,
-        )?;
-        host.wait_ready(Duration::from_secs(120))?;
-        running.push(host);
-    }
+    timed(server, entries, || {
+        let mut running = Vec::new();
+        for _ in 0..hosts {
+            let mut host = process::start_host(
+                &dir.path().join("spin.toml"),
+                &dir.path().join("cache"),
+                MARKER,
+            )?;
+            host.wait_ready(Duration::from_secs(120))?;
+            running.push(host);
+        }
+        Ok(running)
+    })
+}
 
+/// The bare streams floor: one process of this benchmark's own executable (run with
+/// [`FLOOR_CONSUMER`]) reading with `XREADGROUP COUNT <max_in_flight>`, dispatching each entry
+/// with the bare baseline, one at a time, and acknowledging the batch with one `XACK` in the
+/// round trip of the next read. Like the host, it never holds more than `max_in_flight`
+/// unacknowledged entries.
+pub fn bare_floor(
+    server: &RedisServer,
+    entries: usize,
+    wasm: &Path,
+    max_in_flight: usize,
+) -> anyhow::Result<Run> {
+    timed(server, entries, || {
+        let mut command = std::process::Command::new(std::env::current_exe()?);
+        command
+            .arg(FLOOR_CONSUMER)
+            .arg(server.url())
+            .arg(wasm)
+            .arg(max_in_flight.to_string());
+        let mut floor =
+            process::Watched::start(command, "the bare streams floor", MARKER, Some(FLOOR_READY))?;
+        floor.wait_ready(Duration::from_secs(120))?;
+        Ok(vec![floor])
+    })
+}
+
+/// What the floor's consumer prints (on stderr) once it has joined the group.
+const FLOOR_READY: &str = "bare stream consumer ready";
+
+/// The argument that makes this executable the bare streams floor's consumer.
+pub const FLOOR_CONSUMER: &str = "--bare-stream-consumer";
+
+/// The bare streams floor's consumer: `<url> <wasm> <max_in_flight>` after
+/// [`FLOOR_CONSUMER`]; runs until killed.
+pub fn floor_consumer(url: &str, wasm: &Path, max_in_flight: &str) -> anyhow::Result<()> {
+    use redis::streams::StreamReadReply;
+
+    let max_in_flight: usize = max_in_flight.parse()?;
+    let bare = Bare::new(wasm, Output::Inherit)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let client = redis::Client::open(url)?;
+        let mut connection = client.get_multiplexed_async_connection().await?;
+        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(STREAM)
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut connection)
+            .await;
+        if let Err(error) = created
+            && error.code() != Some("BUSYGROUP")
+        {
+            return Err(error.into());
+        }
+        eprintln!("{FLOOR_READY}");
+        let mut handled: Vec<String> = Vec::new();
+        loop {
+            let mut pipe = redis::pipe();
+            if !handled.is_empty() {
+                pipe.cmd("XACK")
+                    .arg(STREAM)
+                    .arg(GROUP)
+                    .arg(&handled)
+                    .ignore();
+            }
+            pipe.cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg(GROUP)
+                .arg("floor")
+                .arg("COUNT")
+                .arg(max_in_flight)
+                .arg("BLOCK")
+                .arg(500)
+                .arg("STREAMS")
+                .arg(STREAM)
+                .arg(">");
+            let (reply,): (Option<StreamReadReply>,) = pipe.query_async(&mut connection).await?;
+            handled.clear();
+            for entry in reply
+                .into_iter()
+                .flat_map(|reply| reply.keys)
+                .flat_map(|key| key.ids)
+            {
+                let payload: Vec<u8> = entry.get("payload").unwrap_or_default();
+                bare.handle(&payload).await?;
+                handled.push(entry.id);
+            }
+        }
+    })
+}
+
+/// Starts the consumers `start` makes, adds `entries` entries to a fresh stream, pipelined,
+/// and times it until the group has acknowledged every one.
+fn timed(
+    server: &RedisServer,
+    entries: usize,
+    start: impl FnOnce() -> anyhow::Result<Vec<process::Watched>>,
+) -> anyhow::Result<Run> {
+    let mut connection = server.client().get_connection()?;
+    redis::cmd("DEL").arg(STREAM).query::<()>(&mut connection)?;
+    let running = start()?;
     let started = Instant::now();
     for first in (0..entries).step_by(PIPELINE) {
         let mut pipe = redis::pipe();
@@ -80,9 +187,9 @@ source = "{wasm}"
         std::thread::sleep(Duration::from_millis(2));
     }
     let elapsed = started.elapsed();
-    let peak_rss_kib = running.iter().map(|host| host.peak_rss_kib()).sum();
-    for host in running {
-        host.stop()?;
+    let peak_rss_kib = running.iter().map(|consumer| consumer.peak_rss_kib()).sum();
+    for consumer in running {
+        consumer.stop()?;
     }
     Ok(Run {
         elapsed,
