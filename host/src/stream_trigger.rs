@@ -3,13 +3,9 @@
 //! Each `[[trigger.redis-stream]]` makes this process one consumer in a consumer group: Redis
 //! hands each entry of the stream to one consumer of the group, so several hosts in one group
 //! share the work. The group is created (with the stream, `MKSTREAM`) when missing, reading from
-//! the start of the stream. Entries are read with `XREADGROUP`, up to `max_in_flight` ahead of
-//! the handler slots, so that a slot that frees starts the next entry without waiting for a
-//! read. An entry holds its slot from its start until Redis confirms its acknowledgement, so at
-//! most `max_in_flight` entries are handled and unacknowledged at once: if the host dies, at most
-//! that many are handled twice (entries read ahead and not started are handled once, by
-//! whichever consumer claims them). Reads and acknowledgements go over two connections, so a
-//! read blocked waiting for new entries never holds up an acknowledgement.
+//! the start of the stream. Entries are read with `XREADGROUP`, never more than there are free
+//! handler slots (`max_in_flight`), so a host holds at most that many unacknowledged entries: if
+//! it dies, at most that many are handled twice.
 //!
 //! Each entry runs in a fresh instance. Success: `XACK`. A failure or trap: retried with backoff,
 //! up to `max_attempts`; then the entry, with the error and the attempt count, is added to the
@@ -20,7 +16,7 @@
 //! consumer's own pending list. At shutdown the consumer stops reading and lets what it read
 //! finish and be acknowledged.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,6 +48,8 @@ pub use config::StreamConfig;
 /// How long one `XREADGROUP` waits for new entries; shutdown is noticed between reads, never
 /// in the middle of one (entries it returned would otherwise stay pending, unhandled).
 const READ_BLOCK: Duration = Duration::from_millis(500);
+/// How long a read blocks while handlers run: their ends wait at most this long to be sent.
+const SHORT_BLOCK: Duration = Duration::from_millis(5);
 /// How long a reply may take beyond the read's own block time before the connection counts
 /// as lost.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -248,16 +246,10 @@ impl Done {
 
 /// A consumer's reading loop's own state, kept across reconnections.
 struct Reader {
-    /// Entries handed to handler tasks whose end Redis has not been told yet: each holds one
-    /// of the `max_in_flight` slots until its acknowledgement (or dead letter) is confirmed.
+    /// Entries handed to handler tasks whose end Redis has not been told yet.
     in_flight: HashSet<String>,
     /// Ends reported by handler tasks, not yet sent to Redis.
     finished: Vec<Done>,
-    /// Ends sent to Redis, waiting for its reply.
-    settling: Vec<Done>,
-    /// Entries read ahead, not started yet, with when they were read: a slot that frees
-    /// takes the next one at once instead of waiting for a read.
-    read_ahead: VecDeque<(RawEntry, Instant)>,
     done_sender: mpsc::UnboundedSender<Done>,
     done: mpsc::UnboundedReceiver<Done>,
 }
@@ -270,9 +262,9 @@ impl Reader {
         }
     }
 
-    /// Whether `id` is read ahead, running, or waiting to be settled.
-    fn holds(&self, id: &str) -> bool {
-        self.in_flight.contains(id) || self.read_ahead.iter().any(|(entry, _)| entry.id == id)
+    /// Slots that stay taken after the finished entries are settled.
+    fn busy(&self) -> usize {
+        self.in_flight.len() - self.finished.len()
     }
 }
 
@@ -286,6 +278,8 @@ struct ReadState {
     /// This consumer's own pending entries (a lost acknowledgement, or a restart under a fixed
     /// consumer name) are read first, once nothing of this consumer is in flight.
     own_pending: bool,
+    /// Whether the last read filled every free slot: more entries are likely waiting.
+    backlog: bool,
     /// When the group's pending count and lag are next read, while metrics are on.
     next_backlog: Instant,
 }
@@ -297,19 +291,10 @@ impl ReadState {
             next_claim: Instant::now(),
             claim_cursor: None,
             own_pending: true,
+            backlog: false,
             next_backlog: Instant::now(),
         }
     }
-}
-
-/// A round trip under way on one of a consumer's connections.
-type Pending<T> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = redis::RedisResult<T>> + Send>>;
-
-/// What a read under way asked for, to make sense of its reply.
-struct ReadAsked {
-    claiming: bool,
-    backlog: bool,
 }
 
 impl Consumer {
@@ -320,8 +305,6 @@ impl Consumer {
         let mut reader = Reader {
             in_flight: HashSet::new(),
             finished: Vec::new(),
-            settling: Vec::new(),
-            read_ahead: VecDeque::new(),
             done_sender,
             done,
         };
@@ -357,13 +340,10 @@ impl Consumer {
         }
     }
 
-    /// One connection's life: joins the group (`joined` says it did), then runs three things
-    /// at once until shutdown: handlers in the free slots, taking entries read ahead; settling
-    /// what they finished (`XACK`, dead letters) on one connection, a slot freeing when Redis
-    /// confirms; and reading ahead (its own pending entries first, then new ones, with a claim
-    /// scan now and then) on another, so that a read blocked waiting for new entries never
-    /// holds up a settle. Ends `Ok` at shutdown once nothing is in flight, `Err` on a Redis
-    /// error.
+    /// One connection's life: joins the group (`joined` says it did), then loops: settle the entries handlers
+    /// finished and read more, in one round trip; its own pending entries first, then new
+    /// ones, with a claim scan now and then. Ends `Ok` at shutdown once nothing is in flight,
+    /// `Err` on a Redis error.
     async fn serve(
         self: &Arc<Self>,
         running: &Running,
@@ -371,171 +351,98 @@ impl Consumer {
         backoff: &mut Duration,
         joined: &mut bool,
     ) -> anyhow::Result<()> {
-        let (reads, settles) = self.connect(running).await?;
+        let mut connection = self.connect(running).await?;
         self.health.connected();
         *joined = true;
         *backoff = MIN_BACKOFF;
         let mut state = ReadState::new(self.claim_idle);
-        // Entries read ahead on the last connection are this consumer's pending ones: they
-        // come back with its own pending entries.
-        reader.read_ahead.clear();
-        let mut read: Option<(Pending<Vec<redis::Value>>, ReadAsked)> = None;
-        let mut settle: Option<Pending<()>> = None;
-        let result = loop {
+        let batch = self.max_in_flight.div_ceil(2);
+        loop {
             reader.collect_finished();
             let stopping = running.shutdown.is_cancelled();
-            self.start_from_read_ahead(reader, running);
-            if settle.is_none() && !reader.finished.is_empty() {
-                reader.settling = std::mem::take(&mut reader.finished);
-                let mut pipe = redis::pipe();
-                self.settle(&mut pipe, &reader.settling);
-                let mut connection = settles.clone();
-                settle = Some(Box::pin(
-                    async move { pipe.query_async(&mut connection).await },
-                ));
+            let busy = reader.busy();
+            let free = self.max_in_flight - busy;
+            if stopping && reader.in_flight.is_empty() {
+                return Ok(());
             }
-            if read.is_none() && !stopping {
-                let held = reader.in_flight.len() + reader.read_ahead.len();
-                // Own pending entries are read from the start of the pending list: only once
-                // none of them is held here any more.
-                let waiting_for_own = state.own_pending && held > 0;
-                // Up to `max_in_flight` read ahead beyond the slots.
-                let wanted = (2 * self.max_in_flight).saturating_sub(held);
-                if !waiting_for_own && wanted > 0 {
-                    read = Some(self.start_read(&reads, &mut state, wanted));
-                }
-            }
-            let idle = read.is_none() && settle.is_none() && reader.in_flight.is_empty();
-            if stopping && idle {
-                break Ok(());
-            }
-            tokio::select! {
-                done = reader.done.recv() => reader.finished.extend(done),
-                reply = async { (&mut read.as_mut().expect("a read under way").0).await },
-                    if read.is_some() =>
-                {
-                    let (_, asked) = read.take().expect("a read under way");
-                    let replies = match reply {
-                        Ok(replies) => replies,
-                        Err(error) => {
-                            break Err(anyhow::Error::from(error)
-                                .context(format!("reading stream `{}`", self.stream)));
-                        }
-                    };
-                    if let Err(error) = self.take_read(replies, asked, &mut state, reader) {
-                        break Err(error);
-                    }
-                }
-                settled = async { settle.as_mut().expect("a settle under way").await },
-                    if settle.is_some() =>
-                {
-                    settle = None;
-                    if let Err(error) = settled {
-                        break Err(anyhow::Error::from(error)
-                            .context(format!("acknowledging entries of stream `{}`", self.stream)));
-                    }
-                    let settled = std::mem::take(&mut reader.settling);
-                    self.log_settled(&settled);
-                    for done in &settled {
-                        reader.in_flight.remove(done.id());
-                    }
-                }
-                _ = running.shutdown.cancelled(), if !stopping => {}
-            }
-        };
-        // What was sent and not confirmed is sent again on the next connection; acknowledging
-        // twice is harmless.
-        let unconfirmed = std::mem::take(&mut reader.settling);
-        reader.finished.splice(0..0, unconfirmed);
-        result
-    }
-
-    /// Starts entries read ahead in the free slots, dropping any that waited so long that
-    /// another consumer could claim them meanwhile: they stay pending, for a claim.
-    fn start_from_read_ahead(self: &Arc<Self>, reader: &mut Reader, running: &Running) {
-        while reader.in_flight.len() < self.max_in_flight {
-            let Some((entry, read_at)) = reader.read_ahead.pop_front() else {
-                return;
+            // Reading waits while this consumer's own pending entries are still being handled,
+            // and stops at shutdown.
+            let waiting_for_own = state.own_pending && busy > 0;
+            let reading = !(stopping || waiting_for_own);
+            // Wait for a handler to finish when there is nothing to do, and, while entries are
+            // waiting in the stream, until half the slots are free: one round trip then
+            // settles and reads several.
+            let wait = if reading {
+                free == 0 || (state.backlog && free < batch)
+            } else {
+                reader.finished.is_empty()
             };
-            if read_at.elapsed() > self.claim_idle / 2 {
-                tracing::debug!(
-                    trigger = %self.trigger_id,
-                    entry = %entry.id,
-                    "an entry read ahead waited past half of claim_idle; left pending for a claim"
-                );
+            if wait {
+                tokio::select! {
+                    done = reader.done.recv() => reader.finished.extend(done),
+                    _ = running.shutdown.cancelled(), if !stopping => {}
+                }
                 continue;
             }
-            self.dispatch(entry, reader, running);
+
+            // Settle what finished and read (or claim) more, in one round trip.
+            let finished = std::mem::take(&mut reader.finished);
+            let mut pipe = redis::pipe();
+            self.settle(&mut pipe, &finished);
+            let read = reading.then(|| self.next_read(&mut state, free, busy));
+            let claiming = reading && state.claim_cursor.is_some();
+            let backlog = self.backlog.as_ref().filter(|_| {
+                let due = Instant::now() >= state.next_backlog;
+                if due {
+                    state.next_backlog = Instant::now() + BACKLOG_INTERVAL;
+                }
+                due
+            });
+            if backlog.is_some() {
+                pipe.cmd("XINFO").arg("GROUPS").arg(&self.stream);
+            }
+            if let Some(read) = read {
+                pipe.add_command(read);
+            }
+            let replies: Vec<redis::Value> = match pipe.query_async(&mut connection).await {
+                Ok(replies) => replies,
+                Err(error) => {
+                    // Settled again on the next connection; acknowledging twice is harmless.
+                    reader.finished = finished;
+                    return Err(error).with_context(|| format!("reading stream `{}`", self.stream));
+                }
+            };
+            self.log_settled(&finished);
+            for done in &finished {
+                reader.in_flight.remove(done.id());
+            }
+            let mut replies = replies.into_iter();
+            if let Some(gauges) = backlog {
+                self.note_backlog(gauges, replies.next());
+            }
+            let Some(reply) = replies.next().filter(|_| reading) else {
+                continue;
+            };
+            let entries = self.entries_of(reply, claiming, &mut state, reader)?;
+            state.backlog = entries.len() == free;
+            self.reporter.received(entries.len() as u64);
+            for entry in entries {
+                self.dispatch(entry, reader, running);
+            }
         }
     }
 
-    /// Starts the next read (with the group's backlog, when due) for up to `wanted` entries.
-    fn start_read(
-        &self,
-        reads: &MultiplexedConnection,
-        state: &mut ReadState,
-        wanted: usize,
-    ) -> (Pending<Vec<redis::Value>>, ReadAsked) {
-        let mut pipe = redis::pipe();
-        let backlog = self.backlog.is_some() && Instant::now() >= state.next_backlog;
-        if backlog {
-            state.next_backlog = Instant::now() + BACKLOG_INTERVAL;
-            pipe.cmd("XINFO").arg("GROUPS").arg(&self.stream);
-        }
-        pipe.add_command(self.next_read(state, wanted));
-        let claiming = state.claim_cursor.is_some();
-        let mut connection = reads.clone();
-        (
-            Box::pin(async move { pipe.query_async(&mut connection).await }),
-            ReadAsked { claiming, backlog },
-        )
-    }
-
-    /// Takes a read's replies: the backlog gauges, and the entries, read ahead.
-    fn take_read(
-        &self,
-        replies: Vec<redis::Value>,
-        asked: ReadAsked,
-        state: &mut ReadState,
-        reader: &mut Reader,
-    ) -> anyhow::Result<()> {
-        let mut replies = replies.into_iter();
-        if asked.backlog
-            && let Some(gauges) = &self.backlog
-        {
-            self.note_backlog(gauges, replies.next());
-        }
-        let reply = replies
-            .next()
-            .with_context(|| format!("reading stream `{}`: no reply", self.stream))?;
-        let entries = self.entries_of(reply, asked.claiming, state, reader)?;
-        self.reporter.received(entries.len() as u64);
-        let now = Instant::now();
-        reader
-            .read_ahead
-            .extend(entries.into_iter().map(|entry| (entry, now)));
-        Ok(())
-    }
-
-    /// Connects to the server and joins the group: one connection for reads (which block
-    /// waiting for entries), one for settling.
-    async fn connect(
-        &self,
-        running: &Running,
-    ) -> anyhow::Result<(MultiplexedConnection, MultiplexedConnection)> {
+    /// Connects to the server and joins the group.
+    async fn connect(&self, running: &Running) -> anyhow::Result<MultiplexedConnection> {
         let client = running.engine.redis_tls().client(&self.address)?;
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(READ_BLOCK + RESPONSE_TIMEOUT));
-        let mut reads = client
+        let mut connection = client
             .get_multiplexed_async_connection_with_config(&config)
             .await
             .context("connecting")?;
-        let settles = client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .context("connecting")?;
-        self.join_group(&mut reads).await?;
+        self.join_group(&mut connection).await?;
         tracing::info!(
             trigger = %self.trigger_id,
             address = %self.shown_address,
@@ -544,12 +451,12 @@ impl Consumer {
             consumer = %self.consumer,
             "reading stream"
         );
-        Ok((reads, settles))
+        Ok(connection)
     }
 
-    /// What to read, up to `free` entries: the next page of a claim scan under way, a new scan
+    /// What to read into `free` slots: the next page of a claim scan under way, a new scan
     /// when one is due, this consumer's own pending entries, else new entries.
-    fn next_read(&self, state: &mut ReadState, free: usize) -> redis::Cmd {
+    fn next_read(&self, state: &mut ReadState, free: usize, busy: usize) -> redis::Cmd {
         if let Some(cursor) = state.claim_cursor.as_deref() {
             return self.claim_command(cursor, free);
         }
@@ -561,8 +468,9 @@ impl Consumer {
         if state.own_pending {
             return self.read_command("0", free, None);
         }
-        // Settling has a connection of its own: a blocked read holds nothing up.
-        self.read_command(">", free, Some(READ_BLOCK))
+        // Block only when no handler runs: a finished one must not wait long to be settled.
+        let block = if busy == 0 { READ_BLOCK } else { SHORT_BLOCK };
+        self.read_command(">", free, Some(block))
     }
 
     /// The entries a read or claim reply holds, to dispatch; advances the claim scan and notes
@@ -581,7 +489,7 @@ impl Consumer {
             self.log_claimed(&claimed);
             return Ok(claimed
                 .into_iter()
-                .filter(|entry| !reader.holds(&entry.id))
+                .filter(|entry| !reader.in_flight.contains(&entry.id))
                 .collect());
         }
         let entries =
