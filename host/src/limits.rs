@@ -11,6 +11,7 @@
 //! | a timer's interval divided by `speedup` | at least 1 ms |
 //! | `max_in_flight` | 1 to 1,000 |
 //! | `max_attempts` | 1 to 1,000 |
+//! | `batch_size` | 1 to 10,000 |
 //! | `max_memory`, `--max-memory`, `--max-instance-memory`, `max_instance_memory` | 64 KiB to 4 GiB |
 //! | `max_table_elements`, `--max-table-elements` | 1 to 1,000,000 |
 
@@ -26,6 +27,9 @@ pub const SPEEDUP_RANGE: RangeInclusive<f64> = 0.001..=1_000_000.0;
 
 /// `max_in_flight`: each handler in flight is a live instance, with its memory reserved.
 pub const MAX_IN_FLIGHT_RANGE: RangeInclusive<usize> = 1..=1_000;
+
+/// `batch_size` of a stream trigger whose component takes batches: entries per call.
+pub const BATCH_SIZE_RANGE: RangeInclusive<usize> = 1..=10_000;
 
 /// `max_attempts` of a stream entry.
 pub const MAX_ATTEMPTS_RANGE: RangeInclusive<u32> = 1..=1_000;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use anyhow::anyhow;
+use anyhow::{Context, anyhow};
 use wasmtime::Store;
 
 use crate::engine::{AcceptedWorld, Engine, PreparedComponent};
@@ -42,6 +42,18 @@ mod bindings {
             },
         });
     }
+    /// Ours, version 0.3.0: a batch of messages per call.
+    pub mod batch {
+        wasmtime::component::bindgen!({
+            world: "spin-trigger:sdk/redis-batch@0.3.0",
+            path: "wit",
+            exports: { default: async },
+            with: {
+                "fermyon:spin/variables@2.0.0": crate::host_api::bindings::fermyon::spin2_0_0::variables,
+                "fermyon:spin/redis@2.0.0": crate::host_api::bindings::fermyon::spin2_0_0::redis,
+            },
+        });
+    }
     /// Ours, version 0.1.0: what components built before streams export.
     pub mod rich_0_1 {
         wasmtime::component::bindgen!({
@@ -56,12 +68,15 @@ mod bindings {
     }
 }
 
+use bindings::batch::exports::spin_trigger::sdk0_3_0::redis_batch_handler;
 use bindings::rich::exports::spin_trigger::sdk0_2_0::redis_handler;
 use bindings::rich_0_1::exports::spin_trigger::sdk0_1_0::redis_handler as redis_handler_0_1;
 
 /// Which Redis world a component exports.
 #[derive(Clone, Copy)]
 enum RedisWorld {
+    /// Ours, 0.3.0: a batch of messages in, the ones that failed out.
+    Batch,
     /// Ours: the whole message (with any stream entry) in, an error message out.
     Rich,
     /// Ours as it was before streams: the same, without the stream entry.
@@ -74,6 +89,11 @@ enum RedisWorld {
 
 /// The Redis worlds this host runs, in the order it looks for them.
 const REDIS_WORLDS: &[AcceptedWorld<RedisWorld>] = &[
+    AcceptedWorld {
+        export: "spin-trigger:sdk/redis-batch-handler@0.3.0",
+        description: "this project's Redis batch world",
+        world: RedisWorld::Batch,
+    },
     AcceptedWorld {
         export: "spin-trigger:sdk/redis-handler@0.2.0",
         description: "this project's Redis world",
@@ -140,6 +160,7 @@ pub struct RedisComponent {
 }
 
 enum RedisExport {
+    Batch(bindings::batch::RedisBatchPre<InstanceState>),
     Raw(bindings::raw::RedisTriggerPre<InstanceState>),
     Rich(bindings::rich::RedisPre<InstanceState>),
     Rich0_1(bindings::rich_0_1::RedisPre<InstanceState>),
@@ -151,6 +172,7 @@ impl RedisComponent {
     pub fn new(prepared: Arc<PreparedComponent>) -> anyhow::Result<Self> {
         let pre = prepared.pre.clone();
         let export = match prepared.select_world("Redis", REDIS_WORLDS)? {
+            RedisWorld::Batch => RedisExport::Batch(bindings::batch::RedisBatchPre::new(pre)?),
             RedisWorld::Rich => RedisExport::Rich(bindings::rich::RedisPre::new(pre)?),
             RedisWorld::Rich0_1 => RedisExport::Rich0_1(bindings::rich_0_1::RedisPre::new(pre)?),
             RedisWorld::Spin3 => {
@@ -164,6 +186,34 @@ impl RedisComponent {
     /// The component's id.
     pub fn id(&self) -> &str {
         &self.prepared.id
+    }
+
+    /// Whether it handles messages in batches (our 0.3.0 world).
+    pub fn takes_batches(&self) -> bool {
+        matches!(self.export, RedisExport::Batch(_))
+    }
+
+    /// Handles a batch of messages in one fresh instance held to `limits`: `Ok` with the index
+    /// and error of each message the handler failed; `Err` when the whole call failed (a trap,
+    /// the handler's error, the deadline). A component that takes one message at a time gets
+    /// `messages[0]` alone.
+    pub async fn handle_batch(
+        &self,
+        engine: &Engine,
+        messages: &[Message],
+        limits: &Limits,
+    ) -> anyhow::Result<Vec<(usize, String)>> {
+        let RedisExport::Batch(pre) = &self.export else {
+            let first = messages.first().context("an empty batch")?;
+            return self.handle(engine, first, limits).await.map(|()| Vec::new());
+        };
+        limits
+            .run(async {
+                let mut store = engine.new_store(&self.prepared, limits)?;
+                let result = call_batch(pre, &mut store, messages).await;
+                store.data().limits.explain(result)
+            })
+            .await
     }
 
     /// Handles one message in a fresh instance held to `limits`. A trap, a handler error or
@@ -185,6 +235,13 @@ impl RedisComponent {
     ) -> anyhow::Result<()> {
         let mut store = engine.new_store(&self.prepared, limits)?;
         let result = match &self.export {
+            // One message is a batch of one.
+            RedisExport::Batch(pre) => call_batch(pre, &mut store, std::slice::from_ref(message))
+                .await
+                .and_then(|failures| match failures.into_iter().next() {
+                    None => Ok(()),
+                    Some((_, message)) => Err(anyhow!("handler returned an error: {message}")),
+                }),
             RedisExport::Raw(pre) => call_raw(pre, &mut store, message).await,
             RedisExport::Rich(pre) => call_rich(pre, &mut store, message).await,
             RedisExport::Rich0_1(pre) => call_rich_0_1(pre, &mut store, message).await,
@@ -233,6 +290,53 @@ async fn call_rich(
         .call_handle_message(store, &wit_message)
         .await?
         .map_err(|error| anyhow!("handler returned an error: {}", error.message))
+}
+
+/// Ours, 0.3.0: the batch in; the index and error of each message that failed out. A failed
+/// index past the batch's end is logged and dropped.
+async fn call_batch(
+    pre: &bindings::batch::RedisBatchPre<InstanceState>,
+    store: &mut Store<InstanceState>,
+    messages: &[Message],
+) -> anyhow::Result<Vec<(usize, String)>> {
+    let instance = pre.instantiate_async(&mut *store).await?;
+    let wit_messages: Vec<redis_batch_handler::Message> = messages
+        .iter()
+        .map(|message| redis_batch_handler::Message {
+            channel: message.channel.clone(),
+            payload: message.payload.clone(),
+            pattern: message.pattern.clone(),
+            entry: message
+                .entry
+                .as_ref()
+                .map(|entry| redis_batch_handler::StreamEntry {
+                    id: entry.id.clone(),
+                    fields: entry.fields.clone(),
+                    attempt: entry.attempt,
+                }),
+        })
+        .collect();
+    let failures = instance
+        .spin_trigger_sdk0_3_0_redis_batch_handler()
+        .call_handle_batch(store, &wit_messages)
+        .await?
+        .map_err(|error| anyhow!("handler returned an error: {}", error.message))?;
+    Ok(failures
+        .into_iter()
+        .filter_map(|failure| {
+            let index = failure.index as usize;
+            if index < messages.len() {
+                Some((index, failure.message))
+            } else {
+                tracing::warn!(
+                    index,
+                    batch = messages.len(),
+                    "a batch handler named a failed message past the end of its batch; ignored"
+                );
+                None
+            }
+        })
+        .collect())
 }
 
 /// Ours, 0.1.0: the message without a stream entry.

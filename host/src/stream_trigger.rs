@@ -59,6 +59,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Waits between attempts at a failing entry: 100 ms, doubling, at most 5 s.
 const MIN_RETRY_WAIT: Duration = Duration::from_millis(100);
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
+/// Entries per call for a component taking batches, unless its trigger sets `batch_size`.
+const DEFAULT_BATCH_SIZE: usize = 100;
 /// Claims are checked at least this far apart, however short `claim_idle` is.
 const MIN_CLAIM_INTERVAL: Duration = Duration::from_millis(100);
 /// How often, with metrics on, the group's pending count and lag are read (`XINFO GROUPS`, in
@@ -84,6 +86,8 @@ struct Consumer {
     max_in_flight: usize,
     max_attempts: u32,
     claim_idle: Duration,
+    /// Entries per handler call: 1 unless the component takes batches.
+    batch_size: usize,
     limits: Limits,
     reporter: EventReporter,
     /// Its connection, as `/readyz` and the metrics see it.
@@ -161,6 +165,17 @@ impl TriggerType for StreamTrigger {
                 Some(dead_letter) => render(dead_letter, "dead_letter")?,
                 None => format!("{stream}.dead"),
             };
+            let batch_size = match (component.takes_batches(), config.batch_size) {
+                (true, size) => size.unwrap_or(DEFAULT_BATCH_SIZE),
+                (false, None | Some(1)) => 1,
+                (false, Some(size)) => bail!(
+                    "Redis stream trigger `{}`: batch_size = {size}, but component `{}` takes one \
+                     entry at a time; leave batch_size out, or make its handler take a \
+                     `spin_trigger_sdk::redis::Batch`",
+                    trigger.id,
+                    trigger.component
+                ),
+            };
             if dead_letter == stream {
                 bail!(
                     "Redis stream trigger `{}`: the dead-letter stream is the stream itself (`{stream}`); name another",
@@ -173,6 +188,7 @@ impl TriggerType for StreamTrigger {
                 max_in_flight: config.max_in_flight,
                 max_attempts: config.max_attempts,
                 claim_idle: config.claim_idle,
+                batch_size,
                 limits: engine.limits(trigger.limits),
                 reporter: engine.reporter(Self::NAME, trigger.id, trigger.component),
                 health: engine
@@ -250,21 +266,32 @@ struct Reader {
     in_flight: HashSet<String>,
     /// Ends reported by handler tasks, not yet sent to Redis.
     finished: Vec<Done>,
-    done_sender: mpsc::UnboundedSender<Done>,
-    done: mpsc::UnboundedReceiver<Done>,
+    /// Handler tasks (each a batch of entries, or one entry) whose entries are not settled yet:
+    /// each holds one of the `max_in_flight` slots until then.
+    batches: usize,
+    /// How many of those have reported their ends into `finished`.
+    finished_batches: usize,
+    done_sender: mpsc::UnboundedSender<Vec<Done>>,
+    done: mpsc::UnboundedReceiver<Vec<Done>>,
 }
 
 impl Reader {
     /// Takes every end reported so far, without waiting.
     fn collect_finished(&mut self) {
         while let Ok(done) = self.done.try_recv() {
-            self.finished.push(done);
+            self.take_done(done);
         }
+    }
+
+    /// Takes one handler task's ends.
+    fn take_done(&mut self, done: Vec<Done>) {
+        self.finished.extend(done);
+        self.finished_batches += 1;
     }
 
     /// Slots that stay taken after the finished entries are settled.
     fn busy(&self) -> usize {
-        self.in_flight.len() - self.finished.len()
+        self.batches - self.finished_batches
     }
 }
 
@@ -305,6 +332,8 @@ impl Consumer {
         let mut reader = Reader {
             in_flight: HashSet::new(),
             finished: Vec::new(),
+            batches: 0,
+            finished_batches: 0,
             done_sender,
             done,
         };
@@ -379,7 +408,7 @@ impl Consumer {
             };
             if wait {
                 tokio::select! {
-                    done = reader.done.recv() => reader.finished.extend(done),
+                    Some(done) = reader.done.recv() => reader.take_done(done),
                     _ = running.shutdown.cancelled(), if !stopping => {}
                 }
                 continue;
@@ -387,9 +416,11 @@ impl Consumer {
 
             // Settle what finished and read (or claim) more, in one round trip.
             let finished = std::mem::take(&mut reader.finished);
+            let finished_batches = std::mem::take(&mut reader.finished_batches);
             let mut pipe = redis::pipe();
             self.settle(&mut pipe, &finished);
-            let read = reading.then(|| self.next_read(&mut state, free, busy));
+            let wanted = free * self.batch_size;
+            let read = reading.then(|| self.next_read(&mut state, wanted, busy));
             let claiming = reading && state.claim_cursor.is_some();
             let backlog = self.backlog.as_ref().filter(|_| {
                 let due = Instant::now() >= state.next_backlog;
@@ -409,6 +440,7 @@ impl Consumer {
                 Err(error) => {
                     // Settled again on the next connection; acknowledging twice is harmless.
                     reader.finished = finished;
+                    reader.finished_batches = finished_batches;
                     return Err(error).with_context(|| format!("reading stream `{}`", self.stream));
                 }
             };
@@ -416,6 +448,7 @@ impl Consumer {
             for done in &finished {
                 reader.in_flight.remove(done.id());
             }
+            reader.batches -= finished_batches;
             let mut replies = replies.into_iter();
             if let Some(gauges) = backlog {
                 self.note_backlog(gauges, replies.next());
@@ -424,11 +457,9 @@ impl Consumer {
                 continue;
             };
             let entries = self.entries_of(reply, claiming, &mut state, reader)?;
-            state.backlog = entries.len() == free;
+            state.backlog = entries.len() == wanted;
             self.reporter.received(entries.len() as u64);
-            for entry in entries {
-                self.dispatch(entry, reader, running);
-            }
+            self.dispatch(entries, reader, running);
         }
     }
 
@@ -643,84 +674,143 @@ impl Consumer {
         }
     }
 
-    /// Hands one entry to a handler task of its own; its end comes back through the reader.
-    fn dispatch(self: &Arc<Self>, entry: RawEntry, reader: &mut Reader, running: &Running) {
-        reader.in_flight.insert(entry.id.clone());
-        let Some(fields) = entry.fields else {
-            // Deleted from the stream since it was added: nothing to handle.
-            reader.finished.push(Done::Handled(entry.id));
-            return;
-        };
-        let (consumer, running_task, done) =
-            (self.clone(), running.clone(), reader.done_sender.clone());
-        running.tracker.spawn(async move {
-            let entry = StreamEntry {
-                id: entry.id,
-                fields,
-                attempt: 1,
-            };
-            let _ = done.send(consumer.handle(entry, &running_task).await);
-        });
+    /// Hands the entries to handler tasks, `batch_size` to a task (one, for a component that
+    /// takes one entry at a time); each task's ends come back through the reader.
+    fn dispatch(self: &Arc<Self>, entries: Vec<RawEntry>, reader: &mut Reader, running: &Running) {
+        let mut live = Vec::with_capacity(entries.len());
+        for entry in entries {
+            reader.in_flight.insert(entry.id.clone());
+            match entry.fields {
+                Some(fields) => live.push(StreamEntry {
+                    id: entry.id,
+                    fields,
+                    attempt: 1,
+                }),
+                // Deleted from the stream since it was added: nothing to handle.
+                None => {
+                    reader.batches += 1;
+                    reader.take_done(vec![Done::Handled(entry.id)]);
+                }
+            }
+        }
+        let mut live = live.into_iter().peekable();
+        while live.peek().is_some() {
+            let batch: Vec<StreamEntry> = live.by_ref().take(self.batch_size).collect();
+            reader.batches += 1;
+            let (consumer, running_task, done) =
+                (self.clone(), running.clone(), reader.done_sender.clone());
+            running.tracker.spawn(async move {
+                let _ = done.send(consumer.handle(batch, &running_task).await);
+            });
+        }
     }
 
-    /// Tries the entry up to `max_attempts` times, waiting between attempts.
-    async fn handle(&self, mut entry: StreamEntry, running: &Running) -> Done {
+    /// Handles the entries in one call (each in a call of its own, for a component that takes
+    /// one at a time), then tries those that failed again, together, up to `max_attempts`,
+    /// waiting between attempts.
+    async fn handle(&self, mut entries: Vec<StreamEntry>, running: &Running) -> Vec<Done> {
+        let mut ends = Vec::with_capacity(entries.len());
         let mut wait = MIN_RETRY_WAIT;
         loop {
-            let message = Message {
-                channel: self.stream.clone(),
-                payload: entry.payload().unwrap_or_default().to_vec(),
-                pattern: None,
-                entry: Some(entry.clone()),
-            };
-            let traceparent = entry
-                .fields
-                .iter()
-                .find(|(name, _)| name == "traceparent")
-                .and_then(|(_, value)| std::str::from_utf8(value).ok());
-            let call = self.reporter.start(CallInfo {
-                destination: Some(&self.stream),
-                message_id: Some(&entry.id),
-                attempt: Some(entry.attempt),
-                traceparent,
-            });
-            let result = self
-                .component
-                .handle(&running.engine, &message, &self.limits)
-                .await;
-            call.finish(&result);
-            let error = match result {
-                Ok(()) => return Done::Handled(entry.id),
-                Err(error) => error,
-            };
-            let component = self.component.id();
-            let mut reason = String::new();
-            log_failure(&error, component, "Redis stream handler failed", |text| {
-                reason = text.to_owned();
+            let failures = self.call(&entries, running).await;
+            let mut retry = Vec::new();
+            let mut failures = failures.into_iter().peekable();
+            for (index, entry) in entries.into_iter().enumerate() {
+                let error = match failures.peek() {
+                    Some((failed, _)) if *failed == index => failures.next().map(|(_, why)| why),
+                    _ => None,
+                };
+                let Some(error) = error else {
+                    ends.push(Done::Handled(entry.id));
+                    continue;
+                };
                 tracing::error!(
                     trigger = %self.trigger_id,
-                    component = %component,
+                    component = %self.component.id(),
                     stream = %self.stream,
                     entry = %entry.id,
                     attempt = entry.attempt,
                     max_attempts = self.max_attempts,
-                    "Redis stream handler failed: {text}"
-                )
-            });
-            if entry.attempt >= self.max_attempts {
-                self.reporter.dead_lettered();
-                return Done::Failed {
-                    entry,
-                    error: reason,
-                };
+                    "Redis stream handler failed: {error}"
+                );
+                if entry.attempt >= self.max_attempts {
+                    self.reporter.dead_lettered();
+                    ends.push(Done::Failed { entry, error });
+                } else {
+                    retry.push(entry);
+                }
+            }
+            if retry.is_empty() {
+                return ends;
             }
             tokio::select! {
-                _ = running.shutdown.cancelled() => return Done::Abandoned(entry.id),
+                _ = running.shutdown.cancelled() => {
+                    ends.extend(retry.into_iter().map(|entry| Done::Abandoned(entry.id)));
+                    return ends;
+                }
                 _ = tokio::time::sleep(wait) => {}
             }
             wait = (wait * 2).min(MAX_RETRY_WAIT);
-            entry.attempt += 1;
-            self.reporter.retried();
+            for entry in &mut retry {
+                entry.attempt += 1;
+                self.reporter.retried();
+            }
+            entries = retry;
+        }
+    }
+
+    /// One call with `entries` (several only for a component taking batches): the index and
+    /// error of each entry that failed, in order.
+    async fn call(&self, entries: &[StreamEntry], running: &Running) -> Vec<(usize, String)> {
+        let messages: Vec<Message> = entries
+            .iter()
+            .map(|entry| Message {
+                channel: self.stream.clone(),
+                payload: entry.payload().unwrap_or_default().to_vec(),
+                pattern: None,
+                entry: Some(entry.clone()),
+            })
+            .collect();
+        let first = entries.first();
+        let traceparent = first
+            .and_then(|entry| entry.fields.iter().find(|(name, _)| name == "traceparent"))
+            .and_then(|(_, value)| std::str::from_utf8(value).ok());
+        let call = self.reporter.start(CallInfo {
+            destination: Some(&self.stream),
+            // A batch's span names its first entry, and its size.
+            message_id: first.map(|entry| entry.id.as_str()),
+            attempt: first.map(|entry| entry.attempt),
+            traceparent,
+        });
+        let result = self
+            .component
+            .handle_batch(&running.engine, &messages, &self.limits)
+            .await;
+        match result {
+            Ok(mut failures) => {
+                call.finish(&match failures.len() {
+                    0 => Ok(()),
+                    failed => Err(anyhow::anyhow!(
+                        "{failed} of {} entries failed",
+                        entries.len()
+                    )),
+                });
+                failures.sort_by_key(|(index, _)| *index);
+                failures.dedup_by_key(|(index, _)| *index);
+                failures
+            }
+            Err(error) => {
+                let result = Err(error);
+                call.finish(&result);
+                let Err(error) = result else {
+                    return Vec::new();
+                };
+                let mut why = String::new();
+                log_failure(&error, self.component.id(), "Redis stream handler failed", |text| {
+                    why = text.to_owned()
+                });
+                (0..entries.len()).map(|index| (index, why.clone())).collect()
+            }
         }
     }
 }

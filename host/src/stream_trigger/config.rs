@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::limits::{MAX_ATTEMPTS_RANGE, MAX_IN_FLIGHT_RANGE};
+use crate::limits::{BATCH_SIZE_RANGE, MAX_ATTEMPTS_RANGE, MAX_IN_FLIGHT_RANGE};
 use crate::redis_address::trigger_address;
 use crate::template::Template;
 use crate::validation::{ManifestError, Validation};
@@ -22,6 +22,7 @@ pub struct RawStreamConfig {
     max_attempts: Option<u32>,
     dead_letter: Option<String>,
     claim_idle: Option<String>,
+    batch_size: Option<usize>,
 }
 
 /// One `[[trigger.redis-stream]]`, validated: a consumer in a consumer group.
@@ -44,6 +45,9 @@ pub struct StreamConfig {
     /// How long an entry may stay unacknowledged by its consumer before another claims it
     /// (default 30 s).
     pub claim_idle: Duration,
+    /// Entries per call for a component that takes batches; `None`: 100 for such a component.
+    /// A component that takes one entry at a time may only leave it out or write 1.
+    pub batch_size: Option<usize>,
 }
 
 pub fn validate(
@@ -114,7 +118,21 @@ pub fn validate(
             "\"30s\" or \"2m\"",
         )?,
     };
+    if let Some(batch_size) = raw.batch_size {
+        if batch_size == 0 {
+            return Err(err(
+                "batch_size",
+                "must be at least 1 (the default, for a handler taking a `Batch`, is 100)".into(),
+            ));
+        }
+        validation.in_range(
+            batch_size,
+            &BATCH_SIZE_RANGE,
+            &format!("{location}.batch_size"),
+        )?;
+    }
     Ok(StreamConfig {
+        batch_size: raw.batch_size,
         stream,
         address,
         group,
