@@ -205,7 +205,10 @@ impl RedisComponent {
     ) -> anyhow::Result<Vec<(usize, String)>> {
         let RedisExport::Batch(pre) = &self.export else {
             let first = messages.first().context("an empty batch")?;
-            return self.handle(engine, first, limits).await.map(|()| Vec::new());
+            return self
+                .handle(engine, first, limits)
+                .await
+                .map(|()| Vec::new());
         };
         limits
             .run(async {

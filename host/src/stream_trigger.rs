@@ -806,10 +806,15 @@ impl Consumer {
                     return Vec::new();
                 };
                 let mut why = String::new();
-                log_failure(&error, self.component.id(), "Redis stream handler failed", |text| {
-                    why = text.to_owned()
-                });
-                (0..entries.len()).map(|index| (index, why.clone())).collect()
+                log_failure(
+                    &error,
+                    self.component.id(),
+                    "Redis stream handler failed",
+                    |text| why = text.to_owned(),
+                );
+                (0..entries.len())
+                    .map(|index| (index, why.clone()))
+                    .collect()
             }
         }
     }

@@ -18,6 +18,9 @@ struct Trigger<'a> {
     max_attempts: u32,
     claim_idle: &'a str,
     consumer: Option<&'a str>,
+    /// The guest: the recording one, one entry per call, unless a test picks the batch one.
+    guest: &'a str,
+    batch_size: Option<usize>,
 }
 
 impl Default for Trigger<'_> {
@@ -27,6 +30,8 @@ impl Default for Trigger<'_> {
             max_attempts: 3,
             claim_idle: "5s",
             consumer: None,
+            guest: "stream-record-guest",
+            batch_size: None,
         }
     }
 }
@@ -39,20 +44,24 @@ fn recording_app(server: &RedisServer, trigger: Trigger) -> AppDir {
         .consumer
         .map(|name| format!("consumer = \"{name}\"\n"))
         .unwrap_or_default();
+    let batch_size = trigger
+        .batch_size
+        .map(|size| format!("batch_size = {size}\n"))
+        .unwrap_or_default();
     TestApp::new("stream-test")
         .redis_address("redis-stream", &url)
         .trigger(
             "redis-stream",
             "recorder",
             &format!(
-                "stream = \"{STREAM}\"\ngroup = \"{GROUP}\"\n{consumer}max_in_flight = {}\n\
+                "stream = \"{STREAM}\"\ngroup = \"{GROUP}\"\n{consumer}{batch_size}max_in_flight = {}\n\
                  max_attempts = {}\nclaim_idle = \"{}\"",
                 trigger.max_in_flight, trigger.max_attempts, trigger.claim_idle
             ),
         )
         .component(
             "recorder",
-            &guest("stream-record-guest"),
+            &guest(trigger.guest),
             &format!(
                 "allowed_outbound_hosts = [\"{url}\"]\nvariables = {{ redis_address = \"{url}\" }}"
             ),
@@ -363,5 +372,141 @@ fn payload_only_and_older_components_serve_streams_with_the_payload_field() {
     assert!(
         format!("{groups:?}").contains("stream-worlds"),
         "{groups:?}"
+    );
+}
+
+/// The sizes of the batch guest's calls, in order.
+fn batch_sizes(redis: &mut redis::Connection) -> Vec<usize> {
+    redis
+        .lrange("batch-sizes", 0, -1)
+        .expect("LRANGE batch-sizes")
+}
+
+#[test]
+fn a_batch_handler_takes_entries_in_batches_and_a_bad_entry_alone_is_retried_and_dead_lettered() {
+    const ENTRIES: usize = 500;
+    let server = RedisServer::start();
+    let mut redis = connection(&server);
+    let mut ids = Vec::new();
+    for index in 0..ENTRIES {
+        let payload = if [10, 250, 499].contains(&index) {
+            "fail".to_owned()
+        } else {
+            index.to_string()
+        };
+        let id: String = redis
+            .xadd(STREAM, "*", &[("payload", payload)])
+            .expect("XADD");
+        ids.push(id);
+    }
+    let app = recording_app(
+        &server,
+        Trigger {
+            max_in_flight: 2,
+            max_attempts: 2,
+            guest: "stream-batch-guest",
+            batch_size: Some(50),
+            ..Trigger::default()
+        },
+    );
+    let host = app.start_ready();
+    wait_for_handled(&server, ENTRIES - 3, Duration::from_secs(120));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while dead_letters(&mut redis) < 3 {
+        assert!(Instant::now() < deadline, "not all dead-lettered in 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_for_nothing_pending(&mut redis);
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+
+    assert_eq!(handled(&mut redis), ENTRIES - 3);
+    assert_eq!(duplicates(&mut redis), 0);
+    let sizes = batch_sizes(&mut redis);
+    assert!(
+        sizes.iter().all(|size| (1..=50).contains(size)),
+        "{sizes:?}"
+    );
+    assert!(
+        sizes.iter().filter(|size| **size == 50).count() >= 5,
+        "entries waiting in the stream fill whole batches: {sizes:?}"
+    );
+    // Each bad entry was tried twice (`max_attempts = 2`): once in its batch, once again.
+    assert_eq!(sizes.iter().sum::<usize>(), ENTRIES + 3, "{sizes:?}");
+    let dead: redis::streams::StreamRangeReply =
+        redis.xrange_all(format!("{STREAM}.dead")).expect("XRANGE");
+    let mut sources: Vec<String> = dead
+        .ids
+        .iter()
+        .map(|entry| entry.get("source_id").expect("source_id"))
+        .collect();
+    sources.sort();
+    assert_eq!(
+        sources,
+        [ids[10].clone(), ids[250].clone(), ids[499].clone()]
+    );
+    for entry in &dead.ids {
+        let error: String = entry.get("error").expect("error");
+        assert_eq!(error, "asked to fail", "each with its own error");
+        let attempts: String = entry.get("attempts").expect("attempts");
+        assert_eq!(attempts, "2");
+    }
+}
+
+#[test]
+fn batch_handlers_lose_nothing_when_a_host_is_killed_and_repeat_at_most_its_batches() {
+    const ENTRIES: usize = 20_000;
+    const MAX_IN_FLIGHT: usize = 2;
+    const BATCH_SIZE: usize = 20;
+    let server = RedisServer::start();
+    add_entries(&server, ENTRIES);
+    let app = recording_app(
+        &server,
+        Trigger {
+            max_in_flight: MAX_IN_FLIGHT,
+            guest: "stream-batch-guest",
+            batch_size: Some(BATCH_SIZE),
+            claim_idle: "2s",
+            ..Trigger::default()
+        },
+    );
+    let doomed = app.start_ready();
+    let other = app.start_ready();
+    wait_for_handled(&server, ENTRIES / 4, Duration::from_secs(300));
+    let killed = doomed.kill();
+    assert!(!killed.success, "SIGKILL is not a clean exit");
+    wait_for_handled(&server, ENTRIES, Duration::from_secs(300));
+    let mut redis = connection(&server);
+    wait_for_nothing_pending(&mut redis);
+    let duplicates = duplicates(&mut redis);
+    assert_eq!(handled(&mut redis), ENTRIES, "every entry handled");
+    assert!(
+        duplicates <= MAX_IN_FLIGHT * BATCH_SIZE,
+        "{duplicates} entries handled twice; the killed host held at most {MAX_IN_FLIGHT} batches of {BATCH_SIZE}"
+    );
+    assert_eq!(dead_letters(&mut redis), 0);
+    let run = other.stop();
+    assert!(run.success, "{}", run.stderr);
+}
+
+#[test]
+fn batch_size_on_a_component_taking_one_entry_at_a_time_is_refused_naming_both() {
+    let server = RedisServer::start();
+    let app = recording_app(
+        &server,
+        Trigger {
+            batch_size: Some(10),
+            ..Trigger::default()
+        },
+    );
+    let run = app.run(&[]);
+    assert!(!run.success);
+    assert!(
+        run.stderr.contains("batch_size = 10")
+            && run
+                .stderr
+                .contains("component `recorder` takes one entry at a time"),
+        "{}",
+        run.stderr
     );
 }

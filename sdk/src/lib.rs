@@ -102,7 +102,7 @@ pub use spin_trigger_sdk_macro::redis_component;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::executor::block_on;
-    pub use crate::redis::{FromPayload, raw_redis_export, rich_redis_export};
+    pub use crate::redis::{FromPayload, batch_redis_export, raw_redis_export, rich_redis_export};
     pub use crate::timer::{raw_timer_export, rich_timer_export};
     pub use wit_bindgen;
 
@@ -152,6 +152,21 @@ pub mod __private {
             },
             pub_export_macro: true,
             default_bindings_module: "::spin_trigger_sdk::__private::redis",
+        });
+    }
+
+    /// Our Redis batch world, version 0.3.0: many stream entries per call.
+    pub mod redis_batch {
+        wit_bindgen::generate!({
+            world: "spin-trigger:sdk/redis-batch@0.3.0",
+            path: "wit",
+            runtime_path: "::spin_trigger_sdk::__private::wit_bindgen::rt",
+            with: {
+                "fermyon:spin/variables@2.0.0": crate::__private::imports::fermyon::spin2_0_0::variables,
+                "fermyon:spin/redis@2.0.0": crate::__private::imports::fermyon::spin2_0_0::redis,
+            },
+            pub_export_macro: true,
+            default_bindings_module: "::spin_trigger_sdk::__private::redis_batch",
         });
     }
 

@@ -5,6 +5,7 @@ use std::fmt;
 use crate::__private::imports::fermyon::spin2_0_0::redis as wit;
 use crate::__private::raw_redis::fermyon::spin::redis_types;
 use crate::__private::redis::exports::spin_trigger::sdk0_2_0::redis_handler as rich;
+use crate::__private::redis_batch::exports::spin_trigger::sdk0_3_0::redis_batch_handler as batch;
 use crate::__private::{HandlerResult, block_on};
 
 /// A Redis message with its metadata, for handlers that take it as their argument.
@@ -204,6 +205,117 @@ where
     block_on(handler(message))
         .into_message_result()
         .map_err(|message| rich::Error { message })
+}
+
+/// The messages of one batch, for a `#[redis_component]` handler that takes a `Batch`: a
+/// `[[trigger.redis-stream]]` hands it up to `batch_size` entries (default 100) in one call.
+///
+/// Returning `Ok` acknowledges every entry except those marked with [`Batch::fail`], which are
+/// tried again, one attempt each, and go to the dead-letter stream with their own error after
+/// their last attempt. Returning `Err` (or panicking) fails every entry of the batch.
+///
+/// ```no_run
+/// use spin_trigger_sdk::redis::Batch;
+///
+/// #[spin_trigger_sdk::redis_component]
+/// fn on_orders(batch: Batch) -> anyhow::Result<()> {
+///     for message in &batch {
+///         if message.payload.is_empty() {
+///             batch.fail(message, "an empty order");
+///             continue;
+///         }
+///         println!("order {}", String::from_utf8_lossy(&message.payload));
+///     }
+///     Ok(())
+/// }
+/// ```
+#[derive(Debug)]
+pub struct Batch {
+    messages: Vec<Message>,
+    failures: std::rc::Rc<std::cell::RefCell<Vec<(u32, String)>>>,
+}
+
+impl Batch {
+    /// The batch's messages, in stream order.
+    pub fn messages(&self) -> &[Message] {
+        &self.messages
+    }
+
+    /// Marks `message` (one of this batch's) as failed with `error`: it is tried again, and the
+    /// others are acknowledged. A message from elsewhere is ignored.
+    pub fn fail(&self, message: &Message, error: impl fmt::Display) {
+        let index = self
+            .messages
+            .iter()
+            .position(|candidate| std::ptr::eq(candidate, message));
+        if let Some(index) = index {
+            self.fail_at(index, error);
+        }
+    }
+
+    /// Marks the message at `index` as failed with `error`; an index past the end is ignored.
+    pub fn fail_at(&self, index: usize, error: impl fmt::Display) {
+        if index < self.messages.len() {
+            self.failures
+                .borrow_mut()
+                .push((index as u32, error.to_string()));
+        }
+    }
+}
+
+impl std::ops::Deref for Batch {
+    type Target = [Message];
+
+    fn deref(&self) -> &[Message] {
+        &self.messages
+    }
+}
+
+impl<'a> IntoIterator for &'a Batch {
+    type Item = &'a Message;
+    type IntoIter = std::slice::Iter<'a, Message>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.messages.iter()
+    }
+}
+
+/// The batch world's export: the host's messages as a [`Batch`], the handler's result and the
+/// messages it marked failed back.
+pub fn batch_redis_export<F>(
+    messages: Vec<batch::Message>,
+    handler: impl FnOnce(Batch) -> F,
+) -> Result<Vec<batch::EntryFailure>, batch::Error>
+where
+    F: std::future::Future,
+    F::Output: HandlerResult,
+{
+    let messages = messages
+        .into_iter()
+        .map(|message| Message {
+            channel: message.channel,
+            payload: message.payload,
+            pattern: message.pattern,
+            entry: message.entry.map(|entry| StreamEntry {
+                id: entry.id,
+                fields: entry.fields,
+                attempt: entry.attempt,
+            }),
+        })
+        .collect();
+    let failures = std::rc::Rc::default();
+    let batch = Batch {
+        messages,
+        failures: std::rc::Rc::clone(&failures),
+    };
+    block_on(handler(batch))
+        .into_message_result()
+        .map_err(|message| batch::Error { message })?;
+    Ok(failures
+        .take()
+        .into_iter()
+        .map(|(index, message)| batch::EntryFailure { index, message })
+        .collect())
 }
 
 /// Why an outbound Redis operation failed.

@@ -18,6 +18,7 @@ const GUESTS: &[&str] = &[
     "redis-print-guest",
     "redis-message-0-1-guest",
     "stream-record-guest",
+    "stream-batch-guest",
     "timer-hello-greeter",
     "timer-hello-counter",
     "timer-hello-raw-bindgen",

@@ -1,5 +1,5 @@
-//! `#[redis_component]`: checks the payload or message argument and emits the export of the raw
-//! or rich world.
+//! `#[redis_component]`: checks the payload, message or batch argument and emits the export of
+//! the raw, rich or batch world.
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
@@ -17,31 +17,55 @@ pub const REDIS: Trigger = Trigger {
 
 /// The argument types a Redis handler may take, by their last path segment; the compiler checks
 /// the rest (`FromPayload`, or the SDK's `Message`).
-const ACCEPTED: &[&str] = &["Vec", "Bytes", "String", "Json", "Message"];
+const ACCEPTED: &[&str] = &["Vec", "Bytes", "String", "Json", "Message", "Batch"];
 
 fn check_argument(ty: &Type) -> syn::Result<()> {
     match last_segment(ty) {
         Some(segment) if ACCEPTED.iter().any(|name| segment.ident == name) => Ok(()),
         _ => Err(syn::Error::new_spanned(
             ty,
-            "unsupported argument: a Redis handler takes the payload by value as `Vec<u8>`, `bytes::Bytes`, `String` or `Json<T>`, the whole `spin_trigger_sdk::redis::Message`, or nothing",
+            "unsupported argument: a Redis handler takes the payload by value as `Vec<u8>`, `bytes::Bytes`, `String` or `Json<T>`, the whole `spin_trigger_sdk::redis::Message`, a `spin_trigger_sdk::redis::Batch` of stream entries, or nothing",
         )),
     }
 }
 
-fn takes_message(handler: &Handler) -> bool {
+/// Whether the handler's argument is the SDK type `name` (`Message`, `Batch`).
+fn takes(handler: &Handler, name: &str) -> bool {
     handler
         .argument
         .as_ref()
         .and_then(last_segment)
-        .is_some_and(|segment| segment.ident == "Message")
+        .is_some_and(|segment| segment.ident == name)
 }
 
 fn emit(handler: &Handler) -> TokenStream {
     let (message, argument) = (glue_local("message"), glue_local("argument"));
     let call = handler.call_as_future(quote! { #argument });
     let output_span = handler.output_span();
-    if takes_message(handler) {
+    if takes(handler, "Batch") {
+        let ty = handler
+            .argument
+            .as_ref()
+            .map(|ty| quote_spanned! { ty.span() => #ty });
+        let export = quote_spanned! { output_span =>
+            ::spin_trigger_sdk::__private::batch_redis_export(#message, |#argument: #ty| #call)
+        };
+        return quote! {
+            const _: () = {
+                use ::spin_trigger_sdk::__private::redis_batch::exports::spin_trigger::sdk0_3_0::redis_batch_handler as wit;
+                struct SpinRedisHandler;
+                impl wit::Guest for SpinRedisHandler {
+                    fn handle_batch(
+                        #message: ::std::vec::Vec<wit::Message>,
+                    ) -> ::core::result::Result<::std::vec::Vec<wit::EntryFailure>, wit::Error> {
+                        #export
+                    }
+                }
+                ::spin_trigger_sdk::__private::redis_batch::export!(SpinRedisHandler);
+            };
+        };
+    }
+    if takes(handler, "Message") {
         let ty = handler
             .argument
             .as_ref()
