@@ -88,6 +88,8 @@ struct Consumer {
     claim_idle: Duration,
     /// Entries per handler call: 1 unless the component takes batches.
     batch_size: usize,
+    /// How long a batch that is not full waits for more entries.
+    batch_wait: Duration,
     limits: Limits,
     reporter: EventReporter,
     /// Its connection, as `/readyz` and the metrics see it.
@@ -165,6 +167,15 @@ impl TriggerType for StreamTrigger {
                 Some(dead_letter) => render(dead_letter, "dead_letter")?,
                 None => format!("{stream}.dead"),
             };
+            if !component.takes_batches() && !config.batch_wait.is_zero() {
+                bail!(
+                    "Redis stream trigger `{}`: batch_wait is set, but component `{}` takes one \
+                     entry at a time; leave batch_wait out, or make its handler take a \
+                     `spin_trigger_sdk::redis::Batch`",
+                    trigger.id,
+                    trigger.component
+                );
+            }
             let batch_size = match (component.takes_batches(), config.batch_size) {
                 (true, size) => size.unwrap_or(DEFAULT_BATCH_SIZE),
                 (false, None | Some(1)) => 1,
@@ -189,6 +200,7 @@ impl TriggerType for StreamTrigger {
                 max_attempts: config.max_attempts,
                 claim_idle: config.claim_idle,
                 batch_size,
+                batch_wait: config.batch_wait,
                 limits: engine.limits(trigger.limits),
                 reporter: engine.reporter(Self::NAME, trigger.id, trigger.component),
                 health: engine
@@ -271,6 +283,10 @@ struct Reader {
     batches: usize,
     /// How many of those have reported their ends into `finished`.
     finished_batches: usize,
+    /// Entries read for a batch that is not full yet, waiting up to `batch_wait` (since
+    /// `filling_since`) for more.
+    filling: Vec<RawEntry>,
+    filling_since: Option<Instant>,
     done_sender: mpsc::UnboundedSender<Vec<Done>>,
     done: mpsc::UnboundedReceiver<Vec<Done>>,
 }
@@ -334,6 +350,8 @@ impl Consumer {
             finished: Vec::new(),
             batches: 0,
             finished_batches: 0,
+            filling: Vec::new(),
+            filling_since: None,
             done_sender,
             done,
         };
@@ -386,9 +404,17 @@ impl Consumer {
         *backoff = MIN_BACKOFF;
         let mut state = ReadState::new(self.claim_idle);
         let batch = self.max_in_flight.div_ceil(2);
+        // Entries gathering for a batch on the last connection are this consumer's pending
+        // ones: they come back with its own pending entries.
+        reader.filling.clear();
+        reader.filling_since = None;
         loop {
             reader.collect_finished();
             let stopping = running.shutdown.is_cancelled();
+            if stopping {
+                // What was read is handled, full batch or not.
+                self.dispatch_filled(Vec::new(), true, reader, running);
+            }
             let busy = reader.busy();
             let free = self.max_in_flight - busy;
             if stopping && reader.in_flight.is_empty() {
@@ -402,7 +428,7 @@ impl Consumer {
             // waiting in the stream, until half the slots are free: one round trip then
             // settles and reads several.
             let wait = if reading {
-                free == 0 || (state.backlog && free < batch)
+                free == 0 || (state.backlog && free < batch && reader.filling.is_empty())
             } else {
                 reader.finished.is_empty()
             };
@@ -419,9 +445,16 @@ impl Consumer {
             let finished_batches = std::mem::take(&mut reader.finished_batches);
             let mut pipe = redis::pipe();
             self.settle(&mut pipe, &finished);
-            let wanted = free * self.batch_size;
-            let read = reading.then(|| self.next_read(&mut state, wanted, busy));
+            let wanted = free * self.batch_size - reader.filling.len();
+            // A batch gathering blocks the read only until its `batch_wait` is up.
+            let block = reader
+                .filling_since
+                .map(|since| self.batch_wait.saturating_sub(since.elapsed()));
+            let read = reading.then(|| self.next_read(&mut state, wanted, busy, block));
             let claiming = reading && state.claim_cursor.is_some();
+            // Claimed entries and this consumer's own pending ones go out at once: they have
+            // waited already, and its own pending ones are read again until none is held.
+            let waited = claiming || (reading && state.own_pending);
             let backlog = self.backlog.as_ref().filter(|_| {
                 let due = Instant::now() >= state.next_backlog;
                 if due {
@@ -459,7 +492,7 @@ impl Consumer {
             let entries = self.entries_of(reply, claiming, &mut state, reader)?;
             state.backlog = entries.len() == wanted;
             self.reporter.received(entries.len() as u64);
-            self.dispatch(entries, reader, running);
+            self.dispatch_filled(entries, waited, reader, running);
         }
     }
 
@@ -487,7 +520,13 @@ impl Consumer {
 
     /// What to read into `free` slots: the next page of a claim scan under way, a new scan
     /// when one is due, this consumer's own pending entries, else new entries.
-    fn next_read(&self, state: &mut ReadState, free: usize, busy: usize) -> redis::Cmd {
+    fn next_read(
+        &self,
+        state: &mut ReadState,
+        free: usize,
+        busy: usize,
+        gathering: Option<Duration>,
+    ) -> redis::Cmd {
         if let Some(cursor) = state.claim_cursor.as_deref() {
             return self.claim_command(cursor, free);
         }
@@ -501,6 +540,8 @@ impl Consumer {
         }
         // Block only when no handler runs: a finished one must not wait long to be settled.
         let block = if busy == 0 { READ_BLOCK } else { SHORT_BLOCK };
+        // `BLOCK 0` would wait forever: at least a millisecond.
+        let block = gathering.map_or(block, |left| block.min(left).max(Duration::from_millis(1)));
         self.read_command(">", free, Some(block))
     }
 
@@ -520,7 +561,13 @@ impl Consumer {
             self.log_claimed(&claimed);
             return Ok(claimed
                 .into_iter()
-                .filter(|entry| !reader.in_flight.contains(&entry.id))
+                .filter(|entry| {
+                    !reader.in_flight.contains(&entry.id)
+                        && !reader
+                            .filling
+                            .iter()
+                            .any(|gathering| gathering.id == entry.id)
+                })
                 .collect());
         }
         let entries =
@@ -671,6 +718,36 @@ impl Consumer {
                 "claimed entries left unacknowledged longer than {:?}",
                 self.claim_idle
             );
+        }
+    }
+
+    /// Adds `entries` to the batch gathering and hands on the full batches; the rest waits for
+    /// more until `batch_wait` is up (or `now`, at shutdown, or with no `batch_wait`).
+    fn dispatch_filled(
+        self: &Arc<Self>,
+        entries: Vec<RawEntry>,
+        now: bool,
+        reader: &mut Reader,
+        running: &Running,
+    ) {
+        reader.filling.extend(entries);
+        if reader.filling.is_empty() {
+            reader.filling_since = None;
+            return;
+        }
+        let since = *reader.filling_since.get_or_insert_with(Instant::now);
+        let due = now || since.elapsed() >= self.batch_wait;
+        let ready = if due {
+            reader.filling.len()
+        } else {
+            reader.filling.len() / self.batch_size * self.batch_size
+        };
+        let ready: Vec<RawEntry> = reader.filling.drain(..ready).collect();
+        if reader.filling.is_empty() {
+            reader.filling_since = None;
+        }
+        if !ready.is_empty() {
+            self.dispatch(ready, reader, running);
         }
     }
 

@@ -21,6 +21,7 @@ struct Trigger<'a> {
     /// The guest: the recording one, one entry per call, unless a test picks the batch one.
     guest: &'a str,
     batch_size: Option<usize>,
+    batch_wait: Option<&'a str>,
 }
 
 impl Default for Trigger<'_> {
@@ -32,6 +33,7 @@ impl Default for Trigger<'_> {
             consumer: None,
             guest: "stream-record-guest",
             batch_size: None,
+            batch_wait: None,
         }
     }
 }
@@ -47,7 +49,11 @@ fn recording_app(server: &RedisServer, trigger: Trigger) -> AppDir {
     let batch_size = trigger
         .batch_size
         .map(|size| format!("batch_size = {size}\n"))
-        .unwrap_or_default();
+        .unwrap_or_default()
+        + &trigger
+            .batch_wait
+            .map(|wait| format!("batch_wait = \"{wait}\"\n"))
+            .unwrap_or_default();
     TestApp::new("stream-test")
         .redis_address("redis-stream", &url)
         .trigger(
@@ -506,6 +512,63 @@ fn batch_size_on_a_component_taking_one_entry_at_a_time_is_refused_naming_both()
             && run
                 .stderr
                 .contains("component `recorder` takes one entry at a time"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn on_a_quiet_stream_a_partial_batch_waits_for_batch_wait_and_no_longer() {
+    let server = RedisServer::start();
+    let app = recording_app(
+        &server,
+        Trigger {
+            guest: "stream-batch-guest",
+            batch_size: Some(100),
+            batch_wait: Some("600ms"),
+            ..Trigger::default()
+        },
+    );
+    let host = app.start_ready();
+    let mut redis = connection(&server);
+    // Let the consumer settle into waiting for new entries, then add three close together.
+    std::thread::sleep(Duration::from_millis(300));
+    let added = Instant::now();
+    for index in 0..3 {
+        let _: String = redis
+            .xadd(STREAM, "*", &[("payload", index.to_string())])
+            .expect("XADD");
+    }
+    wait_for_handled(&server, 3, Duration::from_secs(30));
+    let waited = added.elapsed();
+    wait_for_nothing_pending(&mut redis);
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    assert_eq!(batch_sizes(&mut redis), [3], "one call for the three");
+    // It waited for more (the batch was not full) ...
+    assert!(
+        waited >= Duration::from_millis(550),
+        "handled after {waited:?}"
+    );
+    // ... and not much past batch_wait (the bound leaves room for a loaded machine).
+    assert!(waited < Duration::from_secs(5), "handled after {waited:?}");
+}
+
+#[test]
+fn batch_wait_on_a_component_taking_one_entry_at_a_time_is_refused() {
+    let server = RedisServer::start();
+    let app = recording_app(
+        &server,
+        Trigger {
+            batch_wait: Some("50ms"),
+            ..Trigger::default()
+        },
+    );
+    let run = app.run(&[]);
+    assert!(!run.success);
+    assert!(
+        run.stderr
+            .contains("batch_wait is set, but component `recorder` takes one entry at a time"),
         "{}",
         run.stderr
     );

@@ -23,6 +23,7 @@ pub struct RawStreamConfig {
     dead_letter: Option<String>,
     claim_idle: Option<String>,
     batch_size: Option<usize>,
+    batch_wait: Option<String>,
 }
 
 /// One `[[trigger.redis-stream]]`, validated: a consumer in a consumer group.
@@ -48,6 +49,9 @@ pub struct StreamConfig {
     /// Entries per call for a component that takes batches; `None`: 100 for such a component.
     /// A component that takes one entry at a time may only leave it out or write 1.
     pub batch_size: Option<usize>,
+    /// How long a batch that is not full may wait for more entries before its call (default 0:
+    /// call with what has come). Only for a component that takes batches.
+    pub batch_wait: Duration,
 }
 
 pub fn validate(
@@ -131,8 +135,17 @@ pub fn validate(
             &format!("{location}.batch_size"),
         )?;
     }
+    let batch_wait = match raw.batch_wait {
+        None => Duration::ZERO,
+        Some(text) => validation.duration(
+            &text,
+            &format!("{location}.batch_wait"),
+            "\"50ms\" or \"1s\"",
+        )?,
+    };
     Ok(StreamConfig {
         batch_size: raw.batch_size,
+        batch_wait,
         stream,
         address,
         group,
