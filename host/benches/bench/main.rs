@@ -124,7 +124,11 @@ fn main() -> anyhow::Result<()> {
         one_component_rss = redis_section(&print_guest, &counts, cores, spin.as_deref())?;
     }
     if wanted("streams") {
-        streams_section(&print_guest, &counts)?;
+        streams_section(
+            &print_guest,
+            &guests.join("stream_batch_guest.wasm"),
+            &counts,
+        )?;
     }
     if wanted("start") {
         start_section(&probe_guest, &counts)?;
@@ -138,13 +142,35 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn streams_section(print_guest: &Path, counts: &Counts) -> anyhow::Result<()> {
+fn streams_section(print_guest: &Path, batch_guest: &Path, counts: &Counts) -> anyhow::Result<()> {
     let server = RedisServer::start();
     let entries = counts.stream_entries;
     const MAX_IN_FLIGHT: usize = 4;
     let floor = streams::bare_floor(&server, entries, print_guest, MAX_IN_FLIGHT)?;
-    let one = streams::hosts(&server, entries, print_guest, 1, MAX_IN_FLIGHT)?;
-    let two = streams::hosts(&server, entries, print_guest, 2, MAX_IN_FLIGHT)?;
+    let one = streams::hosts(&server, entries, print_guest, 1, MAX_IN_FLIGHT, None)?;
+    let two = streams::hosts(&server, entries, print_guest, 2, MAX_IN_FLIGHT, None)?;
+    let mut batched = Vec::new();
+    for batch_size in [10, 100] {
+        for hosts in [1, 2] {
+            let run = streams::hosts(
+                &server,
+                entries,
+                batch_guest,
+                hosts,
+                MAX_IN_FLIGHT,
+                Some(batch_size),
+            )?;
+            let name = format!(
+                "{} batch handler, `batch_size = {batch_size}`",
+                if hosts == 1 {
+                    "one host,"
+                } else {
+                    "two hosts,"
+                }
+            );
+            batched.push((name, run));
+        }
+    }
     // The pub/sub trigger with the same `max_in_flight`: what the stream trigger is held to.
     let pubsub = redis_e2e::host(&server, entries, print_guest, MAX_IN_FLIGHT, false)?;
     println!(
@@ -160,13 +186,16 @@ fn streams_section(print_guest: &Path, counts: &Counts) -> anyhow::Result<()> {
             ),
             &floor,
         ),
-        ("one host".to_owned(), &one),
-        ("two hosts".to_owned(), &two),
+        ("one host, per-entry handler".to_owned(), &one),
+        ("two hosts, per-entry handler".to_owned(), &two),
         (
             "pub/sub trigger, one host (messages published pipelined)".to_owned(),
             &pubsub,
         ),
     ];
+    let rows = rows
+        .into_iter()
+        .chain(batched.iter().map(|(name, run)| (name.clone(), run)));
     for (name, run) in rows {
         let rate = run.rate(entries);
         println!(

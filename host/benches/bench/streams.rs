@@ -18,15 +18,18 @@ const PIPELINE: usize = 1000;
 /// Printed by the guest for every entry; the hosts' output is drained, not counted.
 const MARKER: &str = "entry#";
 
-/// `hosts` host processes in one group, each with `max_in_flight`, on a fresh stream.
+/// `hosts` host processes in one group, each with `max_in_flight` (and `batch_size`, for a
+/// component taking batches), on a fresh stream.
 pub fn hosts(
     server: &RedisServer,
     entries: usize,
     wasm: &Path,
     hosts: usize,
     max_in_flight: usize,
+    batch_size: Option<usize>,
 ) -> anyhow::Result<Run> {
     let dir = tempfile::tempdir()?;
+    let batch_size = batch_size.map_or(String::new(), |size| format!("batch_size = {size}"));
     let manifest = format!(
         r#"spin_manifest_version = 2
 
@@ -38,6 +41,7 @@ address = "{address}"
 stream = "{STREAM}"
 component = "print"
 max_in_flight = {max_in_flight}
+{batch_size}
 
 [component.print]
 source = "{wasm}"
