@@ -382,7 +382,7 @@ impl TriggerBuilder {
     }
 
     /// A Redis Streams trigger running `component` for each entry of `stream`, in a consumer
-    /// group (`group`, `consumer`, `max_attempts`, `dead_letter`, `claim_idle` through
+    /// group (`group`, `consumer`, `max_attempts`, `dead_letter`, `claim_idle`, `batch_size`, `batch_wait` through
     /// [`set`](Self::set)).
     pub fn redis_stream(component: impl Into<String>, stream: impl Into<String>) -> Self {
         Self::new("redis-stream", component).set("stream", stream.into())

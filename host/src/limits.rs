@@ -6,7 +6,7 @@
 //!
 //! | field | range |
 //! | --- | --- |
-//! | durations: `interval`, `interval_secs`, `handler_timeout`, `claim_idle`, `--handler-timeout`, `--shutdown-timeout` | 1 ms to 365 days |
+//! | durations: `interval`, `interval_secs`, `handler_timeout`, `claim_idle`, `batch_wait`, `--handler-timeout`, `--shutdown-timeout` | 1 ms to 365 days |
 //! | `speedup` | 0.001 to 1,000,000 |
 //! | a timer's interval divided by `speedup` | at least 1 ms |
 //! | `max_in_flight` | 1 to 1,000 |

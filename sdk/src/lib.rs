@@ -19,6 +19,7 @@
 //! | `#[timer_component] fn tick(tick: Tick)`, or returning `Result<(), E>` with `E: Display` (e.g. `anyhow::Result<()>`) | `spin-trigger:sdk/timer@0.2.0` | this project's host |
 //! | `#[redis_component] fn on()`, or taking `Vec<u8>`, `bytes::Bytes`, `String` or `redis::Json<T>` | `fermyon:spin/inbound-redis` (Spin's) | this project's host and Spin's built-in Redis trigger |
 //! | `#[redis_component] fn on(message: redis::Message)` (channel, payload, pattern; the stream entry for a stream) | `spin-trigger:sdk/redis@0.2.0` | this project's host |
+//! | `#[redis_component] fn on(batch: redis::Batch)` (up to `batch_size` stream entries per call; `Batch::fail` marks the ones to retry) | `spin-trigger:sdk/redis-batch@0.3.0` | this project's host |
 //!
 //! A Redis handler returns `()` or `Result<(), E>` with `E: Display`. A `String` payload that is
 //! not UTF-8, or a `Json<T>` payload that does not decode, is a handler error, never a panic;
