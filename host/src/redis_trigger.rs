@@ -278,6 +278,16 @@ impl Subscriber {
                 self.wait_to_retry(&error, &mut backoff);
                 continue;
             }
+            // Reads time out now and then to notice shutdown; subscribing did not, so that a
+            // slow confirmation on a loaded machine is not taken for a lost connection (while
+            // the server already counts this connection as subscribed, and sends it messages).
+            if let Err(error) = pubsub.set_read_timeout(Some(SHUTDOWN_POLL)) {
+                self.wait_to_retry(
+                    &anyhow::Error::from(error).context("setting a read timeout"),
+                    &mut backoff,
+                );
+                continue;
+            }
             tracing::info!(address = %self.shown_address, "subscribed");
             self.health.connected();
             backoff = MIN_BACKOFF;
@@ -388,8 +398,9 @@ fn connect(address: &str, tls: &RedisTls) -> anyhow::Result<redis::Connection> {
     let connection = client
         .get_connection_with_timeout(CONNECT_TIMEOUT)
         .context("connecting")?;
+    // Subscribing waits up to this long for each confirmation; reads then poll (see `run`).
     connection
-        .set_read_timeout(Some(SHUTDOWN_POLL))
+        .set_read_timeout(Some(CONNECT_TIMEOUT))
         .context("setting a read timeout")?;
     Ok(connection)
 }

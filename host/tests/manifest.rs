@@ -557,7 +557,7 @@ const MALFORMED: &[(&str, &str, &str)] = &[
     (
         "Redis stream trigger with an unknown field",
         "[[trigger.redis-stream]]\ncomponent = \"c\"\nstream = \"jobs\"\nchannel = \"jobs\"\n[component.c]\nsource = \"c.wasm\"\n",
-        "spin.toml: trigger.redis-stream[0].channel: unknown field `channel`, expected one of `stream`, `address`, `group`, `consumer`, `max_in_flight`, `max_attempts`, `dead_letter`, `claim_idle` (line 7)",
+        "spin.toml: trigger.redis-stream[0].channel: unknown field `channel`, expected one of `stream`, `address`, `group`, `consumer`, `max_in_flight`, `max_attempts`, `dead_letter`, `claim_idle`, `batch_size`, `batch_wait` (line 7)",
     ),
     (
         "Redis stream trigger with zero attempts",

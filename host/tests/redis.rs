@@ -416,3 +416,34 @@ fn one_message_at_a_time_by_default_and_max_in_flight_allows_more() {
         "never more than 4: {seen:?}"
     );
 }
+
+/// A server slow to confirm a subscription (here paused for a second, as a loaded machine can
+/// be) is waited for: taking the wait for a lost connection would drop a connection the server
+/// already counts as subscribed, and the messages published to it.
+#[test]
+fn a_slow_subscribe_confirmation_is_waited_for_not_taken_for_a_lost_connection() {
+    let server = RedisServer::start();
+    let app = app(&server, &[("echo", "requests")])
+        .replying_component("echo", &guest("redis-echo"), &server.url())
+        .write();
+    let mut admin = server.client().get_connection().expect("connecting");
+    redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(1000)
+        .arg("ALL")
+        .query::<()>(&mut admin)
+        .expect("CLIENT PAUSE");
+    let host = app.start();
+    server.wait_for_subscribers("requests", 1);
+    let mut replies = server.subscribe("replies");
+    server.publish("requests", "after the pause");
+    assert_eq!(replies.next(), "AFTER THE PAUSE");
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("cannot subscribe"),
+        "subscribing was retried: {}",
+        run.stderr
+    );
+    assert_eq!(run.stderr.matches("subscribed").count(), 1, "{}", run.stderr);
+}

@@ -139,12 +139,15 @@ fn publish_to_running_app(
     }
     // Wait for every handler's line rather than a fixed pause: a loaded machine can take seconds
     // to run a component's first message. The short grace after lets a stray extra line show.
-    assert!(
-        host.wait_for_stdout_lines(" received: ", messages.len(), Duration::from_secs(60)),
-        "not every message was handled within a minute"
-    );
+    let all_handled =
+        host.wait_for_stdout_lines(" received: ", messages.len(), Duration::from_secs(60));
     std::thread::sleep(Duration::from_millis(200));
     let run = host.stop();
+    assert!(
+        all_handled,
+        "not every message was handled within a minute:\n{}\n{}",
+        run.stdout, run.stderr
+    );
     assert!(run.success, "{}", run.stderr);
     run
 }
