@@ -72,6 +72,24 @@ use bindings::batch::exports::spin_trigger::sdk0_3_0::redis_batch_handler;
 use bindings::rich::exports::spin_trigger::sdk0_2_0::redis_handler;
 use bindings::rich_0_1::exports::spin_trigger::sdk0_1_0::redis_handler as redis_handler_0_1;
 
+/// `message` as the message record of the bindings module `$wit` (0.2.0's and 0.3.0's records
+/// have the same fields).
+macro_rules! to_wit {
+    ($wit:ident, $message:expr) => {{
+        let message: &Message = $message;
+        $wit::Message {
+            channel: message.channel.clone(),
+            payload: message.payload.clone(),
+            pattern: message.pattern.clone(),
+            entry: message.entry.as_ref().map(|entry| $wit::StreamEntry {
+                id: entry.id.clone(),
+                fields: entry.fields.clone(),
+                attempt: entry.attempt,
+            }),
+        }
+    }};
+}
+
 /// Which Redis world a component exports.
 #[derive(Clone, Copy)]
 enum RedisWorld {
@@ -275,19 +293,7 @@ async fn call_rich(
     message: &Message,
 ) -> anyhow::Result<()> {
     let instance = pre.instantiate_async(&mut *store).await?;
-    let wit_message = redis_handler::Message {
-        channel: message.channel.clone(),
-        payload: message.payload.clone(),
-        pattern: message.pattern.clone(),
-        entry: message
-            .entry
-            .as_ref()
-            .map(|entry| redis_handler::StreamEntry {
-                id: entry.id.clone(),
-                fields: entry.fields.clone(),
-                attempt: entry.attempt,
-            }),
-    };
+    let wit_message = to_wit!(redis_handler, message);
     instance
         .spin_trigger_sdk0_2_0_redis_handler()
         .call_handle_message(store, &wit_message)
@@ -305,19 +311,7 @@ async fn call_batch(
     let instance = pre.instantiate_async(&mut *store).await?;
     let wit_messages: Vec<redis_batch_handler::Message> = messages
         .iter()
-        .map(|message| redis_batch_handler::Message {
-            channel: message.channel.clone(),
-            payload: message.payload.clone(),
-            pattern: message.pattern.clone(),
-            entry: message
-                .entry
-                .as_ref()
-                .map(|entry| redis_batch_handler::StreamEntry {
-                    id: entry.id.clone(),
-                    fields: entry.fields.clone(),
-                    attempt: entry.attempt,
-                }),
-        })
+        .map(|message| to_wit!(redis_batch_handler, message))
         .collect();
     let failures = instance
         .spin_trigger_sdk0_3_0_redis_batch_handler()

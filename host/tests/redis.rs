@@ -445,5 +445,10 @@ fn a_slow_subscribe_confirmation_is_waited_for_not_taken_for_a_lost_connection()
         "subscribing was retried: {}",
         run.stderr
     );
-    assert_eq!(run.stderr.matches("subscribed").count(), 1, "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("subscribed").count(),
+        1,
+        "{}",
+        run.stderr
+    );
 }

@@ -182,6 +182,23 @@ where
     })
 }
 
+/// A [`Message`] from either world's message record (0.2.0's and 0.3.0's have the same fields).
+macro_rules! from_wit {
+    ($message:expr) => {{
+        let message = $message;
+        Message {
+            channel: message.channel,
+            payload: message.payload,
+            pattern: message.pattern,
+            entry: message.entry.map(|entry| StreamEntry {
+                id: entry.id,
+                fields: entry.fields,
+                attempt: entry.attempt,
+            }),
+        }
+    }};
+}
+
 /// Runs a whole-message handler for the richer world: used by `#[redis_component]`.
 #[doc(hidden)]
 pub fn rich_redis_export<F>(
@@ -192,17 +209,7 @@ where
     F: std::future::Future,
     F::Output: HandlerResult,
 {
-    let message = Message {
-        channel: message.channel,
-        payload: message.payload,
-        pattern: message.pattern,
-        entry: message.entry.map(|entry| StreamEntry {
-            id: entry.id,
-            fields: entry.fields,
-            attempt: entry.attempt,
-        }),
-    };
-    block_on(handler(message))
+    block_on(handler(from_wit!(message)))
         .into_message_result()
         .map_err(|message| rich::Error { message })
 }
@@ -292,16 +299,7 @@ where
 {
     let messages = messages
         .into_iter()
-        .map(|message| Message {
-            channel: message.channel,
-            payload: message.payload,
-            pattern: message.pattern,
-            entry: message.entry.map(|entry| StreamEntry {
-                id: entry.id,
-                fields: entry.fields,
-                attempt: entry.attempt,
-            }),
-        })
+        .map(|message| from_wit!(message))
         .collect();
     let failures = std::rc::Rc::default();
     let batch = Batch {
