@@ -222,10 +222,12 @@ fn redis_stream_rust_new_builds_and_handles_an_entry_and_add_reuses_the_address(
         &[("redis-address", &server.url()), ("redis-stream", "orders")],
     );
     let manifest = project.join("spin.toml");
+    // Each generated project's `.wasm` lands in one shared target directory under its crate's
+    // name, so no two tests may name a component alike: `audit` belongs to the pub/sub test.
     add_component(
         &manifest,
         "redis-stream-rust",
-        "audit",
+        "ledger",
         &[("redis-stream", "audit"), ("redis-group", "auditors")],
     );
     let text = std::fs::read_to_string(&manifest).unwrap();
@@ -264,8 +266,8 @@ fn redis_stream_rust_new_builds_and_handles_an_entry_and_add_reuses_the_address(
     assert_eq!(
         lines,
         [
-            format!("[audit] audit got entry {audit} (attempt 1): seen"),
             format!("[billing] billing got entry {order} (attempt 1): order 7"),
+            format!("[ledger] ledger got entry {audit} (attempt 1): seen"),
         ]
     );
 }

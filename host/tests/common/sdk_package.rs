@@ -68,6 +68,7 @@ pub fn packaged_sdk() -> &'static Path {
 /// Points a generated project's SDK dependency (by version, as a user's is) at the packaged
 /// crates, and shares its `target` (see [`share_target_dir`]).
 pub fn use_packaged_sdk(project: &Path) {
+    claim_crate_name(project);
     let cargo_toml = project.join("Cargo.toml");
     let mut text = std::fs::read_to_string(&cargo_toml).expect("the project has a Cargo.toml");
     assert!(
@@ -91,9 +92,29 @@ pub fn use_packaged_sdk(project: &Path) {
     share_target_dir(project, GENERATED_PROJECTS_TARGET);
 }
 
+/// Fails a test whose generated project is named like another's in the same test process: both
+/// would write the same `.wasm` in the shared target directory, and one would run the other's.
+fn claim_crate_name(project: &Path) {
+    static NAMES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let name = project
+        .file_name()
+        .expect("a project directory")
+        .to_string_lossy()
+        .into_owned();
+    let mut names = NAMES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    assert!(
+        !names.contains(&name),
+        "two generated projects are named `{name}`: they share a target directory, so name them apart"
+    );
+    names.push(name);
+}
+
 /// Points a generated project's `target` at `shared` (relative to the workspace), a directory
 /// several projects share so their common dependencies are compiled once; the project's
-/// manifest's `source` still finds its `.wasm`.
+/// manifest's `source` still finds its `.wasm`. Each `.wasm` is named after its crate, so the
+/// projects that share it (across tests that run at once) must name their components apart.
 pub fn share_target_dir(project: &Path, shared: &str) {
     let shared = workspace_root().join(shared);
     std::fs::create_dir_all(&shared).expect("creating the shared target directory");
