@@ -32,39 +32,15 @@ mod bindings {
     }
     /// Ours, version 0.2.0: the message may carry a stream entry.
     pub mod rich {
-        wasmtime::component::bindgen!({
-            world: "spin-trigger:sdk/redis@0.2.0",
-            path: "wit",
-            exports: { default: async },
-            with: {
-                "fermyon:spin/variables@2.0.0": crate::host_api::bindings::fermyon::spin2_0_0::variables,
-                "fermyon:spin/redis@2.0.0": crate::host_api::bindings::fermyon::spin2_0_0::redis,
-            },
-        });
+        crate::host_api::our_world_bindings!("spin-trigger:sdk/redis@0.2.0");
     }
     /// Ours, version 0.3.0: a batch of messages per call.
     pub mod batch {
-        wasmtime::component::bindgen!({
-            world: "spin-trigger:sdk/redis-batch@0.3.0",
-            path: "wit",
-            exports: { default: async },
-            with: {
-                "fermyon:spin/variables@2.0.0": crate::host_api::bindings::fermyon::spin2_0_0::variables,
-                "fermyon:spin/redis@2.0.0": crate::host_api::bindings::fermyon::spin2_0_0::redis,
-            },
-        });
+        crate::host_api::our_world_bindings!("spin-trigger:sdk/redis-batch@0.3.0");
     }
     /// Ours, version 0.1.0: what components built before streams export.
     pub mod rich_0_1 {
-        wasmtime::component::bindgen!({
-            world: "spin-trigger:sdk/redis@0.1.0",
-            path: "wit",
-            exports: { default: async },
-            with: {
-                "fermyon:spin/variables@2.0.0": crate::host_api::bindings::fermyon::spin2_0_0::variables,
-                "fermyon:spin/redis@2.0.0": crate::host_api::bindings::fermyon::spin2_0_0::redis,
-            },
-        });
+        crate::host_api::our_world_bindings!("spin-trigger:sdk/redis@0.1.0");
     }
 }
 

@@ -63,7 +63,7 @@ impl Subscription {
             ..CallInfo::default()
         });
         let result = self.component.handle(engine, message, &self.limits).await;
-        call.finish(&result);
+        call.finish(result.as_ref().err());
         if let Err(error) = result {
             let component = self.component.id();
             log_failure(&error, component, "Redis handler failed", |reason| {

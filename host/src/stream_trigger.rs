@@ -865,23 +865,16 @@ impl Consumer {
             .await;
         match result {
             Ok(mut failures) => {
-                call.finish(&match failures.len() {
-                    0 => Ok(()),
-                    failed => Err(anyhow::anyhow!(
-                        "{failed} of {} entries failed",
-                        entries.len()
-                    )),
+                let failed = (!failures.is_empty()).then(|| {
+                    anyhow::anyhow!("{} of {} entries failed", failures.len(), entries.len())
                 });
+                call.finish(failed.as_ref());
                 failures.sort_by_key(|(index, _)| *index);
                 failures.dedup_by_key(|(index, _)| *index);
                 failures
             }
             Err(error) => {
-                let result = Err(error);
-                call.finish(&result);
-                let Err(error) = result else {
-                    return Vec::new();
-                };
+                call.finish(Some(&error));
                 let mut why = String::new();
                 log_failure(
                     &error,

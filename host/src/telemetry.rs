@@ -303,12 +303,12 @@ pub struct Call<'r> {
 }
 
 impl Call<'_> {
-    /// Records the call's result: counted handled or failed (with why), timed, its span
-    /// ended, and the outcome sent to the embedder's sink.
-    pub fn finish(mut self, result: &anyhow::Result<()>) {
+    /// Records how the call ended (`error`, if it failed): counted handled or failed (with
+    /// why), timed, its span ended, and the outcome sent to the embedder's sink.
+    pub fn finish(mut self, error: Option<&anyhow::Error>) {
         let inner = &self.reporter.0;
         let duration = self.started.elapsed();
-        let reason = result.as_ref().err().map(failure_reason);
+        let reason = error.map(failure_reason);
         if let Some(series) = &inner.series {
             match reason {
                 None => series.handled.inc(),
@@ -319,7 +319,7 @@ impl Call<'_> {
         if let Some(histogram) = &inner.duration {
             histogram.record(duration.as_secs_f64(), &inner.attributes);
         }
-        let one_line = result.as_ref().err().map(crate::errors::one_line);
+        let one_line = error.map(crate::errors::one_line);
         if let Some(mut span) = self.span.take() {
             span.set_attribute(KeyValue::new(
                 "spin.result",

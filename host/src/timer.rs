@@ -45,27 +45,11 @@ mod bindings {
     }
     /// Our timer world, version 0.2.0: the tick carries its schedule.
     pub mod rich {
-        wasmtime::component::bindgen!({
-            world: "spin-trigger:sdk/timer@0.2.0",
-            path: "wit",
-            exports: { default: async },
-            with: {
-                "fermyon:spin/variables@2.0.0": crate::host_api::bindings::fermyon::spin2_0_0::variables,
-                "fermyon:spin/redis@2.0.0": crate::host_api::bindings::fermyon::spin2_0_0::redis,
-            },
-        });
+        crate::host_api::our_world_bindings!("spin-trigger:sdk/timer@0.2.0");
     }
     /// Version 0.1.0, for components built before the tick carried its schedule.
     pub mod rich_0_1 {
-        wasmtime::component::bindgen!({
-            world: "spin-trigger:sdk/timer@0.1.0",
-            path: "wit",
-            exports: { default: async },
-            with: {
-                "fermyon:spin/variables@2.0.0": crate::host_api::bindings::fermyon::spin2_0_0::variables,
-                "fermyon:spin/redis@2.0.0": crate::host_api::bindings::fermyon::spin2_0_0::redis,
-            },
-        });
+        crate::host_api::our_world_bindings!("spin-trigger:sdk/timer@0.1.0");
     }
 }
 
@@ -369,7 +353,7 @@ impl TimerTrigger {
             schedule.reporter.received(1);
             let call = schedule.reporter.start(CallInfo::default());
             let result = component.fire(engine, tick, &limits).await;
-            call.finish(&result);
+            call.finish(result.as_ref().err());
             if let Err(error) = result {
                 tracing::error!(
                     component = %component.id(),
@@ -535,7 +519,7 @@ impl Dispatcher {
         let sequence = tick.sequence;
         let call = schedule.reporter.start(CallInfo::default());
         let result = component.fire(&self.engine, tick, &schedule.limits).await;
-        call.finish(&result);
+        call.finish(result.as_ref().err());
         if let Err(error) = result {
             crate::engine::log_failure(&error, component.id(), "timer handler failed", |reason| {
                 tracing::error!(

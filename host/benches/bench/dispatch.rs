@@ -260,7 +260,7 @@ impl Reported {
             .component
             .handle(&self.engine, &self.message, &self.limits)
             .await;
-        call.finish(&result);
+        call.finish(result.as_ref().err());
         result
     }
 }

@@ -65,6 +65,24 @@ pub(crate) fn add_http_to_linker(
     Ok(())
 }
 
+/// Host bindings for one of this project's own worlds (`spin-trigger:sdk/...`): async
+/// exports, with the Spin 2.0.0 variables and outbound Redis imports they all share taken from
+/// [`bindings`], so the triggers' instances link against one implementation.
+macro_rules! our_world_bindings {
+    ($world:tt) => {
+        wasmtime::component::bindgen!({
+            world: $world,
+            path: "wit",
+            exports: { default: async },
+            with: {
+                "fermyon:spin/variables@2.0.0": crate::host_api::bindings::fermyon::spin2_0_0::variables,
+                "fermyon:spin/redis@2.0.0": crate::host_api::bindings::fermyon::spin2_0_0::redis,
+            },
+        });
+    };
+}
+pub(crate) use our_world_bindings;
+
 /// Host-side bindings for the imports every world shares, generated once.
 pub mod bindings {
     wasmtime::component::bindgen!({
