@@ -57,17 +57,19 @@ fn default_port(scheme: &str) -> Option<u16> {
 /// Splits `scheme://[user[:password]@]host[:port][/path]` into its parts; the credentials and
 /// path are dropped.
 fn split(text: &str) -> Result<(&str, &str, Option<&str>), String> {
-    let (scheme, rest) = text
-        .split_once("://")
-        .ok_or_else(|| format!("\"{text}\" has no scheme: write e.g. \"redis://{text}\""))?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host_port = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host_port)| host_port);
+    let (scheme, rest) = text.split_once("://").ok_or_else(|| {
+        let shown = redact(text);
+        format!("\"{shown}\" has no scheme: write e.g. \"redis://{shown}\"")
+    })?;
+    let (_, after_userinfo) = split_userinfo(rest);
+    let host_port = after_userinfo
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default();
     let (host, port) = if let Some(bracketed) = host_port.strip_prefix('[') {
         let (host, after) = bracketed
             .split_once(']')
-            .ok_or_else(|| format!("\"{text}\": unclosed `[` in the host"))?;
+            .ok_or_else(|| format!("\"{}\": unclosed `[` in the host", redact(text)))?;
         (host, after.strip_prefix(':'))
     } else {
         match host_port.rsplit_once(':') {
@@ -76,9 +78,19 @@ fn split(text: &str) -> Result<(&str, &str, Option<&str>), String> {
         }
     };
     if host.is_empty() {
-        return Err(format!("\"{text}\" has no host"));
+        return Err(format!("\"{}\" has no host", redact(text)));
     }
     Ok((scheme, host, port))
+}
+
+/// What follows a URL's `scheme://`, split into its user information (`user:password`, before
+/// the last `@`) and the rest (host, port, path). The last `@` and not the first `/`: a
+/// password may hold `/`, `?` or `#` (base64 keys often do), and `@` cannot be in a host.
+pub fn split_userinfo(rest: &str) -> (Option<&str>, &str) {
+    match rest.rsplit_once('@') {
+        Some((userinfo, after)) => (Some(userinfo), after),
+        None => (None, rest),
+    }
 }
 
 impl AllowedHosts {
@@ -219,21 +231,22 @@ impl Address {
 
 /// `address` with any password replaced by `***`, for logs.
 pub fn redact(address: &str) -> String {
-    let Some((scheme, rest)) = address.split_once("://") else {
-        return address.to_owned();
+    let (scheme, rest) = match address.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        // Written without a scheme by mistake, it may still hold a password.
+        None => (String::new(), address),
     };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rsplit_once('@') {
-        Some((userinfo, host)) => {
+    match split_userinfo(rest) {
+        (Some(userinfo), after) => {
             let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
             let masked = if userinfo.contains(':') {
                 format!("{user}:***")
             } else {
                 "***".to_owned()
             };
-            format!("{scheme}://{masked}@{host}{}", &rest[authority_end..])
+            format!("{scheme}{masked}@{after}")
         }
-        None => address.to_owned(),
+        (None, _) => address.to_owned(),
     }
 }
 
@@ -330,5 +343,18 @@ mod tests {
         assert_eq!(redact("rediss://:secret@host"), "rediss://:***@host");
         assert_eq!(redact("redis://token@host"), "redis://***@host");
         assert_eq!(redact("redis://host:6379"), "redis://host:6379");
+    }
+
+    #[test]
+    fn a_password_holding_slash_question_mark_or_hash_is_redacted_and_the_host_found() {
+        let address = "redis://app:ab/c?d#e+f=@cache.internal:6380/2";
+        assert_eq!(redact(address), "redis://app:***@cache.internal:6380/2");
+        assert_eq!(
+            split(address).unwrap(),
+            ("redis", "cache.internal", Some("6380"))
+        );
+        assert!(allows(&["redis://cache.internal:6380"], address));
+        let error = split("cache:pa/ss@").unwrap_err();
+        assert!(!error.contains("pa/ss"), "{error}");
     }
 }

@@ -34,6 +34,10 @@ use crate::telemetry::{EventReporter, Telemetry, TelemetryOptions};
 /// looping guest cannot starve the host's other tasks.
 const EPOCH_PERIOD: Duration = Duration::from_millis(10);
 
+/// Handles (open stores, connections, streams, CAS values...) one instance may hold at once:
+/// wasmtime's default is a million, each of which may keep host memory alive.
+pub const MAX_RESOURCES: usize = 10_000;
+
 /// Live instances beyond which the host allocates each instance on demand instead of from a
 /// pool: each pooled memory reserves about 4 GiB of address space (never resident) so that
 /// compiled code needs no bounds checks, and the two engines' pools must fit the address space.
@@ -470,6 +474,7 @@ impl Engine {
             stores: component.stores.clone(),
             open_stores: 0,
             open_databases: 0,
+            cas_bytes: 0,
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             http_hooks: OutboundHttpHooks::new(
@@ -477,8 +482,9 @@ impl Engine {
                 component.allowed_hosts.clone(),
                 self.outbound_http.clone(),
             ),
-            table: ResourceTable::new(),
+            table: resource_table(),
             limits: crate::limits::GuestLimiter::new(limits),
+            host_call_limits: crate::limits::HostCallLimits::starting_now(limits),
             _live: self.live.register(&component.id),
         };
         let mut store = Store::new(&component.engine, state);
@@ -782,4 +788,11 @@ mod tests {
         let cache = cache_dir_from_config_file(&file, Some("/default".into())).unwrap();
         assert_eq!(cache, None);
     }
+}
+
+/// An instance's resource table, holding at most [`MAX_RESOURCES`] handles.
+fn resource_table() -> ResourceTable {
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(MAX_RESOURCES);
+    table
 }

@@ -148,6 +148,47 @@ impl Limits {
     }
 }
 
+/// What one host call a guest makes may use: it ends by the handler's deadline (a call still
+/// running then fails, so even a call that blocks its thread cannot hold the instance past it),
+/// and what it makes the host read or copy for the guest stays within the instance's
+/// `max_memory`, since more could never reach the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostCallLimits {
+    /// When the handler call's deadline passes.
+    pub deadline: std::time::Instant,
+    /// The most one host call may read or copy for the guest, in bytes.
+    pub max_bytes: usize,
+}
+
+impl HostCallLimits {
+    /// The limits of the host calls of a handler call starting now under `limits`.
+    pub fn starting_now(limits: &Limits) -> Self {
+        HostCallLimits {
+            deadline: std::time::Instant::now() + limits.timeout,
+            max_bytes: limits.max_memory,
+        }
+    }
+
+    /// How long a call may still run; zero once the deadline has passed.
+    pub fn remaining(&self) -> Duration {
+        self.deadline
+            .saturating_duration_since(std::time::Instant::now())
+    }
+
+    /// An error when `bytes` (what a call has gathered so far) is past [`Self::max_bytes`].
+    pub fn check_bytes(&self, bytes: usize, what: &str) -> Result<(), String> {
+        if bytes > self.max_bytes {
+            Err(format!(
+                "{what} is larger than the instance's max_memory ({} bytes) and could never reach \
+                 it: ask for less at a time",
+                self.max_bytes
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
 /// A handler call stopped at its deadline.
 #[derive(Debug, thiserror::Error)]
 #[error("the handler ran past its {0:?} deadline (handler_timeout); its instance was stopped")]

@@ -37,6 +37,8 @@ impl RedisTls {
 
     /// A client for `address`; with a CA file, a `rediss://` one trusts that CA.
     pub fn client(&self, address: &str) -> redis::RedisResult<redis::Client> {
+        let encoded = encode_userinfo(address);
+        let address: &str = &encoded;
         match &self.ca {
             Some(ca) if address.starts_with("rediss://") => redis::Client::build_with_tls(
                 address,
@@ -47,5 +49,57 @@ impl RedisTls {
             ),
             _ => redis::Client::open(address),
         }
+    }
+}
+
+/// `address` with the characters of its user information that a URL parser would take for the
+/// end of it (`/`, `?`, `#`, `@`, ...) percent-encoded, so that a password holding them (as
+/// base64 keys often do) reaches the server as written. `%` is kept: an address whose password
+/// is already encoded is unchanged.
+fn encode_userinfo(address: &str) -> std::borrow::Cow<'_, str> {
+    let Some((scheme, rest)) = address.split_once("://") else {
+        return address.into();
+    };
+    let (Some(userinfo), after) = crate::allowed_hosts::split_userinfo(rest) else {
+        return address.into();
+    };
+    let safe = |byte: u8| byte.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:".contains(&byte);
+    if userinfo.bytes().all(safe) {
+        return address.into();
+    }
+    let mut encoded = String::with_capacity(userinfo.len() * 3);
+    for byte in userinfo.bytes() {
+        if safe(byte) {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    format!("{scheme}://{encoded}@{after}").into()
+}
+
+#[cfg(test)]
+mod userinfo_tests {
+    use super::*;
+
+    #[test]
+    fn a_password_holding_url_delimiters_is_encoded_for_the_client() {
+        assert_eq!(
+            encode_userinfo("redis://app:ab/c?d#e@cache:6380/2"),
+            "redis://app:ab%2Fc%3Fd%23e@cache:6380/2"
+        );
+        assert_eq!(
+            encode_userinfo("redis://:p%2Fw@cache:6380"),
+            "redis://:p%2Fw@cache:6380"
+        );
+        assert_eq!(
+            encode_userinfo("redis://cache:6379/0"),
+            "redis://cache:6379/0"
+        );
+        let client = RedisTls::default()
+            .client("redis://app:ab/c?d#e@cache:6380/2")
+            .unwrap();
+        let info = client.get_connection_info();
+        assert_eq!(info.redis_settings().password(), Some("ab/c?d#e"));
     }
 }

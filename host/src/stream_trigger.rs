@@ -9,9 +9,13 @@
 //!
 //! Each entry runs in a fresh instance. Success: `XACK`. A failure or trap: retried with backoff,
 //! up to `max_attempts`; then the entry, with the error and the attempt count, is added to the
-//! dead-letter stream and acknowledged, both in one `MULTI`. On start and every half
+//! dead-letter stream and acknowledged, both in one script, so that a failed `XADD` leaves it
+//! pending instead of losing it. An entry whose fields cannot be given to a handler (a field
+//! name that is not UTF-8) is dead-lettered at once, with the reason. On start and every half
 //! `claim_idle`, `XAUTOCLAIM` takes over entries another consumer left unacknowledged longer than
-//! `claim_idle` (a consumer that died). A lost connection is logged and re-established with
+//! `claim_idle` (a consumer that died); a live consumer resets the idle time of the entries it
+//! holds every third of `claim_idle` (`XCLAIM ... JUSTID`), so however long a handler and its
+//! retries take, no other consumer claims them while it lives. A lost connection is logged and re-established with
 //! capped exponential backoff; entries whose acknowledgement was lost are read again from this
 //! consumer's own pending list. At shutdown the consumer stops reading and lets what it read
 //! finish and be acknowledged.
@@ -38,7 +42,7 @@ use crate::trigger::{
     BuildContext, RunTrigger, TriggerFuture, TriggerSpec, TriggerType, TypeComponents,
 };
 use crate::validation::{ManifestError, Validation};
-use reply::{RawEntry, parse_claim_reply, parse_read_reply};
+use reply::{Fields, RawEntry, parse_claim_reply, parse_read_reply};
 
 pub mod config;
 mod reply;
@@ -66,6 +70,13 @@ const MIN_CLAIM_INTERVAL: Duration = Duration::from_millis(100);
 /// How often, with metrics on, the group's pending count and lag are read (`XINFO GROUPS`, in
 /// the round trip that reads entries).
 const BACKLOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Adds an entry to the dead-letter stream (`KEYS[2]`) and acknowledges it in the stream
+/// (`KEYS[1]`, group `ARGV[1]`, id `ARGV[2]`, fields from `ARGV[3]`). A script stops at the first
+/// failing call: when the `XADD` fails (a dead-letter key of another type, a server out of
+/// memory) the entry is not acknowledged and stays pending, never lost from both streams.
+const DEAD_LETTER_SCRIPT: &str = "redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))\n\
+                                  return redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])";
 
 /// Every `[[trigger.redis-stream]]` of an app.
 pub struct StreamTrigger {
@@ -257,8 +268,9 @@ struct Running {
 enum Done {
     /// Handled: acknowledge it.
     Handled(String),
-    /// Failed `max_attempts` times: add it to the dead-letter stream and acknowledge it.
-    Failed { entry: StreamEntry, error: String },
+    /// Failed `max_attempts` times, or unreadable: add it to the dead-letter stream and
+    /// acknowledge it.
+    Failed(DeadLetter),
     /// Shutdown came before a retry: leave it pending for a consumer that stays.
     Abandoned(String),
 }
@@ -267,7 +279,31 @@ impl Done {
     fn id(&self) -> &str {
         match self {
             Done::Handled(id) | Done::Abandoned(id) => id,
-            Done::Failed { entry, .. } => &entry.id,
+            Done::Failed(dead) => &dead.id,
+        }
+    }
+}
+
+/// An entry on its way to the dead-letter stream: its fields as bytes, why, and after how many
+/// attempts (0: it could not be handed to a handler at all).
+struct DeadLetter {
+    id: String,
+    fields: Vec<(Vec<u8>, Vec<u8>)>,
+    error: String,
+    attempts: u32,
+}
+
+impl DeadLetter {
+    fn failed(entry: StreamEntry, error: String) -> Self {
+        DeadLetter {
+            fields: entry
+                .fields
+                .into_iter()
+                .map(|(name, value)| (name.into_bytes(), value))
+                .collect(),
+            id: entry.id,
+            error,
+            attempts: entry.attempt,
         }
     }
 }
@@ -323,6 +359,8 @@ struct ReadState {
     own_pending: bool,
     /// Whether the last read filled every free slot: more entries are likely waiting.
     backlog: bool,
+    /// When the idle time of the entries this consumer holds is next reset.
+    next_refresh: Instant,
     /// When the group's pending count and lag are next read, while metrics are on.
     next_backlog: Instant,
 }
@@ -336,8 +374,16 @@ impl ReadState {
             own_pending: true,
             backlog: false,
             next_backlog: Instant::now(),
+            next_refresh: Instant::now() + refresh_interval(claim_idle),
         }
     }
+}
+
+/// How often a consumer resets the idle time of the entries it holds: three times per
+/// `claim_idle`, so one slow or lost round trip still leaves two before another consumer may
+/// claim them.
+fn refresh_interval(claim_idle: Duration) -> Duration {
+    (claim_idle / 3).max(Duration::from_millis(10))
 }
 
 impl Consumer {
@@ -432,19 +478,32 @@ impl Consumer {
             } else {
                 reader.finished.is_empty()
             };
-            if wait {
+            let holding = !reader.in_flight.is_empty() || !reader.filling.is_empty();
+            let refresh = holding && Instant::now() >= state.next_refresh;
+            if wait && !refresh {
+                let next_refresh = tokio::time::Instant::from_std(state.next_refresh);
                 tokio::select! {
                     Some(done) = reader.done.recv() => reader.take_done(done),
                     _ = running.shutdown.cancelled(), if !stopping => {}
+                    _ = tokio::time::sleep_until(next_refresh), if holding => {}
                 }
                 continue;
             }
+            // A round trip made only to reset idle times reads nothing.
+            let reading = reading && !wait;
 
             // Settle what finished and read (or claim) more, in one round trip.
             let finished = std::mem::take(&mut reader.finished);
             let finished_batches = std::mem::take(&mut reader.finished_batches);
             let mut pipe = redis::pipe();
-            self.settle(&mut pipe, &finished);
+            // Each command's reply is looked at on its own: one failed settle is that entry's
+            // problem, not the connection's.
+            pipe.ignore_errors();
+            let settling = self.settle(&mut pipe, &finished);
+            if refresh {
+                state.next_refresh = Instant::now() + refresh_interval(self.claim_idle);
+                self.refresh_idle(&mut pipe, reader);
+            }
             let wanted = free * self.batch_size - reader.filling.len();
             // A batch gathering blocks the read only until its `batch_wait` is up.
             let block = reader
@@ -468,27 +527,34 @@ impl Consumer {
             if let Some(read) = read {
                 pipe.add_command(read);
             }
-            let replies: Vec<redis::Value> = match pipe.query_async(&mut connection).await {
-                Ok(replies) => replies,
-                Err(error) => {
-                    // Settled again on the next connection; acknowledging twice is harmless.
-                    reader.finished = finished;
-                    reader.finished_batches = finished_batches;
-                    return Err(error).with_context(|| format!("reading stream `{}`", self.stream));
+            // An empty pipeline (only abandoned entries at shutdown) has nothing to send.
+            let replies: Vec<redis::RedisResult<redis::Value>> = if pipe.is_empty() {
+                Vec::new()
+            } else {
+                match pipe.query_async(&mut connection).await {
+                    Ok(replies) => replies,
+                    Err(error) => {
+                        // Settled again on the next connection; acknowledging twice is harmless.
+                        reader.finished = finished;
+                        reader.finished_batches = finished_batches;
+                        return Err(error)
+                            .with_context(|| format!("reading stream `{}`", self.stream));
+                    }
                 }
             };
-            self.log_settled(&finished);
+            let mut replies = replies.into_iter();
+            self.log_settled(&finished, replies.by_ref().take(settling));
             for done in &finished {
                 reader.in_flight.remove(done.id());
             }
             reader.batches -= finished_batches;
-            let mut replies = replies.into_iter();
             if let Some(gauges) = backlog {
-                self.note_backlog(gauges, replies.next());
+                self.note_backlog(gauges, replies.next().and_then(Result::ok));
             }
             let Some(reply) = replies.next().filter(|_| reading) else {
                 continue;
             };
+            let reply = reply.with_context(|| format!("reading stream `{}`", self.stream))?;
             let entries = self.entries_of(reply, claiming, &mut state, reader)?;
             state.backlog = entries.len() == wanted;
             self.reporter.received(entries.len() as u64);
@@ -631,10 +697,13 @@ impl Consumer {
     }
 
     /// Tells Redis how entries ended: one `XACK` for those handled; for each that failed its
-    /// last attempt, a transaction adding it (its fields, the error, the attempt count, where
-    /// it came from) to the dead-letter stream and acknowledging it, so that it is in one
-    /// place or the other, never both or neither.
-    fn settle(&self, pipe: &mut redis::Pipeline, finished: &[Done]) {
+    /// last attempt (or could not be read), [`DEAD_LETTER_SCRIPT`] adding it (its fields, the
+    /// error, the attempt count, where it came from) to the dead-letter stream and
+    /// acknowledging it, so that it is in one place or the other, never both or neither.
+    /// Returns how many replies these commands have, in the order [`Self::log_settled`] reads
+    /// them.
+    fn settle(&self, pipe: &mut redis::Pipeline, finished: &[Done]) -> usize {
+        let mut replies = 0;
         let handled: Vec<&str> = finished
             .iter()
             .filter_map(|done| match done {
@@ -643,43 +712,92 @@ impl Consumer {
             })
             .collect();
         if !handled.is_empty() {
-            pipe.xack(&self.stream, &self.group, &handled).ignore();
+            pipe.xack(&self.stream, &self.group, &handled);
+            replies += 1;
         }
         for done in finished {
-            let Done::Failed { entry, error } = done else {
+            let Done::Failed(dead) = done else {
                 continue;
             };
-            let attempts = entry.attempt.to_string();
-            let mut fields: Vec<(&str, &[u8])> = entry
-                .fields
-                .iter()
-                .map(|(name, value)| (name.as_str(), value.as_slice()))
-                .collect();
-            fields.extend([
-                ("error", error.as_bytes()),
-                ("attempts", attempts.as_bytes()),
-                ("source_stream", self.stream.as_bytes()),
-                ("source_id", entry.id.as_bytes()),
-            ]);
-            pipe.cmd("MULTI").ignore();
-            pipe.xadd(&self.dead_letter, "*", &fields).ignore();
-            pipe.xack(&self.stream, &self.group, &[&entry.id]).ignore();
-            pipe.cmd("EXEC").ignore();
+            let attempts = dead.attempts.to_string();
+            let command = pipe
+                .cmd("EVAL")
+                .arg(DEAD_LETTER_SCRIPT)
+                .arg(2)
+                .arg(&self.stream)
+                .arg(&self.dead_letter)
+                .arg(&self.group)
+                .arg(&dead.id);
+            for (name, value) in &dead.fields {
+                command.arg(name).arg(value);
+            }
+            command
+                .arg("error")
+                .arg(&dead.error)
+                .arg("attempts")
+                .arg(&attempts)
+                .arg("source_stream")
+                .arg(&self.stream)
+                .arg("source_id")
+                .arg(&dead.id);
+            replies += 1;
         }
+        replies
     }
 
-    fn log_settled(&self, finished: &[Done]) {
+    /// Logs how the entries ended, with the replies to [`Self::settle`]'s commands: a settle
+    /// Redis refused is reported, and the entry stays pending (read again by this consumer
+    /// after a reconnection, or claimed by another) instead of holding the loop.
+    fn log_settled(
+        &self,
+        finished: &[Done],
+        mut replies: impl Iterator<Item = redis::RedisResult<redis::Value>>,
+    ) {
+        let handled = finished
+            .iter()
+            .filter(|done| matches!(done, Done::Handled(_)))
+            .count();
+        if handled > 0
+            && let Some(Err(error)) = replies.next()
+        {
+            tracing::error!(
+                trigger = %self.trigger_id,
+                stream = %self.stream,
+                entries = handled,
+                "could not acknowledge handled entries; they stay pending and will be handled again: {error}"
+            );
+        }
         for done in finished {
             match done {
                 Done::Handled(_) => {}
-                Done::Failed { entry, .. } => tracing::warn!(
-                    trigger = %self.trigger_id,
-                    stream = %self.stream,
-                    entry = %entry.id,
-                    dead_letter = %self.dead_letter,
-                    "gave up after {} attempts; moved the entry to the dead-letter stream",
-                    entry.attempt
-                ),
+                Done::Failed(dead) => match replies.next() {
+                    Some(Err(error)) => {
+                        tracing::error!(
+                            trigger = %self.trigger_id,
+                            stream = %self.stream,
+                            entry = %dead.id,
+                            dead_letter = %self.dead_letter,
+                            "could not move the entry to the dead-letter stream, so it stays pending, unacknowledged: {error} (entry's error: {})",
+                            dead.error
+                        );
+                    }
+                    _ if dead.attempts == 0 => tracing::warn!(
+                        trigger = %self.trigger_id,
+                        stream = %self.stream,
+                        entry = %dead.id,
+                        dead_letter = %self.dead_letter,
+                        "moved an entry no handler can be given to the dead-letter stream: {}",
+                        dead.error
+                    ),
+                    _ => tracing::warn!(
+                        trigger = %self.trigger_id,
+                        stream = %self.stream,
+                        entry = %dead.id,
+                        dead_letter = %self.dead_letter,
+                        "gave up after {} attempts; moved the entry to the dead-letter stream",
+                        dead.attempts
+                    ),
+                },
                 Done::Abandoned(id) => tracing::warn!(
                     trigger = %self.trigger_id,
                     stream = %self.stream,
@@ -688,6 +806,25 @@ impl Consumer {
                 ),
             }
         }
+    }
+
+    /// `XCLAIM ... JUSTID` of every entry this consumer holds, to itself, with no minimum idle
+    /// time: their idle time starts again (their delivery count does not change), so no other
+    /// consumer claims an entry this one is still handling, retrying or gathering for a batch.
+    fn refresh_idle(&self, pipe: &mut redis::Pipeline, reader: &Reader) {
+        let command = pipe
+            .cmd("XCLAIM")
+            .arg(&self.stream)
+            .arg(&self.group)
+            .arg(&self.consumer)
+            .arg(0);
+        for id in &reader.in_flight {
+            command.arg(id);
+        }
+        for entry in &reader.filling {
+            command.arg(&entry.id);
+        }
+        command.arg("JUSTID").ignore();
     }
 
     /// Sets the backlog gauges from an `XINFO GROUPS` reply. A reply that cannot be read leaves
@@ -758,15 +895,26 @@ impl Consumer {
         for entry in entries {
             reader.in_flight.insert(entry.id.clone());
             match entry.fields {
-                Some(fields) => live.push(StreamEntry {
+                Fields::Read(fields) => live.push(StreamEntry {
                     id: entry.id,
                     fields,
                     attempt: 1,
                 }),
                 // Deleted from the stream since it was added: nothing to handle.
-                None => {
+                Fields::Deleted => {
                     reader.batches += 1;
                     reader.take_done(vec![Done::Handled(entry.id)]);
+                }
+                // No handler can be given it; retrying cannot change that.
+                Fields::Unreadable { raw, reason } => {
+                    self.reporter.dead_lettered();
+                    reader.batches += 1;
+                    reader.take_done(vec![Done::Failed(DeadLetter {
+                        id: entry.id,
+                        fields: raw,
+                        error: format!("unreadable entry: {reason}"),
+                        attempts: 0,
+                    })]);
                 }
             }
         }
@@ -812,7 +960,7 @@ impl Consumer {
                 );
                 if entry.attempt >= self.max_attempts {
                     self.reporter.dead_lettered();
-                    ends.push(Done::Failed { entry, error });
+                    ends.push(Done::Failed(DeadLetter::failed(entry, error)));
                 } else {
                     retry.push(entry);
                 }

@@ -454,7 +454,20 @@ async fn run_cron(dispatcher: &Dispatcher, cron: &CronSchedule, shutdown: Cancel
             }
         }
         sequence += 1;
-        after = next;
+        // More than one time passed while this loop slept: the wall clock was stepped forward
+        // (a host that booted before its clock was set) or the host was suspended. The latest
+        // of them fires once, never each in a burst.
+        let now = chrono::Utc::now();
+        after = cron.time_to_fire(next, now);
+        if after != next {
+            tracing::warn!(
+                trigger = %dispatcher.schedule.trigger_id,
+                cron = cron.expression(),
+                "the wall clock jumped forward past several scheduled times (from {next} to {now}); \
+                 firing only the latest, {after}"
+            );
+        }
+        let scheduled_at = SystemTime::from(after);
         dispatcher.fire(Tick {
             scheduled_at,
             fired_at: SystemTime::now(),
@@ -492,7 +505,9 @@ impl Dispatcher {
         let dispatcher = self.clone();
         self.tracker.spawn(async move {
             match dispatcher.schedule.coordinator.clone() {
-                None => dispatcher.run(tick).await,
+                None => {
+                    dispatcher.run(tick).await;
+                }
                 Some(coordinator) => dispatcher.coordinated(&coordinator, tick).await,
             }
         });
@@ -508,11 +523,11 @@ impl Dispatcher {
         );
     }
 
-    /// Runs the tick here, unless the previous one still runs.
-    async fn run(&self, tick: Tick) {
+    /// Runs the tick here, unless the previous one still runs; returns whether it ran.
+    async fn run(&self, tick: Tick) -> bool {
         if self.busy.swap(true, Ordering::AcqRel) {
             self.log_skip(tick.sequence);
-            return;
+            return false;
         }
         let schedule = &self.schedule;
         let component = &schedule.component;
@@ -531,15 +546,21 @@ impl Dispatcher {
             });
         }
         self.busy.store(false, Ordering::Release);
+        true
     }
 
     /// Runs the tick if this host wins it; else looks again once the holder's lease could have
     /// run out, and runs it if the holder went away.
-    async fn coordinated(&self, coordinator: &Coordinator, tick: Tick) {
+    async fn coordinated(&self, coordinator: &Arc<Coordinator>, tick: Tick) {
         let scheduled_ms = unix_millis(tick.scheduled_at);
         let trigger = &self.schedule.trigger_id;
         let mut first_generation = None;
         loop {
+            // A host still running the previous tick leaves this one to a host that is free.
+            if self.busy.load(Ordering::Acquire) {
+                self.log_skip(tick.sequence);
+                return;
+            }
             let claim = match coordinator.claim(scheduled_ms).await {
                 Ok(claim) => claim,
                 Err(error) => {
@@ -582,18 +603,24 @@ impl Dispatcher {
                 }
             }
         }
-        // Won: run it, keeping the lease while the handler runs.
-        let renew = async {
-            loop {
-                tokio::time::sleep(coordination::LEASE / 3).await;
-                if let Err(error) = coordinator.renew(scheduled_ms).await {
-                    tracing::warn!(trigger = %trigger, scheduled_ms, "renewing the lease on this tick: {}", crate::errors::one_line(&error));
-                }
+        // Won: run it, keeping the lease from a task of its own while the handler runs.
+        let renewal = tokio::spawn(keep_lease(
+            coordinator.clone(),
+            trigger.clone(),
+            scheduled_ms,
+        ));
+        let ran = self.run(tick).await;
+        renewal.abort();
+        if !ran {
+            if let Err(error) = coordinator.release(scheduled_ms).await {
+                tracing::warn!(
+                    trigger = %trigger,
+                    scheduled_ms,
+                    "releasing a tick this host could not run: {}",
+                    crate::errors::one_line(&error)
+                );
             }
-        };
-        tokio::select! {
-            _ = self.run(tick) => {}
-            _ = renew => {}
+            return;
         }
         if let Err(error) = coordinator.finish(scheduled_ms).await {
             tracing::warn!(
@@ -602,6 +629,42 @@ impl Dispatcher {
                 "marking this tick done: {}",
                 crate::errors::one_line(&error)
             );
+        }
+    }
+}
+
+/// Renews this host's lease on the tick at `scheduled_ms` until aborted. A renewal that fails
+/// or takes longer than [`coordination::RENEWAL`] is tried again at the next period; a lease
+/// found lost (it ran out, so another host may have claimed the tick) is reported once, as a
+/// possibly duplicated run.
+async fn keep_lease(coordinator: Arc<Coordinator>, trigger: String, scheduled_ms: u64) {
+    let mut period = tokio::time::interval(coordination::RENEWAL);
+    period.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    period.tick().await;
+    loop {
+        period.tick().await;
+        match tokio::time::timeout(coordination::RENEWAL, coordinator.renew(scheduled_ms)).await {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => {
+                tracing::error!(
+                    trigger = %trigger,
+                    scheduled_ms,
+                    "lost the lease on this tick while running it: another host may run it too"
+                );
+                return;
+            }
+            Ok(Err(error)) => tracing::warn!(
+                trigger = %trigger,
+                scheduled_ms,
+                "renewing the lease on this tick: {}",
+                crate::errors::one_line(&error)
+            ),
+            Err(_) => tracing::warn!(
+                trigger = %trigger,
+                scheduled_ms,
+                "renewing the lease on this tick took longer than {:?}; trying again",
+                coordination::RENEWAL
+            ),
         }
     }
 }

@@ -162,3 +162,82 @@ fn a_coordination_outage_skips_ticks_and_never_runs_one_twice() {
         "no ticks after the restart: {runs:?}"
     );
 }
+
+#[test]
+fn a_handler_that_holds_its_thread_longer_than_the_lease_keeps_its_tick() {
+    let coordination = RedisServer::start();
+    let state = tempfile::tempdir().expect("a state directory");
+    let state_dir = state.path().display().to_string();
+    let app = TestApp::new("coordinated")
+        .settings(
+            "timer",
+            &format!("coordination = \"{}\"", coordination.url()),
+        )
+        .trigger(
+            "timer",
+            "writer",
+            "id = \"slow-writes\"\ninterval_secs = 2\nhandler_timeout = \"20s\"",
+        )
+        .component(
+            "writer",
+            &guest("hostile-guest"),
+            "sqlite_databases = [\"default\"]\nvariables = { attack = \"write\" }",
+        )
+        .write();
+    let schema = "CREATE TABLE IF NOT EXISTS ticks (at INTEGER)";
+    let start = || {
+        let host = app.start_with(&["--state-dir", &state_dir, "--sqlite", schema], &[]);
+        host.wait_until_ready();
+        host
+    };
+    let hosts = vec![start(), start()];
+    // Holding the database's write lock makes each tick's INSERT wait for it, up to SQLite's
+    // 5 s busy timeout, on the handler's thread: longer than the 3 s lease.
+    let holder = WriteLock::on(&state.path().join("sqlite_db.db"));
+    let mut stdout = String::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(16) {
+        holder.hold(Duration::from_millis(4500));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(6));
+    for host in hosts {
+        let run = host.stop();
+        assert!(run.success, "{}", run.stderr);
+        stdout.push_str(&run.stdout);
+    }
+    let mut seen = BTreeMap::<&str, usize>::new();
+    for line in stdout.lines() {
+        if let Some(scheduled) = line.split("scheduled=").nth(1) {
+            *seen.entry(scheduled.trim()).or_default() += 1;
+        }
+    }
+    assert!(seen.len() >= 3, "too few ticks ran: {stdout}");
+    let twice: Vec<_> = seen.iter().filter(|(_, runs)| **runs > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "ticks that ran on both hosts while both lived: {twice:?}\n{stdout}"
+    );
+}
+
+/// The write lock of the SQLite file at `path`, taken and released by the test.
+struct WriteLock(rusqlite::Connection);
+
+impl WriteLock {
+    fn on(path: &std::path::Path) -> Self {
+        let connection = rusqlite::Connection::open(path).expect("opening the database");
+        connection
+            .busy_timeout(Duration::from_secs(30))
+            .expect("a busy timeout");
+        WriteLock(connection)
+    }
+
+    /// Holds the lock for `how_long`, as a long transaction of another program would.
+    fn hold(&self, how_long: Duration) {
+        self.0
+            .execute_batch("BEGIN IMMEDIATE")
+            .expect("taking the write lock");
+        std::thread::sleep(how_long);
+        self.0.execute_batch("COMMIT").expect("releasing it");
+    }
+}

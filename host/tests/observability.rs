@@ -456,3 +456,38 @@ fn stream_and_timer_series_count_retries_dead_letters_backlog_and_skips() {
     let run = host.stop();
     assert!(run.success, "{}", run.stderr);
 }
+
+#[test]
+fn silent_and_flooding_clients_do_not_hold_the_metrics_endpoint() {
+    let server = RedisServer::start();
+    let app = echo_app(&server);
+    let port = free_port();
+    let host = app.start_with(&["--metrics-addr", &format!("127.0.0.1:{port}")], &[]);
+    let status = |path: &str| http_get(port, path).map(|(status, _)| status);
+    eventually("the endpoint serves", || status("/healthz") == Some(200));
+
+    // A client that connects and never sends its request is hung up on.
+    let mut silent =
+        std::net::TcpStream::connect(("127.0.0.1", port)).expect("connecting to the endpoint");
+    silent
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("a read timeout");
+    let mut buffer = [0u8; 64];
+    let read = std::io::Read::read(&mut silent, &mut buffer);
+    assert!(
+        matches!(read, Ok(_)),
+        "the silent connection was still open after a minute: {read:?}"
+    );
+
+    // Two hundred connections that say nothing: a scrape still gets its answer, once the
+    // endpoint has hung up on enough of them.
+    let flood: Vec<std::net::TcpStream> = (0..200)
+        .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).ok())
+        .collect();
+    eventually("a scrape is answered during the flood", || {
+        status("/healthz") == Some(200)
+    });
+    drop(flood);
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+}

@@ -573,3 +573,174 @@ fn batch_wait_on_a_component_taking_one_entry_at_a_time_is_refused() {
         run.stderr
     );
 }
+
+/// The dead-letter stream's entries: each id with its field names and values, as bytes.
+fn dead_letter_entries(redis: &mut redis::Connection) -> Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> {
+    let entries: Vec<(String, Vec<Vec<u8>>)> = redis::cmd("XRANGE")
+        .arg(format!("{STREAM}.dead"))
+        .arg("-")
+        .arg("+")
+        .query(redis)
+        .expect("XRANGE of the dead-letter stream");
+    entries
+        .into_iter()
+        .map(|(id, flat)| {
+            let pairs = flat
+                .chunks(2)
+                .map(|pair| (pair[0].clone(), pair[1].clone()))
+                .collect();
+            (id, pairs)
+        })
+        .collect()
+}
+
+#[test]
+fn an_entry_with_a_field_name_that_is_not_utf8_is_dead_lettered_and_the_stream_goes_on() {
+    let server = RedisServer::start();
+    let mut redis = connection(&server);
+    let unreadable: String = redis
+        .xadd(STREAM, "*", &[(&b"\xff"[..], &b"v"[..])])
+        .expect("XADD");
+    add_entries(&server, 100);
+    let app = recording_app(&server, Trigger::default());
+    let host = app.start_ready();
+
+    wait_for_handled(&server, 100, Duration::from_secs(60));
+    wait_for_nothing_pending(&mut redis);
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    let dead = dead_letter_entries(&mut redis);
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let field = |name: &[u8]| -> Vec<u8> {
+        dead[0]
+            .1
+            .iter()
+            .find(|(field, _)| field == name)
+            .map(|(_, value)| value.clone())
+            .unwrap_or_else(|| panic!("no field {name:?} in {dead:?}"))
+    };
+    assert_eq!(field(b"source_id"), unreadable.as_bytes());
+    let error = String::from_utf8(field(b"error")).expect("UTF-8 error");
+    assert!(error.contains("not UTF-8"), "{error}");
+    assert_eq!(field(b"attempts"), b"0", "never handed to a handler");
+    assert_eq!(
+        field(b"\xff"),
+        b"v",
+        "the entry's own field is kept, as bytes"
+    );
+    assert!(
+        !run.stderr.contains("reconnecting"),
+        "one bad entry is not a lost connection: {}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_dead_letter_key_of_another_type_leaves_the_failed_entry_pending_not_lost() {
+    let server = RedisServer::start();
+    let mut redis = connection(&server);
+    let _: () = redis
+        .set(format!("{STREAM}.dead"), "not a stream")
+        .expect("SET");
+    let doomed: String = redis
+        .xadd(STREAM, "*", &[("payload", "fail")])
+        .expect("XADD");
+    add_entries(&server, 20);
+    let app = recording_app(
+        &server,
+        Trigger {
+            max_attempts: 1,
+            ..Trigger::default()
+        },
+    );
+    let host = app.start_ready();
+    wait_for_handled(&server, 20, Duration::from_secs(60));
+    // Everything else is acknowledged; the failed entry is still there to be handled later.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pending(&mut redis) > 1 {
+        assert!(Instant::now() < deadline, "{} pending", pending(&mut redis));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(pending(&mut redis), 1, "the failed entry was acknowledged");
+    let still: redis::streams::StreamRangeReply =
+        redis.xrange(STREAM, &doomed, &doomed).expect("XRANGE");
+    assert_eq!(still.ids.len(), 1, "the entry is not deleted");
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("could not move the entry to the dead-letter stream")
+            && !run.stderr.contains("reconnecting"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn sigterm_while_an_entry_waits_for_its_retry_exits_cleanly_and_leaves_it_pending() {
+    let server = RedisServer::start();
+    let mut redis = connection(&server);
+    let app = recording_app(
+        &server,
+        Trigger {
+            max_attempts: 1_000,
+            ..Trigger::default()
+        },
+    );
+    let host = app.start_ready();
+    let retried: String = redis
+        .xadd(STREAM, "*", &[("payload", "x"), ("fail_times", "1000")])
+        .expect("XADD");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while redis
+        .llen::<_, usize>(format!("attempts:{retried}"))
+        .expect("LLEN")
+        < 3
+    {
+        assert!(Instant::now() < deadline, "the entry was not retried");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("shut down before retrying"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("reconnecting"), "{}", run.stderr);
+    assert_eq!(pending(&mut redis), 1, "left for another consumer");
+}
+
+#[test]
+fn a_handler_running_longer_than_claim_idle_is_not_claimed_by_another_live_host() {
+    let server = RedisServer::start();
+    let mut redis = connection(&server);
+    let app = recording_app(
+        &server,
+        Trigger {
+            claim_idle: "600ms",
+            ..Trigger::default()
+        },
+    );
+    let hosts = [app.start_ready(), app.start_ready()];
+    for _ in 0..4 {
+        let _: String = redis
+            .xadd(STREAM, "*", &[("payload", "slow"), ("sleep_ms", "3000")])
+            .expect("XADD");
+    }
+    wait_for_handled(&server, 4, Duration::from_secs(60));
+    wait_for_nothing_pending(&mut redis);
+    // Past another claim scan of each host.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        duplicates(&mut redis),
+        0,
+        "an entry still being handled was claimed and handled again"
+    );
+    for host in hosts {
+        let run = host.stop();
+        assert!(run.success, "{}", run.stderr);
+        assert!(!run.stderr.contains("claimed entries"), "{}", run.stderr);
+    }
+}

@@ -248,15 +248,26 @@ impl Batch {
         &self.messages
     }
 
-    /// Marks `message` (one of this batch's) as failed with `error`: it is tried again, and the
-    /// others are acknowledged. A message from elsewhere is ignored.
+    /// Marks `message` (one of this batch's, or a clone of one) as failed with `error`: it is
+    /// tried again, and the others are acknowledged. A message is found by its stream entry's
+    /// id, else by its contents; one that is not in this batch marks nothing and says so on
+    /// stderr.
     pub fn fail(&self, message: &Message, error: impl fmt::Display) {
+        let same_entry = |candidate: &Message| match (&candidate.entry, &message.entry) {
+            (Some(candidate), Some(entry)) => candidate.id == entry.id,
+            _ => candidate == message,
+        };
         let index = self
             .messages
             .iter()
-            .position(|candidate| std::ptr::eq(candidate, message));
-        if let Some(index) = index {
-            self.fail_at(index, error);
+            .position(|candidate| std::ptr::eq(candidate, message))
+            .or_else(|| self.messages.iter().position(same_entry));
+        match index {
+            Some(index) => self.fail_at(index, error),
+            None => eprintln!(
+                "Batch::fail: the message is not one of this batch's, so nothing was marked \
+                 failed ({error})"
+            ),
         }
     }
 
@@ -288,7 +299,8 @@ impl<'a> IntoIterator for &'a Batch {
 }
 
 /// The batch world's export: the host's messages as a [`Batch`], the handler's result and the
-/// messages it marked failed back.
+/// messages it marked failed back. Used by `#[redis_component]`.
+#[doc(hidden)]
 pub fn batch_redis_export<F>(
     messages: Vec<batch::Message>,
     handler: impl FnOnce(Batch) -> F,
@@ -438,4 +450,38 @@ impl Connection {
 
 fn owned(items: &[&str]) -> Vec<String> {
     items.iter().map(|item| (*item).to_owned()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str) -> Message {
+        Message {
+            channel: "orders".into(),
+            payload: b"x".to_vec(),
+            pattern: None,
+            entry: Some(StreamEntry {
+                id: id.into(),
+                fields: vec![("payload".into(), b"x".to_vec())],
+                attempt: 1,
+            }),
+        }
+    }
+
+    #[test]
+    fn failing_a_clone_of_a_message_marks_the_message() {
+        let batch = Batch {
+            messages: vec![entry("1-0"), entry("1-1"), entry("1-2")],
+            failures: std::rc::Rc::default(),
+        };
+        let clone = batch.messages()[1].clone();
+        batch.fail(&clone, "bad");
+        batch.fail(&batch.messages()[2], "worse");
+        batch.fail(&entry("9-9"), "not in this batch");
+        assert_eq!(
+            *batch.failures.borrow(),
+            [(1, "bad".to_owned()), (2, "worse".to_owned())]
+        );
+    }
 }

@@ -29,7 +29,39 @@ pub struct Cas {
     current: Option<Vec<u8>>,
 }
 
+impl Cas {
+    /// The bytes this CAS keeps on the host.
+    fn size(&self) -> usize {
+        self.key.len() + self.current.as_ref().map_or(0, Vec::len)
+    }
+}
+
 impl InstanceState {
+    /// Keeps a CAS in the resource table, when the bytes all this instance's CAS resources keep
+    /// stay within its memory limit.
+    fn keep_cas(&mut self, cas: Cas) -> Result<Resource<Cas>, wasi::Error> {
+        let held = self.cas_bytes.saturating_add(cas.size());
+        if let Err(message) = self
+            .host_call_limits
+            .check_bytes(held, "the values held by this instance's CAS resources")
+        {
+            return Err(wasi::Error::Other(message));
+        }
+        let resource = self
+            .table
+            .push(cas)
+            .map_err(|error| wasi::Error::Other(error.to_string()))?;
+        self.cas_bytes = held;
+        Ok(resource)
+    }
+
+    /// Takes a CAS out of the resource table.
+    fn take_cas(&mut self, cas: Resource<Cas>) -> wasmtime::Result<Cas> {
+        let cas = self.table.delete(cas)?;
+        self.cas_bytes = self.cas_bytes.saturating_sub(cas.size());
+        Ok(cas)
+    }
+
     /// Opens the store `label` for this instance, when the component lists it.
     fn open_store(&mut self, label: &str) -> Result<OpenStore, KeyValueError> {
         if self.open_stores >= MAX_OPEN_STORES {
@@ -306,7 +338,7 @@ impl atomics::Host for InstanceState {
     }
 
     async fn swap(&mut self, cas: Resource<Cas>, value: Vec<u8>) -> Result<(), atomics::CasError> {
-        let cas = self.table.delete(cas).map_err(|error| {
+        let cas = self.take_cas(cas).map_err(|error| {
             atomics::CasError::StoreError(wasi::Error::Other(error.to_string()))
         })?;
         let swapped = cas
@@ -326,9 +358,9 @@ impl atomics::Host for InstanceState {
                 .map_err(|error| atomics::CasError::StoreError(error.into()))?,
             ..cas
         };
-        let fresh = self.table.push(fresh).map_err(|error| {
-            atomics::CasError::StoreError(wasi::Error::Other(error.to_string()))
-        })?;
+        let fresh = self
+            .keep_cas(fresh)
+            .map_err(atomics::CasError::StoreError)?;
         Err(atomics::CasError::CasFailed(fresh))
     }
 }
@@ -341,14 +373,11 @@ impl atomics::HostCas for InstanceState {
     ) -> Result<Resource<Cas>, wasi::Error> {
         let store = self.store(&bucket)?;
         let current = store.get(key.clone()).await?;
-        let cas = Cas {
+        self.keep_cas(Cas {
             store,
             key,
             current,
-        };
-        self.table
-            .push(cas)
-            .map_err(|error| wasi::Error::Other(error.to_string()))
+        })
     }
 
     async fn current(&mut self, cas: Resource<Cas>) -> Result<Option<Vec<u8>>, wasi::Error> {
@@ -359,7 +388,7 @@ impl atomics::HostCas for InstanceState {
     }
 
     async fn drop(&mut self, cas: Resource<Cas>) -> wasmtime::Result<()> {
-        self.table.delete(cas)?;
+        self.take_cas(cas)?;
         Ok(())
     }
 }
@@ -370,7 +399,8 @@ impl batch::Host for InstanceState {
         bucket: Resource<OpenStore>,
         keys: Vec<String>,
     ) -> Result<Vec<(String, Option<Vec<u8>>)>, wasi::Error> {
-        Ok(self.store(&bucket)?.get_many(keys).await?)
+        let max_bytes = self.host_call_limits.max_bytes;
+        Ok(self.store(&bucket)?.get_many(keys, max_bytes).await?)
     }
 
     async fn set_many(

@@ -142,9 +142,10 @@ impl v2::HostConnection for InstanceState {
         parameters: Vec<v2::Value>,
     ) -> Result<v2::QueryResult, v2::Error> {
         let parameters = parameters.into_iter().map(Into::into).collect();
+        let limits = self.host_call_limits;
         let result = self
             .connection(&connection)?
-            .execute(statement, parameters)
+            .execute(statement, parameters, limits)
             .await?;
         Ok(result.into())
     }
@@ -222,9 +223,11 @@ impl v3::HostConnection for InstanceState {
     ) -> wasmtime::Result<Result<v3::QueryResult, v3::Error>> {
         let parameters: Vec<SqlValue> = parameters.into_iter().map(Into::into).collect();
         let execute = || {
-            let result = self
-                .connection(&connection)?
-                .execute_blocking(&statement, &parameters)?;
+            let result = self.connection(&connection)?.execute_blocking(
+                &statement,
+                &parameters,
+                &self.host_call_limits,
+            )?;
             Ok(v3::QueryResult {
                 columns: result.columns,
                 rows: v3_rows(result.rows),
@@ -278,9 +281,12 @@ impl<T: Send> v3::HostConnectionWithStore<T> for Spin3 {
         >,
     > {
         let parameters = parameters.into_iter().map(Into::into).collect();
-        let handle = accessor.with(|mut access| access.get().connection(&connection));
+        let handle = accessor.with(|mut access| {
+            let state = access.get();
+            Ok((state.connection(&connection)?, state.host_call_limits))
+        });
         let result = match handle {
-            Ok(handle) => handle.execute(statement, parameters).await,
+            Ok((handle, limits)) => handle.execute(statement, parameters, limits).await,
             Err(error) => Err(error),
         };
         let result = match result {

@@ -31,12 +31,16 @@ pub struct InstanceState {
     pub(crate) open_stores: usize,
     /// SQLite connections this instance holds open.
     pub(crate) open_databases: usize,
+    /// Bytes the instance's `wasi:keyvalue` CAS resources keep on the host.
+    pub(crate) cas_bytes: usize,
     pub(crate) wasi: WasiCtx,
     pub(crate) http: WasiHttpCtx,
     /// Where the instance's outbound HTTP requests go, and which it may make.
     pub(crate) http_hooks: OutboundHttpHooks,
     pub(crate) table: ResourceTable,
     pub(crate) limits: crate::limits::GuestLimiter,
+    /// What each host call may use: the handler's deadline, the instance's memory.
+    pub(crate) host_call_limits: crate::limits::HostCallLimits,
     /// Listed among the live instances while this store exists.
     pub(crate) _live: LiveInstance,
 }

@@ -30,6 +30,9 @@ pub enum KeyValueError {
     Other(String),
 }
 
+/// Keys `get_many` reads in one statement or `MGET`.
+const GET_MANY_PAGE: usize = 16;
+
 fn other(error: impl std::fmt::Display) -> KeyValueError {
     KeyValueError::Other(error.to_string())
 }
@@ -179,35 +182,64 @@ impl KeyValueStore {
     }
 
     /// The values of `keys`, each with its key, `None` where it has none.
+    /// The values of `keys`, in their order. A key listed more than once is read once, and
+    /// the values together may hold at most `max_bytes` (the caller's instance could take no
+    /// more): past that, the call fails without reading further.
     pub async fn get_many(
         &self,
         keys: Vec<String>,
+        max_bytes: usize,
     ) -> Result<Vec<(String, Option<Vec<u8>>)>, KeyValueError> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        match self {
-            KeyValueStore::Sqlite(store) => {
-                store
-                    .run(move |connection, name| {
-                        keys.into_iter()
-                            .map(|key| {
-                                let value = read_value(connection, name, &key)?;
-                                Ok((key, value))
-                            })
-                            .collect()
-                    })
-                    .await
-            }
-            KeyValueStore::Redis(store) => {
-                let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
-                    .arg(&keys)
+        let mut distinct: Vec<String> = keys.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let mut values: std::collections::HashMap<String, Option<Vec<u8>>> =
+            std::collections::HashMap::with_capacity(distinct.len());
+        let size_of = |key: &String, values: &std::collections::HashMap<_, Option<Vec<u8>>>| {
+            values.get(key).and_then(Option::as_ref).map_or(0, Vec::len) + key.len()
+        };
+        // Read a page of keys at a time, so a call asking for too much stops early.
+        let mut total = 0usize;
+        for page in distinct.chunks(GET_MANY_PAGE) {
+            let page: Vec<String> = page.to_vec();
+            let read: Vec<Option<Vec<u8>>> = match self {
+                KeyValueStore::Sqlite(store) => {
+                    let page = page.clone();
+                    store
+                        .run(move |connection, name| {
+                            page.iter()
+                                .map(|key| read_value(connection, name, key))
+                                .collect()
+                        })
+                        .await?
+                }
+                KeyValueStore::Redis(store) => redis::cmd("MGET")
+                    .arg(&page)
                     .query_async(&mut store.connection().await?)
                     .await
-                    .map_err(other)?;
-                Ok(keys.into_iter().zip(values).collect())
+                    .map_err(other)?,
+            };
+            values.extend(page.into_iter().zip(read));
+            total = keys.iter().fold(0usize, |total, key| {
+                total.saturating_add(size_of(key, &values))
+            });
+            if total > max_bytes {
+                break;
             }
         }
+        if total > max_bytes {
+            return Err(KeyValueError::Other(format!(
+                "the values asked for are larger than the instance's max_memory ({max_bytes} \
+                 bytes) and could never reach it: ask for fewer keys at a time"
+            )));
+        }
+        Ok(keys
+            .into_iter()
+            .map(|key| {
+                let value = values.get(&key).cloned().flatten();
+                (key, value)
+            })
+            .collect())
     }
 
     /// Sets every pair, in one transaction.
@@ -449,7 +481,10 @@ mod tests {
                 .unwrap()
         );
         assert_eq!(
-            store.get_many(vec!["a".into(), "zz".into()]).await.unwrap(),
+            store
+                .get_many(vec!["a".into(), "zz".into()], 1 << 20)
+                .await
+                .unwrap(),
             [
                 ("a".to_owned(), Some(b"x".to_vec())),
                 ("zz".to_owned(), None)
@@ -481,5 +516,33 @@ mod tests {
                 ("other".to_owned(), "a".to_owned(), b"2".to_vec())
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn get_many_reads_a_repeated_key_once_and_stops_at_max_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KeyValueStore::sqlite("default", &dir.path().join("kv.db")).unwrap();
+        store.set("big".into(), vec![7; 1 << 20]).await.unwrap();
+        store.set("small".into(), b"s".to_vec()).await.unwrap();
+        let keys = vec!["small".to_owned(), "none".to_owned(), "small".to_owned()];
+        assert_eq!(
+            store.get_many(keys, 1 << 20).await.unwrap(),
+            [
+                ("small".to_owned(), Some(b"s".to_vec())),
+                ("none".to_owned(), None),
+                ("small".to_owned(), Some(b"s".to_vec()))
+            ]
+        );
+        // One megabyte listed 10,000 times is 10 GB for the guest: refused, not copied.
+        let error = store
+            .get_many(vec!["big".to_owned(); 10_000], 64 << 20)
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("max_memory"), "{error}");
+        let fits = store
+            .get_many(vec!["big".to_owned(); 3], 64 << 20)
+            .await
+            .unwrap();
+        assert_eq!(fits.len(), 3);
     }
 }

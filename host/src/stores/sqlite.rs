@@ -1,6 +1,10 @@
 //! SQLite databases components open by label (`sqlite_databases`), and the SQLite files under
 //! key-value stores: opened in WAL mode with a busy timeout, so many instances (and other
-//! processes) can use one file at once, and a write that returned survives the process.
+//! processes) can use one file at once, and a write that returned survives the process. A
+//! guest's connections are confined to their database ([`confine`]), and each statement ends at
+//! the handler's deadline with a result no larger than the instance's memory.
+
+mod confine;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -9,8 +13,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use rusqlite::Connection;
+use rusqlite::limits::Limit;
 
+use crate::limits::HostCallLimits;
 use crate::live::lock;
+use confine::Guard;
 
 /// How long a statement waits for another connection's write lock before failing with "database
 /// is locked".
@@ -18,6 +25,14 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Idle connections a database keeps for the next instance.
 const MAX_IDLE_CONNECTIONS: usize = 8;
+
+/// SQLite's own ceiling on one string or blob (`SQLITE_MAX_LENGTH`); a call's byte limit is
+/// lowered to it.
+const SQLITE_MAX_LENGTH: usize = 1_000_000_000;
+
+/// What a value costs in a result besides its bytes: the canonical ABI's variant and list
+/// headers, so that many empty values count too.
+const VALUE_OVERHEAD: usize = 16;
 
 /// Opens the SQLite file at `path` as every connection here is opened: WAL journal (readers
 /// never block the writer), `synchronous = NORMAL` (a committed write is in the WAL file when the
@@ -116,6 +131,17 @@ impl rusqlite::ToSql for SqlValue {
     }
 }
 
+impl SqlValue {
+    /// The bytes the value holds beyond its fixed size.
+    fn size(&self) -> usize {
+        match self {
+            SqlValue::Text(text) => text.len(),
+            SqlValue::Blob(bytes) => bytes.len(),
+            SqlValue::Integer(_) | SqlValue::Real(_) | SqlValue::Null => 0,
+        }
+    }
+}
+
 impl From<rusqlite::types::ValueRef<'_>> for SqlValue {
     fn from(value: rusqlite::types::ValueRef<'_>) -> Self {
         use rusqlite::types::ValueRef;
@@ -129,6 +155,56 @@ impl From<rusqlite::types::ValueRef<'_>> for SqlValue {
     }
 }
 
+/// A connection confined for a guest, with its guard.
+struct GuestConnection {
+    connection: Connection,
+    guard: Arc<Guard>,
+}
+
+impl GuestConnection {
+    fn open(path: &Path) -> rusqlite::Result<Self> {
+        let mut connection = open_file(path)?;
+        let guard = confine::confine(&mut connection)?;
+        Ok(GuestConnection { connection, guard })
+    }
+
+    /// Runs one guest statement under `limits`: SQLite waits for a lock and runs at most until
+    /// the deadline, and no value may be larger than the call's byte limit.
+    fn run(
+        &self,
+        statement: &str,
+        parameters: &[SqlValue],
+        limits: &HostCallLimits,
+    ) -> Result<Statement, SqliteError> {
+        let remaining = limits.remaining();
+        if remaining.is_zero() {
+            return Err(deadline_passed());
+        }
+        self.guard.set_deadline(limits.deadline);
+        self.connection.busy_timeout(remaining.min(BUSY_TIMEOUT))?;
+        let longest = limits.max_bytes.min(SQLITE_MAX_LENGTH);
+        self.connection.set_limit(
+            Limit::SQLITE_LIMIT_LENGTH,
+            i32::try_from(longest).unwrap_or(i32::MAX),
+        )?;
+        run_statement(&self.connection, statement, parameters, limits).map_err(|error| {
+            if self.guard.deadline_passed() {
+                deadline_passed()
+            } else if let Some(refusal) = self.guard.refusal() {
+                SqliteError::Io(format!("not authorized: {refusal}"))
+            } else {
+                error
+            }
+        })
+    }
+}
+
+fn deadline_passed() -> SqliteError {
+    SqliteError::Io(
+        "the statement was interrupted at the handler's deadline (handler_timeout)".into(),
+    )
+}
+
 /// What a statement returned: its columns' names and every row.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct QueryResult {
@@ -139,14 +215,14 @@ pub struct QueryResult {
 /// One database: a file, with the connections instances are not using kept open.
 pub struct SqliteDatabase {
     path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
+    idle: Mutex<Vec<GuestConnection>>,
 }
 
 impl SqliteDatabase {
     /// Opens (creating it and its directory when missing) the database at `path`.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         create_parent(path)?;
-        let connection = open_file(path)
+        let connection = GuestConnection::open(path)
             .with_context(|| format!("opening the SQLite database {}", path.display()))?;
         Ok(SqliteDatabase {
             path: path.to_owned(),
@@ -162,7 +238,7 @@ impl SqliteDatabase {
             Some(connection) => connection,
             None => {
                 let path = self.path.clone();
-                blocking(move || open_file(&path))
+                blocking(move || GuestConnection::open(&path))
                     .await
                     .map_err(|error| SqliteError::Io(error.to_string()))??
             }
@@ -175,12 +251,12 @@ impl SqliteDatabase {
         let idle = lock(&self.idle).pop();
         let connection = match idle {
             Some(connection) => connection,
-            None => in_place(|| open_file(&self.path))?,
+            None => in_place(|| GuestConnection::open(&self.path))?,
         };
         Ok(self.handle(connection))
     }
 
-    fn handle(self: &Arc<Self>, connection: Connection) -> DatabaseConnection {
+    fn handle(self: &Arc<Self>, connection: GuestConnection) -> DatabaseConnection {
         DatabaseConnection(Arc::new(Shared {
             database: self.clone(),
             connection: tokio::sync::Mutex::new(Some(connection)),
@@ -189,12 +265,12 @@ impl SqliteDatabase {
         }))
     }
 
-    /// Runs `statements` (one or more, `;`-separated) on a connection of its own: `--sqlite`.
+    /// Runs `statements` (one or more, `;`-separated) on a connection of its own, not
+    /// confined and not pooled: `--sqlite`, the operator's own statements.
     pub async fn execute_batch(self: &Arc<Self>, statements: String) -> anyhow::Result<()> {
-        let connection = self.connect().await?;
-        connection
-            .with_connection(move |sql| sql.execute_batch(&statements).map_err(Into::into))
-            .await
+        let path = self.path.clone();
+        blocking(move || open_file(&path)?.execute_batch(&statements))
+            .await?
             .with_context(|| format!("database {}", self.path.display()))
     }
 }
@@ -209,7 +285,7 @@ pub struct DatabaseConnection(Arc<Shared>);
 struct Shared {
     database: Arc<SqliteDatabase>,
     /// `None` once lost (a call cancelled while its statement ran).
-    connection: tokio::sync::Mutex<Option<Connection>>,
+    connection: tokio::sync::Mutex<Option<GuestConnection>>,
     last_insert_rowid: AtomicI64,
     changes: AtomicU64,
 }
@@ -218,7 +294,7 @@ impl DatabaseConnection {
     /// Runs `work` on the connection on a blocking thread, one call at a time.
     async fn with_connection<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&Connection) -> Result<T, SqliteError> + Send + 'static,
+        work: impl FnOnce(&GuestConnection) -> Result<T, SqliteError> + Send + 'static,
     ) -> Result<T, SqliteError> {
         let mut slot = self.0.connection.lock().await;
         let connection = slot.take().ok_or(SqliteError::InvalidConnection)?;
@@ -233,14 +309,15 @@ impl DatabaseConnection {
     }
 
     /// Runs one statement with `parameters` (`?`, `?NNN`, `:name` numbered as SQLite numbers
-    /// them) and returns every row it yields.
+    /// them) under `limits` and returns every row it yields.
     pub async fn execute(
         &self,
         statement: String,
         parameters: Vec<SqlValue>,
+        limits: HostCallLimits,
     ) -> Result<QueryResult, SqliteError> {
         let (result, wrote) = self
-            .with_connection(move |connection| run_statement(connection, &statement, &parameters))
+            .with_connection(move |connection| connection.run(&statement, &parameters, &limits))
             .await?;
         self.record(wrote);
         Ok(result)
@@ -252,6 +329,7 @@ impl DatabaseConnection {
         &self,
         statement: &str,
         parameters: &[SqlValue],
+        limits: &HostCallLimits,
     ) -> Result<QueryResult, SqliteError> {
         let slot = self
             .0
@@ -259,7 +337,7 @@ impl DatabaseConnection {
             .try_lock()
             .map_err(|_| SqliteError::Io("the connection is busy with another call".into()))?;
         let connection = slot.as_ref().ok_or(SqliteError::InvalidConnection)?;
-        let (result, wrote) = in_place(|| run_statement(connection, statement, parameters))?;
+        let (result, wrote) = in_place(|| connection.run(statement, parameters, limits))?;
         self.record(wrote);
         Ok(result)
     }
@@ -286,14 +364,17 @@ impl DatabaseConnection {
     }
 }
 
-/// Runs one statement; for an INSERT, UPDATE or DELETE also returns the connection's
-/// last-insert rowid and changes after it.
-#[allow(clippy::type_complexity)]
+/// What a statement returned, and for an INSERT, UPDATE or DELETE the connection's last-insert
+/// rowid and changes after it.
+type Statement = (QueryResult, Option<(i64, u64)>);
+
+/// Runs one statement, gathering at most `limits.max_bytes` of result.
 fn run_statement(
     connection: &Connection,
     statement: &str,
     parameters: &[SqlValue],
-) -> Result<(QueryResult, Option<(i64, u64)>), SqliteError> {
+    limits: &HostCallLimits,
+) -> Result<Statement, SqliteError> {
     let rowid_before = connection.last_insert_rowid();
     let mut prepared = connection.prepare(statement)?;
     let columns: Vec<String> = prepared.column_names().map(str::to_owned).collect();
@@ -302,10 +383,21 @@ fn run_statement(
         columns,
         rows: Vec::new(),
     };
+    let mut bytes: usize = result
+        .columns
+        .iter()
+        .map(|name| name.len() + VALUE_OVERHEAD)
+        .sum();
     while let Some(row) = rows.next()? {
         let values = (0..result.columns.len())
             .map(|index| row.get_ref(index).map(SqlValue::from))
             .collect::<rusqlite::Result<Vec<_>>>()?;
+        bytes = values.iter().fold(bytes, |total, value| {
+            total.saturating_add(value.size() + VALUE_OVERHEAD)
+        });
+        limits
+            .check_bytes(bytes, "the statement's result")
+            .map_err(SqliteError::Io)?;
         result.rows.push(values);
     }
     drop(rows);
@@ -341,9 +433,12 @@ fn starts_with_keyword(statement: &str, keywords: &[&str]) -> bool {
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        // A connection left inside a transaction is closed (which rolls it back), not reused.
+        // A connection left inside a transaction is closed (which rolls it back), not reused;
+        // so is one holding something of this instance's (a TEMP table, a PRAGMA it set).
         let connection = self.connection.get_mut().take();
-        if let Some(connection) = connection.filter(Connection::is_autocommit) {
+        if let Some(connection) =
+            connection.filter(|guest| guest.connection.is_autocommit() && guest.guard.reusable())
+        {
             let mut idle = lock(&self.database.idle);
             if idle.len() < MAX_IDLE_CONNECTIONS {
                 idle.push(connection);
@@ -355,6 +450,15 @@ impl Drop for Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
+
+    /// Limits no test statement here comes near.
+    fn generous() -> HostCallLimits {
+        HostCallLimits {
+            deadline: Instant::now() + Duration::from_secs(60),
+            max_bytes: 256 << 20,
+        }
+    }
 
     #[tokio::test]
     async fn statements_parameters_and_per_connection_counters() {
@@ -375,6 +479,7 @@ mod tests {
                     SqlValue::Real(1.5),
                     SqlValue::Blob(vec![1, 2]),
                 ],
+                generous(),
             )
             .await
             .unwrap();
@@ -387,6 +492,7 @@ mod tests {
             .execute(
                 "SELECT id, name, score, data, NULL AS empty FROM t".into(),
                 vec![],
+                generous(),
             )
             .await
             .unwrap();
@@ -402,11 +508,18 @@ mod tests {
             ]]
         );
         second
-            .execute("UPDATE t SET name = 'b' WHERE id > 5".into(), vec![])
+            .execute(
+                "UPDATE t SET name = 'b' WHERE id > 5".into(),
+                vec![],
+                generous(),
+            )
             .await
             .unwrap();
         assert_eq!(second.changes(), 0);
-        let error = second.execute("SELEKT 1".into(), vec![]).await.unwrap_err();
+        let error = second
+            .execute("SELEKT 1".into(), vec![], generous())
+            .await
+            .unwrap_err();
         assert!(matches!(error, SqliteError::Io(message) if message.contains("syntax error")));
     }
 
@@ -419,17 +532,207 @@ mod tests {
             .await
             .unwrap();
         let connection = database.connect().await.unwrap();
-        connection.execute("BEGIN".into(), vec![]).await.unwrap();
         connection
-            .execute("INSERT INTO t VALUES (1)".into(), vec![])
+            .execute("BEGIN".into(), vec![], generous())
+            .await
+            .unwrap();
+        connection
+            .execute("INSERT INTO t VALUES (1)".into(), vec![], generous())
             .await
             .unwrap();
         drop(connection);
         let other = database.connect().await.unwrap();
         let result = other
-            .execute("SELECT count(*) FROM t".into(), vec![])
+            .execute("SELECT count(*) FROM t".into(), vec![], generous())
             .await
             .unwrap();
         assert_eq!(result.rows, [vec![SqlValue::Integer(0)]]);
+    }
+
+    /// A database in a temporary directory, with one table, and a second SQLite file beside it
+    /// that a guest of the first must not reach.
+    async fn database_beside_another() -> (tempfile::TempDir, Arc<SqliteDatabase>, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let database = Arc::new(SqliteDatabase::open(&dir.path().join("db.sqlite")).unwrap());
+        database
+            .execute_batch("CREATE TABLE t (x);".into())
+            .await
+            .unwrap();
+        let other = dir.path().join("other.sqlite");
+        open_file(&other)
+            .unwrap()
+            .execute_batch("CREATE TABLE secret (s); INSERT INTO secret VALUES ('key');")
+            .unwrap();
+        (dir, database, other)
+    }
+
+    async fn refusal(connection: &DatabaseConnection, statement: &str) -> String {
+        match connection
+            .execute(statement.into(), vec![], generous())
+            .await
+        {
+            Err(SqliteError::Io(message)) => message,
+            other => panic!("`{statement}` was not refused: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_guest_reaches_no_other_file() {
+        let (dir, database, other) = database_beside_another().await;
+        let connection = database.connect().await.unwrap();
+        let other = other.display();
+        let attach = refusal(&connection, &format!("ATTACH DATABASE '{other}' AS x")).await;
+        assert!(attach.contains("not authorized: ATTACH"), "{attach}");
+        let copy = dir.path().join("copy.sqlite");
+        let vacuum = refusal(&connection, &format!("VACUUM INTO '{}'", copy.display())).await;
+        assert!(!copy.exists(), "VACUUM INTO wrote a file: {vacuum}");
+        assert!(vacuum.contains("not authorized"), "{vacuum}");
+        let extension = refusal(&connection, "SELECT load_extension('/tmp/x.so')").await;
+        assert!(extension.contains("not authorized"), "{extension}");
+        // The connection is still good for the guest's own database.
+        let rows = connection
+            .execute("SELECT count(*) FROM t".into(), vec![], generous())
+            .await
+            .unwrap();
+        assert_eq!(rows.rows, [vec![SqlValue::Integer(0)]]);
+    }
+
+    #[tokio::test]
+    async fn pragmas_that_reach_past_the_database_or_its_durability_are_refused() {
+        let (_dir, database, _other) = database_beside_another().await;
+        let connection = database.connect().await.unwrap();
+        for statement in [
+            "PRAGMA journal_mode = DELETE",
+            "PRAGMA synchronous = OFF",
+            "PRAGMA query_only = 1",
+            "PRAGMA writable_schema = 1",
+            "PRAGMA temp_store_directory = '/tmp'",
+            "PRAGMA mmap_size = 1000000000",
+            "PRAGMA cache_size = -100000000",
+        ] {
+            let message = refusal(&connection, statement).await;
+            assert!(
+                message.contains("not authorized: PRAGMA"),
+                "{statement}: {message}"
+            );
+        }
+        for statement in [
+            "PRAGMA table_info(t)",
+            "PRAGMA journal_mode",
+            "PRAGMA user_version = 3",
+            "PRAGMA integrity_check",
+        ] {
+            connection
+                .execute(statement.into(), vec![], generous())
+                .await
+                .unwrap_or_else(|error| panic!("{statement}: {error}"));
+        }
+    }
+
+    #[tokio::test]
+    async fn nothing_an_instance_sets_on_a_connection_reaches_the_next() {
+        let (_dir, database, _other) = database_beside_another().await;
+        let first = database.connect().await.unwrap();
+        // SQLite as built here enforces foreign keys by default; an instance turns it off.
+        for statement in [
+            "PRAGMA foreign_keys = OFF",
+            "CREATE TEMP TABLE scratch (y)",
+            "CREATE TEMP TRIGGER spy AFTER INSERT ON t BEGIN DELETE FROM t; END",
+        ] {
+            first
+                .execute(statement.into(), vec![], generous())
+                .await
+                .unwrap_or_else(|error| panic!("{statement}: {error}"));
+        }
+        drop(first);
+        let second = database.connect().await.unwrap();
+        let keys = second
+            .execute("PRAGMA foreign_keys".into(), vec![], generous())
+            .await
+            .unwrap();
+        assert_eq!(keys.rows, [vec![SqlValue::Integer(1)]]);
+        let temp = second
+            .execute(
+                "SELECT count(*) FROM temp.sqlite_master".into(),
+                vec![],
+                generous(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(temp.rows, [vec![SqlValue::Integer(0)]]);
+        second
+            .execute("INSERT INTO t VALUES (1)".into(), vec![], generous())
+            .await
+            .unwrap();
+        let count = second
+            .execute("SELECT count(*) FROM t".into(), vec![], generous())
+            .await
+            .unwrap();
+        assert_eq!(
+            count.rows,
+            [vec![SqlValue::Integer(1)]],
+            "a trigger survived"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_endless_statement_ends_at_the_deadline() {
+        let (_dir, database, _other) = database_beside_another().await;
+        let connection = database.connect().await.unwrap();
+        let endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
+                       SELECT count(*) FROM c";
+        let limits = HostCallLimits {
+            deadline: Instant::now() + Duration::from_millis(300),
+            max_bytes: 256 << 20,
+        };
+        let error = connection
+            .execute(endless.into(), vec![], limits)
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("deadline"), "{error}");
+        // The synchronous call too; and a call after the deadline does not start.
+        let error = connection
+            .execute_blocking("SELECT 1", &[], &limits)
+            .unwrap_err();
+        assert!(error.to_string().contains("deadline"), "{error}");
+        // The connection itself is fine for a call with time left.
+        connection
+            .execute("SELECT 1".into(), vec![], generous())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_result_stays_within_the_instance_memory() {
+        let (_dir, database, _other) = database_beside_another().await;
+        let connection = database.connect().await.unwrap();
+        let small = HostCallLimits {
+            deadline: Instant::now() + Duration::from_secs(60),
+            max_bytes: 1 << 20,
+        };
+        let many = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
+                    SELECT zeroblob(1000) FROM c";
+        let error = connection
+            .execute(many.into(), vec![], small)
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("max_memory"), "{error}");
+        let empty_rows = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
+                          SELECT NULL FROM c";
+        let error = connection
+            .execute(empty_rows.into(), vec![], small)
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("max_memory"), "{error}");
+        let one_large = connection
+            .execute("SELECT zeroblob(2000000)".into(), vec![], small)
+            .await
+            .unwrap_err();
+        assert!(one_large.to_string().contains("too big"), "{one_large}");
+        let fits = connection
+            .execute("SELECT zeroblob(1000)".into(), vec![], small)
+            .await
+            .unwrap();
+        assert_eq!(fits.rows, [vec![SqlValue::Blob(vec![0; 1000])]]);
     }
 }

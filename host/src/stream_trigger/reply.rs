@@ -1,12 +1,27 @@
 //! Reading Redis's replies to `XREADGROUP` and `XAUTOCLAIM` into entries, in either protocol
-//! version (RESP2 arrays, RESP3 maps); a malformed reply is an error, never a panic.
+//! version (RESP2 arrays, RESP3 maps); a malformed reply is an error, never a panic. One entry
+//! whose fields cannot be read (a field name that is not UTF-8) is that entry's problem, not the
+//! reply's: it is read as [`Fields::Unreadable`], to be dead-lettered, and the rest go on.
 
 use anyhow::{Context, bail};
 
-/// One entry as read from the stream: `None` fields for an entry deleted since it was added.
+/// One entry as read from the stream.
 pub(super) struct RawEntry {
     pub(super) id: String,
-    pub(super) fields: Option<Vec<(String, Vec<u8>)>>,
+    pub(super) fields: Fields,
+}
+
+/// An entry's fields, as far as they could be read.
+pub(super) enum Fields {
+    /// Field names and values, in the entry's order.
+    Read(Vec<(String, Vec<u8>)>),
+    /// Deleted from the stream since it was added: nothing to handle.
+    Deleted,
+    /// Fields no handler can be given: the names and values as bytes, and why.
+    Unreadable {
+        raw: Vec<(Vec<u8>, Vec<u8>)>,
+        reason: String,
+    },
 }
 
 /// `XREADGROUP`'s reply for one stream: `[[stream, [[id, [field, value, ...]], ...]]]`, or nil
@@ -64,19 +79,19 @@ fn parse_entries(entries: redis::Value) -> anyhow::Result<Vec<RawEntry>> {
                 redis::from_redis_value(parts.next().context("an entry without an id")?)
                     .context("an entry's id")?;
             let fields = match parts.next() {
-                None | Some(Value::Nil) => None,
-                Some(Value::Array(flat)) => Some(field_pairs(flat)?),
-                Some(Value::Map(pairs)) => Some(
-                    pairs
-                        .into_iter()
-                        .map(|(name, value)| {
-                            Ok((
-                                redis::from_redis_value(name)?,
-                                redis::from_redis_value(value)?,
-                            ))
-                        })
-                        .collect::<Result<Vec<_>, redis::ParsingError>>()?,
-                ),
+                None | Some(Value::Nil) => Fields::Deleted,
+                Some(Value::Array(flat)) => {
+                    if !flat.len().is_multiple_of(2) {
+                        bail!("entry {id}: an odd number of field names and values");
+                    }
+                    let mut flat = flat.into_iter();
+                    let mut pairs = Vec::new();
+                    while let (Some(name), Some(value)) = (flat.next(), flat.next()) {
+                        pairs.push((name, value));
+                    }
+                    read_fields(pairs)
+                }
+                Some(Value::Map(pairs)) => read_fields(pairs),
                 Some(other) => bail!("entry {id}: unexpected fields: {other:?}"),
             };
             Ok(RawEntry { id, fields })
@@ -84,20 +99,39 @@ fn parse_entries(entries: redis::Value) -> anyhow::Result<Vec<RawEntry>> {
         .collect()
 }
 
-fn field_pairs(flat: Vec<redis::Value>) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
-    anyhow::ensure!(
-        flat.len().is_multiple_of(2),
-        "an odd number of field names and values"
-    );
-    let mut flat = flat.into_iter();
-    let mut pairs = Vec::new();
-    while let (Some(name), Some(value)) = (flat.next(), flat.next()) {
-        pairs.push((
-            redis::from_redis_value(name).context("a field name")?,
-            redis::from_redis_value(value).context("a field value")?,
-        ));
+/// The fields of one entry: UTF-8 names with byte values, else [`Fields::Unreadable`].
+fn read_fields(pairs: Vec<(redis::Value, redis::Value)>) -> Fields {
+    let mut raw = Vec::with_capacity(pairs.len());
+    let mut problem = None;
+    for (name, value) in pairs {
+        let (name, value) = match (
+            redis::from_redis_value::<Vec<u8>>(name),
+            redis::from_redis_value::<Vec<u8>>(value),
+        ) {
+            (Ok(name), Ok(value)) => (name, value),
+            (name, value) => {
+                problem.get_or_insert_with(|| "a field name or value that is not a string".into());
+                (name.unwrap_or_default(), value.unwrap_or_default())
+            }
+        };
+        if std::str::from_utf8(&name).is_err() {
+            problem.get_or_insert_with(|| {
+                format!(
+                    "the field name {:?} is not UTF-8",
+                    String::from_utf8_lossy(&name)
+                )
+            });
+        }
+        raw.push((name, value));
     }
-    Ok(pairs)
+    match problem {
+        Some(reason) => Fields::Unreadable { raw, reason },
+        None => Fields::Read(
+            raw.into_iter()
+                .map(|(name, value)| (String::from_utf8(name).unwrap_or_default(), value))
+                .collect(),
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -131,15 +165,21 @@ mod tests {
         let entries = parse_read_reply(reply).unwrap();
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0].id, "1-0");
+        let Fields::Read(fields) = &entries[0].fields else {
+            panic!("entry 1-0 was not read");
+        };
         assert_eq!(
-            entries[0].fields.as_deref().unwrap(),
-            [
+            fields,
+            &[
                 ("b".to_owned(), b"2".to_vec()),
                 ("a".to_owned(), b"1".to_vec()),
                 ("b".to_owned(), b"3".to_vec())
             ]
         );
-        assert!(entries[1].fields.is_none(), "a deleted entry has no fields");
+        assert!(
+            matches!(entries[1].fields, Fields::Deleted),
+            "a deleted entry has no fields"
+        );
         assert!(parse_read_reply(Value::Nil).unwrap().is_empty());
     }
 
@@ -156,6 +196,34 @@ mod tests {
         let (cursor, entries) = parse_claim_reply(reply).unwrap();
         assert_eq!(cursor, "5-0");
         assert_eq!(entries[0].id, "2-0");
+    }
+
+    #[test]
+    fn an_entry_with_a_name_that_is_not_utf8_is_unreadable_and_the_rest_are_read() {
+        let reply = Value::Array(vec![Value::Array(vec![
+            bulk("orders"),
+            Value::Array(vec![
+                Value::Array(vec![
+                    bulk("1-0"),
+                    Value::Array(vec![Value::BulkString(vec![0xff]), bulk("v")]),
+                ]),
+                Value::Array(vec![bulk("1-1"), Value::Array(vec![bulk("a"), bulk("1")])]),
+            ]),
+        ])]);
+        let entries = parse_read_reply(reply).unwrap();
+        let Fields::Unreadable { raw, reason } = &entries[0].fields else {
+            panic!("entry 1-0 was read");
+        };
+        assert_eq!(raw, &[(vec![0xff], b"v".to_vec())]);
+        assert!(reason.contains("not UTF-8"), "{reason}");
+        assert!(matches!(&entries[1].fields, Fields::Read(fields) if fields.len() == 1));
+        // The same in a RESP3 map.
+        let map = Value::Array(vec![Value::Array(vec![
+            bulk("2-0"),
+            Value::Map(vec![(Value::BulkString(vec![0xc3, 0x28]), bulk("v"))]),
+        ])]);
+        let entries = parse_entries(map).unwrap();
+        assert!(matches!(entries[0].fields, Fields::Unreadable { .. }));
     }
 
     #[test]

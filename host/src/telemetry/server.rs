@@ -13,6 +13,17 @@ use tokio_util::sync::CancellationToken;
 
 use super::Telemetry;
 
+/// Connections served at once; more wait in the listen backlog. A scraper and a probe or two
+/// need a handful; the cap keeps a flood from using the file descriptors Redis connections and
+/// SQLite files need.
+const MAX_CONNECTIONS: usize = 32;
+/// How long a client may take to send a request's headers.
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long one connection may stay open, whatever it does.
+const CONNECTION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(60);
+/// The pause after a failed accept (out of file descriptors): the loop must not spin.
+const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Binds `address` now (so a taken port stops the host at start, naming it), then serves on
 /// the current runtime until `shutdown`.
 pub async fn serve(
@@ -25,14 +36,19 @@ pub async fn serve(
         .with_context(|| format!("listening on --metrics-addr {address}"))?;
     let bound = listener.local_addr().unwrap_or(address);
     tracing::info!(address = %bound, "serving /metrics, /healthz and /readyz");
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::spawn(async move {
         loop {
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
             let stream = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => stream,
                     Err(error) => {
                         tracing::warn!(address = %bound, "accepting a metrics connection: {error}");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
                         continue;
                     }
                 },
@@ -43,10 +59,13 @@ pub async fn serve(
                     let response = respond(&telemetry, &request);
                     async move { Ok::<_, Infallible>(response) }
                 });
-                // A scraper that hangs up mid-response is nothing to report.
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT)
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                // A scraper that hangs up mid-response, or is cut off, is nothing to report.
+                let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+                drop(slot);
             });
         }
     });

@@ -9,6 +9,11 @@
 //! the lease could have run out: if the holder died the key is gone, and one of the others wins
 //! it and runs the tick again (at least once: at most one extra run per death).
 //!
+//! The lease is renewed from a task of its own, never the handler's, so a handler that holds its
+//! thread (a long SQLite statement) cannot let it lapse; a lease found lost is logged as a
+//! possibly duplicated run. A host still busy with the previous tick does not claim the next,
+//! and a tick won but not run is released for another host, never marked done.
+//!
 //! A Redis outage skips ticks (logged), so a tick never runs on every host at once; coordination
 //! resumes when Redis is back (the connection reconnects by itself). A Redis that lost its data
 //! (restarted without persistence) could make a tick look unclaimed: each script also reads a
@@ -26,6 +31,8 @@ use crate::redis_client::RedisTls;
 /// How long a winner's claim lasts without renewal: a host that dies holding a tick delays that
 /// tick's second run by about this much.
 pub const LEASE: Duration = Duration::from_secs(3);
+/// A difference between this host's clock and the coordination server's worth reporting.
+const MAX_CLOCK_SKEW: Duration = Duration::from_secs(1);
 /// How long a `done` mark stays: longer than any second look.
 const DONE_RETENTION: Duration = Duration::from_secs(600);
 
@@ -46,13 +53,25 @@ if current == 'done' then return {'done', generation} end
 return {'held', generation}
 ";
 
-/// Extends the lease on `KEYS[1]` while `ARGV[1]` holds it.
+/// Extends the lease on `KEYS[1]` while `ARGV[1]` holds it: 1, else 0 (the lease was lost).
 const RENEW: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
 ";
+
+/// Gives up `KEYS[1]` while `ARGV[1]` holds it, so that another host may run the tick.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+";
+
+/// How often the winner renews its lease: four times per lease, each renewal given at most
+/// this long, so that the lease outlives two slow or lost replies in a row.
+pub const RENEWAL: Duration = Duration::from_millis(LEASE.as_millis() as u64 / 4);
 
 /// What a claim found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,12 +117,40 @@ impl Coordinator {
             .set_response_timeout(Some(Duration::from_secs(2)))
             .set_connection_timeout(Some(Duration::from_secs(2)));
         self.connection
-            .get_or_try_init(|| {
-                redis::aio::ConnectionManager::new_with_config(self.client.clone(), config)
+            .get_or_try_init(|| async {
+                let mut connection =
+                    redis::aio::ConnectionManager::new_with_config(self.client.clone(), config)
+                        .await?;
+                self.check_clock(&mut connection).await;
+                Ok::<_, redis::RedisError>(connection)
             })
             .await
             .cloned()
             .with_context(|| format!("connecting to {}", self.shown))
+    }
+
+    /// Compares this host's clock with the server's (`TIME`) once, and reports a difference
+    /// large enough to matter: hosts name ticks by their scheduled time, so hosts whose clocks
+    /// disagree by more than a tick's spacing may claim the same tick under different names.
+    async fn check_clock(&self, connection: &mut redis::aio::ConnectionManager) {
+        let Ok((seconds, micros)) = redis::cmd("TIME")
+            .query_async::<(u64, u64)>(connection)
+            .await
+        else {
+            return;
+        };
+        let server = Duration::from_secs(seconds) + Duration::from_micros(micros);
+        let local = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let skew = local.abs_diff(server);
+        if skew > MAX_CLOCK_SKEW {
+            tracing::warn!(
+                server = %self.shown,
+                "this host's clock differs from the coordination server's by {skew:?}: hosts \
+                 whose clocks disagree may run a tick twice; synchronise the clocks (NTP)"
+            );
+        }
     }
 
     fn key(&self, scheduled_ms: u64) -> String {
@@ -132,13 +179,25 @@ impl Coordinator {
         Ok((claim, generation))
     }
 
-    /// Extends this host's lease on a tick it runs.
-    pub async fn renew(&self, scheduled_ms: u64) -> anyhow::Result<()> {
+    /// Extends this host's lease on a tick it runs; `false` when the lease was already lost
+    /// (it ran out, so another host may be running the tick too).
+    pub async fn renew(&self, scheduled_ms: u64) -> anyhow::Result<bool> {
         let mut connection = self.connection().await?;
-        let _: i64 = redis::Script::new(RENEW)
+        let renewed: i64 = redis::Script::new(RENEW)
             .key(self.key(scheduled_ms))
             .arg(&self.holder)
             .arg(LEASE.as_millis() as u64)
+            .invoke_async(&mut connection)
+            .await?;
+        Ok(renewed == 1)
+    }
+
+    /// Gives up a tick this host won but did not run, so that another host may.
+    pub async fn release(&self, scheduled_ms: u64) -> anyhow::Result<()> {
+        let mut connection = self.connection().await?;
+        let _: i64 = redis::Script::new(RELEASE)
+            .key(self.key(scheduled_ms))
+            .arg(&self.holder)
             .invoke_async(&mut connection)
             .await?;
         Ok(())

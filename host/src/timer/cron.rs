@@ -106,6 +106,41 @@ impl CronSchedule {
         None
     }
 
+    /// Which time to fire for the time `due`, noticed at `now`: `due` itself, unless later
+    /// times have passed too (the wall clock was stepped forward, or the host suspended), then
+    /// the latest of them, so that a jump fires once instead of once per time it skipped.
+    pub fn time_to_fire(&self, due: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
+        if self
+            .next_after(due)
+            .is_some_and(|following| following <= now)
+        {
+            self.latest_at_or_before(now)
+                .filter(|latest| *latest > due)
+                .unwrap_or(due)
+        } else {
+            due
+        }
+    }
+
+    /// The latest instant at or before `at` at which the schedule fires, if any.
+    fn latest_at_or_before(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let mut wall = at.with_timezone(&self.time_zone).naive_local();
+        // As in `next_after`: a handful of candidates at most fall after `at` (a repeated hour).
+        for _ in 0..10_000 {
+            let candidate = self
+                .cron
+                .find_previous_occurrence(&Utc.from_utc_datetime(&wall), true)
+                .ok()?
+                .naive_utc();
+            let instant = self.instant_of(candidate);
+            if instant <= at {
+                return Some(instant);
+            }
+            wall = candidate - chrono::Duration::seconds(1);
+        }
+        None
+    }
+
     /// When the wall-clock time `wall` happens in the time zone, by the rules above.
     fn instant_of(&self, wall: NaiveDateTime) -> DateTime<Utc> {
         match self.time_zone.from_local_datetime(&wall) {
@@ -350,6 +385,35 @@ mod tests {
             error("0 * * * *", Some("Europe/Pariss")).starts_with(
                 "time_zone: \"Europe/Pariss\" is not a time zone of the IANA database"
             )
+        );
+    }
+
+    #[test]
+    fn a_clock_stepped_forward_fires_the_latest_missed_time_once() {
+        let utc = |text: &str| DateTime::parse_from_rfc3339(text).unwrap().to_utc();
+        let every_five = CronSchedule::parse("*/5 * * * *", None).unwrap();
+        let due = utc("2026-03-02T10:05:00Z");
+        // Noticed on time: the time itself.
+        assert_eq!(
+            every_five.time_to_fire(due, utc("2026-03-02T10:05:00.3Z")),
+            due
+        );
+        // Noticed 47 minutes late: the latest of the ten it skipped.
+        assert_eq!(
+            every_five.time_to_fire(due, utc("2026-03-02T10:52:10Z")),
+            utc("2026-03-02T10:50:00Z")
+        );
+        // A host that booted at 1970 and then had its clock set: one fire, found at once.
+        let every_second = CronSchedule::parse("* * * * * *", None).unwrap();
+        assert_eq!(
+            every_second.time_to_fire(utc("1970-01-01T00:00:01Z"), utc("2026-12-03T17:00:00.5Z")),
+            utc("2026-12-03T17:00:00Z")
+        );
+        // In a time zone: weekdays at 09:00 in Paris, noticed the next Monday evening.
+        let paris = CronSchedule::parse("0 0 9 * * MON-FRI", Some("Europe/Paris")).unwrap();
+        assert_eq!(
+            paris.time_to_fire(utc("2026-06-01T07:00:00Z"), utc("2026-06-08T18:00:00Z")),
+            utc("2026-06-08T07:00:00Z")
         );
     }
 }

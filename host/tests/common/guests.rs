@@ -29,6 +29,7 @@ const GUESTS: &[&str] = &[
     "kv-touch-guest",
     "tick-recorder-guest",
     "timer-0-1-guest",
+    "hostile-guest",
 ];
 
 /// Builds every test guest once per test process (cargo makes later builds no-ops) and returns
