@@ -769,6 +769,13 @@ pub struct PreparedComponent {
     stderr: ComponentOutput,
 }
 
+/// An instance's resource table, holding at most [`MAX_RESOURCES`] handles.
+fn resource_table() -> ResourceTable {
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(MAX_RESOURCES);
+    table
+}
+
 #[cfg(test)]
 mod tests {
     use super::cache_dir_from_config_file;
@@ -788,11 +795,4 @@ mod tests {
         let cache = cache_dir_from_config_file(&file, Some("/default".into())).unwrap();
         assert_eq!(cache, None);
     }
-}
-
-/// An instance's resource table, holding at most [`MAX_RESOURCES`] handles.
-fn resource_table() -> ResourceTable {
-    let mut table = ResourceTable::new();
-    table.set_max_capacity(MAX_RESOURCES);
-    table
 }

@@ -212,6 +212,7 @@ fn a_handler_that_holds_its_thread_longer_than_the_lease_keeps_its_tick() {
             *seen.entry(scheduled.trim()).or_default() += 1;
         }
     }
+    println!("ticks run (scheduled ms: runs): {seen:?}");
     assert!(seen.len() >= 3, "too few ticks ran: {stdout}");
     let twice: Vec<_> = seen.iter().filter(|(_, runs)| **runs > 1).collect();
     assert!(

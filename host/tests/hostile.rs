@@ -87,7 +87,7 @@ fn an_endless_statement_ends_at_the_deadline_and_the_next_tick_runs() {
 
 #[test]
 fn a_result_larger_than_max_memory_is_refused_and_the_host_stays_small() {
-    let app = hostile_app("huge-result", "", "1h", "max_memory = \"64MiB\"");
+    let app = hostile_app("huge-result", "", "500ms", "max_memory = \"64MiB\"");
     let host = app.start();
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut largest_kib = 0;

@@ -574,8 +574,11 @@ fn batch_wait_on_a_component_taking_one_entry_at_a_time_is_refused() {
     );
 }
 
-/// The dead-letter stream's entries: each id with its field names and values, as bytes.
-fn dead_letter_entries(redis: &mut redis::Connection) -> Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> {
+/// An entry's id with its field names and values, as bytes.
+type RawEntry = (String, Vec<(Vec<u8>, Vec<u8>)>);
+
+/// The dead-letter stream's entries.
+fn dead_letter_entries(redis: &mut redis::Connection) -> Vec<RawEntry> {
     let entries: Vec<(String, Vec<Vec<u8>>)> = redis::cmd("XRANGE")
         .arg(format!("{STREAM}.dead"))
         .arg("-")

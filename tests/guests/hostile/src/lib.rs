@@ -23,9 +23,9 @@ fn attack(tick: Tick) -> Result<(), String> {
     let db = Connection::open_default().map_err(|error| error.to_string())?;
     let outcome = match attack.as_str() {
         "attach" => db
-            .execute(&format!("ATTACH DATABASE '{path}' AS other"), &[])
+            .execute(format!("ATTACH DATABASE '{path}' AS other"), &[])
             .and_then(|_| db.execute("SELECT key FROM other.spin_key_value", &[])),
-        "vacuum-into" => db.execute(&format!("VACUUM INTO '{path}'"), &[]),
+        "vacuum-into" => db.execute(format!("VACUUM INTO '{path}'"), &[]),
         "pragma" => db.execute("PRAGMA journal_mode = DELETE", &[]),
         "endless" => db.execute(
             "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",
