@@ -173,12 +173,16 @@ fn a_response_larger_than_the_memory_cap_fails_only_that_call() {
         &format!("\"{}\"", server.url("")),
         "max_memory = \"64MiB\"",
     );
-    let run = app.run_for(Duration::from_millis(1500));
+    // Wait for a later call rather than a fixed window: under load the first, 50 MiB answer
+    // can take well over a second to refuse.
+    let host = app.start();
+    let later_call_ran = host.wait_for_stdout_lines("[api] read 5", 1, Duration::from_secs(60));
+    let run = host.stop();
     assert!(run.success, "{}", run.stderr);
     assert!(
-        run.stdout.contains("[api] read 5\n"),
-        "later calls run: {}",
-        run.stdout
+        later_call_ran,
+        "later calls run: {}\n{}",
+        run.stdout, run.stderr
     );
     assert!(
         !run.stdout.contains(&format!("read {}", 50 << 20)),
