@@ -108,6 +108,12 @@ struct RunArgs {
     /// address, e.g. 127.0.0.1:9090; off unless given.
     #[arg(long, env = "SPIN_TRIGGER_METRICS_ADDR", value_name = "ADDRESS:PORT")]
     metrics_addr: Option<std::net::SocketAddr>,
+    /// Set this apart for each deployment of one app that shares a Redis server (staging,
+    /// production): the timers' coordination keys and the stream triggers' default consumer
+    /// group carry it, so one deployment neither suppresses the other's ticks nor takes its
+    /// entries. Unset: the app's name alone, as before.
+    #[arg(long, env = "SPIN_TRIGGER_NAMESPACE", value_name = "NAME", value_parser = parse_namespace)]
+    namespace: Option<String>,
     #[command(flatten)]
     spin: SpinTriggerOptions,
 }
@@ -380,6 +386,18 @@ fn plugin(
     block_on(run(app, args.run, context))
 }
 
+/// `--namespace`: printable ASCII without spaces, so a Redis key or group name holding it
+/// reads plainly in `redis-cli`.
+fn parse_namespace(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.len() > 64 || !text.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(format!(
+            "`{}`: a namespace is 1 to 64 visible ASCII characters, e.g. `staging` or `prod-eu`",
+            text.escape_debug()
+        ));
+    }
+    Ok(text.to_owned())
+}
+
 /// Where this plugin process serves its metrics. `spin up` passes `--metrics-addr` to both of
 /// this host's plugins when an app has timer and Redis stream triggers, and each is a process
 /// of its own: the timer plugin takes the address, the stream plugin the next port, so neither
@@ -494,6 +512,7 @@ async fn run(app: App, args: RunArgs, context: RunContext) -> anyhow::Result<()>
         allow_transient_write: spin.allow_transient_write,
         output,
         state,
+        namespace: args.namespace,
         telemetry: TelemetryOptions {
             metrics_addr: args.metrics_addr,
             otlp: OtlpSignals::from_env()?,

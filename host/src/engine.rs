@@ -90,6 +90,9 @@ pub struct EngineOptions {
     pub state: StateOptions,
     /// Metrics, health and OTLP export; all off by default.
     pub telemetry: TelemetryOptions,
+    /// What sets this deployment of the app apart from others sharing its Redis servers
+    /// (`--namespace`); see [`BuildContext::deployment`](crate::trigger::BuildContext).
+    pub namespace: Option<String>,
 }
 
 impl Default for EngineOptions {
@@ -109,6 +112,7 @@ impl Default for EngineOptions {
             events: None,
             state: StateOptions::default(),
             telemetry: TelemetryOptions::default(),
+            namespace: None,
         }
     }
 }

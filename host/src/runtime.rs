@@ -55,6 +55,7 @@ impl Runtime {
                 .max()
                 .unwrap_or(0)
         };
+        let namespace = options.namespace.clone();
         let engine = Arc::new(Engine::new(EngineOptions {
             max_live_instances: app.max_live_instances(),
             largest_trigger_limits: (
@@ -86,8 +87,12 @@ impl Runtime {
                 Arc::new(engine.prepare(component, values, allowed_hosts)?),
             );
         }
+        let deployment = match &namespace {
+            Some(namespace) => format!("{}@{namespace}", app.name),
+            None => app.name.clone(),
+        };
         let context = BuildContext {
-            app_name: &app.name,
+            deployment: &deployment,
             variables,
             prepared: &prepared,
             engine: &engine,

@@ -10,7 +10,10 @@
 //! Each entry runs in a fresh instance. Success: `XACK`. A failure or trap: retried with backoff,
 //! up to `max_attempts`; then the entry, with the error and the attempt count, is added to the
 //! dead-letter stream and acknowledged, both in one script, so that a failed `XADD` leaves it
-//! pending instead of losing it. An entry whose fields cannot be given to a handler (a field
+//! pending instead of losing it. Attempts are counted in Redis, as the entry's delivery count
+//! (each retry writes its attempt there), so they go on from where a dead host left them; an
+//! entry delivered more than `max_attempts` times without being settled (its handler killed
+//! its host each time) is dead-lettered without being run again. An entry whose fields cannot be given to a handler (a field
 //! name that is not UTF-8) is dead-lettered at once, with the reason. On start and every half
 //! `claim_idle`, `XAUTOCLAIM` takes over entries another consumer left unacknowledged longer than
 //! `claim_idle` (a consumer that died); a live consumer resets the idle time of the entries it
@@ -42,7 +45,7 @@ use crate::trigger::{
     BuildContext, RunTrigger, TriggerFuture, TriggerSpec, TriggerType, TypeComponents,
 };
 use crate::validation::{ManifestError, Validation};
-use reply::{Fields, RawEntry, parse_claim_reply, parse_read_reply};
+use reply::{Fields, RawEntry, parse_claim_reply, parse_delivery_counts, parse_read_reply};
 
 pub mod config;
 mod reply;
@@ -143,7 +146,7 @@ impl TriggerType for StreamTrigger {
         context: &BuildContext<'_>,
     ) -> anyhow::Result<Self> {
         let BuildContext {
-            app_name,
+            deployment,
             variables,
             prepared,
             engine,
@@ -168,7 +171,7 @@ impl TriggerType for StreamTrigger {
             let stream = render(&config.stream, "stream")?;
             let group = match &config.group {
                 Some(group) => render(group, "group")?,
-                None => app_name.to_string(),
+                None => deployment.to_string(),
             };
             let consumer = match &config.consumer {
                 Some(consumer) => render(consumer, "consumer")?,
@@ -296,16 +299,20 @@ struct DeadLetter {
 impl DeadLetter {
     fn failed(entry: StreamEntry, error: String) -> Self {
         DeadLetter {
-            fields: entry
-                .fields
-                .into_iter()
-                .map(|(name, value)| (name.into_bytes(), value))
-                .collect(),
+            fields: bytes_fields(entry.fields),
             id: entry.id,
             error,
             attempts: entry.attempt,
         }
     }
+}
+
+/// Fields as the dead-letter stream takes them.
+fn bytes_fields(fields: Vec<(String, Vec<u8>)>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    fields
+        .into_iter()
+        .map(|(name, value)| (name.into_bytes(), value))
+        .collect()
 }
 
 /// A consumer's reading loop's own state, kept across reconnections.
@@ -325,13 +332,24 @@ struct Reader {
     filling_since: Option<Instant>,
     done_sender: mpsc::UnboundedSender<Vec<Done>>,
     done: mpsc::UnboundedReceiver<Vec<Done>>,
+    /// Handler tasks report here each attempt they are about to make again.
+    retry_sender: mpsc::UnboundedSender<Vec<Attempt>>,
+    retries: mpsc::UnboundedReceiver<Vec<Attempt>>,
+    /// Attempts reported and not yet written to Redis as the entries' delivery counts.
+    attempts_to_record: Vec<Attempt>,
 }
+
+/// An entry about to be tried again: its id and the attempt it is about to make.
+type Attempt = (String, u32);
 
 impl Reader {
     /// Takes every end reported so far, without waiting.
     fn collect_finished(&mut self) {
         while let Ok(done) = self.done.try_recv() {
             self.take_done(done);
+        }
+        while let Ok(attempts) = self.retries.try_recv() {
+            self.attempts_to_record.extend(attempts);
         }
     }
 
@@ -379,6 +397,13 @@ impl ReadState {
     }
 }
 
+/// A stream entry id (`<ms>-<seq>`) as a pair that sorts as Redis orders ids; an id that does
+/// not parse (Redis never returns one) sorts first.
+fn stream_id_order(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
+}
+
 /// How often a consumer resets the idle time of the entries it holds: three times per
 /// `claim_idle`, so one slow or lost round trip still leaves two before another consumer may
 /// claim them.
@@ -391,6 +416,7 @@ impl Consumer {
     /// lets what it read finish and settles it with Redis.
     async fn run(self: Arc<Self>, running: Running) {
         let (done_sender, done) = mpsc::unbounded_channel();
+        let (retry_sender, retries) = mpsc::unbounded_channel();
         let mut reader = Reader {
             in_flight: HashSet::new(),
             finished: Vec::new(),
@@ -400,6 +426,9 @@ impl Consumer {
             filling_since: None,
             done_sender,
             done,
+            retry_sender,
+            retries,
+            attempts_to_record: Vec::new(),
         };
         let mut backoff = MIN_BACKOFF;
         loop {
@@ -480,10 +509,16 @@ impl Consumer {
             };
             let holding = !reader.in_flight.is_empty() || !reader.filling.is_empty();
             let refresh = holding && Instant::now() >= state.next_refresh;
-            if wait && !refresh {
+            // A retry's attempt is written at once, so a host that dies during it leaves the
+            // count for the next.
+            let recording = !reader.attempts_to_record.is_empty();
+            if wait && !refresh && !recording {
                 let next_refresh = tokio::time::Instant::from_std(state.next_refresh);
                 tokio::select! {
                     Some(done) = reader.done.recv() => reader.take_done(done),
+                    Some(attempts) = reader.retries.recv() => {
+                        reader.attempts_to_record.extend(attempts);
+                    }
                     _ = running.shutdown.cancelled(), if !stopping => {}
                     _ = tokio::time::sleep_until(next_refresh), if holding => {}
                 }
@@ -504,6 +539,8 @@ impl Consumer {
                 state.next_refresh = Instant::now() + refresh_interval(self.claim_idle);
                 self.refresh_idle(&mut pipe, reader);
             }
+            let attempts = std::mem::take(&mut reader.attempts_to_record);
+            self.record_attempts(&mut pipe, &attempts);
             let wanted = free * self.batch_size - reader.filling.len();
             // A batch gathering blocks the read only until its `batch_wait` is up.
             let block = reader
@@ -537,6 +574,7 @@ impl Consumer {
                         // Settled again on the next connection; acknowledging twice is harmless.
                         reader.finished = finished;
                         reader.finished_batches = finished_batches;
+                        reader.attempts_to_record = attempts;
                         return Err(error)
                             .with_context(|| format!("reading stream `{}`", self.stream));
                     }
@@ -555,8 +593,13 @@ impl Consumer {
                 continue;
             };
             let reply = reply.with_context(|| format!("reading stream `{}`", self.stream))?;
-            let entries = self.entries_of(reply, claiming, &mut state, reader)?;
+            let mut entries = self.entries_of(reply, claiming, &mut state, reader)?;
             state.backlog = entries.len() == wanted;
+            if waited {
+                let held = reader.in_flight.len() + reader.filling.len();
+                self.note_deliveries(&mut connection, &mut entries, held)
+                    .await?;
+            }
             self.reporter.received(entries.len() as u64);
             self.dispatch_filled(entries, waited, reader, running);
         }
@@ -794,8 +837,9 @@ impl Consumer {
                         stream = %self.stream,
                         entry = %dead.id,
                         dead_letter = %self.dead_letter,
-                        "gave up after {} attempts; moved the entry to the dead-letter stream",
-                        dead.attempts
+                        "gave up after {} attempts; moved the entry to the dead-letter stream: {}",
+                        dead.attempts,
+                        dead.error
                     ),
                 },
                 Done::Abandoned(id) => tracing::warn!(
@@ -825,6 +869,58 @@ impl Consumer {
             command.arg(&entry.id);
         }
         command.arg("JUSTID").ignore();
+    }
+
+    /// `XCLAIM ... RETRYCOUNT <attempt> JUSTID` of each entry about to be tried again: its
+    /// delivery count becomes the attempt, so a consumer that claims it after this host died
+    /// goes on counting from there, and `max_attempts` holds across hosts.
+    fn record_attempts(&self, pipe: &mut redis::Pipeline, attempts: &[Attempt]) {
+        for (id, attempt) in attempts {
+            pipe.cmd("XCLAIM")
+                .arg(&self.stream)
+                .arg(&self.group)
+                .arg(&self.consumer)
+                .arg(0)
+                .arg(id)
+                .arg("RETRYCOUNT")
+                .arg(attempt)
+                .arg("JUSTID")
+                .ignore();
+        }
+    }
+
+    /// Sets each entry's delivery count from the group's pending list (`XPENDING`): for
+    /// entries delivered before (read again from this consumer's pending list, or claimed),
+    /// which Redis counted once more on this delivery. `held` is how many other entries this
+    /// consumer holds, which may lie between them.
+    async fn note_deliveries(
+        &self,
+        connection: &mut MultiplexedConnection,
+        entries: &mut [RawEntry],
+        held: usize,
+    ) -> anyhow::Result<()> {
+        let ids = || entries.iter().map(|entry| stream_id_order(&entry.id));
+        let (Some(first), Some(last)) = (ids().min(), ids().max()) else {
+            return Ok(());
+        };
+        let reply: redis::Value = redis::cmd("XPENDING")
+            .arg(&self.stream)
+            .arg(&self.group)
+            .arg(format!("{}-{}", first.0, first.1))
+            .arg(format!("{}-{}", last.0, last.1))
+            .arg(entries.len() + held)
+            .arg(&self.consumer)
+            .query_async(connection)
+            .await
+            .with_context(|| format!("reading delivery counts of stream `{}`", self.stream))?;
+        let counts = parse_delivery_counts(reply)
+            .with_context(|| format!("reading delivery counts of stream `{}`", self.stream))?;
+        for entry in entries {
+            if let Some(&count) = counts.get(&entry.id) {
+                entry.deliveries = count.max(1);
+            }
+        }
+        Ok(())
     }
 
     /// Sets the backlog gauges from an `XINFO GROUPS` reply. A reply that cannot be read leaves
@@ -895,10 +991,28 @@ impl Consumer {
         for entry in entries {
             reader.in_flight.insert(entry.id.clone());
             match entry.fields {
+                // Delivered that often and never settled: each time, its host died or was
+                // killed while handling it. Running it again would likely do the same.
+                Fields::Read(fields) if entry.deliveries > self.max_attempts => {
+                    self.reporter.dead_lettered();
+                    reader.batches += 1;
+                    let attempts = entry.deliveries - 1;
+                    reader.take_done(vec![Done::Failed(DeadLetter {
+                        error: format!(
+                            "delivered {} times and never settled: each of its {attempts} \
+                             attempts ended with its host (max_attempts = {})",
+                            entry.deliveries, self.max_attempts
+                        ),
+                        fields: bytes_fields(fields),
+                        id: entry.id,
+                        attempts,
+                    })]);
+                }
+                // Its attempt is its delivery count: what earlier hosts tried counts too.
                 Fields::Read(fields) => live.push(StreamEntry {
                     id: entry.id,
                     fields,
-                    attempt: 1,
+                    attempt: entry.deliveries,
                 }),
                 // Deleted from the stream since it was added: nothing to handle.
                 Fields::Deleted => {
@@ -922,18 +1036,28 @@ impl Consumer {
         while live.peek().is_some() {
             let batch: Vec<StreamEntry> = live.by_ref().take(self.batch_size).collect();
             reader.batches += 1;
-            let (consumer, running_task, done) =
-                (self.clone(), running.clone(), reader.done_sender.clone());
+            let (consumer, running_task, done, retries) = (
+                self.clone(),
+                running.clone(),
+                reader.done_sender.clone(),
+                reader.retry_sender.clone(),
+            );
             running.tracker.spawn(async move {
-                let _ = done.send(consumer.handle(batch, &running_task).await);
+                let _ = done.send(consumer.handle(batch, &running_task, &retries).await);
             });
         }
     }
 
     /// Handles the entries in one call (each in a call of its own, for a component that takes
     /// one at a time), then tries those that failed again, together, up to `max_attempts`,
-    /// waiting between attempts.
-    async fn handle(&self, mut entries: Vec<StreamEntry>, running: &Running) -> Vec<Done> {
+    /// waiting between attempts. Each retry's attempt is reported to `retries`, to be kept
+    /// in Redis as the entry's delivery count.
+    async fn handle(
+        &self,
+        mut entries: Vec<StreamEntry>,
+        running: &Running,
+        retries: &mpsc::UnboundedSender<Vec<Attempt>>,
+    ) -> Vec<Done> {
         let mut ends = Vec::with_capacity(entries.len());
         let mut wait = MIN_RETRY_WAIT;
         loop {
@@ -968,6 +1092,12 @@ impl Consumer {
             if retry.is_empty() {
                 return ends;
             }
+            let _ = retries.send(
+                retry
+                    .iter()
+                    .map(|entry| (entry.id.clone(), entry.attempt + 1))
+                    .collect(),
+            );
             tokio::select! {
                 _ = running.shutdown.cancelled() => {
                     ends.extend(retry.into_iter().map(|entry| Done::Abandoned(entry.id)));

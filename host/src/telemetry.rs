@@ -234,6 +234,14 @@ impl EventReporter {
         }
     }
 
+    /// A coordinated tick's lease ran out while this host ran it: another host may run it
+    /// too.
+    pub fn lease_lost(&self) {
+        if let Some(counter) = self.0.series.as_ref().and_then(|s| s.leases_lost.as_ref()) {
+            counter.inc();
+        }
+    }
+
     /// A timer tick fired `lateness` after its scheduled time.
     pub fn late(&self, lateness: Duration) {
         if let Some(series) = &self.0.series {

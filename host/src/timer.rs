@@ -244,7 +244,7 @@ impl TriggerType for TimerTrigger {
         context: &BuildContext<'_>,
     ) -> anyhow::Result<Self> {
         let BuildContext {
-            app_name,
+            deployment,
             variables,
             prepared,
             engine,
@@ -261,7 +261,7 @@ impl TriggerType for TimerTrigger {
                     Some(Arc::new(Coordinator::new(
                         &address,
                         engine.redis_tls(),
-                        app_name,
+                        deployment,
                         trigger.id,
                     )?))
                 }
@@ -606,6 +606,7 @@ impl Dispatcher {
         // Won: run it, keeping the lease from a task of its own while the handler runs.
         let renewal = tokio::spawn(keep_lease(
             coordinator.clone(),
+            self.schedule.reporter.clone(),
             trigger.clone(),
             scheduled_ms,
         ));
@@ -637,7 +638,12 @@ impl Dispatcher {
 /// or takes longer than [`coordination::RENEWAL`] is tried again at the next period; a lease
 /// found lost (it ran out, so another host may have claimed the tick) is reported once, as a
 /// possibly duplicated run.
-async fn keep_lease(coordinator: Arc<Coordinator>, trigger: String, scheduled_ms: u64) {
+async fn keep_lease(
+    coordinator: Arc<Coordinator>,
+    reporter: EventReporter,
+    trigger: String,
+    scheduled_ms: u64,
+) {
     let mut period = tokio::time::interval(coordination::RENEWAL);
     period.set_missed_tick_behavior(MissedTickBehavior::Delay);
     period.tick().await;
@@ -646,6 +652,7 @@ async fn keep_lease(coordinator: Arc<Coordinator>, trigger: String, scheduled_ms
         match tokio::time::timeout(coordination::RENEWAL, coordinator.renew(scheduled_ms)).await {
             Ok(Ok(true)) => {}
             Ok(Ok(false)) => {
+                reporter.lease_lost();
                 tracing::error!(
                     trigger = %trigger,
                     scheduled_ms,

@@ -63,8 +63,10 @@ pub trait TriggerType: RunTrigger + Sized + 'static {
 
 /// What building any trigger type needs of the app and the runtime.
 pub struct BuildContext<'a> {
-    /// The app's name (a stream trigger's default consumer group).
-    pub app_name: &'a str,
+    /// The name this deployment's hosts share in Redis: the app's name, with `@<namespace>`
+    /// when `--namespace` is given. A stream trigger's default consumer group, and part of a
+    /// coordinated timer's keys.
+    pub deployment: &'a str,
     /// The app's resolved variables, for rendering trigger settings.
     pub variables: &'a ResolvedVariables,
     /// Every component a trigger uses, compiled and linked.

@@ -242,3 +242,86 @@ impl WriteLock {
         self.0.execute_batch("COMMIT").expect("releasing it");
     }
 }
+
+#[test]
+fn two_deployments_of_one_app_in_their_own_namespaces_each_run_every_tick() {
+    let coordination = RedisServer::start();
+    let (staging_record, production_record) = (RedisServer::start(), RedisServer::start());
+    let staging = coordinated_app(&coordination, &staging_record);
+    let production = coordinated_app(&coordination, &production_record);
+    let hosts = vec![
+        staging.start_with(&["--namespace", "staging"], &[]),
+        staging.start_with(&["--namespace", "staging"], &[]),
+        production.start_with(&[], &[("SPIN_TRIGGER_NAMESPACE", "production")]),
+    ];
+    for host in &hosts {
+        host.wait_until_ready();
+    }
+    std::thread::sleep(Duration::from_secs(7));
+    stop_all(hosts);
+    let (staging_runs, production_runs) = (runs(&staging_record), runs(&production_record));
+    assert!(
+        staging_runs.values().all(|count| *count == 1),
+        "within a deployment a tick runs once: {staging_runs:?}"
+    );
+    let both = staging_runs
+        .keys()
+        .filter(|tick| production_runs.contains_key(tick))
+        .count();
+    assert!(
+        both >= 4,
+        "one deployment's ticks do not suppress the other's: staging {staging_runs:?}, \
+         production {production_runs:?}"
+    );
+}
+
+#[test]
+fn a_lease_lost_while_the_handler_runs_is_logged_and_counted_as_a_possible_duplicate() {
+    let coordination = RedisServer::start();
+    let metrics_port = common::free_port();
+    let app = TestApp::new("coordinated")
+        .settings(
+            "timer",
+            &format!("coordination = \"{}\"", coordination.url()),
+        )
+        .trigger("timer", "probe", "id = \"slow\"\ninterval_secs = 5")
+        .component(
+            "probe",
+            &guest("probe-guest"),
+            "variables = { sleep_ms = \"3000\" }",
+        )
+        .write();
+    let host = app.start_with(
+        &["--metrics-addr", &format!("127.0.0.1:{metrics_port}")],
+        &[],
+    );
+    host.wait_until_ready();
+    assert!(
+        host.wait_for_stdout_lines("tick seq=", 1, Duration::from_secs(30)),
+        "no tick started"
+    );
+    // The claim vanishes under the running handler, as when its lease ran out during a
+    // stalled renewal and another host took the tick.
+    let mut redis = coordination.client().get_connection().unwrap();
+    let claims: Vec<String> = redis.keys("spin-trigger:timer:*:slow:*").unwrap();
+    assert!(!claims.is_empty(), "no claim key while the handler runs");
+    let _: () = redis.del(&claims).unwrap();
+    assert!(
+        host.wait_for_stdout_lines("done seq=", 1, Duration::from_secs(30)),
+        "the handler did not finish"
+    );
+    let (_, metrics) = common::http_get(metrics_port, "/metrics").expect("scraping /metrics");
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("lost the lease on this tick while running it: another host may run it too"),
+        "{}",
+        run.stderr
+    );
+    let lost = metrics
+        .lines()
+        .find(|line| line.starts_with("spin_trigger_timer_leases_lost_total{"))
+        .unwrap_or_else(|| panic!("no leases-lost series: {metrics}"));
+    assert!(lost.ends_with(" 1"), "{lost}");
+}

@@ -747,3 +747,177 @@ fn a_handler_running_longer_than_claim_idle_is_not_claimed_by_another_live_host(
         assert!(!run.stderr.contains("claimed entries"), "{}", run.stderr);
     }
 }
+
+/// The delivery count Redis keeps for `id` in the group (`XPENDING`), with the consumer holding
+/// it; `None` before the group exists and once the entry is acknowledged.
+fn delivery(redis: &mut redis::Connection, id: &str) -> Option<(String, usize)> {
+    let reply: redis::streams::StreamPendingCountReply = redis::cmd("XPENDING")
+        .arg(STREAM)
+        .arg(GROUP)
+        .arg(id)
+        .arg(id)
+        .arg(1)
+        .query(redis)
+        .ok()?;
+    reply
+        .ids
+        .into_iter()
+        .next()
+        .map(|pending| (pending.consumer, pending.times_delivered))
+}
+
+/// A field of the only dead-letter entry, as text.
+fn dead_letter_field(redis: &mut redis::Connection, name: &str) -> String {
+    let dead = dead_letter_entries(redis);
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    dead[0]
+        .1
+        .iter()
+        .find(|(field, _)| field == name.as_bytes())
+        .map(|(_, value)| String::from_utf8_lossy(value).into_owned())
+        .unwrap_or_else(|| panic!("no field {name} in {dead:?}"))
+}
+
+/// Waits until the dead-letter stream holds `count` entries.
+fn wait_for_dead_letters(redis: &mut redis::Connection, count: usize, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while dead_letters(redis) < count {
+        assert!(
+            Instant::now() < deadline,
+            "{} dead letters after {limit:?}",
+            dead_letters(redis)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn an_entry_that_kills_every_host_handling_it_is_dead_lettered_after_max_attempts_deliveries() {
+    let server = RedisServer::start();
+    let mut redis = connection(&server);
+    let app = recording_app(
+        &server,
+        Trigger {
+            max_attempts: 2,
+            claim_idle: "500ms",
+            ..Trigger::default()
+        },
+    );
+    // The handler works for 20 s; each host is killed in the middle of it, as a handler
+    // that crashes its host would.
+    let deadly: String = redis
+        .xadd(STREAM, "*", &[("payload", "deadly"), ("sleep_ms", "20000")])
+        .expect("XADD");
+    for deliveries in 1..=2 {
+        let host = app.start_ready();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while delivery(&mut redis, &deadly).map(|(_, count)| count) != Some(deliveries) {
+            assert!(
+                Instant::now() < deadline,
+                "delivery {deliveries} did not come: {:?}",
+                delivery(&mut redis, &deadly)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        host.kill();
+    }
+    // The third host gets it a third time: past `max_attempts`, it is dead-lettered, not run.
+    let host = app.start_ready();
+    wait_for_dead_letters(&mut redis, 1, Duration::from_secs(30));
+    wait_for_nothing_pending(&mut redis);
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    assert_eq!(dead_letter_field(&mut redis, "source_id"), deadly);
+    assert_eq!(dead_letter_field(&mut redis, "attempts"), "2");
+    let error = dead_letter_field(&mut redis, "error");
+    assert!(error.contains("delivered 3 times"), "{error}");
+    assert!(
+        run.stderr.contains("gave up after 2 attempts"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn attempts_continue_on_the_host_that_claims_a_failing_entry() {
+    let server = RedisServer::start();
+    let mut redis = connection(&server);
+    let app = recording_app(
+        &server,
+        Trigger {
+            max_attempts: 4,
+            claim_idle: "500ms",
+            ..Trigger::default()
+        },
+    );
+    let first = app.start_ready();
+    let failing: String = redis
+        .xadd(STREAM, "*", &[("payload", "x"), ("fail_times", "1000")])
+        .expect("XADD");
+    let attempts_key = format!("attempts:{failing}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while redis.llen::<_, usize>(&attempts_key).expect("LLEN") < 2 {
+        assert!(Instant::now() < deadline, "the entry was not retried");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    first.kill();
+    let second = app.start_ready();
+    wait_for_dead_letters(&mut redis, 1, Duration::from_secs(30));
+    let run = second.stop();
+    assert!(run.success, "{}", run.stderr);
+    let attempts: Vec<u32> = redis.lrange(&attempts_key, 0, -1).expect("LRANGE");
+    assert!(
+        attempts.len() <= 4 && attempts.windows(2).all(|pair| pair[0] < pair[1]),
+        "at most max_attempts runs in all, numbered on from the first host's: {attempts:?}"
+    );
+    assert_eq!(dead_letter_field(&mut redis, "attempts"), "4");
+}
+
+#[test]
+fn the_default_group_is_per_namespace_so_each_deployment_handles_every_entry() {
+    let server = RedisServer::start();
+    let mut redis = connection(&server);
+    let url = server.url();
+    let app = TestApp::new("stream-test")
+        .redis_address("redis-stream", &url)
+        .trigger(
+            "redis-stream",
+            "recorder",
+            &format!("stream = \"{STREAM}\""),
+        )
+        .component(
+            "recorder",
+            &guest("stream-record-guest"),
+            &format!(
+                "allowed_outbound_hosts = [\"{url}\"]\nvariables = {{ redis_address = \"{url}\" }}"
+            ),
+        )
+        .write();
+    let hosts = [
+        app.start_with(&["--namespace", "staging"], &[]),
+        app.start_with(&["--namespace", "production"], &[]),
+    ];
+    for host in &hosts {
+        host.wait_until_ready();
+    }
+    add_entries(&server, 20);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while duplicates(&mut redis) < 20 {
+        assert!(
+            Instant::now() < deadline,
+            "{} of 20 entries handled by both deployments",
+            duplicates(&mut redis)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for host in hosts {
+        let run = host.stop();
+        assert!(run.success, "{}", run.stderr);
+    }
+    let groups: redis::streams::StreamInfoGroupsReply =
+        redis.xinfo_groups(STREAM).expect("XINFO GROUPS");
+    let mut names: Vec<String> = groups.groups.into_iter().map(|group| group.name).collect();
+    names.sort();
+    assert_eq!(names, ["stream-test@production", "stream-test@staging"]);
+}

@@ -9,6 +9,9 @@ use anyhow::{Context, bail};
 pub(super) struct RawEntry {
     pub(super) id: String,
     pub(super) fields: Fields,
+    /// How many times Redis has delivered it to a consumer of the group, this time included:
+    /// 1 for a new entry, more for one read again or claimed ([`parse_delivery_counts`]).
+    pub(super) deliveries: u32,
 }
 
 /// An entry's fields, as far as they could be read.
@@ -94,9 +97,29 @@ fn parse_entries(entries: redis::Value) -> anyhow::Result<Vec<RawEntry>> {
                 Some(Value::Map(pairs)) => read_fields(pairs),
                 Some(other) => bail!("entry {id}: unexpected fields: {other:?}"),
             };
-            Ok(RawEntry { id, fields })
+            Ok(RawEntry {
+                id,
+                fields,
+                deliveries: 1,
+            })
         })
         .collect()
+}
+
+/// The extended `XPENDING` reply: each entry's id and delivery count.
+pub(super) fn parse_delivery_counts(
+    reply: redis::Value,
+) -> anyhow::Result<std::collections::HashMap<String, u32>> {
+    let pending: redis::streams::StreamPendingCountReply =
+        redis::from_redis_value(reply).context("unexpected XPENDING reply")?;
+    Ok(pending
+        .ids
+        .into_iter()
+        .map(|entry| {
+            let count = u32::try_from(entry.times_delivered).unwrap_or(u32::MAX);
+            (entry.id, count)
+        })
+        .collect())
 }
 
 /// The fields of one entry: UTF-8 names with byte values, else [`Fields::Unreadable`].

@@ -116,6 +116,7 @@ pub struct Metrics {
     retried: Family<EventLabels, Counter>,
     dead_lettered: Family<EventLabels, Counter>,
     skipped: Family<ReasonLabels, Counter>,
+    leases_lost: Family<EventLabels, Counter>,
     in_flight: Family<EventLabels, Gauge>,
     duration: Family<EventLabels, Histogram, fn() -> Histogram>,
     lateness: Family<EventLabels, Histogram, fn() -> Histogram>,
@@ -153,6 +154,7 @@ impl Metrics {
             retried: Family::default(),
             dead_lettered: Family::default(),
             skipped: Family::default(),
+            leases_lost: Family::default(),
             in_flight: Family::default(),
             duration: Family::new_with_constructor(duration_histogram),
             lateness: Family::new_with_constructor(lateness_histogram),
@@ -194,6 +196,12 @@ impl Metrics {
             "spin_trigger_events_skipped",
             "Timer ticks not run on this host, by reason: overlap, coordination.",
             metrics.skipped.clone(),
+        );
+        registry.register(
+            "spin_trigger_timer_leases_lost",
+            "Coordinated ticks whose lease ran out while this host ran them: another host may \
+             have run them too (a possibly duplicated run).",
+            metrics.leases_lost.clone(),
         );
         registry.register(
             "spin_trigger_instances_in_flight",
@@ -261,6 +269,7 @@ impl Metrics {
                 SkipReason::ALL.map(|why| self.skipped.get_or_create_owned(&reason(why.as_str())))
             }),
             lateness: is_type("timer").then(|| self.lateness.get_or_create_owned(&labels)),
+            leases_lost: is_type("timer").then(|| self.leases_lost.get_or_create_owned(&labels)),
             in_flight: self.in_flight.get_or_create_owned(&labels),
             duration: self.duration.get_or_create_owned(&labels),
             labels,
@@ -338,6 +347,8 @@ pub struct EventSeries {
     /// Timer triggers only: by [`SkipReason`].
     skipped: Option<[Counter; 2]>,
     lateness: Option<Histogram>,
+    /// Timer triggers only: coordinated ticks run past a lost lease.
+    pub leases_lost: Option<Counter>,
     pub in_flight: Gauge,
     pub duration: Histogram,
 }
