@@ -138,3 +138,31 @@ fn a_temp_trigger_left_on_a_connection_does_not_reach_the_next_instance() {
         run.stdout
     );
 }
+
+#[test]
+fn a_refused_request_is_answered_while_the_guest_still_writes_its_body() {
+    // The guest keeps its upload open until the answer comes; a refusal that waited for the
+    // body's end would hold it until the deadline.
+    let app = hostile_app(
+        "refused-http",
+        "127.0.0.1:9",
+        "1h",
+        "handler_timeout = \"20s\"",
+    );
+    let started = Instant::now();
+    let run = app.run(&["--once"]);
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("attack=refused-http refused: ErrorCode::HttpRequestDenied"),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("outbound HTTP request refused"),
+        "{}",
+        run.stderr
+    );
+    println!("refused in {:?}", started.elapsed());
+}

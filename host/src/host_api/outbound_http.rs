@@ -214,12 +214,13 @@ impl WasiHttpHooks for OutboundHttpHooks {
         _response_done: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> SendFuture {
         if !self.allows(request.uri()) {
-            return Box::new(async move {
-                // Let the guest finish writing its body (to nowhere), so that what it sees is
-                // the denial rather than a body stream closed under it.
-                drain(request.into_body()).await;
-                Err(Error::HttpRequestDenied)
-            });
+            // Answered at once: a guest may keep its body open until the answer comes. What
+            // it still writes is read to nowhere on a task of its own (ending with the body
+            // or the instance), so it sees the denial rather than a stream closed under it.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(drain(request.into_body()));
+            }
+            return Box::new(async { Err(Error::HttpRequestDenied) });
         }
         let http = self.http.clone();
         Box::new(async move {

@@ -12,6 +12,9 @@
 //! - `temp-trigger`: leaves a `TEMP` trigger on its connection that would empty `t` on insert,
 //!   then checks that an insert into `t` is kept (a trigger left by an earlier instance would
 //!   have emptied it).
+//! - `refused-http`: a `POST` to `path` (an authority the component does not list) whose body it
+//!   keeps open until the answer comes, as a client streaming its upload would; prints
+//!   `attack=refused-http refused: <error>` once the host answers.
 
 use spin_trigger_sdk::sqlite::Connection;
 use spin_trigger_sdk::{timer::Tick, timer_component, variables};
@@ -66,6 +69,13 @@ fn attack(tick: Tick) -> Result<(), String> {
             println!("scheduled={scheduled}");
             outcome
         }
+        "refused-http" => {
+            match refused_http(&path) {
+                Ok(()) => println!("attack={attack} ok"),
+                Err(error) => println!("attack={attack} refused: {error}"),
+            }
+            return Ok(());
+        }
         other => return Err(format!("unknown attack `{other}`")),
     };
     match outcome {
@@ -73,4 +83,36 @@ fn attack(tick: Tick) -> Result<(), String> {
         Err(error) => println!("attack={attack} refused: {error}"),
     }
     Ok(())
+}
+
+/// A `POST` to `authority` whose body stays open while the guest waits for the answer:
+/// `Err(<the answer's error>)`, or `Ok` if it was sent.
+fn refused_http(authority: &str) -> Result<(), String> {
+    use wasip2::http::outgoing_handler;
+    use wasip2::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
+    let request = OutgoingRequest::new(Fields::new());
+    let set = [
+        request.set_method(&Method::Post),
+        request.set_scheme(Some(&Scheme::Http)),
+        request.set_authority(Some(authority)),
+        request.set_path_with_query(Some("/upload")),
+    ];
+    if set.iter().any(Result::is_err) {
+        return Err("building the request".to_owned());
+    }
+    let body = request.body().map_err(|()| "taking the body".to_owned())?;
+    let stream = body.write().map_err(|()| "opening the body".to_owned())?;
+    stream
+        .blocking_write_and_flush(b"the first part of an upload")
+        .map_err(|error| format!("writing the body: {error:?}"))?;
+    let response = outgoing_handler::handle(request, None).map_err(|error| format!("{error:?}"))?;
+    response.subscribe().block();
+    let answer = response.get();
+    drop(stream);
+    let _ = OutgoingBody::finish(body, None);
+    match answer {
+        Some(Ok(Ok(_))) => Ok(()),
+        Some(Ok(Err(error))) => Err(format!("{error:?}")),
+        _ => Err("no answer".to_owned()),
+    }
 }
