@@ -8,6 +8,24 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+/// How a guest's Redis connection (outbound Redis, a key-value store on Redis) waits: with no
+/// timeout of its own, as in Spin. redis-rs would otherwise fail any command not answered
+/// within 500 ms (a server busy for a moment, a slow script); the call is bounded by its
+/// handler's `handler_timeout` instead, which ends it.
+pub fn guest_call_config() -> redis::AsyncConnectionConfig {
+    redis::AsyncConnectionConfig::new()
+        .set_response_timeout(None)
+        .set_connection_timeout(None)
+}
+
+/// [`guest_call_config`] for a connection shared by every instance (a key-value store on
+/// Redis).
+pub fn guest_call_manager_config() -> redis::aio::ConnectionManagerConfig {
+    redis::aio::ConnectionManagerConfig::new()
+        .set_response_timeout(None)
+        .set_connection_timeout(None)
+}
+
 /// How `rediss://` servers are trusted.
 #[derive(Clone, Default)]
 pub struct RedisTls {

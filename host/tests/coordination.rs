@@ -325,3 +325,29 @@ fn a_lease_lost_while_the_handler_runs_is_logged_and_counted_as_a_possible_dupli
         .unwrap_or_else(|| panic!("no leases-lost series: {metrics}"));
     assert!(lost.ends_with(" 1"), "{lost}");
 }
+
+#[test]
+fn a_paused_coordination_server_never_runs_a_tick_twice() {
+    let coordination = RedisServer::start();
+    let record = RedisServer::start();
+    let app = coordinated_app(&coordination, &record);
+    let hosts: Vec<HostProcess> = (0..2).map(|_| start_ready(&app)).collect();
+    std::thread::sleep(Duration::from_secs(3));
+    // Every claim, renewal and mark waits 4 s: longer than a lease.
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(4000)
+        .arg("ALL")
+        .query(&mut coordination.client().get_connection().unwrap())
+        .unwrap();
+    let resumed = now_ms() + 4000;
+    std::thread::sleep(Duration::from_secs(10));
+    stop_all(hosts);
+    let runs = runs(&record);
+    let twice: Vec<_> = runs.iter().filter(|(_, count)| **count > 1).collect();
+    assert!(twice.is_empty(), "ticks that ran twice: {twice:?}");
+    assert!(
+        runs.keys().filter(|tick| **tick > resumed + 2000).count() >= 3,
+        "ticks after the pause ran: {runs:?}"
+    );
+}

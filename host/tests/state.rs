@@ -607,3 +607,24 @@ fn a_redis_backed_store_reconnects_after_the_server_restarts() {
     let run = host.stop();
     assert!(run.success, "{}", run.stderr);
 }
+
+/// A command a paused (or briefly busy) server answers late still succeeds: a guest's
+/// key-value call waits up to its handler's deadline, not redis-rs's 500 ms default.
+#[test]
+fn a_key_value_store_on_a_paused_redis_server_waits_instead_of_failing() {
+    let server = RedisServer::start();
+    let (app, config) = common::redis_store_counter_app(&server.url());
+    let host = app.start_with(&["--runtime-config-file", &config], &[]);
+    host.wait_until_ready();
+    assert!(host.wait_for_stdout_lines("ticks=", 1, Duration::from_secs(30)));
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(2500)
+        .arg("ALL")
+        .query(&mut server.client().get_connection().unwrap())
+        .unwrap();
+    assert!(host.wait_for_stdout_lines("ticks=", 4, Duration::from_secs(30)));
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    assert!(!run.stderr.contains("handler failed"), "{}", run.stderr);
+}

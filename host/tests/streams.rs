@@ -921,3 +921,75 @@ fn the_default_group_is_per_namespace_so_each_deployment_handles_every_entry() {
     names.sort();
     assert_eq!(names, ["stream-test@production", "stream-test@staging"]);
 }
+
+/// `CLIENT PAUSE <ms> ALL` on `server`: every client's commands wait that long, as behind a
+/// stalled or overloaded server.
+fn pause(server: &RedisServer, how_long: Duration) {
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(how_long.as_millis() as u64)
+        .arg("ALL")
+        .query(&mut connection(server))
+        .expect("CLIENT PAUSE");
+}
+
+#[test]
+fn a_paused_server_loses_nothing_and_dead_letters_nothing() {
+    const ENTRIES: usize = 3_000;
+    let server = RedisServer::start();
+    add_entries(&server, ENTRIES);
+    let app = recording_app(&server, Trigger::default());
+    let hosts = [app.start_ready(), app.start_ready()];
+    wait_for_handled(&server, ENTRIES / 10, Duration::from_secs(120));
+    // Longer than the idle-time refresh period, shorter than a handler's deadline: the hosts'
+    // reads and settles and the guests' own Redis calls all wait, then go on. (A guest's call
+    // once failed after 500 ms, redis-rs's default, and its entry was dead-lettered.)
+    pause(&server, Duration::from_secs(4));
+    wait_for_handled(&server, ENTRIES, Duration::from_secs(180));
+    let mut redis = connection(&server);
+    wait_for_nothing_pending(&mut redis);
+    assert_eq!(dead_letters(&mut redis), 0);
+    assert_eq!(
+        duplicates(&mut redis),
+        0,
+        "no host died, so no entry runs twice"
+    );
+    for host in hosts {
+        let run = host.stop();
+        assert!(run.success, "{}", run.stderr);
+        assert!(!run.stderr.contains("claimed entries"), "{}", run.stderr);
+    }
+}
+
+#[test]
+fn a_server_restarted_empty_is_joined_again_and_new_entries_are_handled() {
+    let mut server = RedisServer::start();
+    let app = recording_app(&server, Trigger::default());
+    let host = app.start_ready();
+    add_entries(&server, 50);
+    wait_for_handled(&server, 50, Duration::from_secs(60));
+    // Back with no data (no persistence): the stream, the group and the records are gone.
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut redis = connection(&server);
+    // The host recreates the group (and the stream) when it reconnects.
+    while !redis
+        .exists::<_, bool>(STREAM)
+        .expect("EXISTS of the stream")
+    {
+        assert!(Instant::now() < deadline, "the group was not created again");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    add_entries(&server, 50);
+    wait_for_handled(&server, 50, Duration::from_secs(60));
+    wait_for_nothing_pending(&mut redis);
+    assert_eq!(dead_letters(&mut redis), 0);
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("created consumer group").count(),
+        2,
+        "{}",
+        run.stderr
+    );
+}

@@ -99,7 +99,7 @@ mod commands {
     pub async fn connect(address: &str, tls: &RedisTls) -> Result<Connection, Error> {
         let client = tls.client(address).map_err(|_| Error::InvalidAddress)?;
         client
-            .get_multiplexed_async_connection()
+            .get_multiplexed_async_connection_with_config(&crate::redis_client::guest_call_config())
             .await
             .map_err(from_redis)
     }

@@ -431,7 +431,12 @@ impl RedisStore {
     /// The store's connection, made on first use and shared by every instance after.
     async fn connection(&self) -> Result<redis::aio::ConnectionManager, KeyValueError> {
         self.connection
-            .get_or_try_init(|| redis::aio::ConnectionManager::new(self.client.clone()))
+            .get_or_try_init(|| {
+                redis::aio::ConnectionManager::new_with_config(
+                    self.client.clone(),
+                    crate::redis_client::guest_call_manager_config(),
+                )
+            })
             .await
             .cloned()
             .map_err(|error| {
