@@ -181,8 +181,7 @@ impl KeyValueStore {
         }
     }
 
-    /// The values of `keys`, each with its key, `None` where it has none.
-    /// The values of `keys`, in their order. A key listed more than once is read once, and
+    /// The values of `keys`, each with its key (`None` where it has none), in their order. A key listed more than once is read once, and
     /// the values together may hold at most `max_bytes` (the caller's instance could take no
     /// more): past that, the call fails without reading further.
     pub async fn get_many(
@@ -220,6 +219,7 @@ impl KeyValueStore {
                     .map_err(other)?,
             };
             values.extend(page.into_iter().zip(read));
+            // Every listing counts: the result holds a copy per listing.
             total = keys.iter().fold(0usize, |total, key| {
                 total.saturating_add(size_of(key, &values))
             });
