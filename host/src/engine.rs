@@ -91,7 +91,8 @@ pub struct EngineOptions {
     /// Metrics, health and OTLP export; all off by default.
     pub telemetry: TelemetryOptions,
     /// What sets this deployment of the app apart from others sharing its Redis servers
-    /// (`--namespace`); see [`BuildContext::deployment`](crate::trigger::BuildContext).
+    /// (`--namespace`): coordinated timers' keys and stream triggers' default consumer group
+    /// carry it as `<app>@<namespace>`.
     pub namespace: Option<String>,
 }
 
