@@ -3,7 +3,8 @@
 # guests (built once for wasm32-wasip2 by the tests themselves), the templates built against the
 # SDK as `cargo package` makes it, and — when a Spin CLI is found (SPIN_BIN, else `spin` on
 # PATH) — the real-Spin suite (host/tests/real_spin.rs); then the benchmark in its quick mode,
-# which checks that every figure is produced and judges none.
+# which checks that every figure is produced and judges none. `--quick`: unit tests and the
+# recorded Spin contract only, for the inner loop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -17,6 +18,15 @@ spin_note() {
     echo "real-Spin suite: NOT RUN — no Spin CLI found (set SPIN_BIN, or put spin on PATH)" >&2
   fi
 }
+
+if [ "${1:-}" = "--quick" ]; then
+  shift
+  # The inner loop: every crate's unit tests and the recorded Spin contract; no process
+  # suites, no templates, no benchmark.
+  cargo test --workspace --lib --bins "$@"
+  cargo test -p spin-trigger-host --test contract "$@"
+  exit 0
+fi
 
 spin_note
 cargo test --workspace "$@"
