@@ -604,7 +604,7 @@ impl Dispatcher {
             }
         }
         // Won: run it, keeping the lease from a task of its own while the handler runs.
-        let renewal = tokio::spawn(keep_lease(
+        let renewal = tokio::spawn(coordination::keep_lease(
             coordinator.clone(),
             self.schedule.reporter.clone(),
             trigger.clone(),
@@ -630,48 +630,6 @@ impl Dispatcher {
                 "marking this tick done: {}",
                 crate::errors::one_line(&error)
             );
-        }
-    }
-}
-
-/// Renews this host's lease on the tick at `scheduled_ms` until aborted. A renewal that fails
-/// or takes longer than [`coordination::RENEWAL`] is tried again at the next period; a lease
-/// found lost (it ran out, so another host may have claimed the tick) is reported once, as a
-/// possibly duplicated run.
-async fn keep_lease(
-    coordinator: Arc<Coordinator>,
-    reporter: EventReporter,
-    trigger: String,
-    scheduled_ms: u64,
-) {
-    let mut period = tokio::time::interval(coordination::RENEWAL);
-    period.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    period.tick().await;
-    loop {
-        period.tick().await;
-        match tokio::time::timeout(coordination::RENEWAL, coordinator.renew(scheduled_ms)).await {
-            Ok(Ok(true)) => {}
-            Ok(Ok(false)) => {
-                reporter.lease_lost();
-                tracing::error!(
-                    trigger = %trigger,
-                    scheduled_ms,
-                    "lost the lease on this tick while running it: another host may run it too"
-                );
-                return;
-            }
-            Ok(Err(error)) => tracing::warn!(
-                trigger = %trigger,
-                scheduled_ms,
-                "renewing the lease on this tick: {}",
-                crate::errors::one_line(&error)
-            ),
-            Err(_) => tracing::warn!(
-                trigger = %trigger,
-                scheduled_ms,
-                "renewing the lease on this tick took longer than {:?}; trying again",
-                coordination::RENEWAL
-            ),
         }
     }
 }

@@ -20,13 +20,16 @@
 //! generation key, set once per Redis dataset, and a second look that finds a new generation
 //! does not run the tick again.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::OnceCell;
+use tokio::time::MissedTickBehavior;
 
 use crate::allowed_hosts::redact;
 use crate::redis_client::RedisTls;
+use crate::telemetry::EventReporter;
 
 /// How long a winner's claim lasts without renewal: a host that dies holding a tick delays that
 /// tick's second run by about this much.
@@ -228,4 +231,46 @@ fn rand_u32() -> u32 {
             .as_nanos(),
     );
     hasher.finish() as u32
+}
+
+/// Renews this host's lease on the tick at `scheduled_ms` until aborted. A renewal that fails
+/// or takes longer than [`RENEWAL`] is tried again at the next period; a lease
+/// found lost (it ran out, so another host may have claimed the tick) is reported once, as a
+/// possibly duplicated run.
+pub async fn keep_lease(
+    coordinator: Arc<Coordinator>,
+    reporter: EventReporter,
+    trigger: String,
+    scheduled_ms: u64,
+) {
+    let mut period = tokio::time::interval(RENEWAL);
+    period.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    period.tick().await;
+    loop {
+        period.tick().await;
+        match tokio::time::timeout(RENEWAL, coordinator.renew(scheduled_ms)).await {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => {
+                reporter.lease_lost();
+                tracing::error!(
+                    trigger = %trigger,
+                    scheduled_ms,
+                    "lost the lease on this tick while running it: another host may run it too"
+                );
+                return;
+            }
+            Ok(Err(error)) => tracing::warn!(
+                trigger = %trigger,
+                scheduled_ms,
+                "renewing the lease on this tick: {}",
+                crate::errors::one_line(&error)
+            ),
+            Err(_) => tracing::warn!(
+                trigger = %trigger,
+                scheduled_ms,
+                "renewing the lease on this tick took longer than {:?}; trying again",
+                RENEWAL
+            ),
+        }
+    }
 }
