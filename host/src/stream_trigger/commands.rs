@@ -1,0 +1,304 @@
+//! What a stream consumer says to Redis: joining the group, reading and claiming, settling
+//! (acknowledging, dead-lettering), resetting idle times and recording attempts, and reading
+//! what Redis answers about its group.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use redis::AsyncTypedCommands;
+use redis::aio::MultiplexedConnection;
+
+use super::reply::{RawEntry, parse_delivery_counts};
+use super::{Attempt, Consumer, Done, Reader};
+use crate::telemetry::StreamGauges;
+
+/// Adds an entry to the dead-letter stream (`KEYS[2]`) and acknowledges it in the stream
+/// (`KEYS[1]`, group `ARGV[1]`, id `ARGV[2]`, fields from `ARGV[3]`). A script stops at the first
+/// failing call: when the `XADD` fails (a dead-letter key of another type, a server out of
+/// memory) the entry is not acknowledged and stays pending, never lost from both streams.
+const DEAD_LETTER_SCRIPT: &str = "redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))\n\
+                                  return redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])";
+
+/// A stream entry id (`<ms>-<seq>`) as a pair that sorts as Redis orders ids; an id that does
+/// not parse (Redis never returns one) sorts first.
+fn stream_id_order(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
+}
+
+impl Consumer {
+    /// Creates the group (and the stream) unless it exists; a new group reads the stream from
+    /// its first entry, so entries added before any host started are handled too.
+    pub(super) async fn join_group(
+        &self,
+        connection: &mut MultiplexedConnection,
+    ) -> anyhow::Result<()> {
+        let created = connection
+            .xgroup_create_mkstream(&self.stream, &self.group, "0")
+            .await;
+        match created {
+            Ok(()) => {
+                tracing::info!(stream = %self.stream, group = %self.group, "created consumer group");
+                Ok(())
+            }
+            Err(error) if error.code() == Some("BUSYGROUP") => Ok(()),
+            Err(error) => Err(error).with_context(|| {
+                format!(
+                    "creating consumer group `{}` on stream `{}`",
+                    self.group, self.stream
+                )
+            }),
+        }
+    }
+
+    /// `XREADGROUP`: up to `count` entries after `id` (`>`: never delivered; `0`: this
+    /// consumer's pending ones).
+    pub(super) fn read_command(
+        &self,
+        id: &str,
+        count: usize,
+        block: Option<Duration>,
+    ) -> redis::Cmd {
+        let mut command = redis::cmd("XREADGROUP");
+        command
+            .arg("GROUP")
+            .arg(&self.group)
+            .arg(&self.consumer)
+            .arg("COUNT")
+            .arg(count);
+        if let Some(block) = block {
+            command.arg("BLOCK").arg(block.as_millis() as u64);
+        }
+        command.arg("STREAMS").arg(&self.stream).arg(id);
+        command
+    }
+
+    /// `XAUTOCLAIM`: up to `count` entries idle longer than `claim_idle`, from `cursor`.
+    pub(super) fn claim_command(&self, cursor: &str, count: usize) -> redis::Cmd {
+        let mut command = redis::cmd("XAUTOCLAIM");
+        command
+            .arg(&self.stream)
+            .arg(&self.group)
+            .arg(&self.consumer)
+            .arg(self.claim_idle.as_millis() as u64)
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(count);
+        command
+    }
+
+    /// Tells Redis how entries ended: one `XACK` for those handled; for each that failed its
+    /// last attempt (or could not be read), [`DEAD_LETTER_SCRIPT`] adding it (its fields, the
+    /// error, the attempt count, where it came from) to the dead-letter stream and
+    /// acknowledging it, so that it is in one place or the other, never both or neither.
+    /// Returns how many replies these commands have, in the order [`Self::log_settled`] reads
+    /// them.
+    pub(super) fn settle(&self, pipe: &mut redis::Pipeline, finished: &[Done]) -> usize {
+        let mut replies = 0;
+        let handled: Vec<&str> = finished
+            .iter()
+            .filter_map(|done| match done {
+                Done::Handled(id) => Some(id.as_str()),
+                _ => None,
+            })
+            .collect();
+        if !handled.is_empty() {
+            pipe.xack(&self.stream, &self.group, &handled);
+            replies += 1;
+        }
+        for done in finished {
+            let Done::Failed(dead) = done else {
+                continue;
+            };
+            let attempts = dead.attempts.to_string();
+            let command = pipe
+                .cmd("EVAL")
+                .arg(DEAD_LETTER_SCRIPT)
+                .arg(2)
+                .arg(&self.stream)
+                .arg(&self.dead_letter)
+                .arg(&self.group)
+                .arg(&dead.id);
+            for (name, value) in &dead.fields {
+                command.arg(name).arg(value);
+            }
+            command
+                .arg("error")
+                .arg(&dead.error)
+                .arg("attempts")
+                .arg(&attempts)
+                .arg("source_stream")
+                .arg(&self.stream)
+                .arg("source_id")
+                .arg(&dead.id);
+            replies += 1;
+        }
+        replies
+    }
+
+    /// Logs how the entries ended, with the replies to [`Self::settle`]'s commands: a settle
+    /// Redis refused is reported, and the entry stays pending (read again by this consumer
+    /// after a reconnection, or claimed by another) instead of holding the loop.
+    pub(super) fn log_settled(
+        &self,
+        finished: &[Done],
+        mut replies: impl Iterator<Item = redis::RedisResult<redis::Value>>,
+    ) {
+        let handled = finished
+            .iter()
+            .filter(|done| matches!(done, Done::Handled(_)))
+            .count();
+        if handled > 0
+            && let Some(Err(error)) = replies.next()
+        {
+            tracing::error!(
+                trigger = %self.trigger_id,
+                stream = %self.stream,
+                entries = handled,
+                "could not acknowledge handled entries; they stay pending and will be handled again: {error}"
+            );
+        }
+        for done in finished {
+            match done {
+                Done::Handled(_) => {}
+                Done::Failed(dead) => match replies.next() {
+                    Some(Err(error)) => {
+                        tracing::error!(
+                            trigger = %self.trigger_id,
+                            stream = %self.stream,
+                            entry = %dead.id,
+                            dead_letter = %self.dead_letter,
+                            "could not move the entry to the dead-letter stream, so it stays pending, unacknowledged: {error} (entry's error: {})",
+                            dead.error
+                        );
+                    }
+                    _ if dead.attempts == 0 => tracing::warn!(
+                        trigger = %self.trigger_id,
+                        stream = %self.stream,
+                        entry = %dead.id,
+                        dead_letter = %self.dead_letter,
+                        "moved an entry no handler can be given to the dead-letter stream: {}",
+                        dead.error
+                    ),
+                    _ => tracing::warn!(
+                        trigger = %self.trigger_id,
+                        stream = %self.stream,
+                        entry = %dead.id,
+                        dead_letter = %self.dead_letter,
+                        "gave up after {} attempts; moved the entry to the dead-letter stream: {}",
+                        dead.attempts,
+                        dead.error
+                    ),
+                },
+                Done::Abandoned(id) => tracing::warn!(
+                    trigger = %self.trigger_id,
+                    stream = %self.stream,
+                    entry = %id,
+                    "shut down before retrying: the entry stays pending for another consumer to claim"
+                ),
+            }
+        }
+    }
+
+    /// `XCLAIM ... JUSTID` of every entry this consumer holds, to itself, with no minimum idle
+    /// time: their idle time starts again (their delivery count does not change), so no other
+    /// consumer claims an entry this one is still handling, retrying or gathering for a batch.
+    pub(super) fn refresh_idle(&self, pipe: &mut redis::Pipeline, reader: &Reader) {
+        let command = pipe
+            .cmd("XCLAIM")
+            .arg(&self.stream)
+            .arg(&self.group)
+            .arg(&self.consumer)
+            .arg(0);
+        for id in &reader.in_flight {
+            command.arg(id);
+        }
+        for entry in &reader.filling {
+            command.arg(&entry.id);
+        }
+        command.arg("JUSTID").ignore();
+    }
+
+    /// `XCLAIM ... RETRYCOUNT <attempt> JUSTID` of each entry about to be tried again: its
+    /// delivery count becomes the attempt, so a consumer that claims it after this host died
+    /// goes on counting from there, and `max_attempts` holds across hosts.
+    pub(super) fn record_attempts(&self, pipe: &mut redis::Pipeline, attempts: &[Attempt]) {
+        for (id, attempt) in attempts {
+            pipe.cmd("XCLAIM")
+                .arg(&self.stream)
+                .arg(&self.group)
+                .arg(&self.consumer)
+                .arg(0)
+                .arg(id)
+                .arg("RETRYCOUNT")
+                .arg(attempt)
+                .arg("JUSTID")
+                .ignore();
+        }
+    }
+
+    /// Sets each entry's delivery count from the group's pending list (`XPENDING`): for
+    /// entries delivered before (read again from this consumer's pending list, or claimed),
+    /// which Redis counted once more on this delivery. `held` is how many other entries this
+    /// consumer holds, which may lie between them.
+    pub(super) async fn note_deliveries(
+        &self,
+        connection: &mut MultiplexedConnection,
+        entries: &mut [RawEntry],
+        held: usize,
+    ) -> anyhow::Result<()> {
+        let ids = || entries.iter().map(|entry| stream_id_order(&entry.id));
+        let (Some(first), Some(last)) = (ids().min(), ids().max()) else {
+            return Ok(());
+        };
+        let reply: redis::Value = redis::cmd("XPENDING")
+            .arg(&self.stream)
+            .arg(&self.group)
+            .arg(format!("{}-{}", first.0, first.1))
+            .arg(format!("{}-{}", last.0, last.1))
+            .arg(entries.len() + held)
+            .arg(&self.consumer)
+            .query_async(connection)
+            .await
+            .with_context(|| format!("reading delivery counts of stream `{}`", self.stream))?;
+        let counts = parse_delivery_counts(reply)
+            .with_context(|| format!("reading delivery counts of stream `{}`", self.stream))?;
+        for entry in entries {
+            if let Some(&count) = counts.get(&entry.id) {
+                entry.deliveries = count.max(1);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the backlog gauges from an `XINFO GROUPS` reply. A reply that cannot be read leaves
+    /// them as they were: a metric is not worth losing the connection over.
+    pub(super) fn note_backlog(&self, gauges: &StreamGauges, reply: Option<redis::Value>) {
+        let groups = reply.and_then(|reply| {
+            redis::from_redis_value::<redis::streams::StreamInfoGroupsReply>(reply).ok()
+        });
+        let Some(group) = groups
+            .into_iter()
+            .flat_map(|reply| reply.groups)
+            .find(|group| group.name == self.group)
+        else {
+            return;
+        };
+        gauges.pending.set(group.pending as i64);
+        if let Some(lag) = group.lag {
+            gauges.lag.set(lag as i64);
+        }
+    }
+
+    pub(super) fn log_claimed(&self, claimed: &[RawEntry]) {
+        if !claimed.is_empty() {
+            tracing::info!(
+                trigger = %self.trigger_id,
+                stream = %self.stream,
+                claimed = claimed.len(),
+                "claimed entries left unacknowledged longer than {:?}",
+                self.claim_idle
+            );
+        }
+    }
+}
