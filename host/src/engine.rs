@@ -4,7 +4,6 @@
 //! event.
 
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -29,6 +28,10 @@ use crate::redis_client::RedisTls;
 use crate::stdio::{ComponentOutput, OutputOptions, Target};
 use crate::stores::{StateOptions, StoreAccess, Stores};
 use crate::telemetry::{EventReporter, Telemetry, TelemetryOptions};
+
+mod disk_cache;
+
+pub use disk_cache::cache_dir_from_config_file;
 
 /// How often the epoch advances. A running guest yields to the async runtime at each epoch, so a
 /// looping guest cannot starve the host's other tasks.
@@ -256,23 +259,6 @@ impl Flavor {
             .as_ref()
             .map_err(|message| anyhow::anyhow!("{message}"))
     }
-
-    /// Where a component compiled for this engine is cached on disk: the component's bytes
-    /// plus everything about this engine that affects the compiled code.
-    fn cache_key(&self, bytes: &[u8]) -> String {
-        let mut engine_hasher = std::hash::DefaultHasher::new();
-        self.engine
-            .precompile_compatibility_hash()
-            .hash(&mut engine_hasher);
-        let mut digest = Sha256::new();
-        digest.update(engine_hasher.finish().to_le_bytes());
-        digest.update(bytes);
-        hex(&digest.finalize())
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 impl Engine {
@@ -508,7 +494,7 @@ impl Engine {
             ComponentSource::File(path) => missing_source_message(path),
             ComponentSource::Bytes(_) => format!("reading {source}"),
         })?;
-        let key = hex(&Sha256::digest(&bytes));
+        let key = disk_cache::hex(&Sha256::digest(&bytes));
         let mut compiled = lock(&self.compiled);
         if let Some(component) = compiled.get(&key) {
             return Ok(component.clone());
@@ -542,7 +528,7 @@ impl Engine {
         };
         tracing::debug!(%source, elapsed = ?started.elapsed(), "compiled component");
         if let Some(file) = self.cache_file(flavor, bytes) {
-            write_cache_entry(&compiled, &file).unwrap_or_else(|error| {
+            disk_cache::store(&compiled, &file).unwrap_or_else(|error| {
                 tracing::warn!(file = %file.display(), "could not cache compiled component: {}", crate::errors::one_line(&error));
             });
         }
@@ -554,26 +540,12 @@ impl Engine {
         self.options
             .cache_dir
             .as_ref()
-            .map(|dir| dir.join(format!("{}.cwasm", flavor.cache_key(bytes))))
+            .map(|dir| disk_cache::file(dir, &flavor.engine, bytes))
     }
 
     /// The component from `flavor`'s disk cache entry, if one exists and loads.
     fn cached(&self, flavor: &Flavor, bytes: &[u8], source: &ComponentSource) -> Option<Component> {
-        let file = self
-            .cache_file(flavor, bytes)
-            .filter(|file| file.exists())?;
-        // SAFETY: the file is one this host serialized into its own cache directory, under a
-        // key that covers both the component's bytes and this engine's configuration.
-        match unsafe { Component::deserialize_file(&flavor.engine, &file) } {
-            Ok(component) => {
-                tracing::debug!(%source, "loaded compiled component from cache");
-                Some(component)
-            }
-            Err(error) => {
-                tracing::warn!(file = %file.display(), "ignoring unusable cache entry: {error:#}");
-                None
-            }
-        }
+        disk_cache::load(&self.cache_file(flavor, bytes)?, &flavor.engine, source)
     }
 
     /// The engine with component-model async, made the first time a component needs it: most
@@ -656,60 +628,12 @@ fn missing_source_message(path: &Path) -> String {
     message
 }
 
-/// Writes to a temporary file then renames it, so a concurrent reader never sees half a file.
-fn write_cache_entry(component: &Component, file: &Path) -> anyhow::Result<()> {
-    let dir = file.parent().context("cache file has no directory")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let serialized = component.serialize()?;
-    let temporary = file.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&temporary, serialized)?;
-    std::fs::rename(&temporary, file)?;
-    Ok(())
-}
-
 fn export_names(component: &Component) -> Vec<String> {
     component
         .component_type()
         .exports(component.engine())
         .map(|(name, _)| name.to_owned())
         .collect()
-}
-
-/// The compiled-component cache directory a wasmtime cache config file names (Spin's
-/// `--cache`): its `[cache]` table's `directory`, or `None` when it sets `enabled = false`.
-/// Without a `directory`, `default` stays; wasmtime's cleanup settings do not apply to this
-/// host's cache and are ignored.
-pub fn cache_dir_from_config_file(
-    file: &Path,
-    default: Option<PathBuf>,
-) -> anyhow::Result<Option<PathBuf>> {
-    #[derive(serde::Deserialize)]
-    struct CacheConfigFile {
-        cache: CacheSection,
-    }
-    #[derive(serde::Deserialize)]
-    struct CacheSection {
-        #[serde(default = "enabled_by_default")]
-        enabled: bool,
-        directory: Option<PathBuf>,
-    }
-    fn enabled_by_default() -> bool {
-        true
-    }
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("--cache: reading {}", file.display()))?;
-    let config: CacheConfigFile = toml::from_str(&text)
-        .with_context(|| format!("--cache: {} is not a wasmtime cache config", file.display()))?;
-    Ok(match config.cache {
-        CacheSection { enabled: false, .. } => None,
-        CacheSection {
-            directory: Some(directory),
-            ..
-        } => Some(directory),
-        CacheSection {
-            directory: None, ..
-        } => default,
-    })
 }
 
 /// One world a trigger accepts: the export that marks it, what to call it in errors, and the
@@ -779,25 +703,4 @@ fn resource_table() -> ResourceTable {
     let mut table = ResourceTable::new();
     table.set_max_capacity(MAX_RESOURCES);
     table
-}
-
-#[cfg(test)]
-mod tests {
-    use super::cache_dir_from_config_file;
-
-    #[test]
-    fn a_wasmtime_cache_config_names_the_directory_or_turns_the_cache_off() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("cache.toml");
-        std::fs::write(
-            &file,
-            "[cache]\nenabled = true\ndirectory = \"/var/cache/app\"\n",
-        )
-        .unwrap();
-        let cache = cache_dir_from_config_file(&file, None).unwrap();
-        assert_eq!(cache, Some("/var/cache/app".into()));
-        std::fs::write(&file, "[cache]\nenabled = false\n").unwrap();
-        let cache = cache_dir_from_config_file(&file, Some("/default".into())).unwrap();
-        assert_eq!(cache, None);
-    }
 }
