@@ -19,12 +19,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::allowed_hosts::redact;
-use crate::engine::{Engine, log_failure};
+use crate::engine::Engine;
 use crate::limits::Limits;
 use crate::redis_address::render_address;
 use crate::redis_client::RedisTls;
 use crate::redis_component::{Message, RedisComponent};
-use crate::telemetry::{CallInfo, ConnectionHealth, EventReporter};
+use crate::telemetry::{CallInfo, ConnectionHealth, EventReporter, log_failure};
 use crate::template::Template;
 use crate::trigger::{
     BuildContext, RunTrigger, TriggerFuture, TriggerSpec, TriggerType, TypeComponents,

@@ -34,11 +34,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::allowed_hosts::redact;
-use crate::engine::{Engine, log_failure};
+use crate::engine::Engine;
 use crate::limits::Limits;
 use crate::redis_address::{RawAddressSettings, render_address, validate_address_settings};
 use crate::redis_component::{Message, RedisComponent, StreamEntry};
-use crate::telemetry::{CallInfo, ConnectionHealth, EventReporter, StreamGauges};
+use crate::telemetry::{CallInfo, ConnectionHealth, EventReporter, StreamGauges, log_failure};
 use crate::template::Template;
 use crate::trigger::{
     BuildContext, RunTrigger, TriggerFuture, TriggerSpec, TriggerType, TypeComponents,

@@ -359,3 +359,19 @@ impl Drop for Call<'_> {
         }
     }
 }
+
+/// Logs a failed event: the one-line reason through `log` (a trap says which trap; a handler
+/// error is its message), and the wasm backtrace, when there is one, at debug level.
+pub fn log_failure(error: &anyhow::Error, component_id: &str, what: &str, log: impl FnOnce(&str)) {
+    let memory = error.downcast_ref::<crate::limits::MemoryLimitReached>();
+    match error.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => {
+            match memory {
+                Some(memory) => log(&format!("{trap} ({memory})")),
+                None => log(&trap.to_string()),
+            }
+            tracing::debug!(component = component_id, "{what}: {error:?}");
+        }
+        None => log(&crate::errors::one_line(error)),
+    }
+}

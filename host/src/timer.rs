@@ -536,14 +536,19 @@ impl Dispatcher {
         let result = component.fire(&self.engine, tick, &schedule.limits).await;
         call.finish(result.as_ref().err());
         if let Err(error) = result {
-            crate::engine::log_failure(&error, component.id(), "timer handler failed", |reason| {
-                tracing::error!(
-                    trigger = %schedule.trigger_id,
-                    component = %component.id(),
-                    sequence,
-                    "timer handler failed: {reason}"
-                )
-            });
+            crate::telemetry::log_failure(
+                &error,
+                component.id(),
+                "timer handler failed",
+                |reason| {
+                    tracing::error!(
+                        trigger = %schedule.trigger_id,
+                        component = %component.id(),
+                        sequence,
+                        "timer handler failed: {reason}"
+                    )
+                },
+            );
         }
         self.busy.store(false, Ordering::Release);
         true
