@@ -11,13 +11,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::engine::{AcceptedWorld, Engine, PreparedComponent};
-use crate::host_api::InstanceState;
+use crate::engine::Engine;
 use crate::limits::Limits;
 use crate::redis_address::render_address;
 use crate::telemetry::{CallInfo, EventReporter, SkipReason};
@@ -26,168 +25,16 @@ use crate::trigger::{
 };
 use crate::validation::{ManifestError, Validation};
 
+mod component;
 pub mod config;
 pub mod coordination;
 pub mod cron;
 
+use component::unix_millis;
+pub use component::{Tick, TimerComponent};
 pub use config::{TimerConfig, TimerSchedule};
 use coordination::{Claim, Coordinator};
 use cron::CronSchedule;
-
-mod bindings {
-    pub mod raw {
-        wasmtime::component::bindgen!({
-            world: "fermyon:example/spin-timer",
-            path: "wit",
-            exports: { default: async },
-            with: { "fermyon:spin/variables@2.0.0": crate::host_api::bindings::fermyon::spin2_0_0::variables },
-        });
-    }
-    /// Our timer world, version 0.2.0: the tick carries its schedule.
-    pub mod rich {
-        crate::host_api::our_world_bindings!("spin-trigger:sdk/timer@0.2.0");
-    }
-    /// Version 0.1.0, for components built before the tick carried its schedule.
-    pub mod rich_0_1 {
-        crate::host_api::our_world_bindings!("spin-trigger:sdk/timer@0.1.0");
-    }
-}
-
-use bindings::rich::exports::spin_trigger::sdk0_2_0::timer_handler;
-use bindings::rich_0_1::exports::spin_trigger::sdk0_1_0::timer_handler as timer_handler_0_1;
-
-/// Which timer world a component exports.
-#[derive(Clone, Copy)]
-enum TimerWorld {
-    /// Ours: the tick (with its schedule) in, an error message out.
-    Rich,
-    /// Ours before the tick carried its schedule.
-    Rich01,
-    /// Spin's timer example world, `handle-timer-request: func()`.
-    Raw,
-}
-
-/// The timer worlds this host runs, in the order it looks for them.
-const TIMER_WORLDS: &[AcceptedWorld<TimerWorld>] = &[
-    AcceptedWorld {
-        export: "spin-trigger:sdk/timer-handler@0.2.0",
-        description: "this project's timer world",
-        world: TimerWorld::Rich,
-    },
-    AcceptedWorld {
-        export: "spin-trigger:sdk/timer-handler@0.1.0",
-        description: "this project's timer world, 0.1.0",
-        world: TimerWorld::Rich01,
-    },
-    AcceptedWorld {
-        export: "handle-timer-request",
-        description: "Spin's timer world",
-        world: TimerWorld::Raw,
-    },
-];
-
-/// One firing, as the guest sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tick {
-    pub scheduled_at: SystemTime,
-    pub fired_at: SystemTime,
-    pub sequence: u64,
-    /// The schedule, as [`TimerConfig::describe`] writes it.
-    pub schedule: Arc<str>,
-}
-
-fn unix_millis(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// A component ready to handle ticks, in whichever timer world it exports.
-pub struct TimerComponent {
-    prepared: Arc<PreparedComponent>,
-    export: TimerExport,
-}
-
-enum TimerExport {
-    Raw(bindings::raw::SpinTimerPre<InstanceState>),
-    Rich(bindings::rich::TimerPre<InstanceState>),
-    Rich01(bindings::rich_0_1::TimerPre<InstanceState>),
-}
-
-impl TimerComponent {
-    /// Picks the world from what the component exports.
-    pub fn new(prepared: Arc<PreparedComponent>) -> anyhow::Result<Self> {
-        let export = match prepared.select_world("timer", TIMER_WORLDS)? {
-            TimerWorld::Rich => {
-                TimerExport::Rich(bindings::rich::TimerPre::new(prepared.pre.clone())?)
-            }
-            TimerWorld::Rich01 => {
-                TimerExport::Rich01(bindings::rich_0_1::TimerPre::new(prepared.pre.clone())?)
-            }
-            TimerWorld::Raw => {
-                TimerExport::Raw(bindings::raw::SpinTimerPre::new(prepared.pre.clone())?)
-            }
-        };
-        Ok(TimerComponent { prepared, export })
-    }
-
-    pub fn id(&self) -> &str {
-        &self.prepared.id
-    }
-
-    /// Runs one tick in a fresh instance held to `limits`. A trap, a handler error or the
-    /// deadline passing is an `Err`.
-    pub async fn fire(&self, engine: &Engine, tick: Tick, limits: &Limits) -> anyhow::Result<()> {
-        limits.run(self.call(engine, tick, limits)).await
-    }
-
-    async fn call(&self, engine: &Engine, tick: Tick, limits: &Limits) -> anyhow::Result<()> {
-        let mut store = engine.new_store(&self.prepared, limits)?;
-        let result = self.call_in(&mut store, tick).await;
-        store.data().limits.explain(result)
-    }
-
-    async fn call_in(
-        &self,
-        store: &mut wasmtime::Store<InstanceState>,
-        tick: Tick,
-    ) -> anyhow::Result<()> {
-        match &self.export {
-            TimerExport::Raw(pre) => {
-                let instance = pre.instantiate_async(&mut *store).await?;
-                instance.call_handle_timer_request(&mut *store).await?;
-            }
-            TimerExport::Rich(pre) => {
-                let instance = pre.instantiate_async(&mut *store).await?;
-                let wit_tick = timer_handler::Tick {
-                    scheduled_at_ms: unix_millis(tick.scheduled_at),
-                    fired_at_ms: unix_millis(tick.fired_at),
-                    sequence: tick.sequence,
-                    schedule: tick.schedule.to_string(),
-                };
-                instance
-                    .spin_trigger_sdk0_2_0_timer_handler()
-                    .call_handle_tick(&mut *store, &wit_tick)
-                    .await?
-                    .map_err(|error| anyhow!("handler returned an error: {}", error.message))?;
-            }
-            TimerExport::Rich01(pre) => {
-                let instance = pre.instantiate_async(&mut *store).await?;
-                let wit_tick = timer_handler_0_1::Tick {
-                    scheduled_at_ms: unix_millis(tick.scheduled_at),
-                    fired_at_ms: unix_millis(tick.fired_at),
-                    sequence: tick.sequence,
-                };
-                instance
-                    .spin_trigger_sdk0_1_0_timer_handler()
-                    .call_handle_tick(&mut *store, wit_tick)
-                    .await?
-                    .map_err(|error| anyhow!("handler returned an error: {}", error.message))?;
-            }
-        }
-        Ok(())
-    }
-}
 
 /// One `[[trigger.timer]]`, resolved.
 struct Schedule {
