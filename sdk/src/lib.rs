@@ -117,73 +117,65 @@ pub mod __private {
         });
     }
 
-    /// Spin's raw timer world.
-    pub mod raw_timer {
-        wit_bindgen::generate!({
-            world: "fermyon:example/spin-timer",
-            path: "wit",
-            runtime_path: "::spin_trigger_sdk::__private::wit_bindgen::rt",
-            with: { "fermyon:spin/variables@2.0.0": crate::__private::imports::fermyon::spin2_0_0::variables },
-            pub_export_macro: true,
-            default_bindings_module: "::spin_trigger_sdk::__private::raw_timer",
-        });
+    /// One world's bindings, each the same but for its world: the imports it shares with
+    /// [`imports`] (`with`), and an export macro the attribute macros call.
+    macro_rules! world_bindings {
+        (
+            $(#[$attr:meta])* $module:ident: $world:tt, $bindings_module:tt,
+            with: { $($with:tt)* } $(, $generate_all:ident)?
+        ) => {
+            $(#[$attr])*
+            pub mod $module {
+                wit_bindgen::generate!({
+                    world: $world,
+                    path: "wit",
+                    runtime_path: "::spin_trigger_sdk::__private::wit_bindgen::rt",
+                    with: { $($with)* },
+                    $($generate_all,)?
+                    pub_export_macro: true,
+                    default_bindings_module: $bindings_module,
+                });
+            }
+        };
     }
 
-    /// Spin's raw Redis world: what its built-in Redis trigger accepts.
-    pub mod raw_redis {
-        wit_bindgen::generate!({
-            world: "fermyon:spin/redis-trigger",
-            path: "wit",
-            runtime_path: "::spin_trigger_sdk::__private::wit_bindgen::rt",
-            generate_all,
-            pub_export_macro: true,
-            default_bindings_module: "::spin_trigger_sdk::__private::raw_redis",
-        });
+    world_bindings! {
+        /// Spin's raw timer world.
+        raw_timer: "fermyon:example/spin-timer", "::spin_trigger_sdk::__private::raw_timer",
+        with: { "fermyon:spin/variables@2.0.0": crate::__private::imports::fermyon::spin2_0_0::variables }
     }
 
-    /// Our richer Redis world, version 0.2.0 (messages from streams carry their entry).
-    pub mod redis {
-        wit_bindgen::generate!({
-            world: "spin-trigger:sdk/redis@0.2.0",
-            path: "wit",
-            runtime_path: "::spin_trigger_sdk::__private::wit_bindgen::rt",
-            with: {
-                "fermyon:spin/variables@2.0.0": crate::__private::imports::fermyon::spin2_0_0::variables,
-                "fermyon:spin/redis@2.0.0": crate::__private::imports::fermyon::spin2_0_0::redis,
-            },
-            pub_export_macro: true,
-            default_bindings_module: "::spin_trigger_sdk::__private::redis",
-        });
+    world_bindings! {
+        /// Spin's raw Redis world: what its built-in Redis trigger accepts.
+        raw_redis: "fermyon:spin/redis-trigger", "::spin_trigger_sdk::__private::raw_redis",
+        with: {}, generate_all
     }
 
-    /// Our Redis batch world, version 0.3.0: many stream entries per call.
-    pub mod redis_batch {
-        wit_bindgen::generate!({
-            world: "spin-trigger:sdk/redis-batch@0.3.0",
-            path: "wit",
-            runtime_path: "::spin_trigger_sdk::__private::wit_bindgen::rt",
-            with: {
-                "fermyon:spin/variables@2.0.0": crate::__private::imports::fermyon::spin2_0_0::variables,
-                "fermyon:spin/redis@2.0.0": crate::__private::imports::fermyon::spin2_0_0::redis,
-            },
-            pub_export_macro: true,
-            default_bindings_module: "::spin_trigger_sdk::__private::redis_batch",
-        });
+    world_bindings! {
+        /// Our richer Redis world, version 0.2.0 (messages from streams carry their entry).
+        redis: "spin-trigger:sdk/redis@0.2.0", "::spin_trigger_sdk::__private::redis",
+        with: {
+            "fermyon:spin/variables@2.0.0": crate::__private::imports::fermyon::spin2_0_0::variables,
+            "fermyon:spin/redis@2.0.0": crate::__private::imports::fermyon::spin2_0_0::redis,
+        }
     }
 
-    /// Our richer timer world.
-    pub mod timer {
-        wit_bindgen::generate!({
-            world: "spin-trigger:sdk/timer@0.2.0",
-            path: "wit",
-            runtime_path: "::spin_trigger_sdk::__private::wit_bindgen::rt",
-            with: {
-                "fermyon:spin/variables@2.0.0": crate::__private::imports::fermyon::spin2_0_0::variables,
-                "fermyon:spin/redis@2.0.0": crate::__private::imports::fermyon::spin2_0_0::redis,
-            },
-            pub_export_macro: true,
-            default_bindings_module: "::spin_trigger_sdk::__private::timer",
-        });
+    world_bindings! {
+        /// Our Redis batch world, version 0.3.0: many stream entries per call.
+        redis_batch: "spin-trigger:sdk/redis-batch@0.3.0", "::spin_trigger_sdk::__private::redis_batch",
+        with: {
+            "fermyon:spin/variables@2.0.0": crate::__private::imports::fermyon::spin2_0_0::variables,
+            "fermyon:spin/redis@2.0.0": crate::__private::imports::fermyon::spin2_0_0::redis,
+        }
+    }
+
+    world_bindings! {
+        /// Our richer timer world.
+        timer: "spin-trigger:sdk/timer@0.2.0", "::spin_trigger_sdk::__private::timer",
+        with: {
+            "fermyon:spin/variables@2.0.0": crate::__private::imports::fermyon::spin2_0_0::variables,
+            "fermyon:spin/redis@2.0.0": crate::__private::imports::fermyon::spin2_0_0::redis,
+        }
     }
 
     /// What a handler may return: `()` or `Result<(), E>` with `E: Display`.

@@ -4,7 +4,7 @@
 use proc_macro2::TokenStream;
 use quote::{ToTokens, quote};
 use syn::spanned::Spanned;
-use syn::{FnArg, ItemFn, ReturnType, Type};
+use syn::{FnArg, ItemFn, ReturnType, Signature, Type};
 
 /// A trigger kind's rules: its attribute name, how it checks the argument, and what it emits.
 pub struct Trigger {
@@ -111,8 +111,40 @@ fn check_no_arguments(trigger: &Trigger, attr: TokenStream) -> syn::Result<()> {
 /// Checks the shape every trigger accepts and collects every mistake, not just the first.
 fn validate(trigger: &Trigger, function: &ItemFn) -> syn::Result<Handler> {
     let signature = &function.sig;
-    let mut errors: Vec<syn::Error> = Vec::new();
+    let mut errors = signature_errors(signature);
+    let argument = validate_arguments(trigger, signature, &mut errors);
+    let output = match &signature.output {
+        ReturnType::Default => None,
+        ReturnType::Type(_, ty) if is_unit(ty) => None,
+        ReturnType::Type(_, ty) if is_result(ty) => Some((**ty).clone()),
+        ReturnType::Type(_, ty) => {
+            errors.push(error_at(
+                ty,
+                "unsupported return type: return nothing, or `Result<(), E>` where `E: Display` (for example `anyhow::Result<()>`)",
+            ));
+            None
+        }
+    };
 
+    let mut errors = errors.into_iter();
+    match errors.next() {
+        None => Ok(Handler {
+            name: signature.ident.clone(),
+            is_async: signature.asyncness.is_some(),
+            argument,
+            output,
+        }),
+        Some(mut first) => {
+            first.extend(errors);
+            Err(first)
+        }
+    }
+}
+
+/// What a handler's signature may not have, whatever the trigger: generics, `const`, `unsafe`,
+/// an ABI, variadics.
+fn signature_errors(signature: &Signature) -> Vec<syn::Error> {
+    let mut errors = Vec::new();
     if !signature.generics.params.is_empty() {
         errors.push(error_at(
             &signature.generics,
@@ -149,7 +181,16 @@ fn validate(trigger: &Trigger, function: &ItemFn) -> syn::Result<Handler> {
             "a handler cannot be variadic; remove `...`",
         ));
     }
+    errors
+}
 
+/// The handler's one argument, the event, checked by the trigger; every other argument (and
+/// `self`) is an error.
+fn validate_arguments(
+    trigger: &Trigger,
+    signature: &Signature,
+    errors: &mut Vec<syn::Error>,
+) -> Option<Type> {
     let mut argument = None;
     for (index, input) in signature.inputs.iter().enumerate() {
         match input {
@@ -173,33 +214,7 @@ fn validate(trigger: &Trigger, function: &ItemFn) -> syn::Result<Handler> {
             )),
         }
     }
-
-    let output = match &signature.output {
-        ReturnType::Default => None,
-        ReturnType::Type(_, ty) if is_unit(ty) => None,
-        ReturnType::Type(_, ty) if is_result(ty) => Some((**ty).clone()),
-        ReturnType::Type(_, ty) => {
-            errors.push(error_at(
-                ty,
-                "unsupported return type: return nothing, or `Result<(), E>` where `E: Display` (for example `anyhow::Result<()>`)",
-            ));
-            None
-        }
-    };
-
-    let mut errors = errors.into_iter();
-    match errors.next() {
-        None => Ok(Handler {
-            name: signature.ident.clone(),
-            is_async: signature.asyncness.is_some(),
-            argument,
-            output,
-        }),
-        Some(mut first) => {
-            first.extend(errors);
-            Err(first)
-        }
-    }
+    argument
 }
 
 fn error_at(tokens: impl ToTokens, message: impl std::fmt::Display) -> syn::Error {

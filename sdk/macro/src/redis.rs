@@ -38,18 +38,22 @@ fn takes(handler: &Handler, name: &str) -> bool {
         .is_some_and(|segment| segment.ident == name)
 }
 
+/// The export for the handler's world: the batch world for a `Batch`, ours for a `Message`,
+/// Spin's raw world for a payload (so that it also runs on Spin's Redis trigger).
 fn emit(handler: &Handler) -> TokenStream {
     let (message, argument) = (glue_local("message"), glue_local("argument"));
     let call = handler.call_as_future(quote! { #argument });
-    let output_span = handler.output_span();
+    let ty = match &handler.argument {
+        Some(ty) => quote_spanned! { ty.span() => #ty },
+        None => quote! { () },
+    };
+    let export = |glue: TokenStream| {
+        quote_spanned! { handler.output_span() =>
+            ::spin_trigger_sdk::__private::#glue(#message, |#argument: #ty| #call)
+        }
+    };
     if takes(handler, "Batch") {
-        let ty = handler
-            .argument
-            .as_ref()
-            .map(|ty| quote_spanned! { ty.span() => #ty });
-        let export = quote_spanned! { output_span =>
-            ::spin_trigger_sdk::__private::batch_redis_export(#message, |#argument: #ty| #call)
-        };
+        let export = export(quote! { batch_redis_export });
         return quote! {
             const _: () = {
                 use ::spin_trigger_sdk::__private::redis_batch::exports::spin_trigger::sdk0_3_0::redis_batch_handler as wit;
@@ -66,13 +70,7 @@ fn emit(handler: &Handler) -> TokenStream {
         };
     }
     if takes(handler, "Message") {
-        let ty = handler
-            .argument
-            .as_ref()
-            .map(|ty| quote_spanned! { ty.span() => #ty });
-        let export = quote_spanned! { output_span =>
-            ::spin_trigger_sdk::__private::rich_redis_export(#message, |#argument: #ty| #call)
-        };
+        let export = export(quote! { rich_redis_export });
         return quote! {
             const _: () = {
                 use ::spin_trigger_sdk::__private::redis::exports::spin_trigger::sdk0_2_0::redis_handler as wit;
@@ -86,14 +84,7 @@ fn emit(handler: &Handler) -> TokenStream {
             };
         };
     }
-    // Payload-only handlers export Spin's raw world, so they also run on Spin's Redis trigger.
-    let ty = match &handler.argument {
-        Some(ty) => quote_spanned! { ty.span() => #ty },
-        None => quote! { () },
-    };
-    let export = quote_spanned! { output_span =>
-        ::spin_trigger_sdk::__private::raw_redis_export(#message, |#argument: #ty| #call)
-    };
+    let export = export(quote! { raw_redis_export });
     quote! {
         const _: () = {
             use ::spin_trigger_sdk::__private::raw_redis::exports::fermyon::spin::inbound_redis as wit;
