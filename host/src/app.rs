@@ -1,36 +1,70 @@
 //! The resolved app model: what the runtime needs, whichever file it came from.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use crate::component::{BuildStep, Component, ComponentSource, FileMount};
 pub use crate::limits::HandlerLimits;
 pub use crate::redis_trigger::RedisConfig;
 pub use crate::stream_trigger::StreamConfig;
-use crate::template::VariableDecl;
 pub use crate::timer::{TimerConfig, TimerSchedule};
-pub use crate::triggers::{Trigger, TriggerConfig, TypedConfig};
+pub use crate::trigger_registry::{Trigger, TriggerConfig, TypedConfig};
+pub use crate::variable_templates::{Template, VariableDecl};
 use crate::variables::{Providers, ResolvedVariables};
 
 /// A loaded, validated application. Component sources are absolute paths; variable values are
 /// still templates, resolved at start-up by [`crate::variables::ResolvedVariables`].
+///
+/// An `App` exists only validated: it comes from a manifest ([`crate::manifest::load`]), a
+/// locked app ([`crate::locked_app::load`]) or the builder ([`App::builder`]), and is read
+/// through its accessors.
 #[derive(Debug, Clone, PartialEq)]
 pub struct App {
     /// `[application] name`.
-    pub name: String,
+    pub(crate) name: String,
     /// The file the app was loaded from, for messages.
-    pub origin: PathBuf,
+    pub(crate) origin: PathBuf,
     /// The directory relative paths are resolved against.
-    pub base_dir: PathBuf,
+    pub(crate) base_dir: PathBuf,
     /// `[variables]`, by name.
-    pub variables: BTreeMap<String, VariableDecl>,
+    pub(crate) variables: BTreeMap<String, VariableDecl>,
     /// Every component, by id (inline ones as `<trigger id>-component`).
-    pub components: BTreeMap<String, Component>,
+    pub(crate) components: BTreeMap<String, Component>,
     /// Every trigger, of every type.
-    pub triggers: Vec<Trigger>,
+    pub(crate) triggers: Vec<Trigger>,
 }
 
 impl App {
+    /// `[application] name`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The file the app was loaded from, for messages.
+    pub fn origin(&self) -> &Path {
+        &self.origin
+    }
+
+    /// The directory relative paths are resolved against.
+    pub fn base_dir(&self) -> &Path {
+        &self.base_dir
+    }
+
+    /// `[variables]`, by name.
+    pub fn variables(&self) -> &BTreeMap<String, VariableDecl> {
+        &self.variables
+    }
+
+    /// Every component, by id (inline ones as `<trigger id>-component`).
+    pub fn components(&self) -> &BTreeMap<String, Component> {
+        &self.components
+    }
+
+    /// Every trigger, of every type.
+    pub fn triggers(&self) -> &[Trigger] {
+        &self.triggers
+    }
+
     /// The triggers whose configuration is a `C`, each with it.
     ///
     /// ```no_run

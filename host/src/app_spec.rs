@@ -7,11 +7,11 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::app::{App, Trigger};
-use crate::template::{VariableDecl, check_name};
-use crate::triggers::{self, TRIGGER_TYPES};
+use crate::trigger_registry::{self, TRIGGER_TYPES};
 use crate::validation::{
     ManifestError, RawComponent, RawTable, RawTables, Validation, validate_component,
 };
+use crate::variable_templates::{VariableDecl, check_name};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -166,7 +166,7 @@ fn validate_triggers(
         } else {
             format!("trigger.{type_name}")
         };
-        match triggers::validate_type(&type_name, tables, validation) {
+        match trigger_registry::validate_type(&type_name, tables, validation) {
             Some(validated) => triggers.extend(validated?),
             None => {
                 return Err(validation.error(

@@ -6,10 +6,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::template::Template;
+use crate::variable_templates::Template;
 
 /// One `[component.<id>]`.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
 pub struct Component {
     /// The component's id.
     pub id: String,

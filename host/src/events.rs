@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 /// The outcome of one handler call: a timer tick, a Redis message, or one attempt at a stream
 /// entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct EventOutcome {
     /// The trigger's id.
     pub trigger: String,

@@ -56,23 +56,8 @@ impl GuestFiles {
                     bail!("{}: {} does not exist", context(), host_path.display())
                 }
                 FileMount::Glob { base_dir, pattern } => {
-                    let full = base_dir.join(pattern);
-                    let matches = glob::glob(&full.to_string_lossy()).with_context(context)?;
-                    for path in matches {
-                        let path = path.with_context(context)?;
-                        let Ok(relative) = path.strip_prefix(base_dir) else {
-                            continue;
-                        };
-                        if !path.is_file()
-                            || excluded
-                                .iter()
-                                .any(|pattern| pattern.matches_path(relative))
-                        {
-                            continue;
-                        }
-                        stage(&mut staging, &path, &Path::new("/").join(relative))
-                            .with_context(context)?;
-                    }
+                    stage_matches(&mut staging, base_dir, pattern, &excluded)
+                        .with_context(context)?;
                 }
             }
         }
@@ -109,6 +94,29 @@ impl GuestFiles {
     pub fn mounts(&self) -> &[(PathBuf, String)] {
         &self.mounts
     }
+}
+
+/// Stages the files under `base_dir` matching `pattern` and none of `excluded`, each at its
+/// path relative to `base_dir` from `/`.
+fn stage_matches(
+    staging: &mut Option<tempfile::TempDir>,
+    base_dir: &Path,
+    pattern: &str,
+    excluded: &[glob::Pattern],
+) -> anyhow::Result<()> {
+    for path in glob::glob(&base_dir.join(pattern).to_string_lossy())? {
+        let path = path?;
+        let Ok(relative) = path.strip_prefix(base_dir) else {
+            continue;
+        };
+        let excluded = excluded
+            .iter()
+            .any(|pattern| pattern.matches_path(relative));
+        if path.is_file() && !excluded {
+            stage(staging, &path, &Path::new("/").join(relative))?;
+        }
+    }
+    Ok(())
 }
 
 /// Copies `from` to `guest_path` in the staging directory, creating it on first use.

@@ -24,7 +24,8 @@
 //!     .build()?;
 //! let variables = app.resolve_variables(&Providers::default())?;
 //! let (events, mut outcomes) = EventSink::channel();
-//! let options = EngineOptions { events: Some(events), ..EngineOptions::default() };
+//! let mut options = EngineOptions::default();
+//! options.events = Some(events);
 //! let running = Runtime::new(&app, &variables, options)?.start();
 //! if let Some(outcome) = outcomes.recv().await {
 //!     println!("{} ran in {:?}: {:?}", outcome.component, outcome.duration, outcome.result);
@@ -42,8 +43,9 @@
 //! groups above (a test checks that no two modules import each other in a circle).
 //!
 //! The model and its loaders:
-//! - `errors`, `allowed_hosts`, `template`, `limits`: one-line errors, outbound host matching,
-//!   `{{ var }}` templates, and the range of every number a user writes.
+//! - `error_text`, `allowed_hosts`, `variable_templates`, `limits`: error messages on one line,
+//!   outbound host matching, `[variables]` and their `{{ var }}` templates, the range of every
+//!   number a user writes and the limits of one handler call.
 //! - `component`, `validation`: a component as the host runs it, and the vocabulary every app
 //!   source is validated in (a component as written, each trigger type's tables).
 //! - `variables`, `runtime_config`, `stdio`, `events`: variable providers and resolution, Spin's
@@ -60,13 +62,13 @@
 //!   compiled-component cache, `InstancePre`, a store per event.
 //!
 //! The triggers:
-//! - `trigger`: the contract each trigger type fulfils.
+//! - `trigger_type`: the contract each trigger type fulfils, and what every build starts with.
 //! - `redis_address`, `redis_component`: a trigger's Redis server, and a component in any Redis
 //!   world; shared by the two Redis triggers.
 //! - `timer` (where a timer fires), `redis_trigger` (where a message is dispatched),
 //!   `stream_trigger` (where a stream entry is dispatched, acknowledged, retried, dead-lettered or
 //!   claimed).
-//! - `triggers`: the one registration list, above the trigger modules.
+//! - `trigger_registry`: the one registration list, above the trigger modules.
 //!
 //! The app and running it:
 //! - `app`, `app_spec`: the resolved app model; an app as any source writes it, validated.
@@ -79,13 +81,9 @@
 pub mod app;
 pub mod app_builder;
 pub mod cli;
-pub mod errors;
 pub mod events;
-pub mod limits;
 pub mod locked_app;
 pub mod manifest;
-pub mod stdio;
-pub mod template;
 pub mod variables;
 
 // The host's inside (mapped in the crate documentation above).
@@ -94,8 +92,10 @@ mod app_spec;
 mod component;
 mod component_build;
 mod engine;
+mod error_text;
 mod guest_files;
 mod host_api;
+mod limits;
 mod live;
 mod redis_address;
 mod redis_client;
@@ -103,18 +103,21 @@ mod redis_component;
 mod redis_trigger;
 mod runtime;
 mod runtime_config;
+mod stdio;
 mod stores;
 mod stream_trigger;
 mod telemetry;
 mod timer;
-mod trigger;
-mod triggers;
+mod trigger_registry;
+mod trigger_type;
 mod validation;
+mod variable_templates;
 
 pub use app::App;
 pub use engine::EngineOptions;
 pub use runtime::{RunningApp, Runtime};
 pub use runtime_config::{KeyValueStoreConfig, SqliteDatabaseConfig};
+pub use stdio::{Follow, OutputOptions};
 pub use stores::StateOptions;
 pub use telemetry::{OtlpSignals, TelemetryOptions};
 pub use variables::ResolvedVariables;
@@ -124,7 +127,11 @@ pub use variables::ResolvedVariables;
 #[doc(hidden)]
 pub mod internals {
     pub use crate::allowed_hosts::AllowedHosts;
-    pub use crate::engine::{Engine, PreparedComponent, pooling_config};
+    pub use crate::engine::{Engine, PoolSize, PreparedComponent, pooling_config};
+    pub use crate::limits::{
+        DURATION_RANGE, Limits, MAX_ATTEMPTS_RANGE, MAX_IN_FLIGHT_RANGE, MEMORY_RANGE,
+        SPEEDUP_RANGE, TABLE_ELEMENTS_RANGE,
+    };
     pub use crate::redis_component::{Message, RedisComponent};
     pub use crate::telemetry::{CallInfo, EventReporter};
 }

@@ -95,7 +95,7 @@ struct LockedContentPath {
     path: String,
 }
 
-pub use crate::triggers::TRIGGER_TYPES;
+pub use crate::trigger_registry::TRIGGER_TYPES;
 
 /// Loads the locked app at `url` (a `file://` URL). Relative paths resolve against
 /// `local_app_dir` (Spin's `SPIN_LOCAL_APP_DIR`) when set, else the locked file's directory.
@@ -141,73 +141,8 @@ pub fn parse(text: &str, file: &Path, base_dir: &Path) -> Result<App, ManifestEr
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let locked: LockedApp = serde_path_to_error::deserialize(&mut deserializer)
         .map_err(|error| err(&error.path().to_string(), error.into_inner().to_string()))?;
-    if locked.spin_lock_version > 1 {
-        return Err(err(
-            "spin_lock_version",
-            format!(
-                "version {} is newer than this host reads (0 and 1)",
-                locked.spin_lock_version
-            ),
-        ));
-    }
-    if let Some(unknown) = locked.must_understand.first() {
-        return Err(err(
-            "must_understand",
-            format!("this host does not understand `{unknown}`"),
-        ));
-    }
-    let required: Vec<&String> = locked
-        .host_requirements
-        .iter()
-        .filter(|(_, value)| value.as_str() != Some("optional"))
-        .map(|(key, _)| key)
-        .collect();
-    if !required.is_empty() {
-        return Err(err(
-            "host_requirements",
-            format!(
-                "this host does not support: {}",
-                required
-                    .iter()
-                    .map(|key| key.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ));
-    }
-
-    // Each trigger of a type this host runs, its id beside its config: the manifest's shape.
-    let mut triggers: BTreeMap<String, Vec<RawTable>> = BTreeMap::new();
-    let mut used_components = BTreeSet::new();
-    for (index, trigger) in locked.triggers.into_iter().enumerate() {
-        if !TRIGGER_TYPES.contains(&trigger.trigger_type.as_str()) {
-            tracing::debug!(
-                trigger = %trigger.id,
-                "leaving `{}` trigger to its own runner",
-                trigger.trigger_type
-            );
-            continue;
-        }
-        let serde_json::Value::Object(mut config) = trigger.trigger_config else {
-            return Err(err(
-                &format!("triggers[{index}].trigger_config"),
-                "expected an object".into(),
-            ));
-        };
-        if let Some(component) = config.get("component").and_then(|id| id.as_str()) {
-            used_components.insert(component.to_owned());
-        }
-        config.insert("id".into(), serde_json::Value::String(trigger.id));
-        triggers
-            .entry(trigger.trigger_type)
-            .or_default()
-            .push(RawTable {
-                value: serde_json::Value::Object(config),
-                offset: None,
-                location: Some(format!("triggers[{index}].trigger_config")),
-            });
-    }
-
+    check_understood(&locked).map_err(|(location, message)| err(location, message))?;
+    let (triggers, used_components) = our_triggers(locked.triggers, file)?;
     let mut components = BTreeMap::new();
     for (index, component) in locked.components.into_iter().enumerate() {
         if !used_components.contains(&component.id) {
@@ -217,10 +152,109 @@ pub fn parse(text: &str, file: &Path, base_dir: &Path) -> Result<App, ManifestEr
         let id = component.id.clone();
         components.insert(id, convert_component(component, &location, file)?);
     }
+    let raw = RawManifest {
+        spin_manifest_version: 2,
+        application: RawApplication {
+            trigger: our_trigger_settings(locked.metadata.triggers),
+            name: locked
+                .metadata
+                .name
+                .unwrap_or_else(|| "locked-app".to_owned()),
+            version: locked.metadata.version,
+            authors: locked.metadata.authors,
+            description: locked.metadata.description,
+            targets: Vec::new(),
+            tool: BTreeMap::new(),
+        },
+        variables: locked
+            .variables
+            .into_iter()
+            .map(|(name, variable)| (name, manifest_variable(variable)))
+            .collect(),
+        trigger: triggers,
+        component: components,
+    };
+    validate(raw, file, base_dir, None)
+}
 
-    let settings = locked
-        .metadata
-        .triggers
+/// Refuses a lock this host cannot read faithfully: a newer lock version, a feature it must
+/// understand, a host requirement; the error's location and message.
+fn check_understood(locked: &LockedApp) -> Result<(), (&'static str, String)> {
+    if locked.spin_lock_version > 1 {
+        return Err((
+            "spin_lock_version",
+            format!(
+                "version {} is newer than this host reads (0 and 1)",
+                locked.spin_lock_version
+            ),
+        ));
+    }
+    if let Some(unknown) = locked.must_understand.first() {
+        return Err((
+            "must_understand",
+            format!("this host does not understand `{unknown}`"),
+        ));
+    }
+    let required: Vec<&str> = locked
+        .host_requirements
+        .iter()
+        .filter(|(_, value)| value.as_str() != Some("optional"))
+        .map(|(key, _)| key.as_str())
+        .collect();
+    if !required.is_empty() {
+        return Err((
+            "host_requirements",
+            format!("this host does not support: {}", required.join(", ")),
+        ));
+    }
+    Ok(())
+}
+
+/// Trigger tables by trigger type, as `[[trigger.<type>]]` holds them.
+type TablesByType = BTreeMap<String, Vec<RawTable>>;
+
+/// Each trigger of a type this host runs, its id beside its config (the manifest's shape), by
+/// type; and the components they use.
+fn our_triggers(
+    triggers: Vec<LockedTrigger>,
+    file: &Path,
+) -> Result<(TablesByType, BTreeSet<String>), ManifestError> {
+    let mut ours = TablesByType::new();
+    let mut used_components = BTreeSet::new();
+    for (index, trigger) in triggers.into_iter().enumerate() {
+        if !TRIGGER_TYPES.contains(&trigger.trigger_type.as_str()) {
+            tracing::debug!(
+                trigger = %trigger.id,
+                "leaving `{}` trigger to its own runner",
+                trigger.trigger_type
+            );
+            continue;
+        }
+        let location = format!("triggers[{index}].trigger_config");
+        let serde_json::Value::Object(mut config) = trigger.trigger_config else {
+            return Err(ManifestError::at(file, &location, "expected an object"));
+        };
+        if let Some(component) = config.get("component").and_then(|id| id.as_str()) {
+            used_components.insert(component.to_owned());
+        }
+        config.insert("id".into(), serde_json::Value::String(trigger.id));
+        ours.entry(trigger.trigger_type)
+            .or_default()
+            .push(RawTable {
+                value: serde_json::Value::Object(config),
+                offset: None,
+                location: Some(location),
+            });
+    }
+    Ok((ours, used_components))
+}
+
+/// `metadata.triggers`' settings of the trigger types this host runs, as
+/// `[application.trigger.<type>]` tables.
+fn our_trigger_settings(
+    settings: BTreeMap<String, serde_json::Value>,
+) -> BTreeMap<String, RawTable> {
+    settings
         .into_iter()
         .filter(|(type_name, _)| TRIGGER_TYPES.contains(&type_name.as_str()))
         .map(|(type_name, value)| {
@@ -231,41 +265,17 @@ pub fn parse(text: &str, file: &Path, base_dir: &Path) -> Result<App, ManifestEr
             };
             (type_name, table)
         })
-        .collect();
-    let raw = RawManifest {
-        spin_manifest_version: 2,
-        application: RawApplication {
-            name: locked
-                .metadata
-                .name
-                .unwrap_or_else(|| "locked-app".to_owned()),
-            version: locked.metadata.version,
-            authors: locked.metadata.authors,
-            description: locked.metadata.description,
-            trigger: settings,
-            targets: Vec::new(),
-            tool: BTreeMap::new(),
-        },
-        variables: locked
-            .variables
-            .into_iter()
-            .map(|(name, variable)| {
-                let required = variable.default.is_none();
-                (
-                    name,
-                    RawVariable {
-                        description: None,
-                        default: variable.default,
-                        required,
-                        secret: variable.secret,
-                    },
-                )
-            })
-            .collect(),
-        trigger: triggers,
-        component: components,
-    };
-    validate(raw, file, base_dir, None)
+        .collect()
+}
+
+/// A locked variable as `[variables]` writes it: required when it has no default.
+fn manifest_variable(variable: LockedVariable) -> RawVariable {
+    RawVariable {
+        description: None,
+        required: variable.default.is_none(),
+        default: variable.default,
+        secret: variable.secret,
+    }
 }
 
 fn convert_component(

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::app::App;
 use crate::app_spec::{RawManifest, validate};
-use crate::triggers::TRIGGER_TYPES;
+use crate::trigger_registry::TRIGGER_TYPES;
 pub use crate::validation::ManifestError;
 
 /// Loads and validates the manifest at `path`.

@@ -5,8 +5,8 @@ use anyhow::Context;
 use serde::Deserialize;
 
 use crate::allowed_hosts::redact;
-use crate::template::Template;
 use crate::validation::{ManifestError, Validation};
+use crate::variable_templates::Template;
 use crate::variables::ResolvedVariables;
 
 /// `[application.trigger.redis]`, as written; `[application.trigger.redis-stream]` has the
@@ -61,3 +61,43 @@ pub(crate) fn render_address(
         .with_context(|| format!("{what}: invalid address {}", redact(&address)))?;
     Ok(address)
 }
+
+/// The validation half of a Redis trigger type's [`TriggerType`](crate::trigger_type::TriggerType)
+/// impl, the same for both Redis triggers: the application's default server in
+/// `[application.trigger.<NAME>]`, each trigger checked by its module's `config::validate`, and
+/// `max_in_flight` instances live at once.
+macro_rules! redis_trigger_validation {
+    ($name:literal, $raw_config:ty, $config:ty) => {
+        const NAME: &'static str = $name;
+        type RawSettings = $crate::redis_address::RawAddressSettings;
+        /// The application's default server.
+        type Settings = Option<$crate::variable_templates::Template>;
+        type RawConfig = $raw_config;
+        type Config = $config;
+
+        fn validate_settings(
+            raw: Self::RawSettings,
+            validation: &$crate::validation::Validation,
+        ) -> Result<Self::Settings, $crate::validation::ManifestError> {
+            $crate::redis_address::validate_address_settings(
+                raw,
+                concat!("application.trigger.", $name),
+                validation,
+            )
+        }
+
+        fn validate(
+            raw: Self::RawConfig,
+            address: &Self::Settings,
+            location: &str,
+            validation: &$crate::validation::Validation,
+        ) -> Result<Self::Config, $crate::validation::ManifestError> {
+            config::validate(raw, address.as_ref(), location, validation)
+        }
+
+        fn live_instances(config: &Self::Config) -> usize {
+            config.max_in_flight
+        }
+    };
+}
+pub(crate) use redis_trigger_validation;

@@ -12,7 +12,7 @@ use crate::host_api::InstanceState;
 use crate::limits::Limits;
 
 mod bindings {
-    pub mod raw {
+    pub mod spin_v1 {
         wasmtime::component::bindgen!({
             world: "fermyon:spin/redis-trigger",
             path: "wit",
@@ -31,22 +31,22 @@ mod bindings {
         });
     }
     /// Ours, version 0.2.0: the message may carry a stream entry.
-    pub mod rich {
+    pub mod sdk_0_2 {
         crate::host_api::our_world_bindings!("spin-trigger:sdk/redis@0.2.0");
     }
     /// Ours, version 0.3.0: a batch of messages per call.
-    pub mod batch {
+    pub mod sdk_batch_0_3 {
         crate::host_api::our_world_bindings!("spin-trigger:sdk/redis-batch@0.3.0");
     }
     /// Ours, version 0.1.0: what components built before streams export.
-    pub mod rich_0_1 {
+    pub mod sdk_0_1 {
         crate::host_api::our_world_bindings!("spin-trigger:sdk/redis@0.1.0");
     }
 }
 
-use bindings::batch::exports::spin_trigger::sdk0_3_0::redis_batch_handler;
-use bindings::rich::exports::spin_trigger::sdk0_2_0::redis_handler;
-use bindings::rich_0_1::exports::spin_trigger::sdk0_1_0::redis_handler as redis_handler_0_1;
+use bindings::sdk_0_1::exports::spin_trigger::sdk0_1_0::redis_handler as redis_handler_0_1;
+use bindings::sdk_0_2::exports::spin_trigger::sdk0_2_0::redis_handler;
+use bindings::sdk_batch_0_3::exports::spin_trigger::sdk0_3_0::redis_batch_handler;
 
 /// `message` as the message record of the bindings module `$wit` (0.2.0's and 0.3.0's records
 /// have the same fields).
@@ -70,15 +70,15 @@ macro_rules! to_wit {
 #[derive(Clone, Copy)]
 enum RedisWorld {
     /// Ours, 0.3.0: a batch of messages in, the ones that failed out.
-    Batch,
+    SdkBatch0_3,
     /// Ours: the whole message (with any stream entry) in, an error message out.
-    Rich,
+    Sdk0_2,
     /// Ours as it was before streams: the same, without the stream entry.
-    Rich0_1,
+    Sdk0_1,
     /// Spin's v3 world (spin-sdk 6 and later): `handle-message` is an `async func`.
     Spin3,
     /// Spin's v1 world: the payload in; what our SDK's payload-only handlers export.
-    Raw,
+    SpinV1,
 }
 
 /// The Redis worlds this host runs, in the order it looks for them.
@@ -86,17 +86,17 @@ const REDIS_WORLDS: &[AcceptedWorld<RedisWorld>] = &[
     AcceptedWorld {
         export: "spin-trigger:sdk/redis-batch-handler@0.3.0",
         description: "this project's Redis batch world",
-        world: RedisWorld::Batch,
+        world: RedisWorld::SdkBatch0_3,
     },
     AcceptedWorld {
         export: "spin-trigger:sdk/redis-handler@0.2.0",
         description: "this project's Redis world",
-        world: RedisWorld::Rich,
+        world: RedisWorld::Sdk0_2,
     },
     AcceptedWorld {
         export: "spin-trigger:sdk/redis-handler@0.1.0",
         description: "this project's Redis world before streams",
-        world: RedisWorld::Rich0_1,
+        world: RedisWorld::Sdk0_1,
     },
     AcceptedWorld {
         export: "spin:redis/inbound-redis@3.0.0",
@@ -106,7 +106,7 @@ const REDIS_WORLDS: &[AcceptedWorld<RedisWorld>] = &[
     AcceptedWorld {
         export: "fermyon:spin/inbound-redis",
         description: "Spin's v1 Redis world",
-        world: RedisWorld::Raw,
+        world: RedisWorld::SpinV1,
     },
 ];
 
@@ -154,10 +154,10 @@ pub struct RedisComponent {
 }
 
 enum RedisExport {
-    Batch(bindings::batch::RedisBatchPre<InstanceState>),
-    Raw(bindings::raw::RedisTriggerPre<InstanceState>),
-    Rich(bindings::rich::RedisPre<InstanceState>),
-    Rich0_1(bindings::rich_0_1::RedisPre<InstanceState>),
+    SdkBatch0_3(bindings::sdk_batch_0_3::RedisBatchPre<InstanceState>),
+    SpinV1(bindings::spin_v1::RedisTriggerPre<InstanceState>),
+    Sdk0_2(bindings::sdk_0_2::RedisPre<InstanceState>),
+    Sdk0_1(bindings::sdk_0_1::RedisPre<InstanceState>),
     Spin3(bindings::spin3::Spin3RedisTriggerPre<InstanceState>),
 }
 
@@ -166,13 +166,17 @@ impl RedisComponent {
     pub fn new(prepared: Arc<PreparedComponent>) -> anyhow::Result<Self> {
         let pre = prepared.pre.clone();
         let export = match prepared.select_world("Redis", REDIS_WORLDS)? {
-            RedisWorld::Batch => RedisExport::Batch(bindings::batch::RedisBatchPre::new(pre)?),
-            RedisWorld::Rich => RedisExport::Rich(bindings::rich::RedisPre::new(pre)?),
-            RedisWorld::Rich0_1 => RedisExport::Rich0_1(bindings::rich_0_1::RedisPre::new(pre)?),
+            RedisWorld::SdkBatch0_3 => {
+                RedisExport::SdkBatch0_3(bindings::sdk_batch_0_3::RedisBatchPre::new(pre)?)
+            }
+            RedisWorld::Sdk0_2 => RedisExport::Sdk0_2(bindings::sdk_0_2::RedisPre::new(pre)?),
+            RedisWorld::Sdk0_1 => RedisExport::Sdk0_1(bindings::sdk_0_1::RedisPre::new(pre)?),
             RedisWorld::Spin3 => {
                 RedisExport::Spin3(bindings::spin3::Spin3RedisTriggerPre::new(pre)?)
             }
-            RedisWorld::Raw => RedisExport::Raw(bindings::raw::RedisTriggerPre::new(pre)?),
+            RedisWorld::SpinV1 => {
+                RedisExport::SpinV1(bindings::spin_v1::RedisTriggerPre::new(pre)?)
+            }
         };
         Ok(RedisComponent { prepared, export })
     }
@@ -184,7 +188,7 @@ impl RedisComponent {
 
     /// Whether it handles messages in batches (our 0.3.0 world).
     pub fn takes_batches(&self) -> bool {
-        matches!(self.export, RedisExport::Batch(_))
+        matches!(self.export, RedisExport::SdkBatch0_3(_))
     }
 
     /// Handles a batch of messages in one fresh instance held to `limits`: `Ok` with the index
@@ -197,7 +201,7 @@ impl RedisComponent {
         messages: &[Message],
         limits: &Limits,
     ) -> anyhow::Result<Vec<(usize, String)>> {
-        let RedisExport::Batch(pre) = &self.export else {
+        let RedisExport::SdkBatch0_3(pre) = &self.export else {
             let first = messages.first().context("an empty batch")?;
             return self
                 .handle(engine, first, limits)
@@ -207,7 +211,7 @@ impl RedisComponent {
         limits
             .run(async {
                 let mut store = engine.new_store(&self.prepared, limits)?;
-                let result = call_batch(pre, &mut store, messages).await;
+                let result = call_sdk_batch_0_3(pre, &mut store, messages).await;
                 store.data().limits.explain(result)
             })
             .await
@@ -233,15 +237,17 @@ impl RedisComponent {
         let mut store = engine.new_store(&self.prepared, limits)?;
         let result = match &self.export {
             // One message is a batch of one.
-            RedisExport::Batch(pre) => call_batch(pre, &mut store, std::slice::from_ref(message))
-                .await
-                .and_then(|failures| match failures.into_iter().next() {
-                    None => Ok(()),
-                    Some((_, message)) => Err(anyhow!("handler returned an error: {message}")),
-                }),
-            RedisExport::Raw(pre) => call_raw(pre, &mut store, message).await,
-            RedisExport::Rich(pre) => call_rich(pre, &mut store, message).await,
-            RedisExport::Rich0_1(pre) => call_rich_0_1(pre, &mut store, message).await,
+            RedisExport::SdkBatch0_3(pre) => {
+                call_sdk_batch_0_3(pre, &mut store, std::slice::from_ref(message))
+                    .await
+                    .and_then(|failures| match failures.into_iter().next() {
+                        None => Ok(()),
+                        Some((_, message)) => Err(anyhow!("handler returned an error: {message}")),
+                    })
+            }
+            RedisExport::SpinV1(pre) => call_spin_v1(pre, &mut store, message).await,
+            RedisExport::Sdk0_2(pre) => call_sdk_0_2(pre, &mut store, message).await,
+            RedisExport::Sdk0_1(pre) => call_sdk_0_1(pre, &mut store, message).await,
             RedisExport::Spin3(pre) => call_spin3(pre, &mut store, message).await,
         };
         store.data().limits.explain(result)
@@ -249,8 +255,8 @@ impl RedisComponent {
 }
 
 /// Spin's v1 world: the payload in; the handler's error carries no message.
-async fn call_raw(
-    pre: &bindings::raw::RedisTriggerPre<InstanceState>,
+async fn call_spin_v1(
+    pre: &bindings::spin_v1::RedisTriggerPre<InstanceState>,
     store: &mut Store<InstanceState>,
     message: &Message,
 ) -> anyhow::Result<()> {
@@ -263,8 +269,8 @@ async fn call_raw(
 }
 
 /// Ours, 0.2.0: the whole message, with any stream entry.
-async fn call_rich(
-    pre: &bindings::rich::RedisPre<InstanceState>,
+async fn call_sdk_0_2(
+    pre: &bindings::sdk_0_2::RedisPre<InstanceState>,
     store: &mut Store<InstanceState>,
     message: &Message,
 ) -> anyhow::Result<()> {
@@ -279,8 +285,8 @@ async fn call_rich(
 
 /// Ours, 0.3.0: the batch in; the index and error of each message that failed out. A failed
 /// index past the batch's end is logged and dropped.
-async fn call_batch(
-    pre: &bindings::batch::RedisBatchPre<InstanceState>,
+async fn call_sdk_batch_0_3(
+    pre: &bindings::sdk_batch_0_3::RedisBatchPre<InstanceState>,
     store: &mut Store<InstanceState>,
     messages: &[Message],
 ) -> anyhow::Result<Vec<(usize, String)>> {
@@ -313,8 +319,8 @@ async fn call_batch(
 }
 
 /// Ours, 0.1.0: the message without a stream entry.
-async fn call_rich_0_1(
-    pre: &bindings::rich_0_1::RedisPre<InstanceState>,
+async fn call_sdk_0_1(
+    pre: &bindings::sdk_0_1::RedisPre<InstanceState>,
     store: &mut Store<InstanceState>,
     message: &Message,
 ) -> anyhow::Result<()> {

@@ -25,11 +25,7 @@ use crate::redis_address::render_address;
 use crate::redis_client::RedisTls;
 use crate::redis_component::{Message, RedisComponent};
 use crate::telemetry::{CallInfo, ConnectionHealth, EventReporter, log_failure};
-use crate::template::Template;
-use crate::trigger::{
-    BuildContext, RunTrigger, TriggerFuture, TriggerSpec, TriggerType, TypeComponents,
-};
-use crate::validation::{ManifestError, Validation};
+use crate::trigger_type::{BuildContext, RunTrigger, TriggerFuture, TriggerSpec, TriggerType};
 
 pub mod config;
 
@@ -100,70 +96,36 @@ pub struct RedisTrigger {
 }
 
 impl TriggerType for RedisTrigger {
-    const NAME: &'static str = "redis";
-    type RawSettings = crate::redis_address::RawAddressSettings;
-    /// The application's default server.
-    type Settings = Option<Template>;
-    type RawConfig = config::RawRedisConfig;
-    type Config = RedisConfig;
-
-    fn validate_settings(
-        raw: Self::RawSettings,
-        validation: &Validation,
-    ) -> Result<Option<Template>, ManifestError> {
-        crate::redis_address::validate_address_settings(
-            raw,
-            "application.trigger.redis",
-            validation,
-        )
-    }
-
-    fn validate(
-        raw: Self::RawConfig,
-        address: &Option<Template>,
-        location: &str,
-        validation: &Validation,
-    ) -> Result<RedisConfig, ManifestError> {
-        config::validate(raw, address.as_ref(), location, validation)
-    }
-
-    fn live_instances(config: &RedisConfig) -> usize {
-        config.max_in_flight
-    }
+    crate::redis_address::redis_trigger_validation!("redis", config::RawRedisConfig, RedisConfig);
 
     /// Resolves every trigger's address and channel and picks each component's world.
     fn build(
         triggers: &[TriggerSpec<'_, Self::Config>],
         context: &BuildContext<'_>,
     ) -> anyhow::Result<Self> {
-        let BuildContext {
-            variables,
-            prepared,
-            engine,
-            ..
-        } = context;
-        let mut components = TypeComponents::new();
+        let variables = context.variables;
+        let telemetry = context.engine.telemetry();
+        let (triggers, _) = context.resolve::<Self, _>(triggers, RedisComponent::new)?;
         let mut servers: BTreeMap<String, Vec<Arc<Subscription>>> = BTreeMap::new();
         for trigger in triggers {
-            let config = trigger.config;
-            let component = components.get(trigger.component, prepared, RedisComponent::new)?;
-            let what = format!("Redis trigger `{}`", trigger.id);
-            let address = render_address(variables, &config.address, &what)?;
+            let spec = trigger.spec;
+            let what = format!("Redis trigger `{}`", spec.id);
+            let address = render_address(variables, &spec.config.address, &what)?;
             let channel = variables
-                .render(&config.channel)
+                .render(&spec.config.channel)
                 .with_context(|| format!("{what}: rendering its channel"))?;
             servers
                 .entry(address)
                 .or_default()
                 .push(Arc::new(Subscription {
-                    trigger_id: trigger.id.to_owned(),
-                    component,
+                    trigger_id: spec.id.to_owned(),
+                    component: trigger.component,
                     is_pattern: is_glob(&channel),
                     channel,
-                    max_in_flight: config.max_in_flight,
-                    limits: engine.limits(trigger.limits),
-                    reporter: engine.reporter(Self::NAME, trigger.id, trigger.component),
-                    queue_depth: engine.telemetry().queue_depth(Self::NAME, trigger.id),
+                    max_in_flight: spec.config.max_in_flight,
+                    limits: trigger.limits,
+                    reporter: trigger.reporter,
+                    queue_depth: telemetry.queue_depth(Self::NAME, spec.id),
                 }));
         }
         let health = servers
@@ -173,11 +135,8 @@ impl TriggerType for RedisTrigger {
                     .iter()
                     .map(|subscription| subscription.trigger_id.as_str())
                     .collect();
-                let connection = engine.telemetry().connection(
-                    Self::NAME,
-                    &triggers.join(","),
-                    &redact(address),
-                );
+                let connection =
+                    telemetry.connection(Self::NAME, &triggers.join(","), &redact(address));
                 (address.clone(), connection)
             })
             .collect();
@@ -327,7 +286,7 @@ impl Subscriber {
         tracing::warn!(
             address = %self.shown_address,
             "cannot subscribe: {}; retrying in {backoff:?}",
-            crate::errors::one_line(error)
+            crate::error_text::one_line(error)
         );
         sleep_unless_shutdown(*backoff, &self.shutdown);
         *backoff = (*backoff * 2).min(MAX_BACKOFF);

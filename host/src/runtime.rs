@@ -11,8 +11,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::allowed_hosts::AllowedHosts;
 use crate::app::App;
-use crate::engine::{Engine, EngineOptions};
-use crate::trigger::{BuildContext, RunTrigger};
+use crate::engine::{Engine, EngineOptions, PoolSize};
+use crate::trigger_type::{BuildContext, RunTrigger};
 use crate::variables::ResolvedVariables;
 
 /// How long a started app's handlers may finish when its triggers end by themselves, as
@@ -56,14 +56,12 @@ impl Runtime {
                 .unwrap_or(0)
         };
         let namespace = options.namespace.clone();
-        let engine = Arc::new(Engine::new(EngineOptions {
-            max_live_instances: app.max_live_instances(),
-            largest_trigger_limits: (
-                largest(|limits| limits.max_memory),
-                largest(|limits| limits.max_table_elements),
-            ),
-            ..options
-        })?);
+        let pool = PoolSize {
+            live_instances: app.max_live_instances(),
+            largest_memory: largest(|limits| limits.max_memory),
+            largest_table_elements: largest(|limits| limits.max_table_elements),
+        };
+        let engine = Arc::new(Engine::with_pool(options, pool)?);
         let used = app.triggers.iter().map(|trigger| &trigger.component);
         let mut prepared = BTreeMap::new();
         for id in used {
@@ -97,7 +95,7 @@ impl Runtime {
             prepared: &prepared,
             engine: &engine,
         };
-        let triggers = crate::triggers::build_all(&app.triggers, &context)?;
+        let triggers = crate::trigger_registry::build_all(&app.triggers, &context)?;
         Ok(Runtime { engine, triggers })
     }
 

@@ -263,28 +263,15 @@ impl RuntimeConfig {
         };
         config.state_dir = take_path("state_dir")?;
         config.log_dir = take_path("log_dir")?;
-        if let Some(value) = table.remove("max_instance_memory") {
-            let bytes = value
-                .as_integer()
-                .and_then(|bytes| usize::try_from(bytes).ok())
-                .with_context(|| {
-                    format!("max_instance_memory: expected a number of bytes, found {value}")
-                })?;
-            crate::limits::parse_memory_bytes(&bytes.to_string())
-                .map_err(|message| anyhow::anyhow!("max_instance_memory: {message}"))?;
-            config.max_instance_memory = Some(bytes);
-        }
+        config.max_instance_memory = table
+            .remove("max_instance_memory")
+            .map(max_instance_memory)
+            .transpose()?;
         for key in ["variables_provider", "config_provider"] {
-            let Some(value) = table.remove(key) else {
-                continue;
-            };
-            let toml::Value::Array(providers) = value else {
-                bail!("{key}: expected an array of tables, `[[{key}]]`");
-            };
-            for (index, provider) in providers.into_iter().enumerate() {
-                let provider = variable_provider(provider)
-                    .with_context(|| format!("[[{key}]] #{}", index + 1))?;
-                config.variable_providers.push(provider);
+            if let Some(value) = table.remove(key) {
+                config
+                    .variable_providers
+                    .extend(variable_providers(key, value)?);
             }
         }
         config.key_value_stores = labelled_sections(&mut table, "key_value_store", |section| {
@@ -293,28 +280,61 @@ impl RuntimeConfig {
         config.sqlite_databases =
             labelled_sections(&mut table, "sqlite_database", sqlite_database)?;
         if let Some((key, value)) = table.into_iter().next() {
-            let shown = match &value {
-                toml::Value::Table(_) => format!("[{key}]"),
-                toml::Value::Array(_) => format!("[[{key}]]"),
-                _ => format!("`{key}`"),
-            };
-            match NOT_PROVIDED.iter().find(|(name, _)| *name == key) {
-                Some((_, what)) => bail!(
-                    "{shown}: this host does not provide {what} yet; remove the section to run here"
-                ),
-                None => bail!(
-                    "{shown}: unknown key; Spin's runtime config has state_dir, log_dir, \
-                     max_instance_memory, [[variables_provider]], [key_value_store.<label>], \
-                     [sqlite_database.<label>], and sections for the host APIs ({})",
-                    NOT_PROVIDED
-                        .iter()
-                        .map(|(name, _)| *name)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            }
+            return Err(unknown_section(&key, &value));
         }
         Ok(config)
+    }
+}
+
+/// `max_instance_memory`: a number of bytes, in the range `--max-memory` takes.
+fn max_instance_memory(value: toml::Value) -> anyhow::Result<usize> {
+    let bytes = value
+        .as_integer()
+        .and_then(|bytes| usize::try_from(bytes).ok())
+        .with_context(|| {
+            format!("max_instance_memory: expected a number of bytes, found {value}")
+        })?;
+    crate::limits::parse_memory_bytes(&bytes.to_string())
+        .map_err(|message| anyhow::anyhow!("max_instance_memory: {message}"))?;
+    Ok(bytes)
+}
+
+/// `[[variables_provider]]` (or Spin's older `[[config_provider]]`) tables, each read.
+fn variable_providers(key: &str, value: toml::Value) -> anyhow::Result<Vec<VariableProvider>> {
+    let toml::Value::Array(providers) = value else {
+        bail!("{key}: expected an array of tables, `[[{key}]]`");
+    };
+    providers
+        .into_iter()
+        .enumerate()
+        .map(|(index, provider)| {
+            variable_provider(provider).with_context(|| format!("[[{key}]] #{}", index + 1))
+        })
+        .collect()
+}
+
+/// Why a key the runtime config may not have stops the host: a section for a host API this host
+/// does not provide yet, or a key Spin does not know either.
+fn unknown_section(key: &str, value: &toml::Value) -> anyhow::Error {
+    let shown = match value {
+        toml::Value::Table(_) => format!("[{key}]"),
+        toml::Value::Array(_) => format!("[[{key}]]"),
+        _ => format!("`{key}`"),
+    };
+    match NOT_PROVIDED.iter().find(|(name, _)| *name == key) {
+        Some((_, what)) => anyhow::anyhow!(
+            "{shown}: this host does not provide {what} yet; remove the section to run here"
+        ),
+        None => anyhow::anyhow!(
+            "{shown}: unknown key; Spin's runtime config has state_dir, log_dir, \
+             max_instance_memory, [[variables_provider]], [key_value_store.<label>], \
+             [sqlite_database.<label>], and sections for the host APIs ({})",
+            NOT_PROVIDED
+                .iter()
+                .map(|(name, _)| *name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 

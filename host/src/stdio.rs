@@ -92,6 +92,7 @@ impl Follow {
 
 /// Where component output goes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct OutputOptions {
     /// Which components reach the terminal (`--follow`, `--quiet`).
     pub follow: Follow,

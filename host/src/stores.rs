@@ -9,8 +9,8 @@
 //! is not local, an embedder that sets none) they are files in a temporary directory that goes
 //! when the process ends, as Spin then keeps them in memory.
 
-pub mod key_value;
-pub mod sqlite;
+pub mod key_value_store;
+pub mod sqlite_database;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,8 +22,8 @@ use anyhow::Context;
 use crate::live::lock;
 use crate::redis_client::RedisTls;
 use crate::runtime_config::{KeyValueStoreConfig, SqliteDatabaseConfig};
-use key_value::KeyValueStore;
-use sqlite::SqliteDatabase;
+use key_value_store::KeyValueStore;
+use sqlite_database::SqliteDatabase;
 
 /// The label every app has without configuration.
 pub const DEFAULT_LABEL: &str = "default";
@@ -34,6 +34,7 @@ pub const DEFAULT_SQLITE_FILE: &str = "sqlite_db.db";
 
 /// Where an app's stores are, and what to put in them before the first event.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct StateOptions {
     /// The app's state directory (`.spin/` beside `spin.toml`, or `--state-dir`), where the
     /// `default` store and database live; `None`: a temporary directory.
@@ -222,19 +223,22 @@ impl StoreAccess {
     }
 
     /// The key-value store `label`, when the component lists it.
-    pub fn key_value(&self, label: &str) -> Result<Arc<KeyValueStore>, key_value::KeyValueError> {
+    pub fn key_value(
+        &self,
+        label: &str,
+    ) -> Result<Arc<KeyValueStore>, key_value_store::KeyValueError> {
         self.key_value
             .get(label)
             .cloned()
-            .ok_or(key_value::KeyValueError::AccessDenied)
+            .ok_or(key_value_store::KeyValueError::AccessDenied)
     }
 
     /// The SQLite database `label`, when the component lists it.
-    pub fn sqlite(&self, label: &str) -> Result<Arc<SqliteDatabase>, sqlite::SqliteError> {
+    pub fn sqlite(&self, label: &str) -> Result<Arc<SqliteDatabase>, sqlite_database::SqliteError> {
         self.sqlite
             .get(label)
             .cloned()
-            .ok_or(sqlite::SqliteError::AccessDenied)
+            .ok_or(sqlite_database::SqliteError::AccessDenied)
     }
 }
 

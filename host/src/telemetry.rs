@@ -35,6 +35,7 @@ use metrics::{ConnectionLabels, EventLabels, EventSeries, Metrics};
 
 /// What to export, from the command line and the environment.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct TelemetryOptions {
     /// Where to serve `/metrics`, `/healthz` and `/readyz` (`--metrics-addr`); `None`: nowhere.
     pub metrics_addr: Option<SocketAddr>,
@@ -327,7 +328,7 @@ impl Call<'_> {
         if let Some(histogram) = &inner.duration {
             histogram.record(duration.as_secs_f64(), &inner.attributes);
         }
-        let one_line = error.map(crate::errors::one_line);
+        let one_line = error.map(crate::error_text::one_line);
         if let Some(mut span) = self.span.take() {
             span.set_attribute(KeyValue::new(
                 "spin.result",
@@ -372,6 +373,6 @@ pub fn log_failure(error: &anyhow::Error, component_id: &str, what: &str, log: i
             }
             tracing::debug!(component = component_id, "{what}: {error:?}");
         }
-        None => log(&crate::errors::one_line(error)),
+        None => log(&crate::error_text::one_line(error)),
     }
 }

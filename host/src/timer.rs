@@ -20,9 +20,7 @@ use crate::engine::Engine;
 use crate::limits::Limits;
 use crate::redis_address::render_address;
 use crate::telemetry::{CallInfo, EventReporter, SkipReason};
-use crate::trigger::{
-    BuildContext, RunTrigger, TriggerFuture, TriggerSpec, TriggerType, TypeComponents,
-};
+use crate::trigger_type::{BuildContext, RunTrigger, TriggerFuture, TriggerSpec, TriggerType};
 use crate::validation::{ManifestError, Validation};
 
 mod component;
@@ -90,43 +88,36 @@ impl TriggerType for TimerTrigger {
         triggers: &[TriggerSpec<'_, Self::Config>],
         context: &BuildContext<'_>,
     ) -> anyhow::Result<Self> {
-        let BuildContext {
-            deployment,
-            variables,
-            prepared,
-            engine,
-        } = context;
-        let mut components = TypeComponents::new();
+        let (triggers, components) = context.resolve::<Self, _>(triggers, TimerComponent::new)?;
         let mut schedules = Vec::new();
         for trigger in triggers {
-            let config = trigger.config;
-            let component = components.get(trigger.component, prepared, TimerComponent::new)?;
-            let coordinator = match &config.coordination {
+            let spec = trigger.spec;
+            let coordinator = match &spec.config.coordination {
                 Some(address) => {
-                    let what = format!("timer `{}`: coordination", trigger.id);
-                    let address = render_address(variables, address, &what)?;
+                    let what = format!("timer `{}`: coordination", spec.id);
+                    let address = render_address(context.variables, address, &what)?;
                     Some(Arc::new(Coordinator::new(
                         &address,
-                        engine.redis_tls(),
-                        deployment,
-                        trigger.id,
+                        context.engine.redis_tls(),
+                        context.deployment,
+                        spec.id,
                     )?))
                 }
                 None => None,
             };
             schedules.push(Arc::new(Schedule {
-                trigger_id: trigger.id.to_owned(),
-                component,
-                config: config.clone(),
-                limits: engine.limits(trigger.limits),
+                trigger_id: spec.id.to_owned(),
+                component: trigger.component,
+                config: spec.config.clone(),
+                limits: trigger.limits,
                 coordinator,
-                description: config.describe().into(),
-                reporter: engine.reporter(Self::NAME, trigger.id, trigger.component),
+                description: spec.config.describe().into(),
+                reporter: trigger.reporter,
             }));
         }
         Ok(TimerTrigger {
             schedules,
-            components: components.into_ordered(),
+            components,
         })
     }
 }
@@ -205,7 +196,7 @@ impl TimerTrigger {
                 tracing::error!(
                     component = %component.id(),
                     "timer handler failed: {}",
-                    crate::errors::one_line(&error)
+                    crate::error_text::one_line(&error)
                 );
                 failed.push(format!("`{}`", component.id()));
             }
@@ -401,17 +392,54 @@ impl Dispatcher {
         true
     }
 
-    /// Runs the tick if this host wins it; else looks again once the holder's lease could have
-    /// run out, and runs it if the holder went away.
+    /// Runs the tick if this host wins it (see [`Self::win`]), keeping the lease from a task of
+    /// its own while the handler runs; then marks it done, or releases it if it could not run.
     async fn coordinated(&self, coordinator: &Arc<Coordinator>, tick: Tick) {
         let scheduled_ms = unix_millis(tick.scheduled_at);
+        let trigger = &self.schedule.trigger_id;
+        if !self.win(coordinator, scheduled_ms, tick.sequence).await {
+            return;
+        }
+        let renewal = tokio::spawn(coordination::keep_lease(
+            coordinator.clone(),
+            self.schedule.reporter.clone(),
+            trigger.clone(),
+            scheduled_ms,
+        ));
+        let ran = self.run(tick).await;
+        renewal.abort();
+        let (settled, what) = if ran {
+            (
+                coordinator.finish(scheduled_ms).await,
+                "marking this tick done",
+            )
+        } else {
+            (
+                coordinator.release(scheduled_ms).await,
+                "releasing a tick this host could not run",
+            )
+        };
+        if let Err(error) = settled {
+            tracing::warn!(
+                trigger = %trigger,
+                scheduled_ms,
+                "{what}: {}",
+                crate::error_text::one_line(&error)
+            );
+        }
+    }
+
+    /// Whether this host is to run the tick: it claims it; if another host holds it, it looks
+    /// again once the holder's lease could have run out, and wins it if the holder went away.
+    /// A busy host, an unreachable server, a done tick, or shutdown: not this host.
+    async fn win(&self, coordinator: &Coordinator, scheduled_ms: u64, sequence: u64) -> bool {
         let trigger = &self.schedule.trigger_id;
         let mut first_generation = None;
         loop {
             // A host still running the previous tick leaves this one to a host that is free.
             if self.busy.load(Ordering::Acquire) {
-                self.log_skip(tick.sequence);
-                return;
+                self.log_skip(sequence);
+                return false;
             }
             let claim = match coordinator.claim(scheduled_ms).await {
                 Ok(claim) => claim,
@@ -421,20 +449,20 @@ impl Dispatcher {
                         trigger = %trigger,
                         scheduled_ms,
                         "coordination unavailable, so this tick is skipped on this host: {}",
-                        crate::errors::one_line(&error)
+                        crate::error_text::one_line(&error)
                     );
-                    return;
+                    return false;
                 }
             };
             match (claim, &first_generation) {
-                ((Claim::Won, _), None) => break,
+                ((Claim::Won, _), None) => return true,
                 ((Claim::Won, generation), Some(first)) if generation == *first => {
                     tracing::warn!(
                         trigger = %trigger,
                         scheduled_ms,
                         "the host holding this tick went away before it finished; running it here"
                     );
-                    break;
+                    return true;
                 }
                 ((Claim::Won, _), Some(_)) => {
                     tracing::warn!(
@@ -443,45 +471,17 @@ impl Dispatcher {
                         "the coordination server lost its data (restarted?); not running this tick again"
                     );
                     let _ = coordinator.finish(scheduled_ms).await;
-                    return;
+                    return false;
                 }
-                ((Claim::Done, _), _) => return,
+                ((Claim::Done, _), _) => return false,
                 ((Claim::Held { generation }, _), _) => {
                     first_generation.get_or_insert(generation);
                     tokio::select! {
-                        _ = self.shutdown.cancelled() => return,
+                        _ = self.shutdown.cancelled() => return false,
                         _ = tokio::time::sleep(coordination::LEASE + Duration::from_millis(250)) => {}
                     }
                 }
             }
-        }
-        // Won: run it, keeping the lease from a task of its own while the handler runs.
-        let renewal = tokio::spawn(coordination::keep_lease(
-            coordinator.clone(),
-            self.schedule.reporter.clone(),
-            trigger.clone(),
-            scheduled_ms,
-        ));
-        let ran = self.run(tick).await;
-        renewal.abort();
-        if !ran {
-            if let Err(error) = coordinator.release(scheduled_ms).await {
-                tracing::warn!(
-                    trigger = %trigger,
-                    scheduled_ms,
-                    "releasing a tick this host could not run: {}",
-                    crate::errors::one_line(&error)
-                );
-            }
-            return;
-        }
-        if let Err(error) = coordinator.finish(scheduled_ms).await {
-            tracing::warn!(
-                trigger = %trigger,
-                scheduled_ms,
-                "marking this tick done: {}",
-                crate::errors::one_line(&error)
-            );
         }
     }
 }

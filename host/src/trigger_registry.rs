@@ -1,16 +1,17 @@
 //! The one list of the trigger types this host runs, above every trigger module: it makes the
 //! loaders, the app model and the runtime know each type. Adding a type is its own module (see
-//! [`crate::trigger`]) and a line in `registered_trigger_types!` below (and, for `spin up` to
+//! [`crate::trigger_type`]) and a line in `registered_trigger_types!` below (and, for `spin up` to
 //! run it through our plugin, a plugin name `cargo xtask plugin` packages).
 
 use std::collections::BTreeSet;
 
 use crate::limits::HandlerLimits;
-use crate::trigger::{BuildContext, RunTrigger, TriggerSpec, TriggerType};
+use crate::trigger_type::{BuildContext, RunTrigger, TriggerSpec, TriggerType};
 use crate::validation::{ManifestError, RawComponentRef, RawTables, Validation, trigger_location};
 
 /// One trigger of the app, of any type.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Trigger {
     /// The trigger's id: Spin's (locked app), or `id` / `<type>-<n>` (manifest).
     pub id: String,

@@ -4,7 +4,7 @@
 //! A trigger type is one module: its manifest tables (`[application.trigger.<type>]` and
 //! `[[trigger.<type>]]`) as serde structs with their validation, the validated configuration
 //! the app keeps, and the running trigger. It implements [`TriggerType`]; the registration list
-//! in [`crate::triggers`], which sits above every trigger module, makes the loaders, the app
+//! in [`crate::trigger_registry`], which sits above every trigger module, makes the loaders, the app
 //! model and the runtime know it.
 
 use std::collections::BTreeMap;
@@ -17,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::engine::{Engine, PreparedComponent};
-use crate::limits::HandlerLimits;
+use crate::limits::{HandlerLimits, Limits};
+use crate::telemetry::EventReporter;
 use crate::validation::{ManifestError, Validation};
 use crate::variables::ResolvedVariables;
 
@@ -75,8 +76,49 @@ pub struct BuildContext<'a> {
     pub engine: &'a Engine,
 }
 
+impl<'a> BuildContext<'a> {
+    /// What every trigger type's build starts with: each trigger with its component (wrapped
+    /// by `wrap`, which picks the world it exports, once however many triggers share it), its
+    /// limits (the engine's defaults where it sets none) and its event reporter; and the
+    /// components, each once, in the order first used.
+    pub(crate) fn resolve<'t, T: TriggerType, C>(
+        &self,
+        triggers: &[TriggerSpec<'t, T::Config>],
+        wrap: impl Fn(Arc<PreparedComponent>) -> anyhow::Result<C>,
+    ) -> anyhow::Result<Resolved<'t, T::Config, C>> {
+        let mut components = TypeComponents::new();
+        let built = triggers
+            .iter()
+            .map(|&spec| {
+                Ok(BuiltTrigger {
+                    component: components.get(spec.component, self.prepared, &wrap)?,
+                    limits: self.engine.limits(spec.limits),
+                    reporter: self.engine.reporter(T::NAME, spec.id, spec.component),
+                    spec,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok((built, components.into_ordered()))
+    }
+}
+
+/// The triggers of one type, resolved, and their components (see [`BuildContext::resolve`]).
+pub(crate) type Resolved<'a, Config, C> = (Vec<BuiltTrigger<'a, Config, C>>, Vec<Arc<C>>);
+
+/// One trigger with what every type's build resolves for it (see [`BuildContext::resolve`]).
+pub(crate) struct BuiltTrigger<'a, Config, C> {
+    /// The trigger as the app has it.
+    pub(crate) spec: TriggerSpec<'a, Config>,
+    /// Its component, wrapped for the trigger type.
+    pub(crate) component: Arc<C>,
+    /// Its limits, the engine's defaults filled in.
+    pub(crate) limits: Limits,
+    /// Where its events are reported.
+    pub(crate) reporter: EventReporter,
+}
+
 /// One trigger of a type, as the type's [`TriggerType::build`] sees it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct TriggerSpec<'a, C> {
     /// The trigger's id.
     pub id: &'a str,
@@ -87,6 +129,15 @@ pub struct TriggerSpec<'a, C> {
     /// Its validated configuration.
     pub config: &'a C,
 }
+
+// By hand: derived, they would ask `C: Clone`, yet only references are copied.
+impl<C> Clone for TriggerSpec<'_, C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<C> Copy for TriggerSpec<'_, C> {}
 
 /// A future a running trigger returns; boxed, so that triggers of every type sit in one list.
 pub type TriggerFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -111,19 +162,19 @@ pub trait RunTrigger: Send + Sync {
 
 /// The components one trigger type's triggers use, each wrapped for the type once (in the order
 /// first used), however many triggers share it.
-pub(crate) struct TypeComponents<C> {
+struct TypeComponents<C> {
     wrapped: Vec<(String, Arc<C>)>,
 }
 
 impl<C> TypeComponents<C> {
-    pub(crate) fn new() -> Self {
+    fn new() -> Self {
         TypeComponents {
             wrapped: Vec::new(),
         }
     }
 
     /// Component `id`, wrapped by `wrap` (which picks the world it exports) the first time.
-    pub(crate) fn get(
+    fn get(
         &mut self,
         id: &str,
         prepared: &BTreeMap<String, Arc<PreparedComponent>>,
@@ -141,7 +192,7 @@ impl<C> TypeComponents<C> {
     }
 
     /// Each component once, in the order first used.
-    pub(crate) fn into_ordered(self) -> Vec<Arc<C>> {
+    fn into_ordered(self) -> Vec<Arc<C>> {
         self.wrapped
             .into_iter()
             .map(|(_, component)| component)

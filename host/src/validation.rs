@@ -7,15 +7,19 @@ use std::fmt;
 use std::ops::RangeInclusive;
 use std::path::Path;
 
-use serde::Deserialize;
-use serde::de::{self, MapAccess, Visitor};
-
-use crate::allowed_hosts::AllowedHosts;
-use crate::component::{BuildStep, Component, ComponentSource, FileMount};
+use crate::component::Component;
 use crate::limits::{
     HandlerLimits, TABLE_ELEMENTS_RANGE, check_duration, check_in_range, parse_memory_size,
 };
-use crate::template::{Template, VariableDecl, check_name};
+use crate::variable_templates::{Template, VariableDecl};
+
+mod component;
+mod raw;
+
+pub(crate) use component::validate_component;
+pub(crate) use raw::{
+    RawComponent, RawComponentRef, RawFileEntry, RawFileMount, RawTable, RawTables,
+};
 
 /// Why a manifest could not be loaded. Its text is the whole diagnosis.
 #[derive(Debug, thiserror::Error)]
@@ -30,210 +34,6 @@ impl ManifestError {
     pub(crate) fn at(file: &Path, location: impl fmt::Display, message: impl fmt::Display) -> Self {
         ManifestError(format!("{}: {location}: {message}", file.display()))
     }
-}
-
-/// A trigger type's table as read, kept as JSON until the type's own serde structs read it
-/// (see [`crate::trigger`]).
-pub(crate) struct RawTable {
-    pub(crate) value: serde_json::Value,
-    /// Where it starts in `spin.toml`, for line numbers.
-    pub(crate) offset: Option<usize>,
-    /// Where it is in its file, when not where `spin.toml` has it (a locked app's
-    /// `triggers[0].trigger_config`).
-    pub(crate) location: Option<String>,
-}
-
-impl<'de> Deserialize<'de> for RawTable {
-    /// Read as TOML first: JSON has no infinity or NaN, and would turn `speedup = nan` into an
-    /// absent field, so such a value is refused here, by its field's name.
-    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let spanned = toml::Spanned::<toml::Value>::deserialize(deserializer)?;
-        let offset = spanned.span().start;
-        let value = spanned.into_inner();
-        if let Some((field, number)) = non_finite_float(&value, "") {
-            return Err(de::Error::custom(format!(
-                "`{field} = {number}` is not a finite number: write one, like `{field} = 2`"
-            )));
-        }
-        let value = serde_json::to_value(value).map_err(de::Error::custom)?;
-        Ok(RawTable {
-            offset: Some(offset),
-            value,
-            location: None,
-        })
-    }
-}
-
-/// The first float in `value` that is infinite or NaN, with the dotted path of its field.
-fn non_finite_float(value: &toml::Value, path: &str) -> Option<(String, f64)> {
-    let join = |key: &str| {
-        if path.is_empty() {
-            key.to_owned()
-        } else {
-            format!("{path}.{key}")
-        }
-    };
-    match value {
-        toml::Value::Float(number) if !number.is_finite() => Some((path.to_owned(), *number)),
-        toml::Value::Table(table) => table
-            .iter()
-            .find_map(|(key, value)| non_finite_float(value, &join(key))),
-        toml::Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .find_map(|(index, value)| non_finite_float(value, &format!("{path}[{index}]"))),
-        _ => None,
-    }
-}
-
-/// `component = "id"` or an inline `component = { source = ... }`.
-pub(crate) enum RawComponentRef {
-    Id(String),
-    Inline(Box<RawComponent>),
-}
-
-impl<'de> Deserialize<'de> for RawComponentRef {
-    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        string_or_table(
-            deserializer,
-            "a component id or an inline component table",
-            RawComponentRef::Id,
-            |component| RawComponentRef::Inline(Box::new(component)),
-        )
-    }
-}
-
-/// Deserializes a value Spin allows as either a string or a table, keeping the table's own
-/// field errors (and `serde_path_to_error`'s path into it).
-fn string_or_table<'de, D, Table, Value>(
-    deserializer: D,
-    expecting: &'static str,
-    from_string: fn(String) -> Value,
-    from_table: fn(Table) -> Value,
-) -> Result<Value, D::Error>
-where
-    D: de::Deserializer<'de>,
-    Table: Deserialize<'de>,
-{
-    struct StringOrTable<Table, Value> {
-        expecting: &'static str,
-        from_string: fn(String) -> Value,
-        from_table: fn(Table) -> Value,
-    }
-    impl<'de, Table: Deserialize<'de>, Value> Visitor<'de> for StringOrTable<Table, Value> {
-        type Value = Value;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str(self.expecting)
-        }
-        fn visit_str<E: de::Error>(self, text: &str) -> Result<Value, E> {
-            Ok((self.from_string)(text.to_owned()))
-        }
-        fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<Value, M::Error> {
-            Table::deserialize(de::value::MapAccessDeserializer::new(map)).map(self.from_table)
-        }
-    }
-    deserializer.deserialize_any(StringOrTable {
-        expecting,
-        from_string,
-        from_table,
-    })
-}
-
-#[derive(Deserialize, Default, Clone, Debug)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawComponent {
-    pub(crate) source: String,
-    /// The component's bytes, when the builder was given them (`source` then names it).
-    #[serde(skip)]
-    pub(crate) source_bytes: Option<std::sync::Arc<[u8]>>,
-    #[allow(dead_code)]
-    pub(crate) description: Option<String>,
-    #[serde(default)]
-    pub(crate) variables: BTreeMap<String, String>,
-    #[serde(default)]
-    pub(crate) environment: BTreeMap<String, String>,
-    #[serde(default)]
-    pub(crate) allowed_outbound_hosts: Vec<String>,
-    #[serde(default)]
-    pub(crate) files: Vec<RawFileEntry>,
-    #[serde(default)]
-    pub(crate) exclude_files: Vec<String>,
-    pub(crate) build: Option<RawBuild>,
-    /// Spin's older HTTP allow-list: each entry becomes `http://` and `https://` outbound hosts,
-    /// as Spin converts it.
-    #[serde(default)]
-    pub(crate) allowed_http_hosts: Vec<String>,
-    #[serde(default)]
-    pub(crate) key_value_stores: Vec<String>,
-    #[serde(default)]
-    pub(crate) sqlite_databases: Vec<String>,
-    #[serde(default)]
-    pub(crate) ai_models: Vec<String>,
-    /// Spin environments the component must be compatible with; no meaning when running here.
-    #[serde(default)]
-    pub(crate) targets: Option<Vec<toml::Value>>,
-    /// `[component.<id>.tool.<name>]`: settings for other tools, which Spin keeps and ignores.
-    #[serde(default)]
-    pub(crate) tool: BTreeMap<String, toml::Table>,
-    pub(crate) dependencies_inherit_configuration: Option<bool>,
-    /// Imports satisfied by other components (`"my:dep/import" = { path = "dep.wasm" }`).
-    #[serde(default)]
-    pub(crate) dependencies: BTreeMap<String, toml::Value>,
-    /// `[component.<id>.profile.<name>]`: overrides for `spin up --profile`.
-    #[serde(default)]
-    pub(crate) profile: BTreeMap<String, toml::Table>,
-}
-
-/// `files = ["static/**/*", { source = "assets", destination = "/assets" }]`.
-#[derive(Clone, Debug)]
-pub(crate) enum RawFileEntry {
-    Pattern(String),
-    Mount(RawFileMount),
-}
-
-impl<'de> Deserialize<'de> for RawFileEntry {
-    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        string_or_table(
-            deserializer,
-            "a glob pattern or a `{ source, destination }` table",
-            RawFileEntry::Pattern,
-            RawFileEntry::Mount,
-        )
-    }
-}
-
-#[derive(Deserialize, Clone, Debug)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawFileMount {
-    pub(crate) source: String,
-    pub(crate) destination: String,
-}
-
-#[derive(Deserialize, Clone, Debug)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawBuild {
-    pub(crate) command: RawCommands,
-    pub(crate) workdir: Option<String>,
-    #[serde(default)]
-    #[allow(dead_code)] // For `spin watch`; this host does not watch.
-    pub(crate) watch: Vec<String>,
-}
-
-#[derive(Deserialize, Clone, Debug)]
-#[serde(untagged)]
-pub(crate) enum RawCommands {
-    One(String),
-    Many(Vec<String>),
-}
-
-/// One trigger type's tables, as read from `spin.toml`, the locked app or the builder, before
-/// validation.
-#[derive(Default)]
-pub(crate) struct RawTables {
-    /// `[application.trigger.<type>]`, if present.
-    pub settings: Option<RawTable>,
-    /// Each `[[trigger.<type>]]` (or locked trigger, its id under `id`).
-    pub triggers: Vec<RawTable>,
 }
 
 /// Where the `index`th `[[trigger.<trigger_type>]]` is, as errors name it.
@@ -333,10 +133,8 @@ impl Validation<'_> {
         let max_table_elements = max_table_elements
             .map(|value| {
                 let at = format!("{location}.max_table_elements");
-                match self.deserialize::<usize>(field(value), &at)? {
-                    0 => Err(self.error(&at, "must be at least 1".into())),
-                    elements => self.in_range(elements, &TABLE_ELEMENTS_RANGE, &at),
-                }
+                let elements = self.deserialize::<usize>(field(value), &at)?;
+                self.count(elements, &TABLE_ELEMENTS_RANGE, &at, "")
             })
             .transpose()?;
         let limits = HandlerLimits {
@@ -365,6 +163,17 @@ impl Validation<'_> {
         Ok(duration)
     }
 
+    /// An optional duration field: `default` when it is absent, else as [`Self::duration`].
+    pub(crate) fn duration_or(
+        &self,
+        text: Option<&str>,
+        default: std::time::Duration,
+        location: &str,
+        examples: &str,
+    ) -> Result<std::time::Duration, ManifestError> {
+        text.map_or(Ok(default), |text| self.duration(text, location, examples))
+    }
+
     /// A whole-number field in `range`, the field named when outside it.
     pub fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
         &self,
@@ -374,6 +183,25 @@ impl Validation<'_> {
     ) -> Result<T, ManifestError> {
         check_in_range(value, range).map_err(|message| self.error(location, message))?;
         Ok(value)
+    }
+
+    /// A count (`max_in_flight`, `batch_size`, ...): at least 1, else an error in which `hint`
+    /// says what small values mean, and within `range`.
+    pub(crate) fn count<T: PartialOrd + fmt::Display + Copy + From<u8>>(
+        &self,
+        value: T,
+        range: &RangeInclusive<T>,
+        location: &str,
+        hint: &str,
+    ) -> Result<T, ManifestError> {
+        if value == T::from(0) {
+            let message = match hint {
+                "" => "must be at least 1".to_owned(),
+                hint => format!("must be at least 1 ({hint})"),
+            };
+            return Err(self.error(location, message));
+        }
+        self.in_range(value, range, location)
     }
 
     /// Parses a `{{ var }}` template whose references must all be declared in [variables].
@@ -436,199 +264,6 @@ impl Validation<'_> {
     }
 }
 
-/// Validates one component (`location` is its table) into the model: its id, source,
-/// variables, outbound hosts, files and build step.
-pub(crate) fn validate_component(
-    id: &str,
-    raw: RawComponent,
-    location: &str,
-    context: &Validation,
-) -> Result<Component, ManifestError> {
-    let file = context.file;
-    check_component_id(id).map_err(|message| ManifestError::at(file, location, message))?;
-    log_ignored_fields(id, &raw);
-    if raw.source_bytes.is_none() && raw.source.contains("://") {
-        return Err(ManifestError::at(
-            file,
-            format!("{location}.source"),
-            format!(
-                "\"{}\" is a URL: this host runs local components; build it and give the path of the .wasm file",
-                raw.source
-            ),
-        ));
-    }
-    let mut variables = BTreeMap::new();
-    for (name, value) in raw.variables {
-        let field = format!("{location}.variables.{name}");
-        check_name(&name).map_err(|message| ManifestError::at(file, &field, message))?;
-        variables.insert(name, context.template(&value, &field)?);
-    }
-    let allowed_outbound_hosts = validate_outbound_hosts(
-        &raw.allowed_outbound_hosts,
-        &raw.allowed_http_hosts,
-        location,
-        context,
-    )?;
-    let files = validate_files(raw.files, &raw.exclude_files, location, context)?;
-    let base_dir = context.base_dir;
-    let build = raw.build.map(|build| BuildStep {
-        commands: match build.command {
-            RawCommands::One(command) => vec![command],
-            RawCommands::Many(commands) => commands,
-        },
-        workdir: base_dir.join(build.workdir.unwrap_or_default()),
-    });
-    Ok(Component {
-        id: id.to_owned(),
-        source: match raw.source_bytes {
-            Some(bytes) => ComponentSource::Bytes(bytes),
-            None => ComponentSource::File(base_dir.join(&raw.source)),
-        },
-        variables,
-        environment: raw.environment,
-        allowed_outbound_hosts,
-        files,
-        exclude_files: raw.exclude_files,
-        build,
-        key_value_stores: raw.key_value_stores,
-        sqlite_databases: raw.sqlite_databases,
-    })
-}
-
-/// `allowed_outbound_hosts`, each a template (checked now when it has no `{{ var }}`, else
-/// once its variables resolve), then Spin's older `allowed_http_hosts` converted as Spin does.
-fn validate_outbound_hosts(
-    outbound: &[String],
-    http: &[String],
-    location: &str,
-    context: &Validation,
-) -> Result<Vec<Template>, ManifestError> {
-    let mut allowed = Vec::new();
-    for (index, host) in outbound.iter().enumerate() {
-        let field = format!("{location}.allowed_outbound_hosts[{index}]");
-        let template = context.template(host, &field)?;
-        if template.references().next().is_none() {
-            AllowedHosts::parse(&[host]).map_err(|message| context.error(&field, message))?;
-        }
-        allowed.push(template);
-    }
-    for (index, entry) in http.iter().enumerate() {
-        let field = format!("{location}.allowed_http_hosts[{index}]");
-        for host in AllowedHosts::from_allowed_http_host(entry)
-            .map_err(|message| context.error(&field, message))?
-        {
-            allowed.push(context.template(&host, &field)?);
-        }
-    }
-    Ok(allowed)
-}
-
-/// `files` (globs relative to the app directory, and `{ source, destination }` mounts at
-/// absolute guest paths) and `exclude_files` globs.
-fn validate_files(
-    entries: Vec<RawFileEntry>,
-    exclude: &[String],
-    location: &str,
-    context: &Validation,
-) -> Result<Vec<FileMount>, ManifestError> {
-    let err =
-        |field: String, message: String| context.error(&format!("{location}.{field}"), message);
-    let mut files = Vec::new();
-    for (index, entry) in entries.into_iter().enumerate() {
-        files.push(match entry {
-            RawFileEntry::Pattern(pattern) => {
-                check_relative_pattern(&pattern)
-                    .map_err(|message| err(format!("files[{index}]"), message))?;
-                FileMount::Glob {
-                    base_dir: context.base_dir.to_path_buf(),
-                    pattern,
-                }
-            }
-            RawFileEntry::Mount(mount) => {
-                if !mount.destination.starts_with('/') {
-                    return Err(err(
-                        format!("files[{index}].destination"),
-                        format!(
-                            "\"{}\" is not absolute: write e.g. \"/{}\"",
-                            mount.destination, mount.destination
-                        ),
-                    ));
-                }
-                FileMount::Path {
-                    host_path: context.base_dir.join(mount.source),
-                    guest_path: mount.destination,
-                }
-            }
-        });
-    }
-    for (index, pattern) in exclude.iter().enumerate() {
-        check_relative_pattern(pattern)
-            .map_err(|message| err(format!("exclude_files[{index}]"), message))?;
-    }
-    Ok(files)
-}
-
-/// Fields Spin accepts that mean nothing to this host: said at debug level, since a Spin app
-/// that sets them must still run here. `dependencies` do mean something (imports another
-/// component satisfies); this host does not compose components, so those imports must be ones
-/// it provides itself, and it says so.
-fn log_ignored_fields(id: &str, raw: &RawComponent) {
-    let ignored = [
-        ("ai_models", !raw.ai_models.is_empty()),
-        ("targets", raw.targets.is_some()),
-        ("tool", !raw.tool.is_empty()),
-        ("profile", !raw.profile.is_empty()),
-        (
-            "dependencies_inherit_configuration",
-            raw.dependencies_inherit_configuration.is_some(),
-        ),
-    ];
-    for (field, _) in ignored.iter().filter(|(_, set)| *set) {
-        tracing::debug!(component = id, "{field}: no meaning to this host; ignored");
-    }
-    if !raw.dependencies.is_empty() {
-        tracing::warn!(
-            component = id,
-            "dependencies are not composed by this host: {} must be imports it provides",
-            raw.dependencies
-                .keys()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-}
-
-/// A `files` glob: valid, and relative to the app directory without leaving it.
-fn check_relative_pattern(pattern: &str) -> Result<(), String> {
-    glob::Pattern::new(pattern)
-        .map_err(|error| format!("\"{pattern}\" is not a glob pattern: {error}"))?;
-    if pattern.starts_with('/') || pattern.split('/').any(|part| part == "..") {
-        return Err(format!(
-            "\"{pattern}\" leaves the app directory: use a pattern relative to it, like \"static/**/*\""
-        ));
-    }
-    Ok(())
-}
-
-/// Spin's component ids: lowercase kebab-case words of letters and digits.
-fn check_component_id(id: &str) -> Result<(), String> {
-    let valid = !id.is_empty()
-        && id.split('-').all(|word| {
-            !word.is_empty()
-                && word
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        })
-        && id.starts_with(|c: char| c.is_ascii_lowercase());
-    if valid {
-        Ok(())
-    } else {
-        Err(format!(
-            "invalid component id `{id}`: use lowercase letters and digits in words joined by `-`, like `my-component`"
-        ))
-    }
-}
 /// The line of `field = ...` in the table starting at `offset` (the first line at or after it
 /// that assigns `field`), else the table's own line.
 fn line_of(text: &str, offset: usize, field: Option<&str>) -> usize {

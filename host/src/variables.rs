@@ -9,10 +9,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use crate::template::{Template, VariableDecl, check_name};
+use crate::variable_templates::{Template, VariableDecl, check_name};
 
 /// Where variable values come from, highest priority first.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct Providers {
     /// `--variable` values.
     pub cli: BTreeMap<String, String>,
@@ -85,7 +86,7 @@ impl Providers {
             configured: Vec::new(),
             env: std::env::vars().collect(),
             dotenv: read_dotenv(Path::new(".env")).unwrap_or_else(|error| {
-                tracing::warn!("ignoring .env: {}", crate::errors::one_line(&error));
+                tracing::warn!("ignoring .env: {}", crate::error_text::one_line(&error));
                 BTreeMap::new()
             }),
         }
@@ -216,6 +217,7 @@ impl VariableSource {
 
 /// Every variable's value, resolved once at start-up.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ResolvedVariables {
     /// Application variable name to value.
     pub application: BTreeMap<String, String>,

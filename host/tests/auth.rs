@@ -126,11 +126,7 @@ fn a_key_value_store_authenticates_with_the_credentials_in_its_url() {
 
     let run = store_app("alice:wrong-pass");
     assert!(!run.success);
-    assert!(
-        run.stderr.contains(&format!(
-            "connecting to the key-value store at redis://alice:***@127.0.0.1:{port}"
-        )),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_has(&format!(
+        "connecting to the key-value store at redis://alice:***@127.0.0.1:{port}"
+    ));
 }

@@ -338,7 +338,7 @@ fn mixed_runs_each_type_in_its_own_plugin_and_answers_launch_metadata() {
         Some(&redis::Value::Int(0)),
         "every entry acknowledged"
     );
-    assert!(!run.stdout.contains("[greeter]"), "{}", run.stdout);
+    run.assert_stdout_lacks("[greeter]");
     assert!(
         !run.stderr.contains("subscribed"),
         "the pub/sub trigger is Spin's own: {}",
@@ -353,8 +353,8 @@ fn mixed_runs_each_type_in_its_own_plugin_and_answers_launch_metadata() {
     let before: u64 = redis::cmd("XLEN").arg("jobs").query(&mut client).unwrap();
     let run = common::run_for(command, Duration::from_millis(2500));
     assert!(run.success, "{}", run.stderr);
-    assert!(run.stdout.contains("[greeter] tick"), "{}", run.stdout);
-    assert!(!run.stdout.contains("[rec]"), "{}", run.stdout);
+    run.assert_stdout_has("[greeter] tick");
+    run.assert_stdout_lacks("[rec]");
     let after: u64 = redis::cmd("XLEN").arg("jobs").query(&mut client).unwrap();
     assert_eq!(before, after);
 }
@@ -530,13 +530,7 @@ fn quiet_and_follow_choose_whose_output_reaches_the_terminal_while_log_files_kee
 
     let unknown = recorded.run_timer_plugin(&["--follow", "nobody"], &[]);
     assert!(!unknown.success);
-    assert!(
-        unknown.stderr.contains(
-            "--follow names no component of this app: nobody; its components are: counter, greeter, timer-trigger1-component"
-        ),
-        "{}",
-        unknown.stderr
-    );
+    unknown.assert_stderr_has("--follow names no component of this app: nobody; its components are: counter, greeter, timer-trigger1-component");
 }
 
 #[test]
@@ -791,11 +785,7 @@ fn max_instance_memory_caps_each_instance_from_the_flag_the_environment_or_the_r
     };
     let roomy = up(&["--max-instance-memory", "134217728"], &[]);
     assert!(roomy.success, "{}", roomy.stderr);
-    assert!(
-        roomy.stdout.contains("allocated 48 MiB"),
-        "{}",
-        roomy.stdout
-    );
+    roomy.assert_stdout_has("allocated 48 MiB");
 
     let config = app.path().join("runtime-config.toml");
     std::fs::write(&config, "max_instance_memory = 33554432\n").unwrap();
@@ -807,8 +797,8 @@ fn max_instance_memory_caps_each_instance_from_the_flag_the_environment_or_the_r
     ] {
         let capped = up(args, env);
         assert!(!capped.success, "{args:?} {env:?}: {}", capped.stdout);
-        assert!(!capped.stdout.contains("allocated"), "{}", capped.stdout);
-        assert!(capped.stderr.contains("`alloc`"), "{}", capped.stderr);
+        capped.assert_stdout_lacks("allocated");
+        capped.assert_stderr_has("`alloc`");
     }
 }
 

@@ -16,7 +16,7 @@ use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use spin_trigger_host::app::{RedisConfig, StreamConfig, TimerConfig, TimerSchedule};
 use spin_trigger_host::app_builder::{ComponentBuilder, TriggerBuilder};
-use spin_trigger_host::limits::{
+use spin_trigger_host::internals::{
     DURATION_RANGE, MAX_ATTEMPTS_RANGE, MAX_IN_FLIGHT_RANGE, MEMORY_RANGE, SPEEDUP_RANGE,
     TABLE_ELEMENTS_RANGE,
 };
@@ -355,7 +355,7 @@ const NUMERIC_FIELDS: &[NumericField] = &[
 /// them (a timer's effective interval, the instance pool's size) does not panic.
 fn numbers_in_range(app: &App) -> Result<(), String> {
     let check = |ok: bool, what: &str| if ok { Ok(()) } else { Err(what.to_owned()) };
-    for trigger in &app.triggers {
+    for trigger in app.triggers() {
         let limits = &trigger.limits;
         if let Some(timeout) = limits.timeout {
             check(DURATION_RANGE.contains(&timeout), "handler_timeout")?;

@@ -159,10 +159,6 @@ fn a_refused_request_is_answered_while_the_guest_still_writes_its_body() {
         run.stdout,
         run.stderr
     );
-    assert!(
-        run.stderr.contains("outbound HTTP request refused"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_has("outbound HTTP request refused");
     println!("refused in {:?}", started.elapsed());
 }

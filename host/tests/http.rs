@@ -189,11 +189,7 @@ fn a_response_larger_than_the_memory_cap_fails_only_that_call() {
         "50 MiB does not fit a 64 MiB instance beside the guest's own copy: {}",
         run.stdout
     );
-    assert!(
-        run.stderr.contains("timer handler failed"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_has("timer handler failed");
 }
 
 #[test]
@@ -315,11 +311,7 @@ fn https_is_checked_against_the_public_roots_plus_the_tls_ca_file() {
     // Without the CA, the server's certificate is refused.
     let run = app.run(&["--once"]);
     assert!(!run.success);
-    assert!(
-        run.stdout.contains("[api] error GET https://127.0.0.1:"),
-        "{}",
-        run.stdout
-    );
+    run.assert_stdout_has("[api] error GET https://127.0.0.1:");
 }
 
 /// A spin-sdk Redis component calling `spin_sdk::http::get` for each message (a URL), replying
@@ -357,11 +349,7 @@ fn a_spin_sdk_7_component_calls_an_api_through_wasi_http_0_3() {
     let run = host.stop();
     assert!(run.success, "{}", run.stderr);
     assert_eq!(server.requests().len(), 1);
-    assert!(
-        run.stderr.contains("outbound HTTP request refused"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_has("outbound HTTP request refused");
 }
 
 /// spin-sdk 6 imports WASI 0.3's release candidate of 2026-03-15, which this host's wasmtime

@@ -197,7 +197,7 @@ fn the_edges_of_every_range_run_without_a_panic() {
     std::thread::sleep(Duration::from_millis(500));
     let run = host.stop();
     assert!(run.success, "{}", run.stderr);
-    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    run.assert_stderr_lacks("panicked");
     let fast = probe_ticks(&run.stdout, "fast").len();
     assert!(
         fast >= 10,

@@ -38,7 +38,7 @@ fn with_body(body: &str) -> String {
 fn spins_timer_example_manifest_loads_unchanged() {
     let text = include_str!("fixtures/spin-timer-example.toml");
     let app = parse(text).expect("Spin's own example loads");
-    assert_eq!(app.name, "goodbye");
+    assert_eq!(app.name(), "goodbye");
     let triggers: Vec<(&str, Duration, Duration)> = timers(&app)
         .into_iter()
         .map(|(trigger, timer)| {
@@ -60,7 +60,7 @@ fn spins_timer_example_manifest_loads_unchanged() {
             ("five", Duration::from_secs(10), Duration::from_secs(5)),
         ]
     );
-    let three = &app.components["three"];
+    let three = &app.components()["three"];
     assert_eq!(
         three.source,
         PathBuf::from("/app/target/wasm32-wasip2/release/timer_app_example.wasm")
@@ -155,11 +155,11 @@ watch = ["src/**/*.rs"]
     assert_eq!(timers[1].0.id, "timer-trigger1");
     assert_eq!(timers[1].0.component, "timer-trigger1-component");
     assert_eq!(
-        app.components["timer-trigger1-component"].source,
+        app.components()["timer-trigger1-component"].source,
         PathBuf::from("/app/inline.wasm")
     );
 
-    let worker = &app.components["worker"];
+    let worker = &app.components()["worker"];
     assert_eq!(worker.environment["MODE"], "test");
     let allowed: Vec<String> = worker
         .allowed_outbound_hosts
@@ -191,7 +191,7 @@ watch = ["src/**/*.rs"]
             workdir: PathBuf::from("/app/worker"),
         })
     );
-    assert!(app.variables["token"].required && app.variables["token"].secret);
+    assert!(app.variables()["token"].required && app.variables()["token"].secret);
 
     let redis = redis_triggers(&app);
     assert_eq!(redis.len(), 2);
@@ -212,10 +212,8 @@ watch = ["src/**/*.rs"]
     );
     assert_eq!(audit.address.to_string(), "rediss://audit.example.com:6380");
 
-    let providers = Providers {
-        cli: [("token".to_owned(), "t0ken".to_owned())].into(),
-        ..Providers::default()
-    };
+    let mut providers = Providers::default();
+    providers.cli = [("token".to_owned(), "t0ken".to_owned())].into();
     let resolved = app.resolve_variables(&providers).unwrap();
     assert_eq!(resolved.components["worker"]["message"], "hi, t0ken!");
     assert_eq!(resolved.components["worker"]["plain"], "literal");
@@ -289,7 +287,7 @@ source = "c.wasm"
         (8, 2, Duration::from_secs(90))
     );
     assert_eq!(app.max_live_instances(), 9);
-    assert_eq!(app.triggers.len(), 2, "no triggers of other types");
+    assert_eq!(app.triggers().len(), 2, "no triggers of other types");
 }
 
 #[test]
@@ -318,7 +316,7 @@ source = "c.wasm"
     ))
     .unwrap();
     let limits: Vec<(&str, Option<Duration>, Option<usize>)> = app
-        .triggers
+        .triggers()
         .iter()
         .map(|trigger| {
             (
@@ -352,15 +350,13 @@ c = { default = "default-c" }
 "#,
     ))
     .unwrap();
-    let providers = Providers {
-        cli: [("a".to_owned(), "cli-a".to_owned())].into(),
-        env: [
-            ("SPIN_VARIABLE_A".to_owned(), "env-a".to_owned()),
-            ("SPIN_VARIABLE_B".to_owned(), "env-b".to_owned()),
-        ]
-        .into(),
-        ..Providers::default()
-    };
+    let mut providers = Providers::default();
+    providers.cli = [("a".to_owned(), "cli-a".to_owned())].into();
+    providers.env = [
+        ("SPIN_VARIABLE_A".to_owned(), "env-a".to_owned()),
+        ("SPIN_VARIABLE_B".to_owned(), "env-b".to_owned()),
+    ]
+    .into();
     let resolved = app.resolve_variables(&providers).unwrap();
     assert_eq!(resolved.application["a"], "cli-a");
     assert_eq!(resolved.application["b"], "env-b");
@@ -666,7 +662,7 @@ source = "debug/c.wasm"
 "#,
     ))
     .expect("every field Spin 4.0.2 accepts loads");
-    let component = &app.components["c"];
+    let component = &app.components()["c"];
     assert_eq!(component.key_value_stores, ["default", "cache"]);
     assert_eq!(component.sqlite_databases, ["default"]);
     let hosts: Vec<String> = component
@@ -718,7 +714,7 @@ fn skip_unsupported_triggers_runs_the_rest_and_leaves_http_out() {
         skip_unsupported_triggers: true,
     };
     let app = manifest::load_with(&file, &options).unwrap();
-    assert_eq!(app.triggers.len(), 1);
+    assert_eq!(app.triggers().len(), 1);
     assert_eq!(timers(&app)[0].0.component, "c");
 }
 

@@ -568,7 +568,7 @@ fn handle_tick() -> anyhow::Result<()> {
         ],
     );
     assert!(run.success, "{}", run.stderr);
-    assert!(!run.stdout.contains("greeting="), "{}", run.stdout);
+    run.assert_stdout_lacks("greeting=");
     let logged = std::fs::read_to_string(logs.join("spin-greeter_stdout.txt")).unwrap();
     assert_eq!(logged, "greeting=from-json\n");
 }

@@ -78,11 +78,7 @@ fn a_string_payload_that_is_not_utf8_is_a_logged_handler_error() {
     );
     let run = host.stop();
     assert!(run.success, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("[echo] the payload is not valid UTF-8"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_has("[echo] the payload is not valid UTF-8");
     assert!(
         run.stderr
             .contains("Redis handler failed: handler returned an error (see its stderr above) trigger=echo-redis-trigger component=echo channel=requests"),
@@ -106,13 +102,7 @@ fn json_payloads_decode_and_a_bad_one_is_a_handler_error_naming_the_type() {
     assert_eq!(replies.next(), "order 8 for grace");
     let run = host.stop();
     assert!(run.success, "{}", run.stderr);
-    assert!(
-        run.stderr.contains(
-            "[orders] the payload is not valid JSON for `redis_json_guest::Order`: invalid type: string \"seven\", expected u64"
-        ),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_has("[orders] the payload is not valid JSON for `redis_json_guest::Order`: invalid type: string \"seven\", expected u64");
 }
 
 #[test]
@@ -175,12 +165,8 @@ fn an_outbound_host_not_in_allowed_outbound_hosts_is_refused_and_logged() {
         server.url(),
         server.url()
     );
-    assert!(run.stderr.contains(&refused), "{}", run.stderr);
-    assert!(
-        run.stderr.contains("connecting to redis://"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_has(&refused);
+    run.assert_stderr_has("connecting to redis://");
 }
 
 /// A handler that never returns does not keep the host from stopping: after
@@ -203,13 +189,7 @@ fn a_handler_that_never_returns_is_abandoned_at_the_shutdown_deadline() {
         "stopping took {:?}",
         stopping.elapsed()
     );
-    assert!(
-        run.stderr.contains(
-            "stopped at the shutdown deadline (300ms, --shutdown-timeout) with handlers still running: `spinner` (1)"
-        ),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_has("stopped at the shutdown deadline (300ms, --shutdown-timeout) with handlers still running: `spinner` (1)");
 }
 
 #[test]
@@ -352,12 +332,8 @@ fn a_redis_address_with_credentials_is_never_printed() {
     server.wait_for_subscribers("requests", 1);
     let run = host.stop();
     assert!(run.success, "{}", run.stderr);
-    assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
-    assert!(
-        run.stderr.contains("redis://default:***@127.0.0.1"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_lacks("hunter2");
+    run.assert_stderr_has("redis://default:***@127.0.0.1");
 }
 
 /// Publishes four `hold` messages and returns how many handlers the guest saw running at once.

@@ -53,7 +53,7 @@ fn replies_through_spin_sdk(guest: &str) {
         "the handler's error is logged with its message: {}",
         run.stderr
     );
-    assert!(run.stderr.contains("component=replier"), "{}", run.stderr);
+    run.assert_stderr_has("component=replier");
 }
 
 #[test]
@@ -111,11 +111,7 @@ fn v3_outbound_redis_to_a_host_not_allowed_is_refused_and_logged() {
         "no reply may get out"
     );
     let run = host.stop();
-    assert!(
-        run.stderr.contains("outbound Redis connection refused"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_has("outbound Redis connection refused");
     assert!(
         run.stderr.contains("Redis handler failed")
             || run.stderr.contains("handler returned an error"),
@@ -210,17 +206,13 @@ fn only_components_using_component_model_async_get_the_concurrent_engine() {
     use spin_trigger_host::internals::AllowedHosts;
     use spin_trigger_host::internals::Engine;
 
-    let engine = Engine::new(EngineOptions {
-        cache_dir: None,
-        ..EngineOptions::default()
-    })
-    .unwrap();
+    let mut options = EngineOptions::default();
+    options.cache_dir = None;
+    let engine = Engine::new(options).unwrap();
     let concurrent = |source: String| {
-        let component = Component {
-            id: "probe".into(),
-            source: std::path::PathBuf::from(source).into(),
-            ..Default::default()
-        };
+        let mut component = Component::default();
+        component.id = "probe".into();
+        component.source = std::path::PathBuf::from(source).into();
         engine
             .prepare(&component, Default::default(), AllowedHosts::default())
             .unwrap()

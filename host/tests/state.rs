@@ -122,18 +122,10 @@ fn a_sqlite_migration_runs_before_the_first_event_then_the_component_inserts_and
         "INSERT INTO ticks (n) VALUES (200)",
     ]);
     assert!(run.success, "{}", run.stderr);
-    assert!(
-        run.stdout.contains("rows=3 last=200 rowid=3"),
-        "{}",
-        run.stdout
-    );
+    run.assert_stdout_has("rows=3 last=200 rowid=3");
     let run = app.run(&["--once"]);
     assert!(run.success, "{}", run.stderr);
-    assert!(
-        run.stdout.contains("rows=4 last=200 rowid=4"),
-        "{}",
-        run.stdout
-    );
+    run.assert_stdout_has("rows=4 last=200 rowid=4");
 
     let database = rusqlite::Connection::open(app.path().join(".spin/sqlite_db.db")).unwrap();
     let counted: Vec<i64> = database
@@ -155,7 +147,7 @@ fn a_sqlite_migration_runs_before_the_first_event_then_the_component_inserts_and
         "{}",
         run.stderr
     );
-    assert!(!run.stdout.contains("ticks="), "{}", run.stdout);
+    run.assert_stdout_lacks("ticks=");
 }
 
 #[test]
@@ -190,24 +182,16 @@ fn runtime_config_labels_put_stores_and_databases_where_it_says() {
     };
     let first = run();
     assert!(!first.success, "the table does not exist yet");
-    assert!(
-        first.stdout.contains("ticks=1 store=cache"),
-        "{}",
-        first.stdout
-    );
-    assert!(
-        first.stderr.contains("no such table: ticks"),
-        "{}",
-        first.stderr
-    );
+    first.assert_stdout_has("ticks=1 store=cache");
+    first.assert_stderr_has("no such table: ticks");
     rusqlite::Connection::open(app.path().join("reports.db"))
         .unwrap()
         .execute_batch("CREATE TABLE ticks (n INTEGER NOT NULL);")
         .unwrap();
     let run = run();
     assert!(run.success, "{}", run.stderr);
-    assert!(run.stdout.contains("ticks=2 store=cache"), "{}", run.stdout);
-    assert!(run.stdout.contains("rows=1 last=2"), "{}", run.stdout);
+    run.assert_stdout_has("ticks=2 store=cache");
+    run.assert_stdout_has("rows=1 last=2");
     assert_eq!(
         stored(&config_dir.path().join("data/cache.db"), "cache", "ticks"),
         Some(b"2".to_vec())
@@ -241,27 +225,19 @@ fn a_label_nothing_provides_stops_the_host_before_anything_runs() {
     let app = counting_app("key_value_stores = [\"default\", \"cache\"]");
     let run = app.run(&["--once"]);
     assert!(!run.success);
-    assert!(
-        run.stderr.contains(
-            "component `counter` lists key-value store `cache` in key_value_stores: no key-value \
+    run.assert_stderr_has(
+        "component `counter` lists key-value store `cache` in key_value_stores: no key-value \
              store `cache`: only `default` exists without configuration; add \
-             [key_value_store.cache] to the runtime config file (--runtime-config-file)"
-        ),
-        "{}",
-        run.stderr
+             [key_value_store.cache] to the runtime config file (--runtime-config-file)",
     );
-    assert!(!run.stdout.contains("ticks="), "{}", run.stdout);
+    run.assert_stdout_lacks("ticks=");
 
     let app = counting_app("sqlite_databases = [\"reports\"]");
     let run = app.run(&["--once"]);
     assert!(!run.success);
-    assert!(
-        run.stderr.contains(
-            "component `counter` lists SQLite database `reports` in sqlite_databases: no SQLite \
-             database `reports`"
-        ),
-        "{}",
-        run.stderr
+    run.assert_stderr_has(
+        "component `counter` lists SQLite database `reports` in sqlite_databases: no SQLite \
+             database `reports`",
     );
 }
 
@@ -451,7 +427,7 @@ fn two_hosts_share_a_redis_backed_store() {
 async fn an_embedder_builds_an_app_with_stores_and_says_where_they_are() {
     use spin_trigger_host::app_builder::{ComponentBuilder, TriggerBuilder};
     use spin_trigger_host::variables::Providers;
-    use spin_trigger_host::{App, EngineOptions, Runtime, SqliteDatabaseConfig, StateOptions};
+    use spin_trigger_host::{App, EngineOptions, Runtime, SqliteDatabaseConfig};
 
     let dir = tempfile::tempdir().unwrap();
     let app = App::builder("embedded-state")
@@ -465,23 +441,18 @@ async fn an_embedder_builds_an_app_with_stores_and_says_where_they_are() {
         .build()
         .unwrap();
     let variables = app.resolve_variables(&Providers::default()).unwrap();
-    let options = EngineOptions {
-        cache_dir: None,
-        state: StateOptions {
-            state_dir: Some(dir.path().join("state")),
-            sqlite_databases: [(
-                "reports".to_owned(),
-                SqliteDatabaseConfig {
-                    path: Some(dir.path().join("reports.db")),
-                },
-            )]
-            .into(),
-            key_values: vec![("ticks".to_owned(), "9".to_owned())],
-            sqlite_statements: vec!["CREATE TABLE ticks (n INTEGER NOT NULL)".to_owned()],
-            ..StateOptions::default()
+    let mut options = EngineOptions::default();
+    options.cache_dir = None;
+    options.state.state_dir = Some(dir.path().join("state"));
+    options.state.sqlite_databases = [(
+        "reports".to_owned(),
+        SqliteDatabaseConfig {
+            path: Some(dir.path().join("reports.db")),
         },
-        ..EngineOptions::default()
-    };
+    )]
+    .into();
+    options.state.key_values = vec![("ticks".to_owned(), "9".to_owned())];
+    options.state.sqlite_statements = vec!["CREATE TABLE ticks (n INTEGER NOT NULL)".to_owned()];
     // `--sqlite` runs against the default database; the component's is `reports`.
     let runtime = Runtime::new(&app, &variables, options).unwrap();
     let error = runtime.run_once().await.unwrap_err();
@@ -552,11 +523,7 @@ fn several_timers_share_one_store_file_and_one_database_without_losing_a_write()
     assert!(host.wait_for_stdout_lines("rows=", 60, Duration::from_secs(60)));
     let run = host.stop();
     assert!(run.success, "{}", run.stderr);
-    assert!(
-        !run.stderr.contains("timer handler failed"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_lacks("timer handler failed");
 
     let last_count = |id: &str| {
         run.stdout
@@ -626,5 +593,5 @@ fn a_key_value_store_on_a_paused_redis_server_waits_instead_of_failing() {
     assert!(host.wait_for_stdout_lines("ticks=", 4, Duration::from_secs(30)));
     let run = host.stop();
     assert!(run.success, "{}", run.stderr);
-    assert!(!run.stderr.contains("handler failed"), "{}", run.stderr);
+    run.assert_stderr_lacks("handler failed");
 }

@@ -137,16 +137,8 @@ fn a_component_on_the_0_1_0_timer_world_still_runs() {
         .write();
     let run = run_host(&["up", "--once", "-f", &manifest_arg(app.path())]);
     assert!(run.success, "{}", run.stderr);
-    assert!(
-        run.stdout.contains("[old] tick 0.1.0 seq=0\n"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("[probe] schedule every 250ms\n"),
-        "{}",
-        run.stdout
-    );
+    run.assert_stdout_has("[old] tick 0.1.0 seq=0\n");
+    run.assert_stdout_has("[probe] schedule every 250ms\n");
 }
 
 #[test]
@@ -262,13 +254,7 @@ fn a_looping_guest_does_not_stop_other_components_or_shutdown() {
         "skips are logged: {}",
         run.stderr
     );
-    assert!(
-        run.stderr.contains(
-            "stopped at the shutdown deadline (300ms, --shutdown-timeout) with handlers still running: `spinner` (1)"
-        ),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_has("stopped at the shutdown deadline (300ms, --shutdown-timeout) with handlers still running: `spinner` (1)");
 }
 
 #[test]
@@ -288,7 +274,7 @@ fn a_guest_that_asks_for_too_much_memory_fails_that_tick_only() {
         !run.stdout.contains("done seq=1\n"),
         "tick 1 must not complete"
     );
-    assert!(run.stdout.contains("done seq=2"), "{}", run.stdout);
+    run.assert_stdout_has("done seq=2");
     assert!(
         run.stderr
             .lines()
@@ -342,13 +328,9 @@ fn the_example_builds_and_runs_once_with_every_component_including_the_raw_bindg
     ]);
     assert!(run.success, "{}", run.stderr);
     for component in ["greeter", "counter", "raw-bindgen"] {
-        assert!(
-            run.stderr.contains(&format!(
-                "building: cargo build --target wasm32-wasip2 --release component={component}"
-            )),
-            "{}",
-            run.stderr
-        );
+        run.assert_stderr_has(&format!(
+            "building: cargo build --target wasm32-wasip2 --release component={component}"
+        ));
     }
     assert_eq!(
         run.stdout.lines().collect::<Vec<_>>(),
@@ -421,12 +403,8 @@ fn a_missing_component_file_is_refused_before_anything_runs() {
         .write();
     let run = run_host(&["up", "--once", "-f", &manifest_arg(app.path())]);
     assert!(!run.success);
-    assert!(
-        run.stderr.contains("loading component `missing`"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("does-not-exist.wasm"), "{}", run.stderr);
+    run.assert_stderr_has("loading component `missing`");
+    run.assert_stderr_has("does-not-exist.wasm");
 }
 
 /// `up --build` with `CARGO_TARGET_DIR` set builds the `.wasm` where `source` does not point;
@@ -442,20 +420,12 @@ fn a_missing_component_file_names_cargo_target_dir_when_it_is_set() {
         &[("CARGO_TARGET_DIR", "/elsewhere/target")],
     );
     assert!(!run.success);
-    assert!(
-        run.stderr.contains(
-            "CARGO_TARGET_DIR is set to /elsewhere/target, so cargo writes its output there, \
-             not where `source` points: unset CARGO_TARGET_DIR, or point `source` into it"
-        ),
-        "{}",
-        run.stderr
+    run.assert_stderr_has(
+        "CARGO_TARGET_DIR is set to /elsewhere/target, so cargo writes its output there, \
+             not where `source` points: unset CARGO_TARGET_DIR, or point `source` into it",
     );
     let without = run_host(&["up", "--once", "-f", &manifest_arg(app.path())]);
-    assert!(
-        !without.stderr.contains("CARGO_TARGET_DIR"),
-        "{}",
-        without.stderr
-    );
+    without.assert_stderr_lacks("CARGO_TARGET_DIR");
 }
 
 /// Logs piped to a file or another program carry no ANSI colour codes, `NO_COLOR` or not.
@@ -535,13 +505,7 @@ fn a_component_that_exports_no_timer_world_is_refused_naming_what_it_exports() {
     let run = run_host(&["up", "--once", "-f", &manifest_arg(app.path())]);
     assert!(!run.success);
     assert!(run.stdout.is_empty(), "nothing may run: {}", run.stdout);
-    assert!(
-        run.stderr.contains(
-            "component `echo` is not a timer component: it exports [fermyon:spin/inbound-redis], but a timer component exports one of: `spin-trigger:sdk/timer-handler@0.2.0` (this project's timer world), `spin-trigger:sdk/timer-handler@0.1.0` (this project's timer world, 0.1.0), `handle-timer-request` (Spin's timer world)"
-        ),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_has("component `echo` is not a timer component: it exports [fermyon:spin/inbound-redis], but a timer component exports one of: `spin-trigger:sdk/timer-handler@0.2.0` (this project's timer world), `spin-trigger:sdk/timer-handler@0.1.0` (this project's timer world, 0.1.0), `handle-timer-request` (Spin's timer world)");
 }
 
 #[test]

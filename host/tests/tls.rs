@@ -78,7 +78,7 @@ fn triggers_and_outbound_calls_run_over_tls_trusting_the_given_ca() {
     // The app names only the TLS port: both replies came over TLS connections.
     let run = host.stop();
     assert!(run.success, "{}", run.stderr);
-    assert!(!run.stderr.contains("handler failed"), "{}", run.stderr);
+    run.assert_stderr_lacks("handler failed");
 }
 
 #[test]

@@ -74,10 +74,8 @@ pub async fn run(demo: &Demo) -> anyhow::Result<Report> {
 
     let (events, mut outcomes) = EventSink::channel();
     let variables = app.resolve_variables(&Providers::default())?;
-    let options = EngineOptions {
-        events: Some(events),
-        ..EngineOptions::default()
-    };
+    let mut options = EngineOptions::default();
+    options.events = Some(events);
     let running = Runtime::new(&app, &variables, options)?.start();
 
     add_entries(&demo.redis_url, demo.entries)?;

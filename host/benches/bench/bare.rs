@@ -72,8 +72,11 @@ impl Bare {
 
     fn build(wasm: &Path, output: Output, http: bool) -> anyhow::Result<Self> {
         // The host's pool settings, so that the ratio is the cost of the host's own code.
-        let pooling = spin_trigger_host::internals::pooling_config(&EngineOptions::default())
-            .context("the default options use the pool")?;
+        let pooling = spin_trigger_host::internals::pooling_config(
+            &EngineOptions::default(),
+            &spin_trigger_host::internals::PoolSize::default(),
+        )
+        .context("the default options use the pool")?;
         let mut config = Config::new();
         config
             .wasm_component_model(true)

@@ -7,12 +7,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use spin_trigger_host::EngineOptions;
 use spin_trigger_host::app::Component;
 use spin_trigger_host::internals::AllowedHosts;
 use spin_trigger_host::internals::Engine;
 use spin_trigger_host::internals::{CallInfo, EventReporter};
 use spin_trigger_host::internals::{Message, RedisComponent};
-use spin_trigger_host::{EngineOptions, TelemetryOptions};
 
 use crate::bare::{Bare, Output};
 
@@ -66,10 +66,8 @@ pub fn run_key_value(wasm: &Path, calls: usize, multi_thread: bool) -> anyhow::R
         "CREATE TABLE spin_key_value (store TEXT NOT NULL, key TEXT NOT NULL, \
          value BLOB NOT NULL, PRIMARY KEY (store, key))",
     )?;
-    let component = Component {
-        key_value_stores: vec!["default".into()],
-        ..component(wasm)
-    };
+    let mut component = component(wasm);
+    component.key_value_stores = vec!["default".into()];
     compare(
         &runtime,
         component,
@@ -102,11 +100,10 @@ fn current_thread() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn component(wasm: &Path) -> Component {
-    Component {
-        id: "print".into(),
-        source: wasm.to_path_buf().into(),
-        ..Default::default()
-    }
+    let mut component = Component::default();
+    component.id = "print".into();
+    component.source = wasm.to_path_buf().into();
+    component
 }
 
 /// One outbound HTTP GET per call: the http-get guest fetching `url` (a loopback server), the
@@ -134,10 +131,9 @@ fn compare(
     allowed_hosts: AllowedHosts,
     baseline: impl AsyncFn(&[u8]) -> anyhow::Result<()>,
 ) -> anyhow::Result<Figures> {
-    let engine = Engine::new(EngineOptions {
-        cache_dir: None,
-        ..Default::default()
-    })?;
+    let mut options = EngineOptions::default();
+    options.cache_dir = None;
+    let engine = Engine::new(options)?;
     let host = RedisComponent::new(Arc::new(engine.prepare(
         &component,
         BTreeMap::new(),
@@ -216,21 +212,17 @@ struct Reported {
     component: RedisComponent,
     reporter: EventReporter,
     message: Message,
-    limits: spin_trigger_host::limits::Limits,
+    limits: spin_trigger_host::internals::Limits,
 }
 
 impl Reported {
     fn new(wasm: &Path, metrics: bool) -> anyhow::Result<Self> {
-        let telemetry = TelemetryOptions {
-            // Recording is on when metrics are served; the engine alone serves nothing.
-            metrics_addr: metrics.then(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
-            ..TelemetryOptions::default()
-        };
-        let engine = Engine::new(EngineOptions {
-            cache_dir: None,
-            telemetry,
-            ..Default::default()
-        })?;
+        let mut options = EngineOptions::default();
+        options.cache_dir = None;
+        // Recording is on when metrics are served; the engine alone serves nothing.
+        options.telemetry.metrics_addr =
+            metrics.then(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+        let engine = Engine::new(options)?;
         let component = RedisComponent::new(Arc::new(engine.prepare(
             &component(wasm),
             BTreeMap::new(),

@@ -1,7 +1,7 @@
 //! Key-value stores for guests, in every version Spin's SDKs import:
 //! `fermyon:spin/key-value@2.0.0`, `spin:key-value/key-value@3.0.0` (`async func`s), and
 //! `wasi:keyvalue` 0.2.0-draft2 (store, atomics, batch). One implementation under all three:
-//! [`crate::stores::key_value::KeyValueStore`].
+//! [`crate::stores::key_value_store::KeyValueStore`].
 //!
 //! A component may open only the labels in its `key_value_stores`; any other gets
 //! `access-denied`, as in Spin. Open stores live in the instance's resource table.
@@ -14,7 +14,7 @@ use crate::host_api::bindings::fermyon::spin2_0_0::key_value as v2;
 use crate::host_api::bindings::wasi::keyvalue::{atomics, batch, store as wasi};
 use crate::host_api::spin3_bindings::spin::key_value::key_value as v3;
 use crate::host_api::{InstanceState, Spin3};
-use crate::stores::key_value::{KeyValueError, KeyValueStore};
+use crate::stores::key_value_store::{KeyValueError, KeyValueStore};
 
 /// Stores (or buckets) one instance may hold open at once.
 const MAX_OPEN_STORES: usize = 64;

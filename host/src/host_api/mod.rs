@@ -101,7 +101,7 @@ pub mod bindings {
         with: {
             "fermyon:spin/redis.connection": super::outbound_redis::OutboundConnection,
             "fermyon:spin/key-value.store": super::key_value::OpenStore,
-            "fermyon:spin/sqlite.connection": crate::stores::sqlite::DatabaseConnection,
+            "fermyon:spin/sqlite.connection": crate::stores::sqlite_database::DatabaseConnection,
             "wasi:keyvalue/store.bucket": super::key_value::OpenStore,
             "wasi:keyvalue/atomics.cas": super::key_value::Cas,
         },
@@ -124,7 +124,7 @@ pub mod spin3_bindings {
         with: {
             "spin:redis/redis.connection": super::outbound_redis::OutboundConnection,
             "spin:key-value/key-value.store": super::key_value::OpenStore,
-            "spin:sqlite/sqlite.connection": crate::stores::sqlite::DatabaseConnection,
+            "spin:sqlite/sqlite.connection": crate::stores::sqlite_database::DatabaseConnection,
         },
     });
 }

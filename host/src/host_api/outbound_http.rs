@@ -137,7 +137,9 @@ fn client_error(error: hyper_util::client::legacy::Error) -> Error {
     if refused {
         Error::ConnectionRefused
     } else {
-        Error::InternalError(Some(crate::errors::one_line(&anyhow::Error::new(error))))
+        Error::InternalError(Some(crate::error_text::one_line(&anyhow::Error::new(
+            error,
+        ))))
     }
 }
 

@@ -1,6 +1,6 @@
 //! SQLite databases for guests: `fermyon:spin/sqlite@2.0.0` and `spin:sqlite/sqlite@3.1.0`
 //! (spin-sdk 6 and 7 call its `async func`s). One implementation under both:
-//! [`crate::stores::sqlite::SqliteDatabase`].
+//! [`crate::stores::sqlite_database::SqliteDatabase`].
 //!
 //! A component may open only the labels in its `sqlite_databases`; any other gets
 //! `access-denied`, as in Spin. Each open connection is the guest's own SQLite connection.
@@ -11,7 +11,7 @@ use crate::host_api::bindings::fermyon::spin2_0_0::sqlite as v2;
 use crate::host_api::key_value::ready;
 use crate::host_api::spin3_bindings::spin::sqlite::sqlite as v3;
 use crate::host_api::{InstanceState, Spin3};
-use crate::stores::sqlite::{DatabaseConnection, QueryResult, SqlValue, SqliteError};
+use crate::stores::sqlite_database::{DatabaseConnection, QueryResult, SqlValue, SqliteError};
 
 /// Connections one instance may hold open at once.
 const MAX_OPEN_CONNECTIONS: usize = 64;
@@ -21,7 +21,7 @@ impl InstanceState {
     fn database(
         &self,
         label: &str,
-    ) -> Result<std::sync::Arc<crate::stores::sqlite::SqliteDatabase>, SqliteError> {
+    ) -> Result<std::sync::Arc<crate::stores::sqlite_database::SqliteDatabase>, SqliteError> {
         if self.open_databases >= MAX_OPEN_CONNECTIONS {
             return Err(SqliteError::Io(format!(
                 "too many SQLite connections open in this instance ({MAX_OPEN_CONNECTIONS})"

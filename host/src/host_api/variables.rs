@@ -11,7 +11,7 @@ use crate::host_api::spin3_bindings::spin::variables::variables as v3;
 impl InstanceState {
     /// The component's variable `name`, as both versions of the interface answer it.
     fn variable(&self, name: &str) -> Result<String, Error> {
-        if let Err(message) = crate::template::check_name(name) {
+        if let Err(message) = crate::variable_templates::check_name(name) {
             return Err(Error::InvalidName(message));
         }
         self.variables.get(name).cloned().ok_or_else(|| {

@@ -4,8 +4,8 @@ use serde::Deserialize;
 
 use crate::limits::MAX_IN_FLIGHT_RANGE;
 use crate::redis_address::trigger_address;
-use crate::template::Template;
 use crate::validation::{ManifestError, Validation};
+use crate::variable_templates::Template;
 
 /// One `[[trigger.redis]]`, as written (besides `id` and `component`).
 #[derive(Deserialize)]
@@ -19,6 +19,7 @@ pub struct RawRedisConfig {
 
 /// One `[[trigger.redis]]`, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RedisConfig {
     /// The channel, or a glob pattern (`orders.*`) to subscribe by pattern.
     pub channel: Template,
@@ -48,17 +49,11 @@ pub fn validate(
         "application.trigger.redis",
         validation,
     )?;
-    let max_in_flight = raw.max_in_flight.unwrap_or(1);
-    if max_in_flight == 0 {
-        return Err(validation.error(
-            &format!("{location}.max_in_flight"),
-            "must be at least 1 (the default, which keeps publish order)".into(),
-        ));
-    }
-    validation.in_range(
-        max_in_flight,
+    let max_in_flight = validation.count(
+        raw.max_in_flight.unwrap_or(1),
         &MAX_IN_FLIGHT_RANGE,
         &format!("{location}.max_in_flight"),
+        "the default, which keeps publish order",
     )?;
     Ok(RedisConfig {
         channel,

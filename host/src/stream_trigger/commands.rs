@@ -8,8 +8,9 @@ use anyhow::Context;
 use redis::AsyncTypedCommands;
 use redis::aio::MultiplexedConnection;
 
+use super::consumer::{Attempt, Consumer, HeldEntries};
+use super::handling::Settlement;
 use super::reply::{RawEntry, parse_delivery_counts};
-use super::{Attempt, Consumer, Done, Reader};
 use crate::telemetry::StreamGauges;
 
 /// Adds an entry to the dead-letter stream (`KEYS[2]`) and acknowledges it in the stream
@@ -18,13 +19,6 @@ use crate::telemetry::StreamGauges;
 /// memory) the entry is not acknowledged and stays pending, never lost from both streams.
 const DEAD_LETTER_SCRIPT: &str = "redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))\n\
                                   return redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])";
-
-/// A stream entry id (`<ms>-<seq>`) as a pair that sorts as Redis orders ids; an id that does
-/// not parse (Redis never returns one) sorts first.
-fn stream_id_order(id: &str) -> (u64, u64) {
-    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
-    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
-}
 
 impl Consumer {
     /// Creates the group (and the stream) unless it exists; a new group reads the stream from
@@ -93,12 +87,12 @@ impl Consumer {
     /// acknowledging it, so that it is in one place or the other, never both or neither.
     /// Returns how many replies these commands have, in the order [`Self::log_settled`] reads
     /// them.
-    pub(super) fn settle(&self, pipe: &mut redis::Pipeline, finished: &[Done]) -> usize {
+    pub(super) fn settle(&self, pipe: &mut redis::Pipeline, finished: &[Settlement]) -> usize {
         let mut replies = 0;
         let handled: Vec<&str> = finished
             .iter()
             .filter_map(|done| match done {
-                Done::Handled(id) => Some(id.as_str()),
+                Settlement::Handled(id) => Some(id.as_str()),
                 _ => None,
             })
             .collect();
@@ -107,7 +101,7 @@ impl Consumer {
             replies += 1;
         }
         for done in finished {
-            let Done::Failed(dead) = done else {
+            let Settlement::Failed(dead) = done else {
                 continue;
             };
             let attempts = dead.attempts.to_string();
@@ -141,12 +135,12 @@ impl Consumer {
     /// after a reconnection, or claimed by another) instead of holding the loop.
     pub(super) fn log_settled(
         &self,
-        finished: &[Done],
+        finished: &[Settlement],
         mut replies: impl Iterator<Item = redis::RedisResult<redis::Value>>,
     ) {
         let handled = finished
             .iter()
-            .filter(|done| matches!(done, Done::Handled(_)))
+            .filter(|done| matches!(done, Settlement::Handled(_)))
             .count();
         if handled > 0
             && let Some(Err(error)) = replies.next()
@@ -160,8 +154,8 @@ impl Consumer {
         }
         for done in finished {
             match done {
-                Done::Handled(_) => {}
-                Done::Failed(dead) => match replies.next() {
+                Settlement::Handled(_) => {}
+                Settlement::Failed(dead) => match replies.next() {
                     Some(Err(error)) => {
                         tracing::error!(
                             trigger = %self.trigger_id,
@@ -190,7 +184,7 @@ impl Consumer {
                         dead.error
                     ),
                 },
-                Done::Abandoned(id) => tracing::warn!(
+                Settlement::Abandoned(id) => tracing::warn!(
                     trigger = %self.trigger_id,
                     stream = %self.stream,
                     entry = %id,
@@ -203,17 +197,17 @@ impl Consumer {
     /// `XCLAIM ... JUSTID` of every entry this consumer holds, to itself, with no minimum idle
     /// time: their idle time starts again (their delivery count does not change), so no other
     /// consumer claims an entry this one is still handling, retrying or gathering for a batch.
-    pub(super) fn refresh_idle(&self, pipe: &mut redis::Pipeline, reader: &Reader) {
+    pub(super) fn refresh_idle(&self, pipe: &mut redis::Pipeline, held: &HeldEntries) {
         let command = pipe
             .cmd("XCLAIM")
             .arg(&self.stream)
             .arg(&self.group)
             .arg(&self.consumer)
             .arg(0);
-        for id in &reader.in_flight {
+        for id in &held.in_flight {
             command.arg(id);
         }
-        for entry in &reader.filling {
+        for entry in &held.filling {
             command.arg(&entry.id);
         }
         command.arg("JUSTID").ignore();
@@ -237,33 +231,35 @@ impl Consumer {
         }
     }
 
-    /// Sets each entry's delivery count from the group's pending list (`XPENDING`): for
-    /// entries delivered before (read again from this consumer's pending list, or claimed),
-    /// which Redis counted once more on this delivery. `held` is how many other entries this
-    /// consumer holds, which may lie between them.
+    /// Sets each entry's delivery count from the group's pending list: for entries delivered
+    /// before (read again from this consumer's pending list, or claimed), which Redis counted
+    /// once more on this delivery. One `XPENDING <id> <id> 1` per entry, in one pipeline: a
+    /// range over them all could be filled by other entries this consumer has pending, and
+    /// leave some without their count.
     pub(super) async fn note_deliveries(
         &self,
         connection: &mut MultiplexedConnection,
         entries: &mut [RawEntry],
-        held: usize,
     ) -> anyhow::Result<()> {
-        let ids = || entries.iter().map(|entry| stream_id_order(&entry.id));
-        let (Some(first), Some(last)) = (ids().min(), ids().max()) else {
+        if entries.is_empty() {
             return Ok(());
-        };
-        let reply: redis::Value = redis::cmd("XPENDING")
-            .arg(&self.stream)
-            .arg(&self.group)
-            .arg(format!("{}-{}", first.0, first.1))
-            .arg(format!("{}-{}", last.0, last.1))
-            .arg(entries.len() + held)
-            .arg(&self.consumer)
+        }
+        let mut pipe = redis::pipe();
+        for entry in entries.iter() {
+            pipe.cmd("XPENDING")
+                .arg(&self.stream)
+                .arg(&self.group)
+                .arg(&entry.id)
+                .arg(&entry.id)
+                .arg(1);
+        }
+        let replies: Vec<redis::Value> = pipe
             .query_async(connection)
             .await
             .with_context(|| format!("reading delivery counts of stream `{}`", self.stream))?;
-        let counts = parse_delivery_counts(reply)
-            .with_context(|| format!("reading delivery counts of stream `{}`", self.stream))?;
-        for entry in entries {
+        for (entry, reply) in entries.iter_mut().zip(replies) {
+            let counts = parse_delivery_counts(reply)
+                .with_context(|| format!("reading delivery counts of stream `{}`", self.stream))?;
             if let Some(&count) = counts.get(&entry.id) {
                 entry.deliveries = count.max(1);
             }

@@ -7,8 +7,8 @@ use serde::Deserialize;
 
 use crate::limits::{BATCH_SIZE_RANGE, MAX_ATTEMPTS_RANGE, MAX_IN_FLIGHT_RANGE};
 use crate::redis_address::trigger_address;
-use crate::template::Template;
 use crate::validation::{ManifestError, Validation};
+use crate::variable_templates::Template;
 
 /// One `[[trigger.redis-stream]]`, as written (besides `id` and `component`).
 #[derive(Deserialize)]
@@ -28,6 +28,7 @@ pub struct RawStreamConfig {
 
 /// One `[[trigger.redis-stream]]`, validated: a consumer in a consumer group.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StreamConfig {
     /// The stream key.
     pub stream: Template,
@@ -54,105 +55,71 @@ pub struct StreamConfig {
     pub batch_wait: Duration,
 }
 
+/// `claim_idle`'s default.
+const SECS_30: Duration = Duration::from_secs(30);
+
+/// Checks one `[[trigger.redis-stream]]`; each error names its field.
 pub fn validate(
     raw: RawStreamConfig,
     default_address: Option<&Template>,
     location: &str,
     validation: &Validation,
 ) -> Result<StreamConfig, ManifestError> {
-    let err =
-        |field: &str, message: String| validation.error(&format!("{location}.{field}"), message);
+    let at = |field: &str| format!("{location}.{field}");
     if raw.stream.trim().is_empty() {
-        return Err(err(
-            "stream",
+        return Err(validation.error(
+            &at("stream"),
             "the stream is empty: write e.g. `stream = \"orders\"`".into(),
         ));
     }
-    let stream = validation.template(&raw.stream, &format!("{location}.stream"))?;
-    let address = trigger_address(
-        raw.address,
-        default_address,
-        location,
-        "application.trigger.redis-stream",
-        validation,
-    )?;
-    let optional_template = |value: Option<String>, field: &str| {
-        value
-            .map(|text| {
-                if text.trim().is_empty() {
-                    Err(err(field, "is empty: leave it out for the default".into()))
-                } else {
-                    validation.template(&text, &format!("{location}.{field}"))
-                }
-            })
-            .transpose()
-    };
-    let group = optional_template(raw.group, "group")?;
-    let consumer = optional_template(raw.consumer, "consumer")?;
-    let dead_letter = optional_template(raw.dead_letter, "dead_letter")?;
-    let max_in_flight = raw.max_in_flight.unwrap_or(1);
-    if max_in_flight == 0 {
-        return Err(err(
-            "max_in_flight",
-            "must be at least 1 (the default: one entry at a time)".into(),
-        ));
-    }
-    validation.in_range(
-        max_in_flight,
-        &MAX_IN_FLIGHT_RANGE,
-        &format!("{location}.max_in_flight"),
-    )?;
-    let max_attempts = raw.max_attempts.unwrap_or(5);
-    if max_attempts == 0 {
-        return Err(err(
-            "max_attempts",
-            "must be at least 1 (1: no retry; the default is 5)".into(),
-        ));
-    }
-    validation.in_range(
-        max_attempts,
-        &MAX_ATTEMPTS_RANGE,
-        &format!("{location}.max_attempts"),
-    )?;
-    let claim_idle = match raw.claim_idle {
-        None => Duration::from_secs(30),
-        Some(text) => validation.duration(
-            &text,
-            &format!("{location}.claim_idle"),
-            "\"30s\" or \"2m\"",
-        )?,
+    let optional_name =
+        |value: Option<String>, field: &str| {
+            value
+                .map(|text| match text.trim() {
+                    "" => Err(validation
+                        .error(&at(field), "is empty: leave it out for the default".into())),
+                    _ => validation.template(&text, &at(field)),
+                })
+                .transpose()
+        };
+    let duration = |text: Option<String>, default, field: &str, examples| {
+        validation.duration_or(text.as_deref(), default, &at(field), examples)
     };
     if let Some(batch_size) = raw.batch_size {
-        if batch_size == 0 {
-            return Err(err(
-                "batch_size",
-                "must be at least 1 (the default, for a handler taking a `Batch`, is 100)".into(),
-            ));
-        }
-        validation.in_range(
-            batch_size,
-            &BATCH_SIZE_RANGE,
-            &format!("{location}.batch_size"),
-        )?;
+        let hint = "the default, for a handler taking a `Batch`, is 100";
+        validation.count(batch_size, &BATCH_SIZE_RANGE, &at("batch_size"), hint)?;
     }
-    let batch_wait = match raw.batch_wait {
-        None => Duration::ZERO,
-        Some(text) => validation.duration(
-            &text,
-            &format!("{location}.batch_wait"),
+    Ok(StreamConfig {
+        stream: validation.template(&raw.stream, &at("stream"))?,
+        address: trigger_address(
+            raw.address,
+            default_address,
+            location,
+            "application.trigger.redis-stream",
+            validation,
+        )?,
+        group: optional_name(raw.group, "group")?,
+        consumer: optional_name(raw.consumer, "consumer")?,
+        dead_letter: optional_name(raw.dead_letter, "dead_letter")?,
+        max_in_flight: validation.count(
+            raw.max_in_flight.unwrap_or(1),
+            &MAX_IN_FLIGHT_RANGE,
+            &at("max_in_flight"),
+            "the default: one entry at a time",
+        )?,
+        max_attempts: validation.count(
+            raw.max_attempts.unwrap_or(5),
+            &MAX_ATTEMPTS_RANGE,
+            &at("max_attempts"),
+            "1: no retry; the default is 5",
+        )?,
+        claim_idle: duration(raw.claim_idle, SECS_30, "claim_idle", "\"30s\" or \"2m\"")?,
+        batch_size: raw.batch_size,
+        batch_wait: duration(
+            raw.batch_wait,
+            Duration::ZERO,
+            "batch_wait",
             "\"50ms\" or \"1s\"",
         )?,
-    };
-    Ok(StreamConfig {
-        batch_size: raw.batch_size,
-        batch_wait,
-        stream,
-        address,
-        group,
-        consumer,
-        max_in_flight,
-        max_attempts,
-        dead_letter,
-        claim_idle,
     })
 }

@@ -7,13 +7,60 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
+use super::consumer::{Attempt, Consumer, HandlerTasks, HeldEntries};
 use super::reply::{Fields, RawEntry};
-use super::{
-    Attempt, Consumer, DeadLetter, Done, MAX_RETRY_WAIT, MIN_RETRY_WAIT, Reader, Running,
-    bytes_fields,
-};
+use super::{MAX_RETRY_WAIT, MIN_RETRY_WAIT};
 use crate::redis_component::{Message, StreamEntry};
 use crate::telemetry::{CallInfo, log_failure};
+
+/// How an entry ended, as its handler task reports it; each frees the entry's slot once the reading loop
+/// has told Redis.
+pub(super) enum Settlement {
+    /// Handled: acknowledge it.
+    Handled(String),
+    /// Failed `max_attempts` times, or unreadable: add it to the dead-letter stream and
+    /// acknowledge it.
+    Failed(DeadLetter),
+    /// Shutdown came before a retry: leave it pending for a consumer that stays.
+    Abandoned(String),
+}
+
+impl Settlement {
+    pub(super) fn id(&self) -> &str {
+        match self {
+            Settlement::Handled(id) | Settlement::Abandoned(id) => id,
+            Settlement::Failed(dead) => &dead.id,
+        }
+    }
+}
+
+/// An entry on its way to the dead-letter stream: its fields as bytes, why, and after how many
+/// attempts (0: it could not be handed to a handler at all).
+pub(super) struct DeadLetter {
+    pub(super) id: String,
+    pub(super) fields: Vec<(Vec<u8>, Vec<u8>)>,
+    pub(super) error: String,
+    pub(super) attempts: u32,
+}
+
+impl DeadLetter {
+    fn failed(entry: StreamEntry, error: String) -> Self {
+        DeadLetter {
+            fields: bytes_fields(entry.fields),
+            id: entry.id,
+            error,
+            attempts: entry.attempt,
+        }
+    }
+}
+
+/// Fields as the dead-letter stream takes them.
+fn bytes_fields(fields: Vec<(String, Vec<u8>)>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    fields
+        .into_iter()
+        .map(|(name, value)| (name.into_bytes(), value))
+        .collect()
+}
 
 impl Consumer {
     /// Adds `entries` to the batch gathering and hands on the full batches; the rest waits for
@@ -22,91 +69,104 @@ impl Consumer {
         self: &Arc<Self>,
         entries: Vec<RawEntry>,
         now: bool,
-        reader: &mut Reader,
-        running: &Running,
+        held: &mut HeldEntries,
+        tasks: &HandlerTasks,
     ) {
-        reader.filling.extend(entries);
-        if reader.filling.is_empty() {
-            reader.filling_since = None;
+        held.filling.extend(entries);
+        if held.filling.is_empty() {
+            held.filling_since = None;
             return;
         }
-        let since = *reader.filling_since.get_or_insert_with(Instant::now);
+        let since = *held.filling_since.get_or_insert_with(Instant::now);
         let due = now || since.elapsed() >= self.batch_wait;
         let ready = if due {
-            reader.filling.len()
+            held.filling.len()
         } else {
-            reader.filling.len() / self.batch_size * self.batch_size
+            held.filling.len() / self.batch_size * self.batch_size
         };
-        let ready: Vec<RawEntry> = reader.filling.drain(..ready).collect();
-        if reader.filling.is_empty() {
-            reader.filling_since = None;
+        let ready: Vec<RawEntry> = held.filling.drain(..ready).collect();
+        if held.filling.is_empty() {
+            held.filling_since = None;
         }
         if !ready.is_empty() {
-            self.dispatch(ready, reader, running);
+            self.dispatch(ready, held, tasks);
         }
     }
 
     /// Hands the entries to handler tasks, `batch_size` to a task (one, for a component that
-    /// takes one entry at a time); each task's ends come back through the reader.
-    fn dispatch(self: &Arc<Self>, entries: Vec<RawEntry>, reader: &mut Reader, running: &Running) {
+    /// takes one entry at a time); each task's ends come back through `held`. Entries no
+    /// handler should run are settled here.
+    fn dispatch(
+        self: &Arc<Self>,
+        entries: Vec<RawEntry>,
+        held: &mut HeldEntries,
+        tasks: &HandlerTasks,
+    ) {
         let mut live = Vec::with_capacity(entries.len());
         for entry in entries {
-            reader.in_flight.insert(entry.id.clone());
-            match entry.fields {
-                // Delivered that often and never settled: each time, its host died or was
-                // killed while handling it. Running it again would likely do the same.
-                Fields::Read(fields) if entry.deliveries > self.max_attempts => {
-                    self.reporter.dead_lettered();
-                    reader.batches += 1;
-                    let attempts = entry.deliveries - 1;
-                    reader.take_done(vec![Done::Failed(DeadLetter {
-                        error: format!(
-                            "delivered {} times and never settled: each of its {attempts} \
-                             attempts ended with its host (max_attempts = {})",
-                            entry.deliveries, self.max_attempts
-                        ),
-                        fields: bytes_fields(fields),
-                        id: entry.id,
-                        attempts,
-                    })]);
-                }
-                // Its attempt is its delivery count: what earlier hosts tried counts too.
-                Fields::Read(fields) => live.push(StreamEntry {
-                    id: entry.id,
-                    fields,
-                    attempt: entry.deliveries,
-                }),
-                // Deleted from the stream since it was added: nothing to handle.
-                Fields::Deleted => {
-                    reader.batches += 1;
-                    reader.take_done(vec![Done::Handled(entry.id)]);
-                }
-                // No handler can be given it; retrying cannot change that.
-                Fields::Unreadable { raw, reason } => {
-                    self.reporter.dead_lettered();
-                    reader.batches += 1;
-                    reader.take_done(vec![Done::Failed(DeadLetter {
-                        id: entry.id,
-                        fields: raw,
-                        error: format!("unreadable entry: {reason}"),
-                        attempts: 0,
-                    })]);
+            held.in_flight.insert(entry.id.clone());
+            match self.runnable(entry) {
+                Ok(entry) => live.push(entry),
+                Err(settlement) => {
+                    held.batches += 1;
+                    held.take_done(vec![settlement]);
                 }
             }
         }
         let mut live = live.into_iter().peekable();
         while live.peek().is_some() {
             let batch: Vec<StreamEntry> = live.by_ref().take(self.batch_size).collect();
-            reader.batches += 1;
-            let (consumer, running_task, done, retries) = (
+            held.batches += 1;
+            let (consumer, task_context, done, retries) = (
                 self.clone(),
-                running.clone(),
-                reader.done_sender.clone(),
-                reader.retry_sender.clone(),
+                tasks.clone(),
+                held.done_sender.clone(),
+                held.retry_sender.clone(),
             );
-            running.tracker.spawn(async move {
-                let _ = done.send(consumer.handle(batch, &running_task, &retries).await);
+            tasks.tracker.spawn(async move {
+                let _ = done.send(consumer.handle(batch, &task_context, &retries).await);
             });
+        }
+    }
+
+    /// The entry as a handler gets it, or how it is settled without one: dead-lettered when it
+    /// cannot be read or was delivered past `max_attempts`, acknowledged when it was deleted.
+    fn runnable(&self, entry: RawEntry) -> Result<StreamEntry, Settlement> {
+        match entry.fields {
+            // Delivered that often and never settled: each time, its host died or was killed
+            // while handling it. Running it again would likely do the same.
+            Fields::Read(fields) if entry.deliveries > self.max_attempts => {
+                self.reporter.dead_lettered();
+                let attempts = entry.deliveries - 1;
+                Err(Settlement::Failed(DeadLetter {
+                    error: format!(
+                        "delivered {} times and never settled: each of its {attempts} \
+                         attempts ended with its host (max_attempts = {})",
+                        entry.deliveries, self.max_attempts
+                    ),
+                    fields: bytes_fields(fields),
+                    id: entry.id,
+                    attempts,
+                }))
+            }
+            // Its attempt is its delivery count: what earlier hosts tried counts too.
+            Fields::Read(fields) => Ok(StreamEntry {
+                id: entry.id,
+                fields,
+                attempt: entry.deliveries,
+            }),
+            // Deleted from the stream since it was added: nothing to handle.
+            Fields::Deleted => Err(Settlement::Handled(entry.id)),
+            // No handler can be given it; retrying cannot change that.
+            Fields::Unreadable { raw, reason } => {
+                self.reporter.dead_lettered();
+                Err(Settlement::Failed(DeadLetter {
+                    id: entry.id,
+                    fields: raw,
+                    error: format!("unreadable entry: {reason}"),
+                    attempts: 0,
+                }))
+            }
         }
     }
 
@@ -117,52 +177,20 @@ impl Consumer {
     async fn handle(
         &self,
         mut entries: Vec<StreamEntry>,
-        running: &Running,
+        tasks: &HandlerTasks,
         retries: &mpsc::UnboundedSender<Vec<Attempt>>,
-    ) -> Vec<Done> {
+    ) -> Vec<Settlement> {
         let mut ends = Vec::with_capacity(entries.len());
         let mut wait = MIN_RETRY_WAIT;
         loop {
-            let failures = self.call(&entries, running).await;
-            let mut retry = Vec::new();
-            let mut failures = failures.into_iter().peekable();
-            for (index, entry) in entries.into_iter().enumerate() {
-                let error = match failures.peek() {
-                    Some((failed, _)) if *failed == index => failures.next().map(|(_, why)| why),
-                    _ => None,
-                };
-                let Some(error) = error else {
-                    ends.push(Done::Handled(entry.id));
-                    continue;
-                };
-                tracing::error!(
-                    trigger = %self.trigger_id,
-                    component = %self.component.id(),
-                    stream = %self.stream,
-                    entry = %entry.id,
-                    attempt = entry.attempt,
-                    max_attempts = self.max_attempts,
-                    "Redis stream handler failed: {error}"
-                );
-                if entry.attempt >= self.max_attempts {
-                    self.reporter.dead_lettered();
-                    ends.push(Done::Failed(DeadLetter::failed(entry, error)));
-                } else {
-                    retry.push(entry);
-                }
-            }
+            let failures = self.call(&entries, tasks).await;
+            let mut retry = self.sort_outcomes(entries, failures, &mut ends);
             if retry.is_empty() {
                 return ends;
             }
-            let _ = retries.send(
-                retry
-                    .iter()
-                    .map(|entry| (entry.id.clone(), entry.attempt + 1))
-                    .collect(),
-            );
             tokio::select! {
-                _ = running.shutdown.cancelled() => {
-                    ends.extend(retry.into_iter().map(|entry| Done::Abandoned(entry.id)));
+                _ = tasks.shutdown.cancelled() => {
+                    ends.extend(retry.into_iter().map(|entry| Settlement::Abandoned(entry.id)));
                     return ends;
                 }
                 _ = tokio::time::sleep(wait) => {}
@@ -172,13 +200,60 @@ impl Consumer {
                 entry.attempt += 1;
                 self.reporter.retried();
             }
+            // Written as the attempt starts, not before the wait: a host stopped or killed while
+            // waiting leaves the count at the attempts it made.
+            let _ = retries.send(
+                retry
+                    .iter()
+                    .map(|entry| (entry.id.clone(), entry.attempt))
+                    .collect(),
+            );
             entries = retry;
         }
     }
 
+    /// Sorts one call's entries by their outcome: handled ones and those out of attempts go to
+    /// `ends`; the ones to try again are returned. `failures` are the failed entries' indexes,
+    /// in order, with their errors.
+    fn sort_outcomes(
+        &self,
+        entries: Vec<StreamEntry>,
+        failures: Vec<(usize, String)>,
+        ends: &mut Vec<Settlement>,
+    ) -> Vec<StreamEntry> {
+        let mut retry = Vec::new();
+        let mut failures = failures.into_iter().peekable();
+        for (index, entry) in entries.into_iter().enumerate() {
+            let error = match failures.peek() {
+                Some((failed, _)) if *failed == index => failures.next().map(|(_, why)| why),
+                _ => None,
+            };
+            let Some(error) = error else {
+                ends.push(Settlement::Handled(entry.id));
+                continue;
+            };
+            tracing::error!(
+                trigger = %self.trigger_id,
+                component = %self.component.id(),
+                stream = %self.stream,
+                entry = %entry.id,
+                attempt = entry.attempt,
+                max_attempts = self.max_attempts,
+                "Redis stream handler failed: {error}"
+            );
+            if entry.attempt >= self.max_attempts {
+                self.reporter.dead_lettered();
+                ends.push(Settlement::Failed(DeadLetter::failed(entry, error)));
+            } else {
+                retry.push(entry);
+            }
+        }
+        retry
+    }
+
     /// One call with `entries` (several only for a component taking batches): the index and
     /// error of each entry that failed, in order.
-    async fn call(&self, entries: &[StreamEntry], running: &Running) -> Vec<(usize, String)> {
+    async fn call(&self, entries: &[StreamEntry], tasks: &HandlerTasks) -> Vec<(usize, String)> {
         let messages: Vec<Message> = entries
             .iter()
             .map(|entry| Message {
@@ -201,7 +276,7 @@ impl Consumer {
         });
         let result = self
             .component
-            .handle_batch(&running.engine, &messages, &self.limits)
+            .handle_batch(&tasks.engine, &messages, &self.limits)
             .await;
         match result {
             Ok(mut failures) => {

@@ -12,7 +12,7 @@ use crate::host_api::InstanceState;
 use crate::limits::Limits;
 
 mod bindings {
-    pub mod raw {
+    pub mod spin_example {
         wasmtime::component::bindgen!({
             world: "fermyon:example/spin-timer",
             path: "wit",
@@ -21,27 +21,27 @@ mod bindings {
         });
     }
     /// Our timer world, version 0.2.0: the tick carries its schedule.
-    pub mod rich {
+    pub mod sdk_0_2 {
         crate::host_api::our_world_bindings!("spin-trigger:sdk/timer@0.2.0");
     }
     /// Version 0.1.0, for components built before the tick carried its schedule.
-    pub mod rich_0_1 {
+    pub mod sdk_0_1 {
         crate::host_api::our_world_bindings!("spin-trigger:sdk/timer@0.1.0");
     }
 }
 
-use bindings::rich::exports::spin_trigger::sdk0_2_0::timer_handler;
-use bindings::rich_0_1::exports::spin_trigger::sdk0_1_0::timer_handler as timer_handler_0_1;
+use bindings::sdk_0_1::exports::spin_trigger::sdk0_1_0::timer_handler as timer_handler_0_1;
+use bindings::sdk_0_2::exports::spin_trigger::sdk0_2_0::timer_handler;
 
 /// Which timer world a component exports.
 #[derive(Clone, Copy)]
 enum TimerWorld {
     /// Ours: the tick (with its schedule) in, an error message out.
-    Rich,
+    Sdk0_2,
     /// Ours before the tick carried its schedule.
-    Rich01,
+    Sdk0_1,
     /// Spin's timer example world, `handle-timer-request: func()`.
-    Raw,
+    SpinExample,
 }
 
 /// The timer worlds this host runs, in the order it looks for them.
@@ -49,17 +49,17 @@ const TIMER_WORLDS: &[AcceptedWorld<TimerWorld>] = &[
     AcceptedWorld {
         export: "spin-trigger:sdk/timer-handler@0.2.0",
         description: "this project's timer world",
-        world: TimerWorld::Rich,
+        world: TimerWorld::Sdk0_2,
     },
     AcceptedWorld {
         export: "spin-trigger:sdk/timer-handler@0.1.0",
         description: "this project's timer world, 0.1.0",
-        world: TimerWorld::Rich01,
+        world: TimerWorld::Sdk0_1,
     },
     AcceptedWorld {
         export: "handle-timer-request",
         description: "Spin's timer world",
-        world: TimerWorld::Raw,
+        world: TimerWorld::SpinExample,
     },
 ];
 
@@ -86,24 +86,24 @@ pub struct TimerComponent {
 }
 
 enum TimerExport {
-    Raw(bindings::raw::SpinTimerPre<InstanceState>),
-    Rich(bindings::rich::TimerPre<InstanceState>),
-    Rich01(bindings::rich_0_1::TimerPre<InstanceState>),
+    SpinExample(bindings::spin_example::SpinTimerPre<InstanceState>),
+    Sdk0_2(bindings::sdk_0_2::TimerPre<InstanceState>),
+    Sdk0_1(bindings::sdk_0_1::TimerPre<InstanceState>),
 }
 
 impl TimerComponent {
     /// Picks the world from what the component exports.
     pub fn new(prepared: Arc<PreparedComponent>) -> anyhow::Result<Self> {
         let export = match prepared.select_world("timer", TIMER_WORLDS)? {
-            TimerWorld::Rich => {
-                TimerExport::Rich(bindings::rich::TimerPre::new(prepared.pre.clone())?)
+            TimerWorld::Sdk0_2 => {
+                TimerExport::Sdk0_2(bindings::sdk_0_2::TimerPre::new(prepared.pre.clone())?)
             }
-            TimerWorld::Rich01 => {
-                TimerExport::Rich01(bindings::rich_0_1::TimerPre::new(prepared.pre.clone())?)
+            TimerWorld::Sdk0_1 => {
+                TimerExport::Sdk0_1(bindings::sdk_0_1::TimerPre::new(prepared.pre.clone())?)
             }
-            TimerWorld::Raw => {
-                TimerExport::Raw(bindings::raw::SpinTimerPre::new(prepared.pre.clone())?)
-            }
+            TimerWorld::SpinExample => TimerExport::SpinExample(
+                bindings::spin_example::SpinTimerPre::new(prepared.pre.clone())?,
+            ),
         };
         Ok(TimerComponent { prepared, export })
     }
@@ -130,11 +130,11 @@ impl TimerComponent {
         tick: Tick,
     ) -> anyhow::Result<()> {
         match &self.export {
-            TimerExport::Raw(pre) => {
+            TimerExport::SpinExample(pre) => {
                 let instance = pre.instantiate_async(&mut *store).await?;
                 instance.call_handle_timer_request(&mut *store).await?;
             }
-            TimerExport::Rich(pre) => {
+            TimerExport::Sdk0_2(pre) => {
                 let instance = pre.instantiate_async(&mut *store).await?;
                 let wit_tick = timer_handler::Tick {
                     scheduled_at_ms: unix_millis(tick.scheduled_at),
@@ -148,7 +148,7 @@ impl TimerComponent {
                     .await?
                     .map_err(|error| anyhow!("handler returned an error: {}", error.message))?;
             }
-            TimerExport::Rich01(pre) => {
+            TimerExport::Sdk0_1(pre) => {
                 let instance = pre.instantiate_async(&mut *store).await?;
                 let wit_tick = timer_handler_0_1::Tick {
                     scheduled_at_ms: unix_millis(tick.scheduled_at),

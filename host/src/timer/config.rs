@@ -5,9 +5,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::limits::{DURATION_RANGE, SPEEDUP_RANGE, check_duration};
-use crate::template::Template;
 use crate::timer::cron::CronSchedule;
 use crate::validation::{ManifestError, Validation};
+use crate::variable_templates::Template;
 
 /// `[application.trigger.timer]`, as written.
 #[derive(Deserialize, Default)]
@@ -45,6 +45,7 @@ pub struct RawTimerConfig {
 
 /// One `[[trigger.timer]]`, validated.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct TimerConfig {
     /// When it fires.
     pub schedule: TimerSchedule,
@@ -55,6 +56,7 @@ pub struct TimerConfig {
 
 /// When a timer fires.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum TimerSchedule {
     /// `interval_secs` or `interval`: every interval from the host's start.
     Interval {
@@ -134,26 +136,17 @@ pub fn validate(
     })
 }
 
+/// `cron` (with `time_zone`), `interval_secs` or `interval`: exactly one.
 fn validate_schedule(
     raw: RawTimerConfig,
     speedup: f64,
     location: &str,
     validation: &Validation,
 ) -> Result<TimerSchedule, ManifestError> {
-    let err = |field: &str, message: String| {
-        let at = if field.is_empty() {
-            location.to_owned()
-        } else {
-            format!("{location}.{field}")
-        };
-        validation.error(&at, message)
-    };
+    let err = |field: &str, message: String| field_error(validation, location, field, message);
     if let Some(expression) = raw.cron {
         if raw.interval_secs.is_some() || raw.interval.is_some() {
-            return Err(err(
-                "",
-                "set one schedule: `cron`, `interval_secs` or `interval`, not several".into(),
-            ));
+            return Err(err("", SEVERAL_SCHEDULES.into()));
         }
         if speedup != 1.0 {
             return Err(err(
@@ -173,38 +166,7 @@ fn validate_schedule(
             "a time zone applies to a `cron` schedule only: add `cron = \"0 0 9 * * *\"` or remove `time_zone`".into(),
         ));
     }
-    let interval = match (raw.interval_secs, raw.interval) {
-        (Some(_), Some(_)) => {
-            return Err(err(
-                "",
-                "set one schedule: `cron`, `interval_secs` or `interval`, not several".into(),
-            ));
-        }
-        (None, None) => {
-            return Err(err(
-                "",
-                "missing the schedule: add `interval_secs = 5`, `interval = \"250ms\"` or `cron = \"0 */5 * * * *\"`".into(),
-            ));
-        }
-        (Some(0), None) => {
-            return Err(err(
-                "interval_secs",
-                "the interval must be at least 1 second; for less, use `interval = \"250ms\"`"
-                    .into(),
-            ));
-        }
-        (Some(secs), None) => {
-            let interval = Duration::from_secs(secs);
-            check_duration(&format!("{secs}s"), interval)
-                .map_err(|message| err("interval_secs", message))?;
-            interval
-        }
-        (None, Some(text)) => validation.duration(
-            &text,
-            &format!("{location}.interval"),
-            "\"250ms\", \"2s\" or \"1m 30s\"",
-        )?,
-    };
+    let interval = validate_interval(raw.interval_secs, raw.interval, location, validation)?;
     // Both are in range, so this neither overflows nor reaches zero; under 1 ms the timer would
     // be due again before a handler could start.
     let effective = interval.div_f64(speedup);
@@ -219,4 +181,54 @@ fn validate_schedule(
         ));
     }
     Ok(TimerSchedule::Interval { interval, speedup })
+}
+
+const SEVERAL_SCHEDULES: &str =
+    "set one schedule: `cron`, `interval_secs` or `interval`, not several";
+
+/// Spin's `interval_secs` (whole seconds) or our `interval` (`"250ms"`): exactly one.
+fn validate_interval(
+    interval_secs: Option<u64>,
+    interval: Option<String>,
+    location: &str,
+    validation: &Validation,
+) -> Result<Duration, ManifestError> {
+    let err = |field: &str, message: String| field_error(validation, location, field, message);
+    match (interval_secs, interval) {
+        (Some(_), Some(_)) => Err(err("", SEVERAL_SCHEDULES.into())),
+        (None, None) => Err(err(
+            "",
+            "missing the schedule: add `interval_secs = 5`, `interval = \"250ms\"` or `cron = \"0 */5 * * * *\"`".into(),
+        )),
+        (Some(0), None) => Err(err(
+            "interval_secs",
+            "the interval must be at least 1 second; for less, use `interval = \"250ms\"`".into(),
+        )),
+        (Some(secs), None) => {
+            let interval = Duration::from_secs(secs);
+            check_duration(&format!("{secs}s"), interval)
+                .map_err(|message| err("interval_secs", message))?;
+            Ok(interval)
+        }
+        (None, Some(text)) => validation.duration(
+            &text,
+            &format!("{location}.interval"),
+            "\"250ms\", \"2s\" or \"1m 30s\"",
+        ),
+    }
+}
+
+/// An error at `field` of the trigger at `location` (at the trigger itself when `field` is
+/// empty).
+fn field_error(
+    validation: &Validation,
+    location: &str,
+    field: &str,
+    message: String,
+) -> ManifestError {
+    if field.is_empty() {
+        validation.error(location, message)
+    } else {
+        validation.error(&format!("{location}.{field}"), message)
+    }
 }

@@ -263,7 +263,7 @@ pub async fn keep_lease(
                 trigger = %trigger,
                 scheduled_ms,
                 "renewing the lease on this tick: {}",
-                crate::errors::one_line(&error)
+                crate::error_text::one_line(&error)
             ),
             Err(_) => tracing::warn!(
                 trigger = %trigger,

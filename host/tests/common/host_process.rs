@@ -43,6 +43,50 @@ pub struct Run {
     pub stderr: String,
 }
 
+impl Run {
+    /// Fails the test, showing all the host printed, unless its stderr has `needle`.
+    #[track_caller]
+    pub fn assert_stderr_has(&self, needle: &str) {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}; it was:\n{}",
+            self.stderr
+        );
+    }
+
+    /// Fails the test, showing all the host printed, if its stderr has `needle`.
+    #[track_caller]
+    pub fn assert_stderr_lacks(&self, needle: &str) {
+        assert!(
+            !self.stderr.contains(needle),
+            "stderr has {needle:?}; it was:\n{}",
+            self.stderr
+        );
+    }
+
+    /// Fails the test, showing what the host printed, unless its stdout has `needle`.
+    #[track_caller]
+    pub fn assert_stdout_has(&self, needle: &str) {
+        assert!(
+            self.stdout.contains(needle),
+            "stdout lacks {needle:?}; it was:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+    }
+
+    /// Fails the test, showing what the host printed, if its stdout has `needle`.
+    #[track_caller]
+    pub fn assert_stdout_lacks(&self, needle: &str) {
+        assert!(
+            !self.stdout.contains(needle),
+            "stdout has {needle:?}; it was:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+    }
+}
+
 impl From<Output> for Run {
     fn from(output: Output) -> Self {
         Run {

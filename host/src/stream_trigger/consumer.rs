@@ -1,0 +1,548 @@
+//! A consumer's read loop: where a stream entry is read, claimed and settled. Each turn settles
+//! what handlers finished and reads (or claims) more in one round trip; entries go to
+//! `handling.rs`, the commands come from `commands.rs`.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use redis::aio::MultiplexedConnection;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::handling::Settlement;
+use super::reply::{RawEntry, parse_claim_reply, parse_read_reply};
+use super::{
+    BACKLOG_INTERVAL, CONNECT_TIMEOUT, MAX_BACKOFF, MIN_BACKOFF, MIN_CLAIM_INTERVAL, READ_BLOCK,
+    RESPONSE_TIMEOUT, SHORT_BLOCK,
+};
+use crate::engine::Engine;
+use crate::limits::Limits;
+use crate::redis_component::RedisComponent;
+use crate::telemetry::{ConnectionHealth, EventReporter, StreamGauges};
+
+/// One `[[trigger.redis-stream]]`, resolved: this process's consumer in a group.
+pub(super) struct Consumer {
+    pub(super) trigger_id: String,
+    pub(super) component: Arc<RedisComponent>,
+    pub(super) address: String,
+    /// The address as logs show it: any password redacted.
+    pub(super) shown_address: String,
+    pub(super) stream: String,
+    pub(super) group: String,
+    pub(super) consumer: String,
+    pub(super) dead_letter: String,
+    pub(super) max_in_flight: usize,
+    pub(super) max_attempts: u32,
+    pub(super) claim_idle: Duration,
+    /// Entries per handler call: 1 unless the component takes batches.
+    pub(super) batch_size: usize,
+    /// How long a batch that is not full waits for more entries.
+    pub(super) batch_wait: Duration,
+    pub(super) limits: Limits,
+    pub(super) reporter: EventReporter,
+    /// Its connection, as `/readyz` and the metrics see it.
+    pub(super) health: Arc<ConnectionHealth>,
+    /// The group's pending count and lag, read now and then while metrics are on.
+    pub(super) backlog: Option<StreamGauges>,
+}
+
+/// What a consumer's handler tasks need: the engine, the shutdown signal, and the tracker the
+/// runtime waits on.
+#[derive(Clone)]
+pub(super) struct HandlerTasks {
+    pub(super) engine: Arc<Engine>,
+    pub(super) shutdown: CancellationToken,
+    pub(super) tracker: TaskTracker,
+}
+
+/// The entries a consumer holds (handed to handlers, finished, gathering for a batch) and
+/// the attempts to write to Redis: kept across reconnections.
+pub(super) struct HeldEntries {
+    /// Entries handed to handler tasks whose end Redis has not been told yet.
+    pub(super) in_flight: HashSet<String>,
+    /// Ends reported by handler tasks, not yet sent to Redis.
+    pub(super) finished: Vec<Settlement>,
+    /// Handler tasks (each a batch of entries, or one entry) whose entries are not settled yet:
+    /// each holds one of the `max_in_flight` slots until then.
+    pub(super) batches: usize,
+    /// How many of those have reported their ends into `finished`.
+    pub(super) finished_batches: usize,
+    /// Entries read for a batch that is not full yet, waiting up to `batch_wait` (since
+    /// `filling_since`) for more.
+    pub(super) filling: Vec<RawEntry>,
+    pub(super) filling_since: Option<Instant>,
+    pub(super) done_sender: mpsc::UnboundedSender<Vec<Settlement>>,
+    pub(super) done: mpsc::UnboundedReceiver<Vec<Settlement>>,
+    /// Handler tasks report here each attempt they are about to make again.
+    pub(super) retry_sender: mpsc::UnboundedSender<Vec<Attempt>>,
+    pub(super) retries: mpsc::UnboundedReceiver<Vec<Attempt>>,
+    /// Attempts reported and not yet written to Redis as the entries' delivery counts.
+    pub(super) attempts_to_record: Vec<Attempt>,
+    /// Entries that were gathering for a batch when the connection was lost, with their
+    /// delivery counts: read again, they get their counts back.
+    pub(super) unattempted: HashMap<String, u32>,
+}
+
+/// An entry about to be tried again: its id and the attempt it is about to make.
+pub(super) type Attempt = (String, u32);
+
+impl HeldEntries {
+    fn new() -> Self {
+        let (done_sender, done) = mpsc::unbounded_channel();
+        let (retry_sender, retries) = mpsc::unbounded_channel();
+        HeldEntries {
+            in_flight: HashSet::new(),
+            finished: Vec::new(),
+            batches: 0,
+            finished_batches: 0,
+            filling: Vec::new(),
+            filling_since: None,
+            done_sender,
+            done,
+            retry_sender,
+            retries,
+            attempts_to_record: Vec::new(),
+            unattempted: HashMap::new(),
+        }
+    }
+
+    /// Entries read again that were never attempted: their delivery counts as they were, here
+    /// and (written in the next round trip) in Redis.
+    fn restore_unattempted(&mut self, entries: &mut [RawEntry]) {
+        for entry in entries {
+            if let Some(deliveries) = self.unattempted.remove(&entry.id) {
+                entry.deliveries = deliveries;
+                self.attempts_to_record.push((entry.id.clone(), deliveries));
+            }
+        }
+    }
+
+    /// Takes every end reported so far, without waiting.
+    fn collect_finished(&mut self) {
+        while let Ok(done) = self.done.try_recv() {
+            self.take_done(done);
+        }
+        while let Ok(attempts) = self.retries.try_recv() {
+            self.attempts_to_record.extend(attempts);
+        }
+    }
+
+    /// Takes one handler task's ends.
+    pub(super) fn take_done(&mut self, done: Vec<Settlement>) {
+        self.finished.extend(done);
+        self.finished_batches += 1;
+    }
+
+    /// Slots that stay taken after the finished entries are settled.
+    fn busy(&self) -> usize {
+        self.batches - self.finished_batches
+    }
+}
+
+/// Where one connection's reading stands.
+struct ConnectionState {
+    /// How often idle entries of dead consumers are claimed.
+    claim_interval: Duration,
+    next_claim: Instant,
+    /// `Some(cursor)` while a claim scan is under way.
+    claim_cursor: Option<String>,
+    /// This consumer's own pending entries (a lost acknowledgement, or a restart under a fixed
+    /// consumer name) are read first, once nothing of this consumer is in flight.
+    own_pending: bool,
+    /// Whether the last read filled every free slot: more entries are likely waiting.
+    backlog: bool,
+    /// When the idle time of the entries this consumer holds is next reset.
+    next_refresh: Instant,
+    /// When the group's pending count and lag are next read, while metrics are on.
+    next_backlog: Instant,
+}
+
+impl ConnectionState {
+    fn new(claim_idle: Duration) -> Self {
+        ConnectionState {
+            claim_interval: (claim_idle / 2).max(MIN_CLAIM_INTERVAL),
+            next_claim: Instant::now(),
+            claim_cursor: None,
+            own_pending: true,
+            backlog: false,
+            next_backlog: Instant::now(),
+            next_refresh: Instant::now() + refresh_interval(claim_idle),
+        }
+    }
+
+    /// Whether the group's pending count and lag are due to be read (and, if so, when next).
+    fn backlog_due(&mut self) -> bool {
+        let due = Instant::now() >= self.next_backlog;
+        if due {
+            self.next_backlog = Instant::now() + BACKLOG_INTERVAL;
+        }
+        due
+    }
+}
+
+/// How often a consumer resets the idle time of the entries it holds: three times per
+/// `claim_idle`, so one slow or lost round trip still leaves two before another consumer may
+/// claim them.
+fn refresh_interval(claim_idle: Duration) -> Duration {
+    (claim_idle / 3).max(Duration::from_millis(10))
+}
+
+/// What one turn's pipeline holds, to read its replies by.
+struct Sent {
+    /// The settled entries, which lead the pipeline (`settling` replies of theirs).
+    finished: Vec<Settlement>,
+    finished_batches: usize,
+    settling: usize,
+    /// The attempts recorded (no replies).
+    attempts: Vec<Attempt>,
+    /// Whether an `XINFO GROUPS` follows.
+    backlog: bool,
+    /// Whether the read is a claim scan's page.
+    claiming: bool,
+    /// Whether the entries read have waited already, so go out at once.
+    waited: bool,
+    /// How many entries the read asked for.
+    wanted: usize,
+}
+
+/// How a connection ended: the error, and whether the consumer had joined its group on it (a
+/// connection that worked starts the backoff again from its shortest wait).
+struct Lost {
+    error: anyhow::Error,
+    joined: bool,
+}
+
+/// What one turn of the loop does besides settling: whether it reads, resets idle times, and
+/// how many slots are free and taken.
+struct Turn {
+    reading: bool,
+    refresh: bool,
+    free: usize,
+    busy: usize,
+}
+
+impl Consumer {
+    /// Reads and dispatches until shutdown, reconnecting whenever the connection is lost; then
+    /// lets what it read finish and settles it with Redis.
+    pub(super) async fn run(self: Arc<Self>, tasks: HandlerTasks) {
+        let mut held = HeldEntries::new();
+        let mut backoff = MIN_BACKOFF;
+        loop {
+            let Err(lost) = self.serve(&tasks, &mut held).await else {
+                return;
+            };
+            self.health.lost();
+            if lost.joined {
+                backoff = MIN_BACKOFF;
+            }
+            let what = if lost.joined {
+                "lost the connection to the Redis server; reconnecting"
+            } else {
+                "cannot read the stream; retrying"
+            };
+            tracing::warn!(
+                trigger = %self.trigger_id,
+                address = %self.shown_address,
+                stream = %self.stream,
+                "{what} in {backoff:?} (cause: {})",
+                crate::error_text::one_line(&lost.error)
+            );
+            // At shutdown, only entries read and not yet settled are worth reconnecting for.
+            let nothing_to_settle = held.in_flight.is_empty();
+            tokio::select! {
+                _ = tasks.shutdown.cancelled(), if nothing_to_settle => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// One connection's life: joins the group, then turns until shutdown with nothing in
+    /// flight (`Ok`) or a Redis error (`Err`).
+    async fn serve(
+        self: &Arc<Self>,
+        tasks: &HandlerTasks,
+        held: &mut HeldEntries,
+    ) -> Result<(), Lost> {
+        let mut connection = self.connect(tasks).await.map_err(|error| Lost {
+            error,
+            joined: false,
+        })?;
+        self.health.connected();
+        let mut state = ConnectionState::new(self.claim_idle);
+        // Entries gathering for a batch on the last connection are this consumer's pending
+        // ones: they come back with its own pending entries, delivered once more, which is not
+        // an attempt: their counts are kept to be put back.
+        for entry in held.filling.drain(..) {
+            held.unattempted.insert(entry.id, entry.deliveries);
+        }
+        held.filling_since = None;
+        loop {
+            match self.turn(&mut connection, &mut state, held, tasks).await {
+                Ok(ControlFlow::Continue(())) => {}
+                Ok(ControlFlow::Break(())) => return Ok(()),
+                Err(error) => {
+                    return Err(Lost {
+                        error,
+                        joined: true,
+                    });
+                }
+            }
+        }
+    }
+
+    /// One turn: settle the entries handlers finished and read more, in one round trip; its own
+    /// pending entries first, then new ones, with a claim scan now and then. Waits instead when
+    /// there is nothing to do. `Break` at shutdown once nothing is in flight.
+    async fn turn(
+        self: &Arc<Self>,
+        connection: &mut MultiplexedConnection,
+        state: &mut ConnectionState,
+        held: &mut HeldEntries,
+        tasks: &HandlerTasks,
+    ) -> anyhow::Result<ControlFlow<()>> {
+        held.collect_finished();
+        let stopping = tasks.shutdown.is_cancelled();
+        if stopping {
+            // What was read is handled, full batch or not.
+            self.dispatch_filled(Vec::new(), true, held, tasks);
+        }
+        let busy = held.busy();
+        let free = self.max_in_flight - busy;
+        if stopping && held.in_flight.is_empty() {
+            return Ok(ControlFlow::Break(()));
+        }
+        // Reading waits while this consumer's own pending entries are still being handled,
+        // and stops at shutdown.
+        let waiting_for_own = state.own_pending && busy > 0;
+        let reading = !(stopping || waiting_for_own);
+        // Wait for a handler to finish when there is nothing to do, and, while entries are
+        // waiting in the stream, until half the slots are free: one round trip then settles and
+        // reads several.
+        let wait = if reading {
+            free == 0
+                || (state.backlog
+                    && free < self.max_in_flight.div_ceil(2)
+                    && held.filling.is_empty())
+        } else {
+            held.finished.is_empty()
+        };
+        let holding = !held.in_flight.is_empty() || !held.filling.is_empty();
+        let refresh = holding && Instant::now() >= state.next_refresh;
+        // A retry's attempt is written at once, so a host that dies during it leaves the count
+        // for the next.
+        let recording = !held.attempts_to_record.is_empty();
+        if wait && !refresh && !recording {
+            let next_refresh = tokio::time::Instant::from_std(state.next_refresh);
+            tokio::select! {
+                Some(done) = held.done.recv() => held.take_done(done),
+                Some(attempts) = held.retries.recv() => held.attempts_to_record.extend(attempts),
+                _ = tasks.shutdown.cancelled(), if !stopping => {}
+                _ = tokio::time::sleep_until(next_refresh), if holding => {}
+            }
+            return Ok(ControlFlow::Continue(()));
+        }
+        // A round trip made only to reset idle times reads nothing.
+        let turn = Turn {
+            reading: reading && !wait,
+            refresh,
+            free,
+            busy,
+        };
+        self.round_trip(connection, state, held, tasks, turn)
+            .await?;
+        Ok(ControlFlow::Continue(()))
+    }
+
+    /// Settles what finished, records attempts, resets idle times when due, reads the group's
+    /// backlog when due, and reads (or claims) more: one pipeline. A failed round trip leaves
+    /// what it was to settle for the next connection (acknowledging twice is harmless).
+    async fn round_trip(
+        self: &Arc<Self>,
+        connection: &mut MultiplexedConnection,
+        state: &mut ConnectionState,
+        held: &mut HeldEntries,
+        tasks: &HandlerTasks,
+        turn: Turn,
+    ) -> anyhow::Result<()> {
+        let (pipe, sent) = self.pipeline(state, held, &turn);
+        // An empty pipeline (only abandoned entries at shutdown) has nothing to send.
+        let replies: Vec<redis::RedisResult<redis::Value>> = if pipe.is_empty() {
+            Vec::new()
+        } else {
+            match pipe.query_async(connection).await {
+                Ok(replies) => replies,
+                Err(error) => {
+                    held.finished = sent.finished;
+                    held.finished_batches = sent.finished_batches;
+                    held.attempts_to_record = sent.attempts;
+                    return Err(error).with_context(|| format!("reading stream `{}`", self.stream));
+                }
+            }
+        };
+        let mut replies = replies.into_iter();
+        self.log_settled(&sent.finished, replies.by_ref().take(sent.settling));
+        for done in &sent.finished {
+            held.in_flight.remove(done.id());
+        }
+        held.batches -= sent.finished_batches;
+        if let Some(gauges) = self.backlog.as_ref().filter(|_| sent.backlog) {
+            self.note_backlog(gauges, replies.next().and_then(Result::ok));
+        }
+        let Some(reply) = replies.next().filter(|_| turn.reading) else {
+            return Ok(());
+        };
+        let reply = reply.with_context(|| format!("reading stream `{}`", self.stream))?;
+        let mut entries = self.entries_of(reply, sent.claiming, state, held)?;
+        state.backlog = entries.len() == sent.wanted;
+        if sent.waited {
+            self.note_deliveries(connection, &mut entries).await?;
+            held.restore_unattempted(&mut entries);
+        }
+        if !state.own_pending {
+            // Those not read again by now went to another consumer.
+            held.unattempted.clear();
+        }
+        self.reporter.received(entries.len() as u64);
+        self.dispatch_filled(entries, sent.waited, held, tasks);
+        Ok(())
+    }
+
+    /// One turn's pipeline, and what it holds, to read the replies by. Takes the finished
+    /// entries and the attempts to record out of `held`.
+    fn pipeline(
+        &self,
+        state: &mut ConnectionState,
+        held: &mut HeldEntries,
+        turn: &Turn,
+    ) -> (redis::Pipeline, Sent) {
+        let finished = std::mem::take(&mut held.finished);
+        let finished_batches = std::mem::take(&mut held.finished_batches);
+        let attempts = std::mem::take(&mut held.attempts_to_record);
+        let mut pipe = redis::pipe();
+        // Each command's reply is looked at on its own: one failed settle is that entry's
+        // problem, not the connection's.
+        pipe.ignore_errors();
+        let settling = self.settle(&mut pipe, &finished);
+        if turn.refresh {
+            state.next_refresh = Instant::now() + refresh_interval(self.claim_idle);
+            self.refresh_idle(&mut pipe, held);
+        }
+        self.record_attempts(&mut pipe, &attempts);
+        let wanted = turn.free * self.batch_size - held.filling.len();
+        // A batch gathering blocks the read only until its `batch_wait` is up.
+        let block = held
+            .filling_since
+            .map(|since| self.batch_wait.saturating_sub(since.elapsed()));
+        let read = turn
+            .reading
+            .then(|| self.next_read(state, wanted, turn.busy, block));
+        let claiming = turn.reading && state.claim_cursor.is_some();
+        let backlog = self.backlog.is_some() && state.backlog_due();
+        if backlog {
+            pipe.cmd("XINFO").arg("GROUPS").arg(&self.stream);
+        }
+        if let Some(read) = read {
+            pipe.add_command(read);
+        }
+        let sent = Sent {
+            finished,
+            finished_batches,
+            attempts,
+            settling,
+            backlog,
+            claiming,
+            // Claimed entries and this consumer's own pending ones go out at once: they have
+            // waited already, and its own pending ones are read again until none is held.
+            waited: claiming || (turn.reading && state.own_pending),
+            wanted,
+        };
+        (pipe, sent)
+    }
+
+    /// Connects to the server and joins the group.
+    async fn connect(&self, tasks: &HandlerTasks) -> anyhow::Result<MultiplexedConnection> {
+        let client = tasks.engine.redis_tls().client(&self.address)?;
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(READ_BLOCK + RESPONSE_TIMEOUT));
+        let mut connection = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .context("connecting")?;
+        self.join_group(&mut connection).await?;
+        tracing::info!(
+            trigger = %self.trigger_id,
+            address = %self.shown_address,
+            stream = %self.stream,
+            group = %self.group,
+            consumer = %self.consumer,
+            "reading stream"
+        );
+        Ok(connection)
+    }
+
+    /// What to read into `free` slots: the next page of a claim scan under way, a new scan
+    /// when one is due, this consumer's own pending entries, else new entries.
+    fn next_read(
+        &self,
+        state: &mut ConnectionState,
+        free: usize,
+        busy: usize,
+        gathering: Option<Duration>,
+    ) -> redis::Cmd {
+        if let Some(cursor) = state.claim_cursor.as_deref() {
+            return self.claim_command(cursor, free);
+        }
+        if Instant::now() >= state.next_claim {
+            state.next_claim = Instant::now() + state.claim_interval;
+            state.claim_cursor = Some("0-0".to_owned());
+            return self.claim_command("0-0", free);
+        }
+        if state.own_pending {
+            return self.read_command("0", free, None);
+        }
+        // Block only when no handler runs: a finished one must not wait long to be settled.
+        let block = if busy == 0 { READ_BLOCK } else { SHORT_BLOCK };
+        // `BLOCK 0` would wait forever: at least a millisecond.
+        let block = gathering.map_or(block, |left| block.min(left).max(Duration::from_millis(1)));
+        self.read_command(">", free, Some(block))
+    }
+
+    /// The entries a read or claim reply holds, to dispatch; advances the claim scan and notes
+    /// when this consumer's own pending entries are all read.
+    fn entries_of(
+        &self,
+        reply: redis::Value,
+        claiming: bool,
+        state: &mut ConnectionState,
+        held: &HeldEntries,
+    ) -> anyhow::Result<Vec<RawEntry>> {
+        if claiming {
+            let (next, claimed) = parse_claim_reply(reply)
+                .with_context(|| format!("claiming idle entries of stream `{}`", self.stream))?;
+            state.claim_cursor = (next != "0-0").then_some(next);
+            self.log_claimed(&claimed);
+            return Ok(claimed
+                .into_iter()
+                .filter(|entry| {
+                    !held.in_flight.contains(&entry.id)
+                        && !held
+                            .filling
+                            .iter()
+                            .any(|gathering| gathering.id == entry.id)
+                })
+                .collect());
+        }
+        let entries =
+            parse_read_reply(reply).with_context(|| format!("reading stream `{}`", self.stream))?;
+        if state.own_pending {
+            state.own_pending = !entries.is_empty();
+        }
+        Ok(entries)
+    }
+}
