@@ -5,6 +5,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# One build: after the test build, building the host binary must compile the host crate alone.
+# A dependency compiled again means the host resolves other features than the tests do (see "One
+# build" in host/Cargo.toml), and `cargo install` would build wasmtime a second time.
+rebuilt=$(cargo build -p spin-trigger-host --bin spin-trigger-host --message-format=json 2>/dev/null \
+  | python3 -c '
+import json, sys
+for line in sys.stdin:
+    message = json.loads(line)
+    if message.get("reason") == "compiler-artifact" and not message["fresh"] \
+            and "spin-trigger-host@" not in message["package_id"]:
+        print(message["package_id"])
+')
+if [ -n "$rebuilt" ]; then
+  echo "the host binary's build compiled dependencies the test build had compiled already:" >&2
+  echo "$rebuilt" >&2
+  exit 1
+fi
+
 version=$(cargo metadata --no-deps --format-version 1 \
   | python3 -c 'import json, sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"] == "spin-trigger-host"))')
 

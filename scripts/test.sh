@@ -1,13 +1,26 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: macro UI tests, manifest tests, the host end to end against real
-# guests (built once for wasm32-wasip2 by the tests themselves), the templates built against the
-# SDK as `cargo package` makes it, and — when a Spin CLI is found (SPIN_BIN, else `spin` on
-# PATH) — the real-Spin suite (host/tests/real_spin.rs); then the benchmark in its quick mode,
-# which checks that every figure is produced and judges none. `--quick`: unit tests and the
-# recorded Spin contract only, for the inner loop.
+# guests, the templates built against the SDK as `cargo package` makes it, and — when a Spin CLI
+# is found (SPIN_BIN, else `spin` on PATH) — the real-Spin suite (host/tests/real_spin.rs); then
+# the benchmark in its quick mode, which checks that every figure is produced and judges none.
+# Each phase says how long it took.
+#
+# Phases: build every test binary; build the guests once (host/tests/build_guests.rs); run the
+# suites (with cargo-nextest where it is installed: one process per test, several at once, the
+# timing- and memory-measuring ones alone, see .config/nextest.toml; else `cargo test`); the
+# doctests; the benchmark's quick mode.
+#
+# `--quick`: unit tests and the recorded Spin contract only, for the inner loop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
+
+started=$SECONDS
+phase_started=$SECONDS
+phase() {
+  printf '== %s took %d s (%d s in all)\n' "$1" $((SECONDS - phase_started)) $((SECONDS - started)) >&2
+  phase_started=$SECONDS
+}
 
 spin_note() {
   if [ -n "${SPIN_BIN:-}" ]; then
@@ -29,7 +42,24 @@ if [ "${1:-}" = "--quick" ]; then
 fi
 
 spin_note
-cargo test --workspace "$@"
+echo "Building the tests: the first build compiles wasmtime and takes several minutes." >&2
+cargo test --workspace --no-run "$@"
+phase "build"
+
+cargo test -q -p spin-trigger-host --test build_guests
+export SPIN_TRIGGER_TEST_GUESTS_BUILT=1
+phase "guests"
+
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast "$@"
+  cargo test --workspace --doc "$@"
+else
+  echo "cargo-nextest is not installed: the suites run one binary at a time with cargo test" >&2
+  cargo test --workspace "$@"
+fi
+phase "tests"
+
 # The benchmark with small counts (dev build): every figure must be produced; none is judged.
 cargo test --workspace --bench bench -- --quick
+phase "bench"
 spin_note

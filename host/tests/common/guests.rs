@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use super::{SPIN_SDK_TARGET, workspace_root};
 
 /// The guest crates the tests run, built for wasm32-wasip2 in one cargo invocation.
-const GUESTS: &[&str] = &[
+pub const GUESTS: &[&str] = &[
     "redis-echo",
     "redis-json-guest",
     "redis-message-guest",
@@ -32,12 +32,23 @@ const GUESTS: &[&str] = &[
     "hostile-guest",
 ];
 
+/// Set by scripts/test.sh once `tests/build_guests.rs` has built every guest, so that the test
+/// processes after it (one per test, under cargo-nextest) do not each run cargo again.
+const GUESTS_BUILT: &str = "SPIN_TRIGGER_TEST_GUESTS_BUILT";
+
+fn built_already() -> bool {
+    std::env::var_os(GUESTS_BUILT).is_some_and(|value| value == "1")
+}
+
 /// Builds every test guest once per test process (cargo makes later builds no-ops) and returns
 /// the directory holding the `.wasm` files.
 pub fn guests_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let root = workspace_root();
+        if built_already() {
+            return root.join("target/wasm32-wasip2/release");
+        }
         let mut command = Command::new(env!("CARGO"));
         command
             .current_dir(&root)
@@ -61,6 +72,9 @@ pub fn spin_sdk_guest(crate_name: &str) -> String {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     let dir = DIR.get_or_init(|| {
         let root = workspace_root();
+        if built_already() {
+            return root.join(SPIN_SDK_TARGET).join("wasm32-wasip2/release");
+        }
         let status = Command::new(env!("CARGO"))
             .current_dir(root.join("tests/spin-sdk-guests"))
             .args([
