@@ -46,7 +46,9 @@ echo "Building the tests: the first build compiles wasmtime and takes several mi
 cargo test --workspace --no-run "$@"
 phase "build"
 
-cargo test -q -p spin-trigger-host --test build_guests
+# --workspace: the features the build above resolved (with `-p`, cargo resolves the host's alone
+# and builds some dependencies again).
+cargo test -q --workspace --test build_guests
 export SPIN_TRIGGER_TEST_GUESTS_BUILT=1
 phase "guests"
 

@@ -27,7 +27,7 @@
 //!             .set("max_attempts", 3),
 //!     )
 //!     .build()?;
-//! assert_eq!(app.triggers.len(), 2);
+//! assert_eq!(app.triggers().len(), 2);
 //!
 //! // Validated as a manifest is: the same field, the same message.
 //! let error = App::builder("orders")

@@ -9,11 +9,8 @@ use std::fmt::Write;
 /// message and report it as `source()` too, which `{:#}` would show twice:
 /// `connecting: Connection refused (os error 111): Connection refused (os error 111)`.
 ///
-/// ```
-/// let io = std::io::Error::other("connection refused");
-/// let error = anyhow::Error::new(io).context("connecting");
-/// assert_eq!(spin_trigger_host::errors::one_line(&error), "connecting: connection refused");
-/// ```
+/// `anyhow::Error::new(io).context("connecting")`, where `io` reads "connection refused", is
+/// `connecting: connection refused` (the unit tests below hold it).
 pub fn one_line(error: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in error.chain() {
@@ -42,6 +39,13 @@ mod tests {
         let line = one_line(&error);
         assert!(line.starts_with("connecting: "), "{line}");
         assert_eq!(line.matches(&refused().to_string()).count(), 1, "{line}");
+    }
+
+    #[test]
+    fn an_io_error_under_a_context_reads_as_one_line() {
+        let io = std::io::Error::other("connection refused");
+        let error = anyhow::Error::new(io).context("connecting");
+        assert_eq!(one_line(&error), "connecting: connection refused");
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub use crate::validation::ManifestError;
 ///
 /// ```no_run
 /// let app = spin_trigger_host::manifest::load("examples/timer-hello/spin.toml")?;
-/// println!("{} triggers", app.triggers.len());
+/// println!("{} triggers", app.triggers().len());
 /// # Ok::<(), spin_trigger_host::manifest::ManifestError>(())
 /// ```
 pub fn load(path: impl AsRef<Path>) -> Result<App, ManifestError> {

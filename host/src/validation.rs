@@ -204,6 +204,19 @@ impl Validation<'_> {
         self.in_range(value, range, location)
     }
 
+    /// A template field that must not be blank; `if_blank` says what to write instead.
+    pub(crate) fn non_blank_template(
+        &self,
+        text: &str,
+        location: &str,
+        if_blank: &str,
+    ) -> Result<Template, ManifestError> {
+        if text.trim().is_empty() {
+            return Err(self.error(location, if_blank.to_owned()));
+        }
+        self.template(text, location)
+    }
+
     /// Parses a `{{ var }}` template whose references must all be declared in [variables].
     pub fn template(&self, text: &str, location: &str) -> Result<Template, ManifestError> {
         let template = Template::parse(text)

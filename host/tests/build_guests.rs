@@ -10,7 +10,10 @@ mod common;
 fn every_guest_builds() {
     for guest in common::GUESTS {
         let wasm = common::guest(guest);
-        assert!(std::path::Path::new(&wasm).is_file(), "{wasm} was not built");
+        assert!(
+            std::path::Path::new(&wasm).is_file(),
+            "{wasm} was not built"
+        );
     }
     let spin_sdk = common::spin_sdk_guest("sdk6-timer-variable");
     assert!(

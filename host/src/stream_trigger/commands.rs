@@ -1,16 +1,18 @@
-//! What a stream consumer says to Redis: joining the group, reading and claiming, settling
+//! What a stream consumer says to Redis: connecting and joining the group, what to read or
+//! claim next and the entries a reply holds, settling
 //! (acknowledging, dead-lettering), resetting idle times and recording attempts, and reading
 //! what Redis answers about its group.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use redis::AsyncTypedCommands;
 use redis::aio::MultiplexedConnection;
 
-use super::consumer::{Attempt, Consumer, HeldEntries};
+use super::consumer::{Attempt, ConnectionState, Consumer, HandlerTasks, HeldEntries};
 use super::handling::Settlement;
-use super::reply::{RawEntry, parse_delivery_counts};
+use super::reply::{RawEntry, parse_claim_reply, parse_delivery_counts, parse_read_reply};
+use super::{CONNECT_TIMEOUT, READ_BLOCK, RESPONSE_TIMEOUT, SHORT_BLOCK};
 use crate::telemetry::StreamGauges;
 
 /// Adds an entry to the dead-letter stream (`KEYS[2]`) and acknowledges it in the stream
@@ -296,5 +298,90 @@ impl Consumer {
                 self.claim_idle
             );
         }
+    }
+
+    /// Connects to the server and joins the group.
+    pub(super) async fn connect(
+        &self,
+        tasks: &HandlerTasks,
+    ) -> anyhow::Result<MultiplexedConnection> {
+        let client = tasks.engine.redis_tls().client(&self.address)?;
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(READ_BLOCK + RESPONSE_TIMEOUT));
+        let mut connection = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .context("connecting")?;
+        self.join_group(&mut connection).await?;
+        tracing::info!(
+            trigger = %self.trigger_id,
+            address = %self.shown_address,
+            stream = %self.stream,
+            group = %self.group,
+            consumer = %self.consumer,
+            "reading stream"
+        );
+        Ok(connection)
+    }
+
+    /// What to read into `free` slots: the next page of a claim scan under way, a new scan
+    /// when one is due, this consumer's own pending entries, else new entries.
+    pub(super) fn next_read(
+        &self,
+        state: &mut ConnectionState,
+        free: usize,
+        busy: usize,
+        gathering: Option<Duration>,
+    ) -> redis::Cmd {
+        if let Some(cursor) = state.claim_cursor.as_deref() {
+            return self.claim_command(cursor, free);
+        }
+        if Instant::now() >= state.next_claim {
+            state.next_claim = Instant::now() + state.claim_interval;
+            state.claim_cursor = Some("0-0".to_owned());
+            return self.claim_command("0-0", free);
+        }
+        if state.own_pending {
+            return self.read_command("0", free, None);
+        }
+        // Block only when no handler runs: a finished one must not wait long to be settled.
+        let block = if busy == 0 { READ_BLOCK } else { SHORT_BLOCK };
+        // `BLOCK 0` would wait forever: at least a millisecond.
+        let block = gathering.map_or(block, |left| block.min(left).max(Duration::from_millis(1)));
+        self.read_command(">", free, Some(block))
+    }
+
+    /// The entries a read or claim reply holds, to dispatch; advances the claim scan and notes
+    /// when this consumer's own pending entries are all read.
+    pub(super) fn entries_of(
+        &self,
+        reply: redis::Value,
+        claiming: bool,
+        state: &mut ConnectionState,
+        held: &HeldEntries,
+    ) -> anyhow::Result<Vec<RawEntry>> {
+        if claiming {
+            let (next, claimed) = parse_claim_reply(reply)
+                .with_context(|| format!("claiming idle entries of stream `{}`", self.stream))?;
+            state.claim_cursor = (next != "0-0").then_some(next);
+            self.log_claimed(&claimed);
+            return Ok(claimed
+                .into_iter()
+                .filter(|entry| {
+                    !held.in_flight.contains(&entry.id)
+                        && !held
+                            .filling
+                            .iter()
+                            .any(|gathering| gathering.id == entry.id)
+                })
+                .collect());
+        }
+        let entries =
+            parse_read_reply(reply).with_context(|| format!("reading stream `{}`", self.stream))?;
+        if state.own_pending {
+            state.own_pending = !entries.is_empty();
+        }
+        Ok(entries)
     }
 }

@@ -66,22 +66,12 @@ pub fn validate(
     validation: &Validation,
 ) -> Result<StreamConfig, ManifestError> {
     let at = |field: &str| format!("{location}.{field}");
-    if raw.stream.trim().is_empty() {
-        return Err(validation.error(
-            &at("stream"),
-            "the stream is empty: write e.g. `stream = \"orders\"`".into(),
-        ));
-    }
-    let optional_name =
-        |value: Option<String>, field: &str| {
-            value
-                .map(|text| match text.trim() {
-                    "" => Err(validation
-                        .error(&at(field), "is empty: leave it out for the default".into())),
-                    _ => validation.template(&text, &at(field)),
-                })
-                .transpose()
-        };
+    let optional_name = |value: Option<String>, field: &str| {
+        let if_blank = "is empty: leave it out for the default";
+        value
+            .map(|text| validation.non_blank_template(&text, &at(field), if_blank))
+            .transpose()
+    };
     let duration = |text: Option<String>, default, field: &str, examples| {
         validation.duration_or(text.as_deref(), default, &at(field), examples)
     };
@@ -90,7 +80,11 @@ pub fn validate(
         validation.count(batch_size, &BATCH_SIZE_RANGE, &at("batch_size"), hint)?;
     }
     Ok(StreamConfig {
-        stream: validation.template(&raw.stream, &at("stream"))?,
+        stream: validation.non_blank_template(
+            &raw.stream,
+            &at("stream"),
+            "the stream is empty: write e.g. `stream = \"orders\"`",
+        )?,
         address: trigger_address(
             raw.address,
             default_address,

@@ -1,6 +1,6 @@
 //! A consumer's read loop: where a stream entry is read, claimed and settled. Each turn settles
 //! what handlers finished and reads (or claims) more in one round trip; entries go to
-//! `handling.rs`, the commands come from `commands.rs`.
+//! `handling.rs`; what to send Redis, and what its replies hold, come from `commands.rs`.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
@@ -14,11 +14,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::handling::Settlement;
-use super::reply::{RawEntry, parse_claim_reply, parse_read_reply};
-use super::{
-    BACKLOG_INTERVAL, CONNECT_TIMEOUT, MAX_BACKOFF, MIN_BACKOFF, MIN_CLAIM_INTERVAL, READ_BLOCK,
-    RESPONSE_TIMEOUT, SHORT_BLOCK,
-};
+use super::reply::RawEntry;
+use super::{BACKLOG_INTERVAL, MAX_BACKOFF, MIN_BACKOFF, MIN_CLAIM_INTERVAL};
 use crate::engine::Engine;
 use crate::limits::Limits;
 use crate::redis_component::RedisComponent;
@@ -144,21 +141,21 @@ impl HeldEntries {
 }
 
 /// Where one connection's reading stands.
-struct ConnectionState {
+pub(super) struct ConnectionState {
     /// How often idle entries of dead consumers are claimed.
-    claim_interval: Duration,
-    next_claim: Instant,
+    pub(super) claim_interval: Duration,
+    pub(super) next_claim: Instant,
     /// `Some(cursor)` while a claim scan is under way.
-    claim_cursor: Option<String>,
+    pub(super) claim_cursor: Option<String>,
     /// This consumer's own pending entries (a lost acknowledgement, or a restart under a fixed
     /// consumer name) are read first, once nothing of this consumer is in flight.
-    own_pending: bool,
+    pub(super) own_pending: bool,
     /// Whether the last read filled every free slot: more entries are likely waiting.
-    backlog: bool,
+    pub(super) backlog: bool,
     /// When the idle time of the entries this consumer holds is next reset.
-    next_refresh: Instant,
+    pub(super) next_refresh: Instant,
     /// When the group's pending count and lag are next read, while metrics are on.
-    next_backlog: Instant,
+    pub(super) next_backlog: Instant,
 }
 
 impl ConnectionState {
@@ -462,87 +459,5 @@ impl Consumer {
             wanted,
         };
         (pipe, sent)
-    }
-
-    /// Connects to the server and joins the group.
-    async fn connect(&self, tasks: &HandlerTasks) -> anyhow::Result<MultiplexedConnection> {
-        let client = tasks.engine.redis_tls().client(&self.address)?;
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(READ_BLOCK + RESPONSE_TIMEOUT));
-        let mut connection = client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .context("connecting")?;
-        self.join_group(&mut connection).await?;
-        tracing::info!(
-            trigger = %self.trigger_id,
-            address = %self.shown_address,
-            stream = %self.stream,
-            group = %self.group,
-            consumer = %self.consumer,
-            "reading stream"
-        );
-        Ok(connection)
-    }
-
-    /// What to read into `free` slots: the next page of a claim scan under way, a new scan
-    /// when one is due, this consumer's own pending entries, else new entries.
-    fn next_read(
-        &self,
-        state: &mut ConnectionState,
-        free: usize,
-        busy: usize,
-        gathering: Option<Duration>,
-    ) -> redis::Cmd {
-        if let Some(cursor) = state.claim_cursor.as_deref() {
-            return self.claim_command(cursor, free);
-        }
-        if Instant::now() >= state.next_claim {
-            state.next_claim = Instant::now() + state.claim_interval;
-            state.claim_cursor = Some("0-0".to_owned());
-            return self.claim_command("0-0", free);
-        }
-        if state.own_pending {
-            return self.read_command("0", free, None);
-        }
-        // Block only when no handler runs: a finished one must not wait long to be settled.
-        let block = if busy == 0 { READ_BLOCK } else { SHORT_BLOCK };
-        // `BLOCK 0` would wait forever: at least a millisecond.
-        let block = gathering.map_or(block, |left| block.min(left).max(Duration::from_millis(1)));
-        self.read_command(">", free, Some(block))
-    }
-
-    /// The entries a read or claim reply holds, to dispatch; advances the claim scan and notes
-    /// when this consumer's own pending entries are all read.
-    fn entries_of(
-        &self,
-        reply: redis::Value,
-        claiming: bool,
-        state: &mut ConnectionState,
-        held: &HeldEntries,
-    ) -> anyhow::Result<Vec<RawEntry>> {
-        if claiming {
-            let (next, claimed) = parse_claim_reply(reply)
-                .with_context(|| format!("claiming idle entries of stream `{}`", self.stream))?;
-            state.claim_cursor = (next != "0-0").then_some(next);
-            self.log_claimed(&claimed);
-            return Ok(claimed
-                .into_iter()
-                .filter(|entry| {
-                    !held.in_flight.contains(&entry.id)
-                        && !held
-                            .filling
-                            .iter()
-                            .any(|gathering| gathering.id == entry.id)
-                })
-                .collect());
-        }
-        let entries =
-            parse_read_reply(reply).with_context(|| format!("reading stream `{}`", self.stream))?;
-        if state.own_pending {
-            state.own_pending = !entries.is_empty();
-        }
-        Ok(entries)
     }
 }
