@@ -845,7 +845,11 @@ fn attempts_continue_on_the_host_that_claims_a_failing_entry() {
     );
     let first = app.start_ready();
     let failing: String = redis
-        .xadd(STREAM, "*", &[("payload", "x"), ("fail_times", "1000")])
+        .xadd(
+            STREAM,
+            "*",
+            &[("payload", "x"), ("fail_times", "1000"), ("group", GROUP)],
+        )
         .expect("XADD");
     let attempts_key = format!("attempts:{failing}");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -864,6 +868,15 @@ fn attempts_continue_on_the_host_that_claims_a_failing_entry() {
         "at most max_attempts runs in all, numbered on from the first host's: {attempts:?}"
     );
     assert_eq!(dead_letter_field(&mut redis, "attempts"), "4");
+    // Each run starts with its attempt in Redis already: a host killed during it leaves the
+    // count the next host goes on from.
+    let deliveries: Vec<u32> = redis
+        .lrange(format!("deliveries:{failing}"), 0, -1)
+        .expect("LRANGE");
+    assert_eq!(
+        deliveries, attempts,
+        "the delivery count Redis held as each run started, by the attempts run"
+    );
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use redis::aio::MultiplexedConnection;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -75,10 +75,12 @@ pub(super) struct HeldEntries {
     pub(super) done_sender: mpsc::UnboundedSender<Vec<Settlement>>,
     pub(super) done: mpsc::UnboundedReceiver<Vec<Settlement>>,
     /// Handler tasks report here each attempt they are about to make again.
-    pub(super) retry_sender: mpsc::UnboundedSender<Vec<Attempt>>,
-    pub(super) retries: mpsc::UnboundedReceiver<Vec<Attempt>>,
+    pub(super) retry_sender: mpsc::UnboundedSender<RetryStart>,
+    pub(super) retries: mpsc::UnboundedReceiver<RetryStart>,
     /// Attempts reported and not yet written to Redis as the entries' delivery counts.
     pub(super) attempts_to_record: Vec<Attempt>,
+    /// The retries waiting for those attempts to be written before they run.
+    pub(super) retries_waiting: Vec<oneshot::Sender<()>>,
     /// Entries that were gathering for a batch when the connection was lost, with their
     /// delivery counts: read again, they get their counts back.
     pub(super) unattempted: HashMap<String, u32>,
@@ -86,6 +88,13 @@ pub(super) struct HeldEntries {
 
 /// An entry about to be tried again: its id and the attempt it is about to make.
 pub(super) type Attempt = (String, u32);
+
+/// A handler task's retry of some entries: it runs once `recorded` is told their attempts are
+/// in Redis, so a host killed during the retry leaves the count the next host goes on from.
+pub(super) struct RetryStart {
+    pub(super) attempts: Vec<Attempt>,
+    pub(super) recorded: oneshot::Sender<()>,
+}
 
 impl HeldEntries {
     fn new() -> Self {
@@ -103,6 +112,7 @@ impl HeldEntries {
             retry_sender,
             retries,
             attempts_to_record: Vec::new(),
+            retries_waiting: Vec::new(),
             unattempted: HashMap::new(),
         }
     }
@@ -123,9 +133,15 @@ impl HeldEntries {
         while let Ok(done) = self.done.try_recv() {
             self.take_done(done);
         }
-        while let Ok(attempts) = self.retries.try_recv() {
-            self.attempts_to_record.extend(attempts);
+        while let Ok(retry) = self.retries.try_recv() {
+            self.take_retry(retry);
         }
+    }
+
+    /// Takes one retry's attempts, to write in the next round trip.
+    pub(super) fn take_retry(&mut self, retry: RetryStart) {
+        self.attempts_to_record.extend(retry.attempts);
+        self.retries_waiting.push(retry.recorded);
     }
 
     /// Takes one handler task's ends.
@@ -194,8 +210,9 @@ struct Sent {
     finished: Vec<Settlement>,
     finished_batches: usize,
     settling: usize,
-    /// The attempts recorded (no replies).
+    /// The attempts recorded (no replies), and the retries waiting for them.
     attempts: Vec<Attempt>,
+    retries_waiting: Vec<oneshot::Sender<()>>,
     /// Whether an `XINFO GROUPS` follows.
     backlog: bool,
     /// Whether the read is a claim scan's page.
@@ -337,7 +354,7 @@ impl Consumer {
             let next_refresh = tokio::time::Instant::from_std(state.next_refresh);
             tokio::select! {
                 Some(done) = held.done.recv() => held.take_done(done),
-                Some(attempts) = held.retries.recv() => held.attempts_to_record.extend(attempts),
+                Some(retry) = held.retries.recv() => held.take_retry(retry),
                 _ = tasks.shutdown.cancelled(), if !stopping => {}
                 _ = tokio::time::sleep_until(next_refresh), if holding => {}
             }
@@ -377,10 +394,15 @@ impl Consumer {
                     held.finished = sent.finished;
                     held.finished_batches = sent.finished_batches;
                     held.attempts_to_record = sent.attempts;
+                    held.retries_waiting = sent.retries_waiting;
                     return Err(error).with_context(|| format!("reading stream `{}`", self.stream));
                 }
             }
         };
+        // Their attempts are in Redis now: the retries may run.
+        for recorded in sent.retries_waiting {
+            let _ = recorded.send(());
+        }
         let mut replies = replies.into_iter();
         self.log_settled(&sent.finished, replies.by_ref().take(sent.settling));
         for done in &sent.finished {
@@ -420,6 +442,7 @@ impl Consumer {
         let finished = std::mem::take(&mut held.finished);
         let finished_batches = std::mem::take(&mut held.finished_batches);
         let attempts = std::mem::take(&mut held.attempts_to_record);
+        let retries_waiting = std::mem::take(&mut held.retries_waiting);
         let mut pipe = redis::pipe();
         // Each command's reply is looked at on its own: one failed settle is that entry's
         // problem, not the connection's.
@@ -450,6 +473,7 @@ impl Consumer {
             finished,
             finished_batches,
             attempts,
+            retries_waiting,
             settling,
             backlog,
             claiming,

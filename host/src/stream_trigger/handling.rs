@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
-use super::consumer::{Attempt, Consumer, HandlerTasks, HeldEntries};
+use super::consumer::{Consumer, HandlerTasks, HeldEntries, RetryStart};
 use super::reply::{Fields, RawEntry};
 use super::{MAX_RETRY_WAIT, MIN_RETRY_WAIT};
 use crate::redis_component::{Message, StreamEntry};
@@ -173,12 +173,12 @@ impl Consumer {
     /// Handles the entries in one call (each in a call of its own, for a component that takes
     /// one at a time), then tries those that failed again, together, up to `max_attempts`,
     /// waiting between attempts. Each retry's attempt is reported to `retries`, to be kept
-    /// in Redis as the entry's delivery count.
+    /// in Redis as the entry's delivery count, and the retry runs once it is kept.
     async fn handle(
         &self,
         mut entries: Vec<StreamEntry>,
         tasks: &HandlerTasks,
-        retries: &mpsc::UnboundedSender<Vec<Attempt>>,
+        retries: &mpsc::UnboundedSender<RetryStart>,
     ) -> Vec<Settlement> {
         let mut ends = Vec::with_capacity(entries.len());
         let mut wait = MIN_RETRY_WAIT;
@@ -188,12 +188,12 @@ impl Consumer {
             if retry.is_empty() {
                 return ends;
             }
-            tokio::select! {
-                _ = tasks.shutdown.cancelled() => {
-                    ends.extend(retry.into_iter().map(|entry| Settlement::Abandoned(entry.id)));
-                    return ends;
-                }
-                _ = tokio::time::sleep(wait) => {}
+            let waited = tokio::select! {
+                _ = tasks.shutdown.cancelled() => false,
+                _ = tokio::time::sleep(wait) => true,
+            };
+            if !waited {
+                return abandon(ends, retry);
             }
             wait = (wait * 2).min(MAX_RETRY_WAIT);
             for entry in &mut retry {
@@ -201,13 +201,25 @@ impl Consumer {
                 self.reporter.retried();
             }
             // Written as the attempt starts, not before the wait: a host stopped or killed while
-            // waiting leaves the count at the attempts it made.
-            let _ = retries.send(
-                retry
+            // waiting leaves the count at the attempts it made. And the attempt runs only once
+            // it is written: a host killed while running it leaves the count with it.
+            let (recorded, written) = oneshot::channel();
+            let _ = retries.send(RetryStart {
+                attempts: retry
                     .iter()
                     .map(|entry| (entry.id.clone(), entry.attempt))
                     .collect(),
-            );
+                recorded,
+            });
+            // A shutdown that comes while the attempt is written may leave the count one
+            // ahead of the runs: fewer attempts later, never more than `max_attempts`.
+            let written = tokio::select! {
+                _ = tasks.shutdown.cancelled() => false,
+                result = written => result.is_ok(),
+            };
+            if !written {
+                return abandon(ends, retry);
+            }
             entries = retry;
         }
     }
@@ -303,4 +315,15 @@ impl Consumer {
             }
         }
     }
+}
+
+/// The ends of a handler task stopped before a retry: the entries to retry stay pending, for a
+/// consumer that stays.
+fn abandon(mut ends: Vec<Settlement>, retry: Vec<StreamEntry>) -> Vec<Settlement> {
+    ends.extend(
+        retry
+            .into_iter()
+            .map(|entry| Settlement::Abandoned(entry.id)),
+    );
+    ends
 }

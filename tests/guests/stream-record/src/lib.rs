@@ -2,12 +2,14 @@
 //! handles, at the address in its `redis_address` variable, with outbound Redis commands:
 //!
 //! - `SADD handled <entry id>`; an id already there also counts `INCR duplicates`;
-//! - `RPUSH attempts:<entry id> <attempt>`, when the entry has a field `fail_times`.
+//! - `RPUSH attempts:<entry id> <attempt>`, when the entry has a field `fail_times`;
+//! - `RPUSH deliveries:<entry id> <count>`, first thing, when the entry has a field `group`:
+//!   the delivery count that group's pending list holds for the entry as its handler starts.
 //!
 //! The entry's fields steer it: `fail_times = n` fails the first `n` attempts; a payload of
 //! `fail` always fails; `sleep_ms = n` works for `n` ms first (a handler busy at shutdown).
 
-use spin_trigger_sdk::redis::{Connection, Message, Parameter};
+use spin_trigger_sdk::redis::{Connection, Message, Parameter, Value};
 use spin_trigger_sdk::{redis_component, variables};
 
 #[redis_component]
@@ -23,6 +25,30 @@ fn on_entry(message: Message) -> anyhow::Result<()> {
             .transpose()
     };
     let redis = Connection::open(&variables::get("redis_address")?)?;
+    if let Some(group) = entry.field("group") {
+        let id = Parameter::Binary(entry.id.clone().into_bytes());
+        let pending = redis.execute(
+            "XPENDING",
+            &[
+                Parameter::Binary(message.channel.clone().into_bytes()),
+                Parameter::Binary(group.to_vec()),
+                id.clone(),
+                id,
+                Parameter::Int64(1),
+            ],
+        )?;
+        // One pending entry's reply, flattened: id, consumer, idle time, delivery count.
+        let Some(Value::Int64(count)) = pending.last() else {
+            anyhow::bail!("no delivery count in {pending:?}");
+        };
+        redis.execute(
+            "RPUSH",
+            &[
+                Parameter::Binary(format!("deliveries:{}", entry.id).into_bytes()),
+                Parameter::Int64(*count),
+            ],
+        )?;
+    }
     if let Some(sleep_ms) = number("sleep_ms")? {
         std::thread::sleep(std::time::Duration::from_millis(sleep_ms.into()));
     }
