@@ -5,7 +5,8 @@
 # the benchmark in its quick mode, which checks that every figure is produced and judges none.
 # Each phase says how long it took.
 #
-# Phases: build every test binary; build the guests once (host/tests/build_guests.rs); run the
+# Phases: build every test binary and, at the same time, the guests (scripts/build-guests.sh);
+# check them and package the SDK (host/tests/build_guests.rs); run the
 # suites (with cargo-nextest where it is installed: one process per test, several at once, the
 # timing- and memory-measuring ones alone, see .config/nextest.toml; else `cargo test`); the
 # doctests; the benchmark's quick mode.
@@ -42,14 +43,20 @@ if [ "${1:-}" = "--quick" ]; then
 fi
 
 spin_note
-echo "Building the tests: the first build compiles wasmtime and takes several minutes." >&2
+echo "Building the tests and, beside them, the guests: the first build compiles wasmtime and takes several minutes." >&2
+# The guests' builds spend long stretches on one crate each, as does the tests' (wasmtime's code
+# generator): side by side they keep both cores busy.
+scripts/build-guests.sh --quiet &
+guests=$!
 cargo test --workspace --no-run "$@"
+wait "$guests"
+export SPIN_TRIGGER_TEST_GUESTS_BUILT=1
 phase "build"
 
-# --workspace: the features the build above resolved (with `-p`, cargo resolves the host's alone
-# and builds some dependencies again).
+# Checks that every guest was built, and makes the SDK as `cargo package` does, for the
+# templates' tests. --workspace: the features the build above resolved (with `-p`, cargo
+# resolves the host's alone and builds some dependencies again).
 cargo test -q --workspace --test build_guests
-export SPIN_TRIGGER_TEST_GUESTS_BUILT=1
 phase "guests"
 
 if cargo nextest --version >/dev/null 2>&1; then

@@ -7,7 +7,8 @@ use std::sync::OnceLock;
 
 use super::{SPIN_SDK_TARGET, workspace_root};
 
-/// The guest crates the tests run, built for wasm32-wasip2 in one cargo invocation.
+/// The guest crates the tests run: every workspace member with crate-type "cdylib", which
+/// scripts/build-guests.sh builds (tests/build_guests.rs checks that each was built).
 pub const GUESTS: &[&str] = &[
     "redis-echo",
     "redis-json-guest",
@@ -32,67 +33,46 @@ pub const GUESTS: &[&str] = &[
     "hostile-guest",
 ];
 
-/// Set by scripts/test.sh once `tests/build_guests.rs` has built every guest, so that the test
+/// Set by scripts/test.sh once scripts/build-guests.sh has built every guest, so that the test
 /// processes after it (one per test, under cargo-nextest) do not each run cargo again.
 const GUESTS_BUILT: &str = "SPIN_TRIGGER_TEST_GUESTS_BUILT";
 
-fn built_already() -> bool {
-    std::env::var_os(GUESTS_BUILT).is_some_and(|value| value == "1")
-}
-
-/// Builds every test guest once per test process (cargo makes later builds no-ops) and returns
-/// the directory holding the `.wasm` files.
-pub fn guests_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let root = workspace_root();
-        if built_already() {
-            return root.join("target/wasm32-wasip2/release");
+/// Builds every guest (this workspace's and those written with Spin's SDK, with
+/// scripts/build-guests.sh) once per test process, unless scripts/test.sh has built them
+/// already; cargo makes a later build a no-op.
+fn build_guests() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        if std::env::var_os(GUESTS_BUILT).is_some_and(|value| value == "1") {
+            return;
         }
-        let mut command = Command::new(env!("CARGO"));
-        command
-            .current_dir(&root)
-            .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"]);
-        for guest in GUESTS {
-            command.args(["-p", guest]);
-        }
-        let status = command.status().expect("running cargo to build the test guests");
+        let status = Command::new("bash")
+            .arg(workspace_root().join("scripts/build-guests.sh"))
+            .arg("--quiet")
+            .status()
+            .expect("running scripts/build-guests.sh");
         assert!(
             status.success(),
             "building the test guests failed; is the wasm32-wasip2 target installed? (scripts/test.sh installs it)"
         );
-        root.join("target/wasm32-wasip2/release")
-    })
+    });
 }
 
-/// Builds the guests written with Spin's own SDK (`tests/spin-sdk-guests`, a workspace of its
-/// own) once per test process, into [`SPIN_SDK_TARGET`], and returns the path of one by crate
-/// name.
-pub fn spin_sdk_guest(crate_name: &str) -> String {
+/// The directory holding this workspace's guests' `.wasm` files, built.
+pub fn guests_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    let dir = DIR.get_or_init(|| {
-        let root = workspace_root();
-        if built_already() {
-            return root.join(SPIN_SDK_TARGET).join("wasm32-wasip2/release");
-        }
-        let status = Command::new(env!("CARGO"))
-            .current_dir(root.join("tests/spin-sdk-guests"))
-            .args([
-                "build",
-                "--locked",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "--quiet",
-            ])
-            .arg("--target-dir")
-            .arg(root.join(SPIN_SDK_TARGET))
-            .status()
-            .expect("running cargo to build the spin-sdk guests");
-        assert!(status.success(), "building the spin-sdk guests failed");
-        root.join(SPIN_SDK_TARGET).join("wasm32-wasip2/release")
-    });
-    dir.join(format!("{}.wasm", crate_name.replace('-', "_")))
+    build_guests();
+    DIR.get_or_init(|| workspace_root().join("target/wasm32-wasip2/release"))
+}
+
+/// The path of a guest written with Spin's own SDK (`tests/spin-sdk-guests`, built into
+/// [`SPIN_SDK_TARGET`]), by crate name.
+pub fn spin_sdk_guest(crate_name: &str) -> String {
+    build_guests();
+    workspace_root()
+        .join(SPIN_SDK_TARGET)
+        .join("wasm32-wasip2/release")
+        .join(format!("{}.wasm", crate_name.replace('-', "_")))
         .display()
         .to_string()
 }
