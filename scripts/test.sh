@@ -44,9 +44,10 @@ fi
 
 spin_note
 echo "Building the tests and, beside them, the guests: the first build compiles wasmtime and takes several minutes." >&2
-# The guests' builds spend long stretches on one crate each, as does the tests' (wasmtime's code
-# generator): side by side they keep both cores busy.
-scripts/build-guests.sh --quiet &
+# Side by side: the tests' build ends in a long chain of one crate after another (wasmtime's code
+# generator, wasmtime, the host, the test binaries) that leaves a core idle, which the guests'
+# builds take. At a lower priority, so they do not hold that chain back.
+nice -n 10 scripts/build-guests.sh --quiet &
 guests=$!
 cargo test --workspace --no-run "$@"
 wait "$guests"
