@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What users download, checked (`.ci/run` calls this): the three crates package and verify —
+# What users download, checked (scripts/test.sh runs this beside the suites): the three crates package and verify —
 # each builds from its `.crate` alone, the WIT inside it — and the host installs from its package
 # with `cargo install`, as `cargo install spin-trigger-host` would from crates.io.
 set -euo pipefail

@@ -6,10 +6,12 @@
 # Each phase says how long it took.
 #
 # Phases: build every test binary and, at the same time, the guests (scripts/build-guests.sh);
-# check them and package the SDK (host/tests/build_guests.rs); run the
-# suites (with cargo-nextest where it is installed: one process per test, several at once, the
-# timing- and memory-measuring ones alone, see .config/nextest.toml; else `cargo test`); the
-# doctests; the benchmark's quick mode.
+# check them and package the SDK (host/tests/build_guests.rs); run the suites (with cargo-nextest
+# where it is installed: one process per test, several at once, the timing- and
+# memory-measuring ones with fewer beside them, see .config/nextest.toml; else `cargo test`)
+# and, beside them, check the crates as `cargo package` makes them and the host as
+# `cargo install` builds it (scripts/check-packages.sh); the doctests; the benchmark's quick
+# mode.
 #
 # `--quick`: unit tests and the recorded Spin contract only, for the inner loop.
 set -euo pipefail
@@ -49,6 +51,10 @@ echo "Building the tests and, beside them, the guests: the first build compiles 
 # builds take. At a lower priority, so they do not hold that chain back.
 nice -n 10 scripts/build-guests.sh --quiet &
 guests=$!
+# wasmtime's code generator first: in one build of everything, cargo reaches it only after most
+# other crates, and the chain behind it (wasmtime, the host, the test binaries) then runs nearly
+# alone. The same crate, with the same features, as the build below uses.
+cargo build -p cranelift-codegen
 cargo test --workspace --no-run "$@"
 wait "$guests"
 export SPIN_TRIGGER_TEST_GUESTS_BUILT=1
@@ -61,13 +67,33 @@ cargo test -q --workspace --test build_guests
 phase "guests"
 
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast "$@"
+  # The suites run from the test binaries built above (nextest's reuse of a build), so no cargo
+  # run holds the build directory while they do, and what users download is checked beside them
+  # (scripts/check-packages.sh, at a lower priority): its builds take the CPU the suites leave
+  # while they wait on Redis, timers and host processes.
+  mkdir -p target/nextest
+  cargo nextest list --workspace --list-type binaries-only --message-format json \
+    >target/nextest/binaries.json
+  cargo metadata --format-version 1 --no-deps >target/nextest/cargo-metadata.json
+  nice -n 10 scripts/check-packages.sh >target/nextest/packages.log 2>&1 &
+  packages=$!
+  trap 'kill "$packages" 2>/dev/null || true' EXIT
+  suites=0
+  cargo nextest run --binaries-metadata target/nextest/binaries.json \
+    --cargo-metadata target/nextest/cargo-metadata.json --no-fail-fast "$@" || suites=$?
+  packages_status=0
+  wait "$packages" || packages_status=$?
+  trap - EXIT
+  cat target/nextest/packages.log >&2
+  [ "$suites" -eq 0 ] || exit "$suites"
+  [ "$packages_status" -eq 0 ] || exit "$packages_status"
   cargo test --workspace --doc "$@"
 else
   echo "cargo-nextest is not installed: the suites run one binary at a time with cargo test" >&2
   cargo test --workspace "$@"
+  scripts/check-packages.sh
 fi
-phase "tests"
+phase "tests and packages"
 
 # The benchmark with small counts (dev build): every figure must be produced; none is judged.
 cargo test --workspace --bench bench -- --quick
