@@ -51,10 +51,6 @@ echo "Building the tests and, beside them, the guests: the first build compiles 
 # builds take. At a lower priority, so they do not hold that chain back.
 nice -n 10 scripts/build-guests.sh --quiet &
 guests=$!
-# wasmtime's code generator first: in one build of everything, cargo reaches it only after most
-# other crates, and the chain behind it (wasmtime, the host, the test binaries) then runs nearly
-# alone. The same crate, with the same features, as the build below uses.
-cargo build -p cranelift-codegen
 cargo test --workspace --no-run "$@"
 wait "$guests"
 export SPIN_TRIGGER_TEST_GUESTS_BUILT=1
