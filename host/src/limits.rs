@@ -46,16 +46,22 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// Runs one handler call, stopping it at the deadline: the guest yields at every epoch, so
-    /// a guest that loops is stopped within one epoch of it, and dropping the call drops its
-    /// store and instance.
+    /// Runs one handler call, stopping it at the deadline. Running guest code checks the
+    /// deadline itself at every epoch ([`HostCallLimits::at_epoch`]), so a guest that loops is
+    /// stopped within one epoch of it; this timer stops a call waiting on anything else, and
+    /// dropping the call drops its store and instance.
     pub async fn run<T>(
         &self,
         call: impl std::future::Future<Output = anyhow::Result<T>>,
     ) -> anyhow::Result<T> {
+        let started = std::time::Instant::now();
         match tokio::time::timeout(self.timeout, call).await {
             Ok(result) => result,
-            Err(_) => Err(DeadlinePassed(self.timeout).into()),
+            Err(_) => Err(DeadlinePassed {
+                timeout: self.timeout,
+                ran: started.elapsed(),
+            }
+            .into()),
         }
     }
 }
@@ -68,6 +74,8 @@ impl Limits {
 pub struct HostCallLimits {
     /// When the handler call's deadline passes.
     pub deadline: std::time::Instant,
+    /// The handler call's `handler_timeout`, which ends at `deadline`.
+    pub timeout: Duration,
     /// The most one host call may read or copy for the guest, in bytes.
     pub max_bytes: usize,
 }
@@ -77,8 +85,30 @@ impl HostCallLimits {
     pub fn starting_now(limits: &Limits) -> Self {
         HostCallLimits {
             deadline: std::time::Instant::now() + limits.timeout,
+            timeout: limits.timeout,
             max_bytes: limits.max_memory,
         }
+    }
+
+    /// What running guest code does at each epoch: stops with [`DeadlinePassed`] once the
+    /// deadline has passed, else yields to the async runtime and runs on to the next epoch.
+    ///
+    /// The check is the guest's own, not a runtime timer's: guests that loop in every slot never
+    /// let a worker thread idle, and an idle worker is where tokio fires its timers, so a timer
+    /// alone let such loops run about ten times past their deadline. `yield_now` lets the
+    /// runtime fire the host's other timers (ticks, lease renewals, idle claims) between turns.
+    pub fn at_epoch(&self) -> wasmtime::Result<wasmtime::UpdateDeadline> {
+        let now = std::time::Instant::now();
+        if now >= self.deadline {
+            return Err(wasmtime::Error::new(DeadlinePassed {
+                timeout: self.timeout,
+                ran: self.timeout + now.duration_since(self.deadline),
+            }));
+        }
+        Ok(wasmtime::UpdateDeadline::YieldCustom(
+            1,
+            Box::pin(tokio::task::yield_now()),
+        ))
     }
 
     /// How long a call may still run; zero once the deadline has passed.
@@ -103,8 +133,17 @@ impl HostCallLimits {
 
 /// A handler call stopped at its deadline.
 #[derive(Debug, thiserror::Error)]
-#[error("the handler ran past its {0:?} deadline (handler_timeout); its instance was stopped")]
-pub struct DeadlinePassed(pub Duration);
+#[error(
+    "the handler ran past its {timeout:?} deadline (handler_timeout); its instance was stopped \
+     after {}ms",
+    ran.as_millis()
+)]
+pub struct DeadlinePassed {
+    /// The call's `handler_timeout`.
+    pub timeout: Duration,
+    /// How long the call had run when it was stopped.
+    pub ran: Duration,
+}
 
 /// A handler call failed after its instance was refused memory past its `max_memory`.
 #[derive(Debug, thiserror::Error)]

@@ -53,6 +53,55 @@ fn a_handler_past_its_deadline_is_stopped_and_the_next_message_runs() {
     );
 }
 
+/// Loops in every slot at once never let a worker thread idle, and an idle worker is where the
+/// async runtime fires its timers: each loop must still be stopped at its own deadline, checked
+/// by the guest's own epoch interrupts, not whenever the runtime next gets to its timers (about
+/// ten times the deadline here before the fix).
+#[test]
+fn loops_in_every_slot_are_each_stopped_at_their_own_deadline() {
+    const LOOPS: usize = 24;
+    let server = RedisServer::start();
+    let app = redis_app(
+        &server,
+        &[("requests", "handler_timeout = \"30ms\"\nmax_in_flight = 4")],
+    );
+    let mut replies = server.subscribe("replies");
+    let host = start(&app, &server, &["requests"]);
+    for _ in 0..LOOPS {
+        server.publish("requests", "spin");
+    }
+    server.publish("requests", "fine");
+    assert_eq!(replies.next(), "requests|-|fine");
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+
+    // "... its instance was stopped after 34ms": how long each call had run when stopped.
+    let mut ran: Vec<u64> = run
+        .stderr
+        .lines()
+        .filter(|line| line.contains("the handler ran past its 30ms deadline"))
+        .filter_map(|line| {
+            let after = line.split("its instance was stopped after ").nth(1)?;
+            after.split("ms").next()?.parse().ok()
+        })
+        .collect();
+    assert_eq!(
+        ran.len(),
+        LOOPS,
+        "each loop stopped, saying when: {}",
+        run.stderr
+    );
+    ran.sort_unstable();
+    let median = ran[LOOPS / 2];
+    println!("loops stopped after (ms): {ran:?}");
+    // The deadline plus an epoch (10 ms) and the turns of the other loops on the same thread;
+    // a loaded machine may delay some, so the median is judged.
+    assert!(
+        median <= 150,
+        "the median loop was stopped after {median} ms, past a 30 ms deadline: {ran:?}"
+    );
+}
+
 #[test]
 fn a_memory_cap_fails_only_the_call_that_passes_it() {
     let server = RedisServer::start();

@@ -80,10 +80,11 @@ impl Engine {
         };
         let mut store = Store::new(&component.engine, state);
         store.limiter(|state| &mut state.limits);
-        // A new store's deadline is the current epoch: without this, every instance would yield
-        // to the runtime at its first epoch check, and its task hop to another worker thread.
+        // A new store's deadline is the next epoch: without this, every instance would yield to
+        // the runtime at its first epoch check, and its task hop to another worker thread. At
+        // each epoch after, the call's deadline is checked (and the guest yields).
         store.set_epoch_deadline(1);
-        store.epoch_deadline_async_yield_and_update(1);
+        store.epoch_deadline_callback(|store| store.data().host_call_limits.at_epoch());
         Ok(store)
     }
 }

@@ -7,6 +7,7 @@ use std::time::Instant;
 fn generous() -> HostCallLimits {
     HostCallLimits {
         deadline: Instant::now() + Duration::from_secs(60),
+        timeout: Duration::from_secs(60),
         max_bytes: 256 << 20,
     }
 }
@@ -234,6 +235,7 @@ async fn an_endless_statement_ends_at_the_deadline() {
                    SELECT count(*) FROM c";
     let limits = HostCallLimits {
         deadline: Instant::now() + Duration::from_millis(300),
+        timeout: Duration::from_millis(300),
         max_bytes: 256 << 20,
     };
     let error = connection
@@ -259,6 +261,7 @@ async fn a_result_stays_within_the_instance_memory() {
     let connection = database.connect().await.unwrap();
     let small = HostCallLimits {
         deadline: Instant::now() + Duration::from_secs(60),
+        timeout: Duration::from_secs(60),
         max_bytes: 1 << 20,
     };
     let many = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
