@@ -5,13 +5,13 @@
 # the benchmark in its quick mode, which checks that every figure is produced and judges none.
 # Each phase says how long it took.
 #
-# Phases: build every test binary and, at the same time, the guests (scripts/build-guests.sh);
-# check them and package the SDK (host/tests/build_guests.rs); run the suites (with cargo-nextest
-# where it is installed: one process per test, several at once, the timing- and
-# memory-measuring ones with fewer beside them, see .config/nextest.toml; else `cargo test`)
-# and, beside them, check the crates as `cargo package` makes them and the host as
-# `cargo install` builds it (scripts/check-packages.sh); the doctests; the benchmark's quick
-# mode.
+# Phases: build every test binary and the benchmark and, at the same time, the guests
+# (scripts/build-guests.sh); check them and package the SDK (host/tests/build_guests.rs); run
+# the suites (with cargo-nextest where it is installed: one process per test, several at once,
+# the longest first, the timing- and memory-measuring ones with fewer beside them, see
+# .config/nextest.toml; else `cargo test`) and, beside them, check the crates as `cargo package`
+# makes them and the host as `cargo install` builds it (scripts/check-packages.sh) and run the
+# benchmark's quick mode; the doctests.
 #
 # `--quick`: unit tests and the recorded Spin contract only, for the inner loop.
 set -euo pipefail
@@ -51,7 +51,8 @@ echo "Building the tests and, beside them, the guests: the first build compiles 
 # builds take. At a lower priority, so they do not hold that chain back.
 nice -n 10 scripts/build-guests.sh --quiet &
 guests=$!
-cargo test --workspace --no-run "$@"
+# What `cargo test` builds by default, and the benchmark (run in its quick mode further down).
+cargo test --workspace --no-run --tests --examples --bench bench "$@"
 wait "$guests"
 export SPIN_TRIGGER_TEST_GUESTS_BUILT=1
 phase "build"
@@ -73,25 +74,41 @@ if cargo nextest --version >/dev/null 2>&1; then
   cargo metadata --format-version 1 --no-deps >target/nextest/cargo-metadata.json
   nice -n 10 scripts/check-packages.sh >target/nextest/packages.log 2>&1 &
   packages=$!
-  trap 'kill "$packages" 2>/dev/null || true' EXIT
+  # The benchmark with small counts, from the binary built above, as `cargo test --bench` runs
+  # it (from the host's directory): every figure must be produced; none is judged, so the load
+  # of the suites beside it does not matter.
+  bench=$(cargo test --workspace --bench bench --no-run --message-format json "$@" | python3 -c '
+import json, sys
+for line in sys.stdin:
+    message = json.loads(line)
+    if message.get("reason") == "compiler-artifact" and message["target"]["name"] == "bench":
+        print(message["executable"])
+')
+  (cd host && nice -n 10 "$bench" --quick) >target/nextest/bench.log 2>&1 &
+  bench_run=$!
+  trap 'kill "$packages" "$bench_run" 2>/dev/null || true' EXIT
   suites=0
   cargo nextest run --binaries-metadata target/nextest/binaries.json \
     --cargo-metadata target/nextest/cargo-metadata.json --no-fail-fast "$@" || suites=$?
   packages_status=0
   wait "$packages" || packages_status=$?
+  bench_status=0
+  wait "$bench_run" || bench_status=$?
   trap - EXIT
   cat target/nextest/packages.log >&2
+  cat target/nextest/bench.log
   [ "$suites" -eq 0 ] || exit "$suites"
   [ "$packages_status" -eq 0 ] || exit "$packages_status"
+  if [ "$bench_status" -ne 0 ]; then
+    echo "the benchmark's quick mode failed" >&2
+    exit "$bench_status"
+  fi
   cargo test --workspace --doc "$@"
 else
   echo "cargo-nextest is not installed: the suites run one binary at a time with cargo test" >&2
   cargo test --workspace "$@"
   scripts/check-packages.sh
+  cargo test --workspace --bench bench "$@" -- --quick
 fi
-phase "tests and packages"
-
-# The benchmark with small counts (dev build): every figure must be produced; none is judged.
-cargo test --workspace --bench bench -- --quick
-phase "bench"
+phase "tests, packages and the benchmark"
 spin_note
