@@ -18,7 +18,12 @@ pub fn cache_dir() -> PathBuf {
 }
 
 pub fn host_command(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_spin-trigger-host"));
+    host_command_of(Path::new(env!("CARGO_BIN_EXE_spin-trigger-host")), args)
+}
+
+/// [`host_command`] for another host executable (a released one, say).
+pub fn host_command_of(binary: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(binary);
     command
         // Not the source tree: a plugin launched with an empty SPIN_LOCAL_APP_DIR, as `spin up`
         // launches it, keeps its state (`.spin/logs`) in its working directory.
@@ -220,10 +225,15 @@ pub struct HostProcess {
 
 impl HostProcess {
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut child = host_command(args)
-            .envs(env.iter().copied())
-            .spawn()
-            .expect("starting spin-trigger-host");
+        let mut command = host_command(args);
+        command.envs(env.iter().copied());
+        HostProcess::spawn(command)
+    }
+
+    /// Starts `command` (from [`host_command`] or [`host_command_of`]), its output read as it
+    /// comes.
+    pub fn spawn(mut command: Command) -> Self {
+        let mut child = command.spawn().expect("starting spin-trigger-host");
         let (ready_sender, ready) = std::sync::mpsc::channel();
         let live_stdout = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let stdout = child.stdout.take().expect("piped stdout");

@@ -1,6 +1,7 @@
 //! Helpers shared by the host's integration tests, one file per concern: guests built once,
 //! the SDK as packaged, the apps they run (one builder, `TestApp`), the host binary run as a user
-//! runs it, `redis-server`s of their own, and the Spin CLI where there is one.
+//! runs it, `redis-server`s of their own, Spin's recorded plugin launches, and the Spin CLI where
+//! there is one.
 
 #![allow(dead_code, unused_imports)] // Each test binary uses a different subset.
 
@@ -10,6 +11,7 @@ pub mod certificates;
 pub mod guests;
 pub mod host_process;
 pub mod http_server;
+pub mod recorded;
 pub mod redis_server;
 pub mod sdk_package;
 pub mod spin_cli;
