@@ -1,11 +1,18 @@
-//! The host crate's public API, listed and kept under test: every item an embedder can name
-//! (public modules, their public items, the fields, variants and methods of public types, and
-//! the crate root's re-exports), one per line, compared with `tests/fixtures/public-api.txt`.
-//! A change to the API is then a change to that file, seen in review. Items hidden from the docs
-//! (`#[doc(hidden)]`: the benchmark's `internals`) are not part of the API and are left out.
+//! The public API of the crates users build against, the host and the SDK, listed and kept
+//! under test: every item a user can name (public modules, their public items, the fields,
+//! variants and methods of public types, and the crate root's re-exports), one per line, compared
+//! with `api/<crate>.txt`. A change to the API is then a change to that file, seen in review.
+//! Items hidden from the docs (`#[doc(hidden)]`: the benchmark's `internals`, the code the SDK's
+//! macros generate against) are not part of the API and are left out. (The macro crate is
+//! pinned by the SDK to its own version, and its attributes' syntax is tested by its UI tests.)
 //!
 //! After an intended change, `PUBLIC_API_BLESS=1 cargo test -p spin-trigger-host --test
-//! public_api` rewrites the listing.
+//! public_api` rewrites the listings.
+//!
+//! Between releases: `api/released/<crate>-<version>.txt` is the API a release published
+//! (`cargo xtask release` writes it). Against the newest one, a removed or changed item needs a
+//! version incompatible with it (0.x: the next minor; then the next major), an added item any
+//! higher version, so a signature changed without a version bump fails here.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -13,9 +20,19 @@ use std::path::{Path, PathBuf};
 use quote::ToTokens;
 use syn::{Attribute, Fields, ImplItem, Item, TraitItem, Visibility};
 
-fn src_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the host crate sits in the workspace")
+        .to_path_buf()
 }
+
+/// The crates whose API is listed: package name, the name code uses, and the source directory
+/// (from the workspace root).
+const LISTED: [(&str, &str, &str); 2] = [
+    ("spin-trigger-host", "spin_trigger_host", "host/src"),
+    ("spin-trigger-sdk", "spin_trigger_sdk", "sdk/src"),
+];
 
 fn is_pub(visibility: &Visibility) -> bool {
     matches!(visibility, Visibility::Public(_))
@@ -74,10 +91,9 @@ struct Module {
 }
 
 impl Crate {
-    fn load() -> Self {
+    fn load(src: &Path) -> Self {
         let mut modules = BTreeMap::new();
-        let src = src_dir();
-        load_module(&src.join("lib.rs"), &src, String::new(), true, &mut modules);
+        load_module(&src.join("lib.rs"), src, String::new(), true, &mut modules);
         Crate { modules }
     }
 
@@ -249,18 +265,19 @@ fn absolute(module: &str, path: &[String]) -> String {
     segments.join("::")
 }
 
-/// Lists the public items of every module an embedder can name.
-fn listing() -> String {
-    let krate = Crate::load();
+/// Lists the public items of every module a user of the crate (named `ident` in code, its
+/// source in `src`) can name.
+fn listing(ident: &str, src: &Path) -> String {
+    let krate = Crate::load(src);
     let mut out = BTreeSet::new();
     for (module, contents) in &krate.modules {
         if !contents.public {
             continue;
         }
         let path = if module.is_empty() {
-            "spin_trigger_host".to_owned()
+            ident.to_owned()
         } else {
-            format!("spin_trigger_host::{module}")
+            format!("{ident}::{module}")
         };
         if !module.is_empty() {
             out.insert(format!("pub mod {path}"));
@@ -398,24 +415,246 @@ fn signature(sig: &syn::Signature) -> String {
     text(&sig).trim_start_matches("fn ").to_owned()
 }
 
+/// The listing of the workspace's crate `name`.
+fn current_listing(name: &str) -> String {
+    let (_, ident, src) = LISTED
+        .iter()
+        .find(|(package, _, _)| *package == name)
+        .expect("a listed crate");
+    listing(ident, &workspace_root().join(src))
+}
+
+/// The lines only in `before` (removed or changed items) and only in `after` (added ones).
+fn difference<'a>(before: &'a str, after: &'a str) -> (Vec<&'a str>, Vec<&'a str>) {
+    let before_lines: BTreeSet<&str> = before.lines().collect();
+    let after_lines: BTreeSet<&str> = after.lines().collect();
+    (
+        before_lines.difference(&after_lines).copied().collect(),
+        after_lines.difference(&before_lines).copied().collect(),
+    )
+}
+
 #[test]
 fn the_public_api_is_the_listed_one() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/public-api.txt");
-    let actual = listing();
-    if std::env::var_os("PUBLIC_API_BLESS").is_some() {
-        std::fs::write(&fixture, &actual).expect("writing the public API listing");
-        return;
-    }
-    let expected = std::fs::read_to_string(&fixture).unwrap_or_default();
-    if actual != expected {
-        let expected_lines: BTreeSet<&str> = expected.lines().collect();
-        let actual_lines: BTreeSet<&str> = actual.lines().collect();
-        let added: Vec<&&str> = actual_lines.difference(&expected_lines).collect();
-        let removed: Vec<&&str> = expected_lines.difference(&actual_lines).collect();
-        panic!(
-            "the public API changed; if that is intended, rerun with PUBLIC_API_BLESS=1 and \
-             commit tests/fixtures/public-api.txt\nadded:\n{added:#?}\nremoved:\n{removed:#?}"
+    for (name, _, _) in LISTED {
+        let fixture = workspace_root().join(format!("api/{name}.txt"));
+        let actual = current_listing(name);
+        if std::env::var_os("PUBLIC_API_BLESS").is_some() {
+            std::fs::write(&fixture, &actual).expect("writing the public API listing");
+            continue;
+        }
+        let expected = std::fs::read_to_string(&fixture).unwrap_or_default();
+        let (removed, added) = difference(&expected, &actual);
+        assert!(
+            removed.is_empty() && added.is_empty(),
+            "the public API of {name} changed; if that is intended, rerun with \
+             PUBLIC_API_BLESS=1 and commit api/{name}.txt\nadded:\n{added:#?}\nremoved:\n{removed:#?}"
         );
+    }
+}
+
+/// `major.minor.patch` as numbers.
+fn version(text: &str) -> [u64; 3] {
+    let parts: Vec<u64> = text
+        .split('.')
+        .map(|part| {
+            part.parse()
+                .unwrap_or_else(|_| panic!("`{text}` is not a version"))
+        })
+        .collect();
+    parts
+        .try_into()
+        .unwrap_or_else(|_| panic!("`{text}` is not major.minor.patch"))
+}
+
+/// Whether Cargo takes `next` for a `^released` requirement.
+fn compatible(released: [u64; 3], next: [u64; 3]) -> bool {
+    match released {
+        [0, 0, patch] => next == [0, 0, patch],
+        [0, minor, _] => next[0] == 0 && next[1] == minor,
+        [major, _, _] => next[0] == major,
+    }
+}
+
+/// Checks the API `current` of `name` at version `current_version` against the API
+/// `released` published at `released_version`; the error says what changed and what version
+/// it needs.
+fn check_bump(
+    name: &str,
+    (released_version, released): (&str, &str),
+    (current_version, current): (&str, &str),
+) -> Result<(), String> {
+    let (removed, added) = difference(released, current);
+    let (from, to) = (version(released_version), version(current_version));
+    let needed = match from {
+        [0, 0, patch] => format!("0.0.{}", patch + 1),
+        [0, minor, _] => format!("0.{}.0", minor + 1),
+        [major, _, _] => format!("{}.0.0", major + 1),
+    };
+    if !removed.is_empty() && compatible(from, to) {
+        return Err(format!(
+            "{name} {current_version} removes or changes items of the API {released_version} \
+             published, which Cargo would take as compatible: bump the version to {needed} \
+             (`cargo xtask release {needed}` sets it everywhere) or keep the items\n\
+             removed or changed:\n{removed:#?}\nadded:\n{added:#?}"
+        ));
+    }
+    if !added.is_empty() && to <= from {
+        return Err(format!(
+            "{name} {current_version} adds items to the API {released_version} published under \
+             the same version: bump the version\nadded:\n{added:#?}"
+        ));
+    }
+    Ok(())
+}
+
+/// The newest `api/released/<name>-<version>.txt` not above `version`.
+fn newest_release(name: &str, current: &str) -> Option<(String, String)> {
+    let dir = workspace_root().join("api/released");
+    let mut releases: Vec<([u64; 3], String, PathBuf)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|error| panic!("listing {}: {error}", dir.display()))
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let file = path.file_name()?.to_str()?.to_owned();
+            let released = file
+                .strip_prefix(&format!("{name}-"))?
+                .strip_suffix(".txt")?;
+            if !released.starts_with(|c: char| c.is_ascii_digit()) {
+                return None;
+            }
+            Some((version(released), released.to_owned(), path))
+        })
+        .filter(|(released, _, _)| *released <= version(current))
+        .collect();
+    releases.sort();
+    let (_, released, path) = releases.pop()?;
+    Some((released, std::fs::read_to_string(path).unwrap()))
+}
+
+#[test]
+fn a_change_to_a_released_api_comes_with_a_version_bump() {
+    let current_version = env!("CARGO_PKG_VERSION");
+    for (name, _, _) in LISTED {
+        let (released_version, released) =
+            newest_release(name, current_version).unwrap_or_else(|| {
+                panic!("api/released has no release of {name} up to {current_version}")
+            });
+        let current = current_listing(name);
+        if let Err(error) = check_bump(
+            name,
+            (&released_version, &released),
+            (current_version, &current),
+        ) {
+            panic!("{error}");
+        }
+    }
+}
+
+/// The check at work: an SDK function's signature changed (in a copy of the SDK's source)
+/// fails it under the same version and under a patch bump, and passes with the minor bump a
+/// 0.x crate needs; an added function needs a bump of any kind.
+#[test]
+fn an_sdk_signature_changed_without_a_version_bump_fails_the_check() {
+    let copy = tempfile::tempdir().unwrap();
+    let src = copy.path().join("src");
+    copy_dir(&workspace_root().join("sdk/src"), &src);
+    let variables = src.join("variables.rs");
+    let text = std::fs::read_to_string(&variables).unwrap();
+    let original = "pub fn get(name: &str)";
+    assert!(
+        text.contains(original),
+        "the SDK has variables::get: {text}"
+    );
+    std::fs::write(
+        &variables,
+        text.replace(original, "pub fn get(name: &str, default: Option<&str>)"),
+    )
+    .unwrap();
+    let released = current_listing("spin-trigger-sdk");
+    let changed = listing("spin_trigger_sdk", &src);
+    let check = |version: &str| {
+        check_bump(
+            "spin-trigger-sdk",
+            ("0.1.0", &released),
+            (version, &changed),
+        )
+    };
+    let error = check("0.1.0").expect_err("a changed signature under the same version");
+    assert!(
+        error.contains("spin_trigger_sdk::variables::get") && error.contains("0.2.0"),
+        "{error}"
+    );
+    assert!(check("0.1.1").is_err(), "a patch bump is not enough");
+    check("0.2.0").expect("a minor bump is enough for 0.x");
+
+    std::fs::write(
+        &variables,
+        format!("{text}\n/// Added.\npub fn added() {{}}\n"),
+    )
+    .unwrap();
+    let added = listing("spin_trigger_sdk", &src);
+    assert!(
+        check_bump("spin-trigger-sdk", ("0.1.0", &released), ("0.1.0", &added)).is_err(),
+        "an addition under the same version"
+    );
+    check_bump("spin-trigger-sdk", ("0.1.0", &released), ("0.1.1", &added))
+        .expect("an addition with a patch bump");
+}
+
+/// Every `.wit` file under `dir`, with the package it declares.
+fn wit_packages(dir: &Path, found: &mut Vec<(String, PathBuf)>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            wit_packages(&path, found);
+        } else if path.extension().is_some_and(|extension| extension == "wit") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            if let Some(package) = text
+                .lines()
+                .find_map(|line| line.trim().strip_prefix("package "))
+            {
+                found.push((package.trim_end_matches(';').trim().to_owned(), path));
+            }
+        }
+    }
+}
+
+/// A world published at a version never changes: each of this project's WIT packages recorded
+/// in `api/released/wit/` (a release records the ones it ships) is still in `wit/`, word for
+/// word. A change is a new version beside it, and the host keeps running the old one.
+#[test]
+fn a_released_wit_package_never_changes() {
+    let mut released = Vec::new();
+    wit_packages(&workspace_root().join("api/released/wit"), &mut released);
+    assert!(!released.is_empty(), "api/released/wit records no package");
+    let mut current = Vec::new();
+    wit_packages(&workspace_root().join("wit"), &mut current);
+    for (package, recorded) in released {
+        let file = current
+            .iter()
+            .find(|(name, _)| *name == package)
+            .map(|(_, path)| path)
+            .unwrap_or_else(|| panic!("the released WIT package {package} is gone from wit/"));
+        assert_eq!(
+            std::fs::read_to_string(file).unwrap(),
+            std::fs::read_to_string(&recorded).unwrap(),
+            "{} changed the released package {package}: a published world never changes; \
+             write the change as a new version beside it (wit/deps/<package>@<next>/)",
+            file.display()
+        );
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
     }
 }
 
@@ -423,7 +662,7 @@ fn the_public_api_is_the_listed_one() {
 /// built outside the crate.
 #[test]
 fn an_app_exists_only_validated() {
-    let listing = listing();
+    let listing = current_listing("spin-trigger-host");
     assert!(
         !listing
             .lines()
