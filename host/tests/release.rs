@@ -287,40 +287,54 @@ fn the_plugin_manifests_list_every_package_with_its_tarballs_sha256() {
 
 /// Each plugin as `spin plugins install` installs it: its package for this machine found in the
 /// manifest, the tarball checked against the sha256 and unpacked; the executable inside then
-/// runs Spin's recorded `spin up --test` launch of `timer-full`.
+/// runs Spin's recorded `spin up --test` launch of `timer-full`. Every package this machine runs
+/// is tried: the one Spin picks (the first) and, in a full release, the static build after it.
 #[test]
 fn the_plugin_unpacked_from_its_tarball_runs_spins_recorded_launch() {
     let release = Release::get();
     let plugins_dir = tempfile::tempdir().unwrap();
     let (_, os, arch) = this_platform();
-    let mut executables = Vec::new();
+    // Per plugin, its packages for this machine, in the manifest's order.
+    let mut packages: Vec<Vec<serde_json::Value>> = Vec::new();
     for plugin in PLUGINS {
         let manifest = release.manifest(plugin);
-        let package = manifest["packages"]
+        let ours: Vec<serde_json::Value> = manifest["packages"]
             .as_array()
             .unwrap()
             .iter()
-            .find(|package| package["os"] == os && package["arch"] == arch)
-            .unwrap_or_else(|| panic!("{plugin} has a package for {os}/{arch}: {manifest}"))
-            .clone();
-        let tarball = release.tarball(&package);
-        assert_eq!(package["sha256"].as_str(), Some(sha256(&tarball).as_str()));
-        let installed = plugins_dir.path().join(plugin);
-        untar(&tarball, &installed);
-        let executable = installed.join(plugin);
+            .filter(|package| package["os"] == os && package["arch"] == arch)
+            .cloned()
+            .collect();
         assert!(
-            executable.is_file(),
-            "{} holds the executable `{plugin}`",
-            tarball.display()
+            !ours.is_empty(),
+            "{plugin} has a package for {os}/{arch}: {manifest}"
         );
-        executables.push((plugin, executable));
+        packages.push(ours);
     }
-    let plugins: Vec<(&str, &Path)> = executables
-        .iter()
-        .map(|(plugin, path)| (*plugin, path.as_path()))
-        .collect();
-    let recorded = Recorded::with_plugins("timer-full", &plugins);
-    assert_timer_full_ran(&recorded.run_timer_plugin(&[], &[]));
+    let variants = packages.iter().map(Vec::len).min().unwrap();
+    for variant in 0..variants {
+        let mut executables = Vec::new();
+        for (plugin, ours) in PLUGINS.iter().zip(&packages) {
+            let package = &ours[variant];
+            let tarball = release.tarball(package);
+            assert_eq!(package["sha256"].as_str(), Some(sha256(&tarball).as_str()));
+            let installed = plugins_dir.path().join(format!("{plugin}-{variant}"));
+            untar(&tarball, &installed);
+            let executable = installed.join(plugin);
+            assert!(
+                executable.is_file(),
+                "{} holds the executable `{plugin}`",
+                tarball.display()
+            );
+            executables.push((*plugin, executable));
+        }
+        let plugins: Vec<(&str, &Path)> = executables
+            .iter()
+            .map(|(plugin, path)| (*plugin, path.as_path()))
+            .collect();
+        let recorded = Recorded::with_plugins("timer-full", &plugins);
+        assert_timer_full_ran(&recorded.run_timer_plugin(&[], &[]));
+    }
 }
 
 /// A Cargo registry of the release's `.crate` files, as an index in a local git repository and

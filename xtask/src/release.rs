@@ -33,6 +33,41 @@ pub const CRATES: [&str; 3] = [
     "spin-trigger-host",
 ];
 
+/// A release's version: `major.minor.patch`, numbers only (no pre-release or build part).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version {
+    pub major: u64,
+    pub minor: u64,
+    pub patch: u64,
+}
+
+impl Version {
+    pub fn new(major: u64, minor: u64, patch: u64) -> Version {
+        Version {
+            major,
+            minor,
+            patch,
+        }
+    }
+
+    pub fn parse(text: &str) -> anyhow::Result<Version> {
+        let numbers: Vec<u64> = text
+            .split('.')
+            .map(|part| part.parse::<u64>())
+            .collect::<Result<_, _>>()
+            .ok()
+            .filter(|numbers: &Vec<u64>| numbers.len() == 3)
+            .with_context(|| format!("`{text}` is not a version (major.minor.patch)"))?;
+        Ok(Version::new(numbers[0], numbers[1], numbers[2]))
+    }
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
 /// What `cargo xtask release` was asked for.
 #[derive(clap::Args)]
 pub struct Request {
@@ -59,8 +94,7 @@ pub struct Request {
 
 pub fn release(request: Request) -> anyhow::Result<()> {
     let root = workspace_root();
-    let version = semver::Version::parse(&request.version)
-        .with_context(|| format!("`{}` is not a version (major.minor.patch)", request.version))?;
+    let version = Version::parse(&request.version)?;
     let current = workspace_version(&root)?;
     if version != current {
         ensure!(
@@ -141,7 +175,7 @@ const LISTED_APIS: [&str; 2] = ["spin-trigger-host", "spin-trigger-sdk"];
 /// `api/released/<crate>-<version>.txt`: the API a new version publishes, which later versions
 /// are checked against; and `api/released/wit/`: each of this project's WIT packages it ships,
 /// which must never change. Kept when they exist (a release made again).
-fn record_released_api(root: &Path, version: &semver::Version) -> anyhow::Result<()> {
+fn record_released_api(root: &Path, version: &Version) -> anyhow::Result<()> {
     for name in LISTED_APIS {
         let released = root.join(format!("api/released/{name}-{version}.txt"));
         if !released.exists() {
@@ -163,7 +197,7 @@ fn record_released_api(root: &Path, version: &semver::Version) -> anyhow::Result
 }
 
 /// The version in the workspace's `[workspace.package]`.
-pub fn workspace_version(root: &Path) -> anyhow::Result<semver::Version> {
+pub fn workspace_version(root: &Path) -> anyhow::Result<Version> {
     let manifest: toml::Table = read(&root.join("Cargo.toml"))?
         .parse()
         .context("parsing Cargo.toml")?;
@@ -173,11 +207,11 @@ pub fn workspace_version(root: &Path) -> anyhow::Result<semver::Version> {
         .and_then(|package| package.get("version"))
         .and_then(|version| version.as_str())
         .context("Cargo.toml has no [workspace.package] version")?;
-    Ok(semver::Version::parse(version)?)
+    Version::parse(version)
 }
 
 /// Each place the project's version is written, with the text it has there.
-fn version_sites(version: &semver::Version) -> Vec<(&'static str, String)> {
+fn version_sites(version: &Version) -> Vec<(&'static str, String)> {
     vec![
         // The workspace's crates.
         ("Cargo.toml", format!("\nversion = \"{version}\"\n")),
@@ -208,16 +242,12 @@ fn version_sites(version: &semver::Version) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn sdk_requirement(version: &semver::Version) -> String {
+fn sdk_requirement(version: &Version) -> String {
     format!("spin-trigger-sdk = \"{}.{}\"", version.major, version.minor)
 }
 
 /// Rewrites every version site from `current` to `next`, then the lock file.
-fn set_version(
-    root: &Path,
-    current: &semver::Version,
-    next: &semver::Version,
-) -> anyhow::Result<()> {
+fn set_version(root: &Path, current: &Version, next: &Version) -> anyhow::Result<()> {
     for ((path, old), (_, new)) in version_sites(current).into_iter().zip(version_sites(next)) {
         let file = root.join(path);
         let text = read(&file)?;
@@ -237,7 +267,7 @@ fn set_version(
 
 /// Moves the changelog's `## [Unreleased]` entries under `## [<version>] - <date>`, leaving an
 /// empty `Unreleased` section above.
-fn move_unreleased_changelog(root: &Path, version: &semver::Version) -> anyhow::Result<()> {
+fn move_unreleased_changelog(root: &Path, version: &Version) -> anyhow::Result<()> {
     let path = root.join("CHANGELOG.md");
     let text = read(&path)?;
     let heading = "## [Unreleased]\n";
@@ -512,7 +542,7 @@ mod tests {
             "### Added\n\n- a thing",
             "before the move, the notes of a new version are the Unreleased section"
         );
-        move_unreleased_changelog(root.path(), &semver::Version::new(0, 2, 0)).unwrap();
+        move_unreleased_changelog(root.path(), &Version::new(0, 2, 0)).unwrap();
         let text = read(&root.path().join("CHANGELOG.md")).unwrap();
         assert!(
             text.contains("## [Unreleased]\n\n## [0.2.0] - "),
