@@ -44,9 +44,19 @@ pub fn build_host(root: &Path, platform: &Platform) -> anyhow::Result<PathBuf> {
         }
         "aarch64-unknown-linux-gnu" if this.arch != "aarch64" => {
             // qemu-user: the aarch64 build is then run, not only inspected.
+            // The C library's headers for the target come apart from the compiler (with
+            // --no-install-recommends): ring's build needs them.
             install_debian_packages(
-                &["aarch64-linux-gnu-gcc", "qemu-aarch64"],
-                &["gcc-aarch64-linux-gnu", "qemu-user"],
+                &[
+                    "aarch64-linux-gnu-gcc",
+                    "qemu-aarch64",
+                    "/usr/aarch64-linux-gnu/include/stdio.h",
+                ],
+                &[
+                    "gcc-aarch64-linux-gnu",
+                    "libc6-dev-arm64-cross",
+                    "qemu-user",
+                ],
             )?;
             command
                 .env(format!("CC_{env_triple}"), "aarch64-linux-gnu-gcc")
@@ -74,9 +84,17 @@ fn add_rust_target(triple: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Installs Debian's `packages` unless every one of `programs` is on PATH already.
-fn install_debian_packages(programs: &[&str], packages: &[&str]) -> anyhow::Result<()> {
-    if programs.iter().all(|program| on_path(program)) {
+/// Installs Debian's `packages` unless every one of `present` is there already: a program on
+/// PATH, or a file named by its absolute path.
+fn install_debian_packages(present: &[&str], packages: &[&str]) -> anyhow::Result<()> {
+    let there = |item: &&str| {
+        if item.starts_with('/') {
+            Path::new(item).is_file()
+        } else {
+            on_path(item)
+        }
+    };
+    if present.iter().all(there) {
         return Ok(());
     }
     // As root, or through sudo (a CI runner's user).
