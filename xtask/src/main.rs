@@ -3,6 +3,7 @@
 //! `cargo xtask release <version> [--out DIR] [--platform TARGET].. [--binary TARGET=PATH]..
 //! [--url-base URL] [--no-verify]` writes everything a release publishes into one directory (see
 //! `release.rs`); publishing is left to the public repository's release workflow.
+//! `cargo xtask bump <version>` only sets the version everywhere it is written.
 //!
 //! `cargo xtask plugin [--binary PATH] [--out DIR] [--url-base URL]` packages this machine's host
 //! as the Spin plugins `trigger-timer` and `trigger-redis-stream`: for each, `<name>.tar.gz` (the
@@ -38,6 +39,11 @@ enum Task {
     /// Write everything a release publishes (crates, hosts, plugins, templates, notes) into one
     /// directory, setting the version everywhere first when it is new.
     Release(release::Request),
+    /// Set the version everywhere it is written, and nothing else.
+    Bump {
+        /// The new version, `major.minor.patch`.
+        version: String,
+    },
     /// Package this machine's host as the Spin plugins trigger-timer and trigger-redis-stream.
     Plugin {
         /// The host executable to package; default: build it with `cargo build --release`.
@@ -62,6 +68,7 @@ enum Task {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Release(request) => release::release(request),
+        Task::Bump { version } => release::bump(&version),
         Task::Plugin {
             binary,
             out,

@@ -35,9 +35,16 @@ pub struct Platform {
 }
 
 /// Every platform a release can carry. Spin installs the first package of a manifest that
-/// matches its own OS and architecture, so the glibc build comes before the static (musl) one
-/// for the same machine.
+/// matches its own OS and architecture, so the static (musl) x86_64 build comes first: it runs on
+/// every Linux, where the glibc build (made on a current distribution) needs a glibc at least as
+/// new; the glibc build stays in the manifest for whoever picks it by hand.
 pub const PLATFORMS: &[Platform] = &[
+    Platform {
+        triple: "x86_64-unknown-linux-musl",
+        os: "linux",
+        arch: "amd64",
+        label: "linux-amd64-static",
+    },
     Platform {
         triple: "x86_64-unknown-linux-gnu",
         os: "linux",
@@ -49,12 +56,6 @@ pub const PLATFORMS: &[Platform] = &[
         os: "linux",
         arch: "aarch64",
         label: "linux-aarch64",
-    },
-    Platform {
-        triple: "x86_64-unknown-linux-musl",
-        os: "linux",
-        arch: "amd64",
-        label: "linux-amd64-static",
     },
     Platform {
         triple: "x86_64-apple-darwin",

@@ -7,7 +7,8 @@
 //! <out>/templates/     the templates as one tarball (`spin templates install --tar`), and the
 //!                      same tree under `git/` (`spin templates install --git`)
 //! <out>/RELEASE_NOTES.md   the changelog's section, the compatibility table, the checksums
-//! <out>/SHA256SUMS     every file above
+//! <out>/SHA256SUMS     every published file (crates, plugin tarballs and manifests, templates
+//!                      tarball), by the name it is published under
 //! ```
 //!
 //! A version other than the workspace's is first set everywhere it is written (the workspace's
@@ -90,31 +91,23 @@ pub struct Request {
     /// Package the crates without building each from its package.
     #[arg(long)]
     pub no_verify: bool,
+    /// Write the artifacts of the workspace as it is, changing nothing in it (no version,
+    /// changelog or API record): the release test's mode.
+    #[arg(long)]
+    pub artifacts_only: bool,
 }
 
 pub fn release(request: Request) -> anyhow::Result<()> {
     let root = workspace_root();
     let version = Version::parse(&request.version)?;
     let current = workspace_version(&root)?;
-    if version != current {
+    if request.artifacts_only {
         ensure!(
-            version > current,
-            "the release version {version} is not above the workspace's {current}"
+            version == current,
+            "--artifacts-only releases the workspace as it is, at {current}, not {version}"
         );
-        set_version(&root, &current, &version)?;
-        move_unreleased_changelog(&root, &version)?;
-        println!("set the version to {version} and moved the changelog's Unreleased section");
-        // The listings match the source, and the new version is the bump their changes since
-        // the last release need.
-        run(Command::new(cargo()).current_dir(&root).args([
-            "test",
-            "-p",
-            "spin-trigger-host",
-            "--test",
-            "public_api",
-        ]))
-        .context("checking the public API against the last release's")?;
-        record_released_api(&root, &version)?;
+    } else {
+        prepare_workspace(&root, &current, &version)?;
     }
     let version = version.to_string();
     let out = &request.out;
@@ -165,6 +158,60 @@ pub fn release(request: Request) -> anyhow::Result<()> {
         "release {version}: everything it publishes is in {}",
         out.display()
     );
+    Ok(())
+}
+
+/// Readies the workspace for releasing `version`. Each step is decided by what the workspace
+/// holds, not by whether the version was just set, so a release cut short (an API check that
+/// asks for a larger bump, say) is finished by running the command again: the version set where
+/// it is written; the changelog's `Unreleased` section moved under it unless it has a section;
+/// the public API checked against the last release's and recorded, unless this version's is.
+fn prepare_workspace(root: &Path, current: &Version, version: &Version) -> anyhow::Result<()> {
+    if version != current {
+        ensure!(
+            version > current,
+            "the release version {version} is not above the workspace's {current}"
+        );
+        set_version(root, current, version)?;
+        println!("set the version to {version}");
+    }
+    if !read(&root.join("CHANGELOG.md"))?.contains(&format!("## [{version}]")) {
+        move_unreleased_changelog(root, version)?;
+        println!("moved the changelog's Unreleased section under {version}");
+    }
+    let recorded = LISTED_APIS.iter().all(|name| {
+        root.join(format!("api/released/{name}-{version}.txt"))
+            .is_file()
+    });
+    if !recorded {
+        // The listings match the source, and the version is the bump their changes since the
+        // last release need.
+        run(Command::new(cargo()).current_dir(root).args([
+            "test",
+            "-p",
+            "spin-trigger-host",
+            "--test",
+            "public_api",
+        ]))
+        .context("checking the public API against the last release's")?;
+        record_released_api(root, version)?;
+        println!("recorded the public API of {version} in api/released/");
+    }
+    Ok(())
+}
+
+/// `cargo xtask bump <version>`: the version set everywhere it is written, nothing else (for a
+/// change that needs a larger version before its release, as the API check says).
+pub fn bump(version: &str) -> anyhow::Result<()> {
+    let root = workspace_root();
+    let version = Version::parse(version)?;
+    let current = workspace_version(&root)?;
+    ensure!(
+        version > current,
+        "{version} is not above the workspace's {current}"
+    );
+    set_version(&root, &current, &version)?;
+    println!("set the version to {version}");
     Ok(())
 }
 
@@ -246,18 +293,25 @@ fn sdk_requirement(version: &Version) -> String {
     format!("spin-trigger-sdk = \"{}.{}\"", version.major, version.minor)
 }
 
-/// Rewrites every version site from `current` to `next`, then the lock file.
+/// Rewrites every version site from `current` to `next`, then the lock file. Every site is
+/// checked before any is written, so a site that moved leaves the workspace as it was.
 fn set_version(root: &Path, current: &Version, next: &Version) -> anyhow::Result<()> {
+    // Sites in one file are rewritten in turn on the same text.
+    let mut files: BTreeMap<&str, String> = BTreeMap::new();
     for ((path, old), (_, new)) in version_sites(current).into_iter().zip(version_sites(next)) {
-        let file = root.join(path);
-        let text = read(&file)?;
+        let text = match files.remove(path) {
+            Some(text) => text,
+            None => read(&root.join(path))?,
+        };
         ensure!(
             text.matches(&old).count() == 1,
-            "{path} should hold `{}` once",
+            "{path} should hold `{}` once; nothing was changed",
             old.trim()
         );
-        std::fs::write(&file, text.replace(&old, &new))
-            .with_context(|| format!("writing {path}"))?;
+        files.insert(path, text.replace(&old, &new));
+    }
+    for (path, text) in files {
+        std::fs::write(root.join(path), text).with_context(|| format!("writing {path}"))?;
     }
     run(Command::new(cargo())
         .current_dir(root)
@@ -405,32 +459,26 @@ fn package_templates(root: &Path, out: &Path, version: &str) -> anyhow::Result<(
     Ok(())
 }
 
-/// `sha256  path` for every file under `out`, sorted by path.
+/// `sha256  name` for every file a release publishes, by the name it is published under (the
+/// release page and crates.io serve files flat), so `sha256sum -c --ignore-missing SHA256SUMS`
+/// checks what a user downloaded. The hosts are inside the plugin tarballs.
 fn checksums(out: &Path) -> anyhow::Result<String> {
     let mut files = Vec::new();
-    collect_files(out, out, &mut files)?;
-    files.sort();
-    let mut sums = String::new();
-    for relative in files {
-        if relative == Path::new("SHA256SUMS") || relative == Path::new("RELEASE_NOTES.md") {
-            continue;
+    for dir in ["crates", "plugins", "templates"] {
+        for entry in std::fs::read_dir(out.join(dir))? {
+            let path = entry?.path();
+            if path.is_file() {
+                files.push(path);
+            }
         }
-        let sum = plugin::sha256_file(&out.join(&relative))?;
-        sums.push_str(&format!("{sum}  {}\n", relative.display()));
+    }
+    files.sort_by_key(|path| path.file_name().map(ToOwned::to_owned));
+    let mut sums = String::new();
+    for path in files {
+        let name = path.file_name().context("a file name")?.to_string_lossy();
+        sums.push_str(&format!("{}  {name}\n", plugin::sha256_file(&path)?));
     }
     Ok(sums)
-}
-
-fn collect_files(base: &Path, dir: &Path, files: &mut Vec<PathBuf>) -> anyhow::Result<()> {
-    for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
-        let path = entry?.path();
-        if path.is_dir() {
-            collect_files(base, &path, files)?;
-        } else {
-            files.push(path.strip_prefix(base)?.to_path_buf());
-        }
-    }
-    Ok(())
 }
 
 /// The release notes: the changelog's section, what the release was tried with, and the
@@ -527,6 +575,32 @@ mod tests {
                 text.trim()
             );
         }
+    }
+
+    /// A site that moved stops the version change before any file is written.
+    #[test]
+    fn a_missing_version_site_changes_nothing() {
+        let workspace = workspace_root();
+        let root = tempfile::tempdir().unwrap();
+        let current = workspace_version(&workspace).unwrap();
+        for (path, _) in version_sites(&current) {
+            let target = root.path().join(path);
+            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            std::fs::copy(workspace.join(path), &target).unwrap();
+        }
+        let readme = root.path().join("README.md");
+        let text = read(&readme).unwrap();
+        std::fs::write(&readme, text.replace("releases/download/v", "releases/v")).unwrap();
+        let before = read(&root.path().join("Cargo.toml")).unwrap();
+        let next = Version::new(current.major, current.minor + 1, 0);
+        let error = set_version(root.path(), &current, &next)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("README.md") && error.contains("nothing was changed"),
+            "{error}"
+        );
+        assert_eq!(read(&root.path().join("Cargo.toml")).unwrap(), before);
     }
 
     #[test]
