@@ -2,7 +2,7 @@
 //! versions the plugin protocol was recorded and declared for, the spin-sdk versions of the
 //! test guests, and every WIT package and world in `wit/`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::Context;
@@ -82,44 +82,17 @@ fn spin_sdk_versions(root: &Path) -> anyhow::Result<BTreeSet<String>> {
 }
 
 /// Every `package` in `wit/` with the worlds it declares.
-fn wit_packages(root: &Path) -> anyhow::Result<Vec<(String, BTreeSet<String>)>> {
-    let mut files = Vec::new();
-    wit_files(&root.join("wit"), &mut files)?;
-    files.sort();
-    let mut packages: Vec<(String, BTreeSet<String>)> = Vec::new();
-    for file in files {
-        let text = read(&file)?;
-        let mut package = None;
-        for line in text.lines().map(str::trim) {
-            if let Some(name) = line.strip_prefix("package ") {
-                package = Some(name.trim_end_matches(';').trim().to_owned());
-            } else if let Some(world) = line.strip_prefix("world ") {
-                let world = world.trim_end_matches('{').trim().to_owned();
-                if let Some(package) = &package {
-                    entry(&mut packages, package).insert(world);
-                }
+fn wit_packages(root: &Path) -> anyhow::Result<BTreeMap<String, BTreeSet<String>>> {
+    let mut packages: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (package, file) in wit_package_files(root)? {
+        let worlds = packages.entry(package).or_default();
+        for line in read(&file)?.lines().map(str::trim) {
+            if let Some(world) = line.strip_prefix("world ") {
+                worlds.insert(world.trim_end_matches('{').trim().to_owned());
             }
         }
-        if let Some(package) = package {
-            entry(&mut packages, &package);
-        }
     }
-    packages.sort();
     Ok(packages)
-}
-
-fn entry<'a>(
-    packages: &'a mut Vec<(String, BTreeSet<String>)>,
-    package: &str,
-) -> &'a mut BTreeSet<String> {
-    let index = match packages.iter().position(|(name, _)| name == package) {
-        Some(index) => index,
-        None => {
-            packages.push((package.to_owned(), BTreeSet::new()));
-            packages.len() - 1
-        }
-    };
-    &mut packages[index].1
 }
 
 /// Each `.wit` file in `wit/` that declares a package, with the package (`name@version`).
