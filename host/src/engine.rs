@@ -28,12 +28,14 @@ mod disk_cache;
 mod instance;
 mod linked_engine;
 mod options;
+mod release_candidate_imports;
 
 pub use disk_cache::cache_dir_from_config_file;
 use instance::export_names;
 pub use instance::{AcceptedWorld, PreparedComponent};
 use linked_engine::{LinkedEngine, feature_error};
 pub use options::{EngineOptions, PoolSize, pooling_config};
+pub(crate) use release_candidate_imports::RELEASE_CANDIDATE as WASI_RELEASE_CANDIDATE;
 
 /// How often the epoch advances. A running guest yields to the async runtime at each epoch, so a
 /// looping guest cannot starve the host's other tasks.
@@ -244,6 +246,8 @@ impl Engine {
             ComponentSource::File(path) => missing_source_message(path),
             ComponentSource::Bytes(_) => format!("reading {source}"),
         })?;
+        let bytes = release_candidate_imports::bridge_release_candidate_imports(&bytes)
+            .with_context(|| format!("reading {source}"))?;
         let key = disk_cache::hex(&Sha256::digest(&bytes));
         let mut compiled = lock(&self.compiled);
         if let Some(component) = compiled.get(&key) {

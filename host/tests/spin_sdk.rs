@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{AppDir, RedisServer, TestApp, run_host, spin_sdk_guest};
+use common::{AppDir, RedisServer, TestApp, spin_sdk_guest};
 
 /// An app with one spin-sdk Redis component on `requests`, replying on `replies`; `allowed`
 /// is its `allowed_outbound_hosts` list as TOML.
@@ -139,13 +139,28 @@ fn a_timer_component_reads_a_variable_through_spin_sdk_v3_variables() {
 }
 
 /// A component importing an interface the host lacks fails at start, naming the component,
-/// the missing import, and what the host provides.
+/// the missing imports (as the component spells them), and what the host provides.
 #[test]
 fn a_component_importing_what_the_host_lacks_is_refused_naming_the_import() {
-    let server = RedisServer::start();
-    let app = redis_app(&server, "sdk6-http-get", "", 1);
-    let manifest = app.manifest();
-    let run = run_host(&["up", "-f", &manifest]);
+    let wasm = wat::parse_str(
+        r#"(component
+            (import "spin:mqtt/mqtt@3.0.0" (instance (export "publish" (func))))
+            (import "wasi:config/store@0.3.0-rc-2026-03-15" (instance (export "get" (func))))
+            (import "wasi:random/random@0.3.0-rc-2026-03-15" (instance
+                (export "get-random-u64" (func (result u64)))))
+            (core module $m (func (export "run")))
+            (core instance $i (instantiate $m))
+            (func (export "handle-timer-request") (canon lift (core func $i "run"))))"#,
+    )
+    .expect("a valid component text");
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("mq.wasm");
+    std::fs::write(&source, wasm).unwrap();
+    let app = TestApp::new("lacking")
+        .trigger("timer", "mq", "interval_secs = 1")
+        .component("mq", &source.display().to_string(), "")
+        .write();
+    let run = app.run(&["--once"]);
     assert!(!run.success);
     let error = run
         .stderr
@@ -153,9 +168,11 @@ fn a_component_importing_what_the_host_lacks_is_refused_naming_the_import() {
         .find(|line| line.starts_with("Error: "))
         .unwrap_or_else(|| panic!("an error line: {}", run.stderr));
     assert!(
-        error.contains("component `replier` (")
-            && error.contains("sdk6_http_get.wasm) imports what this host does not provide: ")
-            && error.contains("wasi:http/client@0.3.0-rc-2026-03-15")
+        error.contains("component `mq` (")
+            && error.contains(
+                "mq.wasm) imports what this host does not provide: spin:mqtt/mqtt@3.0.0, \
+                 wasi:config/store@0.3.0-rc-2026-03-15. "
+            )
             && error.contains(
                 "This host provides: fermyon:spin/variables@2.0.0, fermyon:spin/redis@2.0.0, \
                  fermyon:spin/key-value@2.0.0, fermyon:spin/sqlite@2.0.0, \
@@ -165,7 +182,8 @@ fn a_component_importing_what_the_host_lacks_is_refused_naming_the_import() {
                  wasi:keyvalue/batch@0.2.0-draft2, WASI 0.2 (wasi:cli, wasi:clocks, \
                  wasi:filesystem, wasi:http, wasi:io, wasi:random, wasi:sockets), and to \
                  components using component-model async WASI 0.3.0 (wasi:cli, wasi:clocks, \
-                 wasi:filesystem, wasi:http, wasi:random, wasi:sockets)"
+                 wasi:filesystem, wasi:http, wasi:random, wasi:sockets; also as its release \
+                 candidate 0.3.0-rc-2026-03-15, which spin-sdk 6 imports)"
             ),
         "{error}"
     );
@@ -223,4 +241,103 @@ fn only_components_using_component_model_async_get_the_concurrent_engine() {
     assert!(!concurrent(common::guest("redis-echo")));
     assert!(!concurrent(common::guest("timer-hello-raw-bindgen")));
     assert!(!concurrent(common::guest("redis-message-guest")));
+}
+
+/// The host runs spin-sdk 6's WASI 0.3 release-candidate imports on its WASI 0.3.0 by renaming
+/// them (`engine/release_candidate_imports.rs`). That is sound because the two are the same
+/// interfaces under another version: this holds the release candidate's WIT, as spin-sdk 6
+/// builds against it (the `wasip3` crate its guests resolve), to the 0.3.0 WIT wasmtime-wasi-http
+/// implements, file by file, but for the version, comments, and `@since`/`@unstable` gates.
+/// A wasmtime upgrade that changes WASI 0.3 fails here, not in a guest.
+#[test]
+fn wasi_0_3_release_candidate_interfaces_are_the_release_s_but_for_the_version() {
+    let workspace = common::workspace_root();
+    fetch_spin_sdk_guest_packages(&workspace);
+    let candidate = package_dir(
+        &workspace.join("tests/spin-sdk-guests/Cargo.toml"),
+        "wasip3",
+        "0.6.0+wasi-0.3.0-rc-2026-03-15",
+    )
+    .join("wit/deps");
+    let release = package_dir(
+        &workspace.join("Cargo.toml"),
+        "wasmtime-wasi-http",
+        "48.0.8",
+    )
+    .join("src/p3/wit/deps");
+    let interface_text = |text: &str| -> String {
+        text.replace("0.3.0-rc-2026-03-15", "0.3.0")
+            .lines()
+            .map(str::trim)
+            .filter(|line| {
+                !line.is_empty()
+                    && !line.starts_with("//")
+                    && !line.starts_with("@since(")
+                    && !line.starts_with("@unstable(")
+                    && !line.starts_with("@deprecated(")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    for package in ["cli", "clocks", "filesystem", "http", "random", "sockets"] {
+        let read = |dir: &std::path::Path| {
+            let file = dir.join(format!("{package}.wit"));
+            std::fs::read_to_string(&file)
+                .unwrap_or_else(|error| panic!("{}: {error}", file.display()))
+        };
+        let (candidate_text, release_text) = (read(&candidate), read(&release));
+        assert!(
+            candidate_text.contains("@0.3.0-rc-2026-03-15;"),
+            "{package}: not the release candidate"
+        );
+        assert_eq!(
+            interface_text(&candidate_text),
+            interface_text(&release_text),
+            "wasi:{package}: the release candidate differs from 0.3.0"
+        );
+    }
+}
+
+/// Downloads the spin-sdk guests' packages, when the guest build has not already.
+fn fetch_spin_sdk_guest_packages(workspace: &std::path::Path) {
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["fetch", "--locked", "--manifest-path"])
+        .arg(workspace.join("tests/spin-sdk-guests/Cargo.toml"))
+        .status()
+        .expect("running cargo fetch");
+    assert!(
+        status.success(),
+        "cargo fetch for the spin-sdk guests failed"
+    );
+}
+
+/// The source directory of `name` at `version` in the packages `manifest` resolves.
+fn package_dir(manifest: &std::path::Path, name: &str, version: &str) -> std::path::PathBuf {
+    let output = std::process::Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--locked",
+            "--manifest-path",
+        ])
+        .arg(manifest)
+        .output()
+        .expect("running cargo metadata");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let package = metadata["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|package| package["name"] == name && package["version"] == version)
+        .unwrap_or_else(|| panic!("{name} {version} among {}'s packages", manifest.display()));
+    std::path::Path::new(package["manifest_path"].as_str().unwrap())
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }

@@ -193,10 +193,12 @@ pub fn provides(import: &str) -> bool {
 /// What this host links, for error messages and `--help`.
 pub fn provided_summary() -> String {
     format!(
-        "{}, WASI 0.2 ({}), and to components using component-model async WASI 0.3.0 ({})",
+        "{}, WASI 0.2 ({}), and to components using component-model async WASI 0.3.0 ({}; also as \
+         its release candidate {}, which spin-sdk 6 imports)",
         SPIN_INTERFACES.join(", "),
         WASI_PACKAGES.join(", "),
-        WASI_0_3_PACKAGES.join(", ")
+        WASI_0_3_PACKAGES.join(", "),
+        crate::engine::WASI_RELEASE_CANDIDATE
     )
 }
 
@@ -214,6 +216,8 @@ mod tests {
         assert!(provides("wasi:keyvalue/atomics@0.2.0-draft2"));
         assert!(!provides("spin:sqlite/sqlite@3.0.0"));
         assert!(!provides("spin:redis/redis@3.1.0"));
+        // The release candidate's imports are renamed to 0.3.0 before linking
+        // (engine/release_candidate_imports.rs): by their own name, they are not linked.
         assert!(!provides("wasi:cli/stdout@0.3.0-rc-2026-03-15"));
         assert!(provides("wasi:http/outgoing-handler@0.2.6"));
         assert!(provides("wasi:http/client@0.3.0"));
