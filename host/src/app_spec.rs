@@ -9,7 +9,8 @@ use serde::Deserialize;
 use crate::app::{App, Trigger};
 use crate::trigger_registry::{self, TRIGGER_TYPES};
 use crate::validation::{
-    ManifestError, RawComponent, RawTable, RawTables, Validation, validate_component,
+    ManifestError, RawComponent, RawTable, RawTables, Validation, trigger_location,
+    validate_component,
 };
 use crate::variable_templates::{VariableDecl, check_name};
 
@@ -145,6 +146,38 @@ fn validate_variables(
     Ok(variables)
 }
 
+/// A trigger's `dependencies` (Spin 4.1's trigger dependencies, e.g. `dependencies.middleware =
+/// [{ path = "auth.wasm" }]`): components its trigger wraps the handler in. This host does not
+/// compose them, and running the handler without its middleware would skip what it guards, so
+/// any is an error; an empty table is taken out.
+fn take_trigger_dependencies(
+    table: &mut RawTable,
+    type_name: &str,
+    index: usize,
+    validation: &Validation,
+) -> Result<(), ManifestError> {
+    let Some(object) = table.value.as_object_mut() else {
+        return Ok(());
+    };
+    match object.remove("dependencies") {
+        None => Ok(()),
+        Some(serde_json::Value::Object(dependencies)) if dependencies.is_empty() => Ok(()),
+        Some(dependencies) => {
+            let kinds = dependencies
+                .as_object()
+                .map(|kinds| kinds.keys().cloned().collect::<Vec<_>>().join(", "))
+                .unwrap_or_default();
+            Err(validation.error(
+                &format!("{}.dependencies", trigger_location(type_name, index)),
+                format!(
+                    "trigger dependencies ({kinds}) are not composed by this host yet; remove \
+                     them to run this trigger here"
+                ),
+            ))
+        }
+    }
+}
+
 /// Each trigger type's settings and tables, validated by the type itself; a type this host does
 /// not run is an error naming the ones it does.
 fn validate_triggers(
@@ -156,7 +189,10 @@ fn validate_triggers(
     for (type_name, settings) in settings {
         by_type.entry(type_name).or_default().settings = Some(settings);
     }
-    for (type_name, tables) in tables {
+    for (type_name, mut tables) in tables {
+        for (index, table) in tables.iter_mut().enumerate() {
+            take_trigger_dependencies(table, &type_name, index, validation)?;
+        }
         by_type.entry(type_name).or_default().triggers = tables;
     }
     let mut triggers = Vec::new();

@@ -68,6 +68,18 @@ struct LockedComponent {
     files: Vec<LockedContentPath>,
     #[serde(default)]
     config: BTreeMap<String, String>,
+    /// Components this one imports from, composed before it runs (Spin's component
+    /// dependencies).
+    #[serde(default)]
+    dependencies: BTreeMap<String, serde_json::Value>,
+    /// Components its trigger wraps it in, by kind (`middleware`), from the trigger's
+    /// `dependencies` (from Spin 4.1 on).
+    #[serde(default)]
+    trigger_dependencies: BTreeMap<String, Vec<serde_json::Value>>,
+    /// What the host must support to run it (`middleware = "required"`), which Spin's lock
+    /// marks with `must_understand = ["component_host_requirements"]`.
+    #[serde(default)]
+    host_requirements: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -149,6 +161,8 @@ pub fn parse(text: &str, file: &Path, base_dir: &Path) -> Result<App, ManifestEr
             continue;
         }
         let location = format!("components[{index}]");
+        check_component_runs_here(&component)
+            .map_err(|(field, message)| err(&format!("{location}.{field}"), message))?;
         let id = component.id.clone();
         components.insert(id, convert_component(component, &location, file)?);
     }
@@ -189,18 +203,17 @@ fn check_understood(locked: &LockedApp) -> Result<(), (&'static str, String)> {
             ),
         ));
     }
-    if let Some(unknown) = locked.must_understand.first() {
+    // The two Spin writes: this host checks both sections (the components' for the components
+    // it runs, in `check_component_runs_here`).
+    if let Some(unknown) = locked.must_understand.iter().find(|field| {
+        !["host_requirements", "component_host_requirements"].contains(&field.as_str())
+    }) {
         return Err((
             "must_understand",
             format!("this host does not understand `{unknown}`"),
         ));
     }
-    let required: Vec<&str> = locked
-        .host_requirements
-        .iter()
-        .filter(|(_, value)| value.as_str() != Some("optional"))
-        .map(|(key, _)| key.as_str())
-        .collect();
+    let required = required_features(&locked.host_requirements);
     if !required.is_empty() {
         return Err((
             "host_requirements",
@@ -208,6 +221,103 @@ fn check_understood(locked: &LockedApp) -> Result<(), (&'static str, String)> {
         ));
     }
     Ok(())
+}
+
+/// The host features `requirements` marks as needed (anything but `optional`).
+fn required_features(requirements: &BTreeMap<String, serde_json::Value>) -> Vec<&str> {
+    requirements
+        .iter()
+        .filter(|(_, value)| value.as_str() != Some("optional"))
+        .map(|(key, _)| key.as_str())
+        .collect()
+}
+
+/// Refuses a component this host would run differently from Spin: one that needs a host
+/// feature it lacks, or one its trigger wraps in trigger dependencies (middleware), which it
+/// does not compose. Components of other trigger types are not its business.
+fn check_component_runs_here(component: &LockedComponent) -> Result<(), (&'static str, String)> {
+    let required = required_features(&component.host_requirements);
+    if !required.is_empty() {
+        return Err((
+            "host_requirements",
+            format!(
+                "component `{}` requires what this host does not support: {} (trigger \
+                 dependencies are not composed by this host yet; remove the trigger's \
+                 `dependencies` to run it here)",
+                component.id,
+                required.join(", ")
+            ),
+        ));
+    }
+    if !component.trigger_dependencies.is_empty() {
+        return Err((
+            "trigger_dependencies",
+            format!(
+                "component `{}` has trigger dependencies ({}), which this host does not compose \
+                 yet; remove the trigger's `dependencies` to run it here",
+                component.id,
+                keys(&component.trigger_dependencies)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn keys<V>(map: &BTreeMap<String, V>) -> String {
+    map.keys()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `--precompose-only`: the bytes of component `id` of the locked app at `url`, composed with
+/// its trigger dependencies. Without any, that is its `.wasm` unchanged, as Spin's own triggers
+/// write it; with them (or with component dependencies, which Spin composes before it asks a
+/// trigger), an error until this host composes them.
+pub(crate) fn precompose(url: &str, id: &str) -> anyhow::Result<Vec<u8>> {
+    use anyhow::Context;
+    let path = file_path(url)
+        .map_err(anyhow::Error::msg)
+        .context("SPIN_LOCKED_URL")?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading the locked app {}", path.display()))?;
+    let locked: LockedApp = serde_json::from_str(&text)
+        .with_context(|| format!("reading the locked app {}", path.display()))?;
+    let component = locked
+        .components
+        .into_iter()
+        .find(|component| component.id == id)
+        .with_context(|| {
+            format!("--precompose-component-id: component `{id}` does not exist in the locked app")
+        })?;
+    if !component.trigger_dependencies.is_empty() {
+        anyhow::bail!(
+            "cannot precompose component `{id}`: its trigger dependencies ({}) are not composed \
+             by this host yet; remove the trigger's `dependencies` to push this app",
+            keys(&component.trigger_dependencies)
+        );
+    }
+    if !component.dependencies.is_empty() {
+        anyhow::bail!(
+            "cannot precompose component `{id}`: its component dependencies ({}) are composed by \
+             Spin, not by this host",
+            keys(&component.dependencies)
+        );
+    }
+    anyhow::ensure!(
+        component.source.content_type == "application/wasm",
+        "component `{id}`: source content type `{}` is not `application/wasm`",
+        component.source.content_type
+    );
+    let source = component
+        .source
+        .source
+        .with_context(|| format!("component `{id}` has no source URL"))?;
+    let source = file_path(&source)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("component `{id}`'s source"))?;
+    std::fs::read(&source)
+        .with_context(|| format!("reading component `{id}`'s source {}", source.display()))
 }
 
 /// Trigger tables by trigger type, as `[[trigger.<type>]]` holds them.

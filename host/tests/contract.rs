@@ -657,3 +657,108 @@ fn the_locked_apps_stores_and_databases_are_provided_where_spin_keeps_them() {
     // A relative `path` is taken from the runtime config file's directory.
     assert!(recorded.root.path().join("cache.db").exists());
 }
+
+/// Spin 4.1 (`4.1.0-pre0/`, read from Spin's source: see the fixtures' README) locks an app
+/// whose HTTP trigger has middleware with `must_understand = ["component_host_requirements"]`
+/// and the middleware on the HTTP component. The plugin gets that same lock: it runs its own
+/// triggers and leaves the HTTP component, middleware and all, to Spin.
+#[test]
+fn spin_4_1_an_http_trigger_with_middleware_beside_a_timer_leaves_the_timer_running() {
+    let recorded = Recorded::new("4.1.0-pre0/http-middleware");
+    let run = recorded.run_timer_plugin(&[], &[]);
+    assert!(run.success, "{}", run.stderr);
+    assert_eq!(
+        lines_of(&run.stdout, "tick").first().map(String::as_str),
+        Some("tick 0"),
+        "{}",
+        run.stdout
+    );
+    assert!(lines_of(&run.stdout, "web").is_empty(), "{}", run.stdout);
+}
+
+/// A timer trigger with middleware: `spin up` would run it without what the middleware guards,
+/// so the plugin refuses it, naming the component and the requirement, as Spin's own triggers
+/// refuse a host requirement they lack; `spin registry push` asks the plugin to precompose it,
+/// and gets a clear error (and nothing on stdout) until this host composes middleware.
+#[test]
+fn spin_4_1_a_timer_with_middleware_is_refused_at_start_and_at_precompose() {
+    let recorded = Recorded::new("4.1.0-pre0/timer-middleware");
+    let launches = recorded.launches();
+    let up: Run = recorded
+        .command("trigger-timer", &launches[0], &[])
+        .output()
+        .unwrap()
+        .into();
+    assert!(!up.success);
+    up.assert_stderr_has(
+        "components[0].host_requirements: component `guarded` requires what this host does not \
+         support: middleware",
+    );
+    assert!(up.stdout.is_empty(), "{}", up.stdout);
+
+    let push = recorded
+        .command("trigger-timer", &launches[1], &[])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&push.stderr);
+    assert!(!push.status.success(), "{stderr}");
+    assert!(
+        push.stdout.is_empty(),
+        "{} bytes on stdout",
+        push.stdout.len()
+    );
+    assert!(
+        stderr.contains(
+            "cannot precompose component `guarded`: its trigger dependencies (middleware) are \
+             not composed by this host yet"
+        ),
+        "{stderr}"
+    );
+}
+
+/// `--precompose-only` for a component without trigger dependencies writes its `.wasm`
+/// unchanged, as Spin's own triggers do: under Spin 4.1's lock and under 4.0.2's recorded one
+/// alike. Without an id, or with one the lock lacks, it says so.
+#[test]
+fn precompose_writes_a_component_without_trigger_dependencies_unchanged() {
+    let precompose = |recorded: &Recorded, launch: &serde_json::Value, args: &[&str]| {
+        let mut command = recorded.command("trigger-timer", launch, &[]);
+        command.args(["--precompose-only"]).args(args);
+        command.output().unwrap()
+    };
+    for (case, component, wasm) in [
+        ("4.1.0-pre0/timer-middleware", "plain", "plain.wasm"),
+        ("timer-full", "counter", "counter.wasm"),
+    ] {
+        let recorded = Recorded::new(case);
+        let launch = &recorded.launches()[0];
+        let output = precompose(&recorded, launch, &["--precompose-component-id", component]);
+        assert!(
+            output.status.success(),
+            "{case}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let source = std::fs::read(recorded.app().join(wasm)).unwrap();
+        assert!(
+            output.stdout == source,
+            "{case}: {} bytes written, the source has {}",
+            output.stdout.len(),
+            source.len()
+        );
+
+        let missing = precompose(&recorded, launch, &[]);
+        assert!(!missing.status.success());
+        let stderr = String::from_utf8_lossy(&missing.stderr);
+        assert!(
+            stderr.contains("got --precompose-only but no --precompose-component-id"),
+            "{stderr}"
+        );
+        let unknown = precompose(&recorded, launch, &["--precompose-component-id", "nope"]);
+        assert!(!unknown.status.success());
+        let stderr = String::from_utf8_lossy(&unknown.stderr);
+        assert!(
+            stderr.contains("component `nope` does not exist in the locked app"),
+            "{stderr}"
+        );
+    }
+}

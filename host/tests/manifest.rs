@@ -411,6 +411,11 @@ const MALFORMED: &[(&str, &str, &str)] = &[
         "spin.toml: trigger.timer[0].intreval: unknown field `intreval`, expected one of `interval_secs`, `interval`, `cron`, `time_zone`, `coordination` (line 7)",
     ),
     (
+        "trigger dependencies (Spin 4.1's middleware), which this host does not compose",
+        "[[trigger.timer]]\ncomponent = \"c\"\ninterval_secs = 1\ndependencies.middleware = [{ path = \"auth.wasm\" }]\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.timer[0].dependencies: trigger dependencies (middleware) are not composed by this host yet; remove them to run this trigger here",
+    ),
+    (
         "trigger names an undefined component",
         "[[trigger.timer]]\ncomponent = \"nope\"\ninterval_secs = 1\n[component.c]\nsource = \"c.wasm\"\n",
         "spin.toml: trigger.timer[0].component: no component `nope`: define [component.nope] or use one of: c",

@@ -296,8 +296,19 @@ fn help_args_only_prints_the_trigger_flags() {
 fn locked_apps_spin_would_refuse_are_refused_with_the_field_named() {
     let cases = [
         (
-            r#"{"spin_lock_version": 1, "must_understand": ["host_requirements"], "triggers": [], "components": []}"#,
-            "lock.json: must_understand: this host does not understand `host_requirements`",
+            r#"{"spin_lock_version": 1, "must_understand": ["host_requirements", "route_matching"], "triggers": [], "components": []}"#,
+            "lock.json: must_understand: this host does not understand `route_matching`",
+        ),
+        // Spin 4.1's trigger dependencies, on a component this host would run: refused as
+        // Spin's own triggers refuse a requirement they lack, rather than run without its
+        // middleware.
+        (
+            r#"{"spin_lock_version": 1, "must_understand": ["component_host_requirements"], "triggers": [{"id": "t", "trigger_type": "timer", "trigger_config": {"component": "c", "interval_secs": 1}}], "components": [{"id": "c", "metadata": {"resolve-trigger-dependencies-using": "timer"}, "source": {"content_type": "application/wasm", "source": "file:///c.wasm"}, "trigger_dependencies": {"middleware": [{"source": {"content_type": "application/wasm", "source": "file:///auth.wasm"}, "export": null}]}, "host_requirements": {"middleware": "required"}}]}"#,
+            "lock.json: components[0].host_requirements: component `c` requires what this host does not support: middleware (trigger dependencies are not composed by this host yet; remove the trigger's `dependencies` to run it here)",
+        ),
+        (
+            r#"{"spin_lock_version": 1, "triggers": [{"id": "t", "trigger_type": "timer", "trigger_config": {"component": "c", "interval_secs": 1}}], "components": [{"id": "c", "source": {"content_type": "application/wasm", "source": "file:///c.wasm"}, "trigger_dependencies": {"preprocessor": [{"source": {"content_type": "application/wasm", "source": "file:///p.wasm"}, "export": null}]}}]}"#,
+            "lock.json: components[0].trigger_dependencies: component `c` has trigger dependencies (preprocessor), which this host does not compose yet; remove the trigger's `dependencies` to run it here",
         ),
         (
             r#"{"spin_lock_version": 1, "host_requirements": {"local_service_chaining": "required"}, "triggers": [], "components": []}"#,

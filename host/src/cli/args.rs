@@ -240,6 +240,13 @@ pub(super) struct PluginArgs {
     /// Print help for this trigger's flags and exit (for `spin up --help`).
     #[arg(long, hide = true)]
     pub(super) help_args_only: bool,
+    /// Write the component `--precompose-component-id` names, composed with its trigger
+    /// dependencies, to stdout and exit (for `spin registry push`, from Spin 4.1 on).
+    #[arg(long, hide = true)]
+    pub(super) precompose_only: bool,
+    /// The component `--precompose-only` writes.
+    #[arg(long, hide = true, value_name = "ID")]
+    pub(super) precompose_component_id: Option<String>,
 }
 
 /// `--namespace`: printable ASCII without spaces, so a Redis key or group name holding it

@@ -1,6 +1,7 @@
 //! Running as a Spin trigger plugin: `spin up` launches `trigger-timer` or
 //! `trigger-redis-stream` with `SPIN_LOCKED_URL`, and asks each for its flags first
-//! (`--launch-metadata-only`, `--help-args-only`).
+//! (`--launch-metadata-only`, `--help-args-only`); `spin registry push` asks for a component
+//! composed with its trigger dependencies (`--precompose-only`).
 
 use std::path::PathBuf;
 
@@ -31,6 +32,9 @@ pub(super) fn plugin(
     }
     let url =
         locked_url.context("SPIN_LOCKED_URL is not set: this entry point is run by `spin up`")?;
+    if args.precompose_only {
+        return precompose(&url, args.precompose_component_id.as_deref());
+    }
     let local_app_dir = std::env::var_os("SPIN_LOCAL_APP_DIR").map(PathBuf::from);
     let mut app = locked_app::load(
         &url,
@@ -52,6 +56,20 @@ pub(super) fn plugin(
         component_ids: locked_app::component_ids(&url)?,
     };
     block_on(run(app, args.run, context))
+}
+
+/// `--precompose-only`: the component's bytes on stdout, as Spin's own triggers write them. A
+/// component without trigger dependencies is written unchanged; one with them is an error until
+/// this host composes them (Spin's own triggers compose HTTP middleware).
+fn precompose(url: &str, component_id: Option<&str>) -> anyhow::Result<()> {
+    use std::io::Write;
+    let id = component_id.context("got --precompose-only but no --precompose-component-id")?;
+    let bytes = locked_app::precompose(url, id)?;
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(&bytes)
+        .and_then(|()| stdout.flush())
+        .context("writing the component to stdout")
 }
 
 /// Where this plugin process serves its metrics. `spin up` passes `--metrics-addr` to both of
