@@ -24,7 +24,7 @@ use crate::limits::Limits;
 use crate::redis_address::render_address;
 use crate::redis_client::RedisTls;
 use crate::redis_component::{Message, RedisComponent};
-use crate::telemetry::{CallInfo, ConnectionHealth, EventReporter, log_failure};
+use crate::telemetry::{CallInfo, ConnectionHealth, EventReporter, in_trace, log_failure};
 use crate::trigger_type::{BuildContext, RunTrigger, TriggerFuture, TriggerSpec, TriggerType};
 
 pub mod config;
@@ -58,7 +58,7 @@ impl Subscription {
             destination: Some(&message.channel),
             ..CallInfo::default()
         });
-        let result = self.component.handle(engine, message, &self.limits).await;
+        let result = in_trace(self.component.handle(engine, message, &self.limits), &call).await;
         call.finish(result.as_ref().err());
         if let Err(error) = result {
             let component = self.component.id();

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use opentelemetry::KeyValue;
 use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _};
+use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt as _, Tracer as _};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 
 use crate::events::{EventOutcome, EventSink};
@@ -24,12 +24,14 @@ use crate::limits::{DeadlinePassed, MemoryLimitReached};
 mod health;
 mod metrics;
 mod otlp;
+mod outbound_spans;
 mod process;
 mod server;
 
 pub use health::ConnectionHealth;
 pub use metrics::{FailureReason, SkipReason, StreamGauges};
 pub use otlp::OtlpSignals;
+pub(crate) use outbound_spans::{OutboundSpan, server_attributes};
 
 use metrics::{ConnectionLabels, EventLabels, EventSeries, Metrics};
 
@@ -304,6 +306,15 @@ impl EventReporter {
     }
 }
 
+/// `handler` (a handler call's future) run in `call`'s trace context: the spans of its
+/// outbound calls are children of the call's span.
+pub fn in_trace<F: std::future::Future>(
+    handler: F,
+    call: &Call<'_>,
+) -> opentelemetry::context::WithContext<F> {
+    opentelemetry::context::FutureExt::with_context(handler, call.trace())
+}
+
 /// One handler call under way; [`Call::finish`] reports how it ended.
 pub struct Call<'r> {
     reporter: &'r EventReporter,
@@ -312,6 +323,18 @@ pub struct Call<'r> {
 }
 
 impl Call<'_> {
+    /// The context the handler call runs in: with tracing on, its span's context and the
+    /// tracer, so the spans of its outbound calls are its children (see `outbound_spans`).
+    /// [`in_trace`] runs the call's future in it.
+    pub fn trace(&self) -> opentelemetry::Context {
+        match (&self.span, &self.reporter.0.tracer) {
+            (Some(span), Some(tracer)) => opentelemetry::Context::new()
+                .with_remote_span_context(span.span_context().clone())
+                .with_value(outbound_spans::HandlerTracer(tracer.clone())),
+            _ => opentelemetry::Context::new(),
+        }
+    }
+
     /// Records how the call ended (`error`, if it failed): counted handled or failed (with
     /// why), timed, its span ended, and the outcome sent to the embedder's sink.
     pub fn finish(mut self, error: Option<&anyhow::Error>) {

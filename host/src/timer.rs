@@ -19,7 +19,7 @@ use tokio_util::task::TaskTracker;
 use crate::engine::Engine;
 use crate::limits::Limits;
 use crate::redis_address::render_address;
-use crate::telemetry::{CallInfo, EventReporter, SkipReason};
+use crate::telemetry::{CallInfo, EventReporter, SkipReason, in_trace};
 use crate::trigger_type::{BuildContext, RunTrigger, TriggerFuture, TriggerSpec, TriggerType};
 use crate::validation::{ManifestError, Validation};
 
@@ -190,7 +190,7 @@ impl TimerTrigger {
             };
             schedule.reporter.received(1);
             let call = schedule.reporter.start(CallInfo::default());
-            let result = component.fire(engine, tick, &limits).await;
+            let result = in_trace(component.fire(engine, tick, &limits), &call).await;
             call.finish(result.as_ref().err());
             if let Err(error) = result {
                 tracing::error!(
@@ -371,7 +371,7 @@ impl Dispatcher {
         let component = &schedule.component;
         let sequence = tick.sequence;
         let call = schedule.reporter.start(CallInfo::default());
-        let result = component.fire(&self.engine, tick, &schedule.limits).await;
+        let result = in_trace(component.fire(&self.engine, tick, &schedule.limits), &call).await;
         call.finish(result.as_ref().err());
         if let Err(error) = result {
             crate::telemetry::log_failure(

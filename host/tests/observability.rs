@@ -237,6 +237,30 @@ fn attribute(span: &opentelemetry_proto::tonic::trace::v1::Span, key: &str) -> O
     })
 }
 
+/// OTLP's `SPAN_KIND_CLIENT`.
+const SPAN_KIND_CLIENT: i32 = 3;
+
+/// The spans of handler calls (the ones naming their trigger type).
+fn handler_spans(
+    spans: &[opentelemetry_proto::tonic::trace::v1::Span],
+) -> Vec<&opentelemetry_proto::tonic::trace::v1::Span> {
+    spans
+        .iter()
+        .filter(|span| attribute(span, "spin.trigger.type").is_some())
+        .collect()
+}
+
+/// The spans whose parent is `parent`, in its trace.
+fn children<'a>(
+    spans: &'a [opentelemetry_proto::tonic::trace::v1::Span],
+    parent: &opentelemetry_proto::tonic::trace::v1::Span,
+) -> Vec<&'a opentelemetry_proto::tonic::trace::v1::Span> {
+    spans
+        .iter()
+        .filter(|span| span.trace_id == parent.trace_id && span.parent_span_id == parent.span_id)
+        .collect()
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
@@ -290,8 +314,10 @@ fn an_otlp_receiver_gets_a_span_per_entry_and_a_traceparent_is_continued() {
     let failing: String = redis
         .xadd("jobs", "*", &[("payload", "fail")])
         .expect("XADD");
-    eventually("three spans exported", || {
-        collected_spans(&receiver).len() >= 3
+    eventually("three handler spans and two SADD spans exported", || {
+        let spans = collected_spans(&receiver);
+        handler_spans(&spans).len() >= 3
+            && spans.iter().filter(|span| span.name == "SADD").count() >= 2
     });
     eventually("metrics exported", || {
         receiver
@@ -302,8 +328,9 @@ fn an_otlp_receiver_gets_a_span_per_entry_and_a_traceparent_is_continued() {
     let run = host.stop();
     assert!(run.success, "{}", run.stderr);
 
-    let spans = collected_spans(&receiver);
-    assert_eq!(spans.len(), 3, "one span per handler call: {spans:#?}");
+    let all_spans = collected_spans(&receiver);
+    let spans = handler_spans(&all_spans);
+    assert_eq!(spans.len(), 3, "one span per handler call: {all_spans:#?}");
     for span in &spans {
         assert_eq!(
             attribute(span, "spin.trigger.type").as_deref(),
@@ -340,6 +367,31 @@ fn an_otlp_receiver_gets_a_span_per_entry_and_a_traceparent_is_continued() {
     );
     let status = failed_span.status.as_ref().expect("a status");
     assert!(status.message.contains("asked to fail"), "{status:?}");
+
+    // Each outbound Redis command is a client span inside its handler's span, in its trace,
+    // naming the command and the server but not the command's arguments.
+    for handler in [plain_span, traced_span] {
+        let sadd = children(&all_spans, handler)
+            .into_iter()
+            .find(|span| span.name == "SADD")
+            .unwrap_or_else(|| panic!("a SADD span inside {handler:#?}: {all_spans:#?}"));
+        assert_eq!(sadd.kind, SPAN_KIND_CLIENT);
+        assert_eq!(attribute(sadd, "db.system.name").as_deref(), Some("redis"));
+        assert_eq!(
+            attribute(sadd, "db.operation.name").as_deref(),
+            Some("SADD")
+        );
+        assert_eq!(
+            attribute(sadd, "server.address").as_deref(),
+            Some("127.0.0.1")
+        );
+        assert_eq!(
+            attribute(sadd, "server.port"),
+            Some(server.port.to_string())
+        );
+        assert!(sadd.start_time_unix_nano >= handler.start_time_unix_nano);
+        assert!(sadd.end_time_unix_nano <= handler.end_time_unix_nano);
+    }
 
     // The same counters as /metrics, named alike.
     use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -490,4 +542,131 @@ fn silent_and_flooding_clients_do_not_hold_the_metrics_endpoint() {
     drop(flood);
     let run = host.stop();
     assert!(run.success, "{}", run.stderr);
+}
+
+/// A handler's outbound HTTP call is a client span inside the handler's span: its method, its
+/// target without the query (which may carry a secret), the response's status.
+#[test]
+fn outbound_http_calls_are_spans_inside_the_handlers_span() {
+    let server = RedisServer::start();
+    let receiver = HttpServer::start(|_| Reply::Send(200, "application/x-protobuf", Vec::new()));
+    let webhook = HttpServer::start(|_| Reply::Send(202, "text/plain", Vec::new()));
+    let app = TestApp::new("traced-http")
+        .redis_address("redis", &server.url())
+        .trigger("redis", "forward", "channel = \"events\"")
+        .component(
+            "forward",
+            &guest("http-forward-guest"),
+            &format!(
+                "allowed_outbound_hosts = [\"{}\"]\nvariables = {{ webhook_url = \"{}\" }}",
+                webhook.url(""),
+                webhook.url("/hook?token=s3cret")
+            ),
+        )
+        .write();
+    let endpoint = receiver.url("");
+    let host = app.start_with(
+        &[],
+        &[
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                &format!("{endpoint}/v1/traces"),
+            ),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    );
+    server.wait_for_subscribers("events", 1);
+    server.publish("events", "hello");
+    eventually("a handler span and a POST span", || {
+        let spans = collected_spans(&receiver);
+        !handler_spans(&spans).is_empty() && spans.iter().any(|span| span.name == "POST")
+    });
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    assert_eq!(webhook.requests().len(), 1);
+
+    let spans = collected_spans(&receiver);
+    let handler = handler_spans(&spans)[0];
+    let posts = children(&spans, handler);
+    assert_eq!(posts.len(), 1, "one child span: {spans:#?}");
+    let post = posts[0];
+    assert_eq!(post.name, "POST");
+    assert_eq!(post.kind, SPAN_KIND_CLIENT);
+    assert_eq!(
+        attribute(post, "http.request.method").as_deref(),
+        Some("POST")
+    );
+    assert_eq!(
+        attribute(post, "url.full"),
+        Some(webhook.url("/hook")),
+        "the target, without its query"
+    );
+    assert_eq!(
+        attribute(post, "http.response.status_code").as_deref(),
+        Some("202")
+    );
+    assert!(
+        !format!("{spans:?}").contains("s3cret"),
+        "the query's secret is in no span"
+    );
+}
+
+/// A tick's key-value and SQLite calls are client spans inside the tick's span, naming the
+/// operation and the backend, never a key, a value or a statement.
+#[test]
+fn key_value_and_sqlite_calls_are_spans_inside_the_handlers_span() {
+    let receiver = HttpServer::start(|_| Reply::Send(200, "application/x-protobuf", Vec::new()));
+    let app = TestApp::new("traced-state")
+        .trigger("timer", "counter", "interval = \"1s\"")
+        .component(
+            "counter",
+            &guest("state-timer-guest"),
+            "key_value_stores = [\"default\"]\nsqlite_databases = [\"default\"]\n\
+             variables = { database = \"default\" }",
+        )
+        .write();
+    let endpoint = format!("{}/v1/traces", receiver.url(""));
+    let run = app.run_with_env(
+        &[
+            "--once",
+            "--sqlite",
+            "CREATE TABLE ticks (n INTEGER NOT NULL)",
+        ],
+        &[
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &endpoint),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    );
+    assert!(run.success, "{}", run.stderr);
+    run.assert_stdout_has("rows=1");
+    eventually("the tick's spans exported", || {
+        !handler_spans(&collected_spans(&receiver)).is_empty()
+    });
+    let spans = collected_spans(&receiver);
+    let tick = handler_spans(&spans)[0];
+    let inside: Vec<(&str, Option<String>, Option<String>)> = children(&spans, tick)
+        .into_iter()
+        .map(|span| {
+            assert_eq!(span.kind, SPAN_KIND_CLIENT);
+            (
+                span.name.as_str(),
+                attribute(span, "db.system.name"),
+                attribute(span, "db.operation.name"),
+            )
+        })
+        .collect();
+    let expected = |name, system: &str, operation: &str| {
+        (name, Some(system.to_owned()), Some(operation.to_owned()))
+    };
+    for span in [
+        expected("key-value get", "sqlite", "get"),
+        expected("key-value set", "sqlite", "set"),
+        expected("sqlite execute", "sqlite", "execute"),
+    ] {
+        assert!(inside.contains(&span), "{span:?} in {inside:?}");
+    }
+    assert!(
+        !format!("{spans:?}").contains("INSERT") && !format!("{spans:?}").contains("ticks"),
+        "no statement or key in a span: {spans:#?}"
+    );
 }

@@ -21,9 +21,11 @@ use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use opentelemetry::KeyValue;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::allowed_hosts::{Address, AllowedHosts};
+use crate::telemetry::{OutboundSpan, server_attributes};
 
 /// Spin's default for each of the three timeouts.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -199,6 +201,30 @@ fn without_query(uri: &http::Uri) -> String {
     )
 }
 
+/// The span attributes of an outbound request: its method, and its target without credentials
+/// or query (which may carry secrets).
+fn span_attributes(method: &http::Method, uri: &http::Uri) -> Vec<KeyValue> {
+    let host = uri.host().unwrap_or("?");
+    let mut attributes = server_attributes(host, uri.port_u16());
+    attributes.push(KeyValue::new(
+        "http.request.method",
+        method.as_str().to_owned(),
+    ));
+    let port = uri
+        .port()
+        .map(|port| format!(":{port}"))
+        .unwrap_or_default();
+    attributes.push(KeyValue::new(
+        "url.full",
+        format!(
+            "{}://{host}{port}{}",
+            uri.scheme_str().unwrap_or("?"),
+            uri.path()
+        ),
+    ));
+    attributes
+}
+
 type SendFuture = Box<
     dyn Future<
             Output = wasmtime_wasi_http::Result<(
@@ -215,6 +241,10 @@ impl WasiHttpHooks for OutboundHttpHooks {
         options: Option<RequestOptions>,
         _response_done: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> SendFuture {
+        let mut span = OutboundSpan::start(
+            request.method().as_str().to_owned(),
+            span_attributes(request.method(), request.uri()),
+        );
         if !self.allows(request.uri()) {
             // Answered at once: a guest may keep its body open until the answer comes. What
             // it still writes is read to nowhere on a task of its own (ending with the body
@@ -222,11 +252,19 @@ impl WasiHttpHooks for OutboundHttpHooks {
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 runtime.spawn(drain(request.into_body()));
             }
+            span.end(Some(&Error::HttpRequestDenied));
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }
         let http = self.http.clone();
         Box::new(async move {
-            let response = http.send(request, options).await?;
+            let result = http.send(request, options).await;
+            if let Ok(response) = &result {
+                span.set_attribute(KeyValue::new(
+                    "http.response.status_code",
+                    i64::from(response.status().as_u16()),
+                ));
+            }
+            let response = span.finish(result)?;
             // The pooled client drives the connection itself; nothing more to wait for.
             let done: Box<dyn Future<Output = Result<(), Error>> + Send> =
                 Box::new(async { Ok(()) });

@@ -3,7 +3,11 @@
 //! A connection may be opened only to an address the component's `allowed_outbound_hosts`
 //! allows; anything else gets `error::invalid-address`, and the host logs which host it refused.
 //! Connections live in the instance's resource table, so they close when the instance ends.
+//! Each command is a span, a child of the handler's, named by the command.
 
+use std::sync::Arc;
+
+use opentelemetry::KeyValue;
 use wasmtime::component::Resource;
 
 use crate::allowed_hosts::{Address, redact};
@@ -11,6 +15,7 @@ use crate::host_api::InstanceState;
 use crate::host_api::bindings::fermyon::spin2_0_0::redis::{
     Error, Host, HostConnection, RedisParameter, RedisResult,
 };
+use crate::telemetry::server_attributes;
 
 /// Connections one instance may hold open at once.
 const MAX_CONNECTIONS_PER_INSTANCE: usize = 16;
@@ -18,6 +23,8 @@ const MAX_CONNECTIONS_PER_INSTANCE: usize = 16;
 /// An open outbound connection, held in the instance's resource table.
 pub struct OutboundConnection {
     connection: redis::aio::MultiplexedConnection,
+    /// The server's address and port (never its credentials), for the commands' spans.
+    server: Arc<[KeyValue]>,
 }
 
 fn other(error: impl std::fmt::Display) -> Error {
@@ -56,10 +63,19 @@ impl InstanceState {
     fn keep_redis_connection(
         &mut self,
         connection: redis::aio::MultiplexedConnection,
+        address: &str,
     ) -> Result<Resource<OutboundConnection>, Error> {
+        let server = url::Url::parse(address)
+            .ok()
+            .and_then(|url| {
+                let host = url.host_str()?.to_owned();
+                Some(server_attributes(&host, url.port()))
+            })
+            .unwrap_or_default()
+            .into();
         let resource = self
             .table
-            .push(OutboundConnection { connection })
+            .push(OutboundConnection { connection, server })
             .map_err(other)?;
         self.open_redis_connections += 1;
         Ok(resource)
@@ -70,10 +86,13 @@ impl InstanceState {
     fn redis_connection(
         &self,
         resource: &Resource<OutboundConnection>,
-    ) -> Result<redis::aio::MultiplexedConnection, Error> {
+    ) -> Result<commands::GuestConnection, Error> {
         self.table
             .get(resource)
-            .map(|entry| entry.connection.clone())
+            .map(|entry| commands::GuestConnection {
+                connection: entry.connection.clone(),
+                server: entry.server.clone(),
+            })
             .map_err(other)
     }
 
@@ -90,8 +109,30 @@ impl InstanceState {
 /// The commands, once for both versions of the interface: each runs on a clone of the guest's
 /// connection, so no borrow of the instance is held across an await.
 mod commands {
+    use std::sync::Arc;
+
+    use opentelemetry::KeyValue;
     use redis::AsyncCommands;
     use redis::aio::MultiplexedConnection as Connection;
+
+    use crate::telemetry::OutboundSpan;
+
+    /// A guest's connection, cloned out of the instance, with its server for the spans.
+    pub struct GuestConnection {
+        pub(super) connection: Connection,
+        pub(super) server: Arc<[KeyValue]>,
+    }
+
+    impl GuestConnection {
+        /// The span of one command on this connection, named by the command (never its
+        /// arguments, which may be secrets).
+        fn span(&self, command: &str) -> OutboundSpan {
+            let mut attributes = self.server.to_vec();
+            attributes.push(KeyValue::new("db.system.name", "redis"));
+            attributes.push(KeyValue::new("db.operation.name", command.to_owned()));
+            OutboundSpan::start(command.to_owned(), attributes)
+        }
+    }
 
     use super::{Error, RedisParameter, RedisResult, flatten, from_redis};
     use crate::redis_client::RedisTls;
@@ -105,56 +146,84 @@ mod commands {
     }
 
     pub async fn publish(
-        mut c: Connection,
+        mut c: GuestConnection,
         channel: String,
         payload: Vec<u8>,
     ) -> Result<(), Error> {
-        c.publish::<_, _, ()>(channel, payload)
-            .await
-            .map_err(from_redis)
+        let span = c.span("PUBLISH");
+        span.finish(
+            c.connection
+                .publish::<_, _, ()>(channel, payload)
+                .await
+                .map_err(from_redis),
+        )
     }
 
-    pub async fn get(mut c: Connection, key: String) -> Result<Option<Vec<u8>>, Error> {
-        c.get(key).await.map_err(from_redis)
+    pub async fn get(mut c: GuestConnection, key: String) -> Result<Option<Vec<u8>>, Error> {
+        let span = c.span("GET");
+        span.finish(c.connection.get(key).await.map_err(from_redis))
     }
 
-    pub async fn set(mut c: Connection, key: String, value: Vec<u8>) -> Result<(), Error> {
-        c.set(key, value).await.map_err(from_redis)
+    pub async fn set(mut c: GuestConnection, key: String, value: Vec<u8>) -> Result<(), Error> {
+        let span = c.span("SET");
+        span.finish(c.connection.set(key, value).await.map_err(from_redis))
     }
 
-    pub async fn incr(mut c: Connection, key: String) -> Result<i64, Error> {
-        c.incr(key, 1).await.map_err(from_redis)
+    pub async fn incr(mut c: GuestConnection, key: String) -> Result<i64, Error> {
+        let span = c.span("INCRBY");
+        span.finish(c.connection.incr(key, 1).await.map_err(from_redis))
     }
 
-    pub async fn del(mut c: Connection, keys: Vec<String>) -> Result<u32, Error> {
-        c.del(keys).await.map_err(from_redis)
+    pub async fn del(mut c: GuestConnection, keys: Vec<String>) -> Result<u32, Error> {
+        let span = c.span("DEL");
+        span.finish(c.connection.del(keys).await.map_err(from_redis))
     }
 
-    pub async fn sadd(mut c: Connection, key: String, values: Vec<String>) -> Result<u32, Error> {
-        c.sadd(key, values).await.map_err(from_redis)
+    pub async fn sadd(
+        mut c: GuestConnection,
+        key: String,
+        values: Vec<String>,
+    ) -> Result<u32, Error> {
+        let span = c.span("SADD");
+        span.finish(c.connection.sadd(key, values).await.map_err(from_redis))
     }
 
-    pub async fn smembers(mut c: Connection, key: String) -> Result<Vec<String>, Error> {
-        c.smembers(key).await.map_err(from_redis)
+    pub async fn smembers(mut c: GuestConnection, key: String) -> Result<Vec<String>, Error> {
+        let span = c.span("SMEMBERS");
+        span.finish(c.connection.smembers(key).await.map_err(from_redis))
     }
 
-    pub async fn srem(mut c: Connection, key: String, values: Vec<String>) -> Result<u32, Error> {
-        c.srem(key, values).await.map_err(from_redis)
+    pub async fn srem(
+        mut c: GuestConnection,
+        key: String,
+        values: Vec<String>,
+    ) -> Result<u32, Error> {
+        let span = c.span("SREM");
+        span.finish(c.connection.srem(key, values).await.map_err(from_redis))
     }
 
     pub async fn execute(
-        mut c: Connection,
+        mut c: GuestConnection,
         command: String,
         arguments: Vec<RedisParameter>,
     ) -> Result<Vec<RedisResult>, Error> {
-        let mut cmd = redis::cmd(&command);
+        let span = c.span(&command.to_ascii_uppercase());
+        span.finish(execute_on(&mut c.connection, &command, arguments).await)
+    }
+
+    async fn execute_on(
+        c: &mut Connection,
+        command: &str,
+        arguments: Vec<RedisParameter>,
+    ) -> Result<Vec<RedisResult>, Error> {
+        let mut cmd = redis::cmd(command);
         for argument in arguments {
             match argument {
                 RedisParameter::Int64(value) => cmd.arg(value),
                 RedisParameter::Binary(bytes) => cmd.arg(bytes),
             };
         }
-        let value: redis::Value = cmd.query_async(&mut c).await.map_err(from_redis)?;
+        let value: redis::Value = cmd.query_async(c).await.map_err(from_redis)?;
         let mut results = Vec::new();
         flatten(value, &mut results)?;
         Ok(results)
@@ -167,7 +236,7 @@ impl HostConnection for InstanceState {
     async fn open(&mut self, address: String) -> Result<Resource<OutboundConnection>, Error> {
         self.check_redis_open(&address)?;
         let connection = commands::connect(&address, &self.redis_tls).await?;
-        self.keep_redis_connection(connection)
+        self.keep_redis_connection(connection, &address)
     }
 
     async fn publish(
@@ -297,7 +366,7 @@ mod v3_impl {
     fn connection<T: Send>(
         accessor: &Accessor<T, Spin3>,
         this: &Resource<OutboundConnection>,
-    ) -> Result<redis::aio::MultiplexedConnection, v3::Error> {
+    ) -> Result<super::commands::GuestConnection, v3::Error> {
         accessor.with(|mut access| access.get().redis_connection(this).map_err(Into::into))
     }
 
@@ -320,7 +389,8 @@ mod v3_impl {
                 Ok::<_, Error>(state.redis_tls.clone())
             })?;
             let connection = commands::connect(&address, &tls).await?;
-            Ok(accessor.with(|mut access| access.get().keep_redis_connection(connection))?)
+            Ok(accessor
+                .with(|mut access| access.get().keep_redis_connection(connection, &address))?)
         }
 
         async fn publish(

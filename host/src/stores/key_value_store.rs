@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
+use opentelemetry::KeyValue;
 use redis::AsyncCommands;
 use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::OnceCell;
@@ -15,6 +16,7 @@ use crate::allowed_hosts::redact;
 use crate::live::lock;
 use crate::redis_client::RedisTls;
 use crate::stores::sqlite_database::{blocking, create_parent, open_file};
+use crate::telemetry::OutboundSpan;
 
 /// Why a key-value call failed, before it is put in an interface version's `error`.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -117,7 +119,7 @@ impl KeyValueStore {
         }
     }
 
-    pub async fn get(&self, key: String) -> Result<Option<Vec<u8>>, KeyValueError> {
+    async fn get_untraced(&self, key: String) -> Result<Option<Vec<u8>>, KeyValueError> {
         match self {
             KeyValueStore::Sqlite(store) => {
                 store
@@ -128,15 +130,89 @@ impl KeyValueStore {
         }
     }
 
+    pub async fn get(&self, key: String) -> Result<Option<Vec<u8>>, KeyValueError> {
+        self.traced("get", self.get_untraced(key)).await
+    }
+
     pub async fn set(&self, key: String, value: Vec<u8>) -> Result<(), KeyValueError> {
-        self.set_many(vec![(key, value)]).await
+        self.traced("set", self.set_many_untraced(vec![(key, value)]))
+            .await
     }
 
     pub async fn delete(&self, key: String) -> Result<(), KeyValueError> {
-        self.delete_many(vec![key]).await
+        self.traced("delete", self.delete_many_untraced(vec![key]))
+            .await
     }
 
     pub async fn exists(&self, key: String) -> Result<bool, KeyValueError> {
+        self.traced("exists", self.exists_untraced(key)).await
+    }
+
+    /// Every key in the store.
+    pub async fn get_keys(&self) -> Result<Vec<String>, KeyValueError> {
+        self.traced("get_keys", self.get_keys_untraced()).await
+    }
+
+    /// The values of `keys` (`None` for a missing one), failing once they pass `max_bytes`.
+    pub async fn get_many(
+        &self,
+        keys: Vec<String>,
+        max_bytes: usize,
+    ) -> Result<Vec<(String, Option<Vec<u8>>)>, KeyValueError> {
+        self.traced("get_many", self.get_many_untraced(keys, max_bytes))
+            .await
+    }
+
+    pub async fn set_many(&self, pairs: Vec<(String, Vec<u8>)>) -> Result<(), KeyValueError> {
+        self.traced("set_many", self.set_many_untraced(pairs)).await
+    }
+
+    pub async fn delete_many(&self, keys: Vec<String>) -> Result<(), KeyValueError> {
+        self.traced("delete_many", self.delete_many_untraced(keys))
+            .await
+    }
+
+    pub async fn increment(&self, key: String, delta: i64) -> Result<i64, KeyValueError> {
+        self.traced("increment", self.increment_untraced(key, delta))
+            .await
+    }
+
+    /// Swaps `key` to `value` only if it still holds `expected`; whether it did.
+    pub async fn compare_and_swap(
+        &self,
+        key: String,
+        expected: Option<Vec<u8>>,
+        value: Vec<u8>,
+    ) -> Result<bool, KeyValueError> {
+        self.traced(
+            "compare_and_swap",
+            self.compare_and_swap_untraced(key, expected, value),
+        )
+        .await
+    }
+
+    /// `operation` as a span, a child of the handler's when a handler makes it (see
+    /// `telemetry::OutboundSpan`), named `key-value <operation>`.
+    async fn traced<T>(
+        &self,
+        operation: &'static str,
+        call: impl std::future::Future<Output = Result<T, KeyValueError>>,
+    ) -> Result<T, KeyValueError> {
+        let system = match self {
+            KeyValueStore::Sqlite(_) => "sqlite",
+            KeyValueStore::Redis(_) => "redis",
+        };
+        let span = OutboundSpan::start(
+            format!("key-value {operation}"),
+            vec![
+                KeyValue::new("db.system.name", system),
+                KeyValue::new("db.operation.name", operation),
+            ],
+        );
+        span.finish(call.await)
+    }
+
+    async fn exists_untraced(&self, key: String) -> Result<bool, KeyValueError> {
         match self {
             KeyValueStore::Sqlite(store) => {
                 store
@@ -156,7 +232,7 @@ impl KeyValueStore {
     }
 
     /// Every key in the store.
-    pub async fn get_keys(&self) -> Result<Vec<String>, KeyValueError> {
+    async fn get_keys_untraced(&self) -> Result<Vec<String>, KeyValueError> {
         match self {
             KeyValueStore::Sqlite(store) => {
                 store
@@ -184,7 +260,7 @@ impl KeyValueStore {
     /// The values of `keys`, each with its key (`None` where it has none), in their order. A key listed more than once is read once, and
     /// the values together may hold at most `max_bytes` (the caller's instance could take no
     /// more): past that, the call fails without reading further.
-    pub async fn get_many(
+    async fn get_many_untraced(
         &self,
         keys: Vec<String>,
         max_bytes: usize,
@@ -243,7 +319,7 @@ impl KeyValueStore {
     }
 
     /// Sets every pair, in one transaction.
-    pub async fn set_many(&self, pairs: Vec<(String, Vec<u8>)>) -> Result<(), KeyValueError> {
+    async fn set_many_untraced(&self, pairs: Vec<(String, Vec<u8>)>) -> Result<(), KeyValueError> {
         if pairs.is_empty() {
             return Ok(());
         }
@@ -268,7 +344,7 @@ impl KeyValueStore {
     }
 
     /// Deletes every key; one that is not there is no error.
-    pub async fn delete_many(&self, keys: Vec<String>) -> Result<(), KeyValueError> {
+    async fn delete_many_untraced(&self, keys: Vec<String>) -> Result<(), KeyValueError> {
         if keys.is_empty() {
             return Ok(());
         }
@@ -297,7 +373,7 @@ impl KeyValueStore {
 
     /// Adds `delta` to the number at `key` (0 when unset) and returns the result, atomically.
     /// Stored as Spin stores it: 8 little-endian bytes in a SQLite store, decimal text in Redis.
-    pub async fn increment(&self, key: String, delta: i64) -> Result<i64, KeyValueError> {
+    async fn increment_untraced(&self, key: String, delta: i64) -> Result<i64, KeyValueError> {
         match self {
             KeyValueStore::Sqlite(store) => {
                 let outcome = store
@@ -333,7 +409,7 @@ impl KeyValueStore {
 
     /// Sets `key` to `value` only if it still holds `expected` (`None`: still unset). Returns
     /// whether it did.
-    pub async fn compare_and_swap(
+    async fn compare_and_swap_untraced(
         &self,
         key: String,
         expected: Option<Vec<u8>>,

@@ -17,6 +17,7 @@ use rusqlite::limits::Limit;
 
 use crate::limits::HostCallLimits;
 use crate::live::lock;
+use crate::telemetry::OutboundSpan;
 use confine::Guard;
 
 /// How long a statement waits for another connection's write lock before failing with "database
@@ -205,6 +206,18 @@ fn deadline_passed() -> SqliteError {
     )
 }
 
+/// A statement's span, a child of the handler's when a handler runs it (see
+/// `telemetry::OutboundSpan`); never the statement's text, which may hold data.
+fn execute_span() -> OutboundSpan {
+    OutboundSpan::start(
+        "sqlite execute",
+        vec![
+            opentelemetry::KeyValue::new("db.system.name", "sqlite"),
+            opentelemetry::KeyValue::new("db.operation.name", "execute"),
+        ],
+    )
+}
+
 /// What a statement returned: its columns' names and every row.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct QueryResult {
@@ -316,11 +329,15 @@ impl DatabaseConnection {
         parameters: Vec<SqlValue>,
         limits: HostCallLimits,
     ) -> Result<QueryResult, SqliteError> {
-        let (result, wrote) = self
+        let span = execute_span();
+        let result = self
             .with_connection(move |connection| connection.run(&statement, &parameters, &limits))
-            .await?;
-        self.record(wrote);
-        Ok(result)
+            .await
+            .map(|(result, wrote)| {
+                self.record(wrote);
+                result
+            });
+        span.finish(result)
     }
 
     /// [`execute`](Self::execute) on the calling thread, for the interfaces' synchronous
@@ -331,15 +348,18 @@ impl DatabaseConnection {
         parameters: &[SqlValue],
         limits: &HostCallLimits,
     ) -> Result<QueryResult, SqliteError> {
-        let slot = self
-            .0
-            .connection
-            .try_lock()
-            .map_err(|_| SqliteError::Io("the connection is busy with another call".into()))?;
-        let connection = slot.as_ref().ok_or(SqliteError::InvalidConnection)?;
-        let (result, wrote) = in_place(|| connection.run(statement, parameters, limits))?;
-        self.record(wrote);
-        Ok(result)
+        let span = execute_span();
+        let result = (|| {
+            let slot =
+                self.0.connection.try_lock().map_err(|_| {
+                    SqliteError::Io("the connection is busy with another call".into())
+                })?;
+            let connection = slot.as_ref().ok_or(SqliteError::InvalidConnection)?;
+            let (result, wrote) = in_place(|| connection.run(statement, parameters, limits))?;
+            self.record(wrote);
+            Ok(result)
+        })();
+        span.finish(result)
     }
 
     fn record(&self, wrote: Option<(i64, u64)>) {

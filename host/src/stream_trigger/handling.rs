@@ -11,7 +11,7 @@ use super::consumer::{Consumer, HandlerTasks, HeldEntries, RetryStart};
 use super::reply::{Fields, RawEntry};
 use super::{MAX_RETRY_WAIT, MIN_RETRY_WAIT};
 use crate::redis_component::{Message, StreamEntry};
-use crate::telemetry::{CallInfo, log_failure};
+use crate::telemetry::{CallInfo, in_trace, log_failure};
 
 /// How an entry ended, as its handler task reports it; each frees the entry's slot once the reading loop
 /// has told Redis.
@@ -286,10 +286,12 @@ impl Consumer {
             attempt: first.map(|entry| entry.attempt),
             traceparent,
         });
-        let result = self
-            .component
-            .handle_batch(&tasks.engine, &messages, &self.limits)
-            .await;
+        let result = in_trace(
+            self.component
+                .handle_batch(&tasks.engine, &messages, &self.limits),
+            &call,
+        )
+        .await;
         match result {
             Ok(mut failures) => {
                 let failed = (!failures.is_empty()).then(|| {

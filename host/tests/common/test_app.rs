@@ -186,6 +186,12 @@ impl AppDir {
         run_host(&self.up_args(&manifest, extra))
     }
 
+    /// [`run`](Self::run) with `env` set for the host too.
+    pub fn run_with_env(&self, extra: &[&str], env: &[(&str, &str)]) -> Run {
+        let manifest = self.manifest();
+        super::run_host_with_env(&self.up_args(&manifest, extra), env)
+    }
+
     /// Runs `up` for `window` once its triggers run, then stops it with SIGTERM.
     pub fn run_for(&self, window: Duration) -> Run {
         let manifest = self.manifest();
