@@ -132,11 +132,6 @@ async fn run(app: App, args: RunArgs, context: RunContext) -> anyhow::Result<()>
     let mut providers = Providers::from_process(VariableSource::merge_all(&args.variables)?);
     providers.configured = std::mem::take(&mut runtime_config.variable_providers);
     let variables = app.resolve_variables(&providers)?;
-    if args.spin.experimental_wasi_otel {
-        tracing::debug!(
-            "--experimental-wasi-otel: this host provides no wasi:otel imports yet; a component importing them is refused at start, naming them"
-        );
-    }
     let once = args.once;
     let shutdown_timeout = args.shutdown_timeout;
     let options = engine_options(args, &mut runtime_config, context)?;
@@ -202,6 +197,7 @@ fn engine_options(
     options.namespace = args.namespace.clone();
     options.telemetry.metrics_addr = args.metrics_addr;
     options.telemetry.otlp = OtlpSignals::from_env()?;
+    options.telemetry.wasi_otel = args.spin.experimental_wasi_otel;
     options.cache_dir = compile_cache_dir(&args, context.working_dir, options.cache_dir)?;
     Ok(options)
 }

@@ -35,7 +35,6 @@ use instance::export_names;
 pub use instance::{AcceptedWorld, PreparedComponent};
 use linked_engine::{LinkedEngine, feature_error};
 pub use options::{EngineOptions, PoolSize, pooling_config};
-pub(crate) use release_candidate_imports::RELEASE_CANDIDATE as WASI_RELEASE_CANDIDATE;
 
 /// How often the epoch advances. A running guest yields to the async runtime at each epoch, so a
 /// looping guest cannot starve the host's other tasks.
@@ -86,7 +85,12 @@ impl Engine {
         let telemetry = Arc::new(Telemetry::new(&options.telemetry)?);
         let pooling = pooling_config(&options, &pool);
         let stores = Arc::new(Stores::new(options.state.clone(), redis_tls.clone()));
-        let plain = LinkedEngine::new(false, pooling.as_ref(), options.debug_info)?;
+        let plain = LinkedEngine::new(
+            false,
+            pooling.as_ref(),
+            options.debug_info,
+            options.telemetry.wasi_otel,
+        )?;
         let concurrent_engine = Arc::new(OnceLock::new());
 
         let stop_epoch_ticker = Arc::new(AtomicBool::new(false));
@@ -172,7 +176,11 @@ impl Engine {
             .component_type()
             .imports(compiled.engine())
             .map(|(name, _)| name.to_owned())
-            .filter(|name| !crate::host_api::provides(name))
+            .filter(|name| {
+                !(crate::host_api::provides(name)
+                    || (self.options.telemetry.wasi_otel
+                        && crate::host_api::otel::LINKED_INTERFACES.contains(&name.as_str())))
+            })
             .collect();
         if missing.is_empty() {
             return anyhow::Error::from(error).context(format!(
@@ -313,8 +321,13 @@ impl Engine {
     fn concurrent(&self) -> anyhow::Result<&LinkedEngine> {
         let made = self.concurrent.get_or_init(|| {
             let pooling = pooling_config(&self.options, &self.pool);
-            let flavor = LinkedEngine::new(true, pooling.as_ref(), self.options.debug_info)
-                .map_err(|error| crate::error_text::one_line(&error))?;
+            let flavor = LinkedEngine::new(
+                true,
+                pooling.as_ref(),
+                self.options.debug_info,
+                self.options.telemetry.wasi_otel,
+            )
+            .map_err(|error| crate::error_text::one_line(&error))?;
             // The epoch ticker advances this engine too from now on.
             let _ = self.concurrent_engine.set(flavor.engine.clone());
             Ok(flavor)

@@ -52,6 +52,8 @@
 //!   runtime config file, component output, event outcomes.
 //!
 //! The engine:
+//! - `call_trace`: the trace context a handler call runs in; the spans of its outbound calls
+//!   and its guest's own, inside the call's span.
 //! - `live`, `redis_client`, `stores`, `host_api`: which instances are running; Redis clients
 //!   and TLS; the key-value stores and SQLite databases components open by label; each host API
 //!   a guest imports (variables, outbound Redis, outbound HTTP, key-value, SQLite) and its
@@ -89,6 +91,7 @@ pub mod variables;
 // The host's inside (mapped in the crate documentation above).
 mod allowed_hosts;
 mod app_spec;
+mod call_trace;
 mod component;
 mod component_build;
 mod engine;

@@ -24,14 +24,12 @@ use crate::limits::{DeadlinePassed, MemoryLimitReached};
 mod health;
 mod metrics;
 mod otlp;
-mod outbound_spans;
 mod process;
 mod server;
 
 pub use health::ConnectionHealth;
 pub use metrics::{FailureReason, SkipReason, StreamGauges};
 pub use otlp::OtlpSignals;
-pub(crate) use outbound_spans::{OutboundSpan, server_attributes};
 
 use metrics::{ConnectionLabels, EventLabels, EventSeries, Metrics};
 
@@ -43,6 +41,9 @@ pub struct TelemetryOptions {
     pub metrics_addr: Option<SocketAddr>,
     /// Which OTLP signals to export (from `OTEL_*`); none by default.
     pub otlp: OtlpSignals,
+    /// Link `wasi:otel/tracing` so components' own spans join their handler call's trace
+    /// (`--experimental-wasi-otel`); off by default, as in Spin.
+    pub wasi_otel: bool,
 }
 
 /// The host's metrics registry, connection health and OTLP exporters.
@@ -93,7 +94,10 @@ impl Telemetry {
             series: self
                 .recording
                 .then(|| self.metrics.event_series(labels.clone())),
-            tracer: self.otlp.as_ref().and_then(|otlp| otlp.tracer.clone()),
+            tracer: self
+                .otlp
+                .as_ref()
+                .and_then(|otlp| otlp.tracer.clone().zip(otlp.guest_spans.clone())),
             duration: self.otlp.as_ref().and_then(|otlp| otlp.duration.clone()),
             attributes: [
                 KeyValue::new("spin.trigger.type", trigger_type),
@@ -183,7 +187,11 @@ pub struct EventReporter(Arc<ReporterInner>);
 struct ReporterInner {
     labels: EventLabels,
     series: Option<Arc<EventSeries>>,
-    tracer: Option<opentelemetry_sdk::trace::SdkTracer>,
+    /// With traces exported: the tracer, and where guests' own spans go.
+    tracer: Option<(
+        opentelemetry_sdk::trace::SdkTracer,
+        crate::call_trace::SharedSpanProcessor,
+    )>,
     duration: Option<opentelemetry::metrics::Histogram<f64>>,
     /// The span attributes every call of this trigger and component carries.
     attributes: [KeyValue; 3],
@@ -257,7 +265,7 @@ impl EventReporter {
         if let Some(series) = &self.0.series {
             series.in_flight.inc();
         }
-        let span = self.0.tracer.as_ref().map(|tracer| {
+        let span = self.0.tracer.as_ref().map(|(tracer, _)| {
             let inner = &self.0;
             let mut attributes = inner.attributes.to_vec();
             let is_redis = inner.labels.trigger_type != "timer";
@@ -324,13 +332,17 @@ pub struct Call<'r> {
 
 impl Call<'_> {
     /// The context the handler call runs in: with tracing on, its span's context and the
-    /// tracer, so the spans of its outbound calls are its children (see `outbound_spans`).
+    /// tracer, so the spans of its outbound calls and its guest's own are its children (see
+    /// `call_trace`).
     /// [`in_trace`] runs the call's future in it.
     pub fn trace(&self) -> opentelemetry::Context {
         match (&self.span, &self.reporter.0.tracer) {
-            (Some(span), Some(tracer)) => opentelemetry::Context::new()
+            (Some(span), Some((tracer, guest_spans))) => opentelemetry::Context::new()
                 .with_remote_span_context(span.span_context().clone())
-                .with_value(outbound_spans::HandlerTracer(tracer.clone())),
+                .with_value(crate::call_trace::HandlerTracer {
+                    tracer: tracer.clone(),
+                    guest_spans: guest_spans.clone(),
+                }),
             _ => opentelemetry::Context::new(),
         }
     }

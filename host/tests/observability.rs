@@ -670,3 +670,98 @@ fn key_value_and_sqlite_calls_are_spans_inside_the_handlers_span() {
         "no statement or key in a span: {spans:#?}"
     );
 }
+
+/// With `--experimental-wasi-otel`, a component's own span (`wasi:otel`) joins the trace of the
+/// handler call that made it: one stream entry's trace holds the handler span, the guest's
+/// span inside it (its attributes read from their JSON, its scope the guest's), and the span of
+/// the guest's outbound GET. Without the option, the component is refused at start, naming the
+/// import, as Spin refuses it.
+#[test]
+fn a_guests_own_span_joins_the_trace_of_its_stream_entry() {
+    let server = RedisServer::start();
+    let receiver = HttpServer::start(|_| Reply::Send(200, "application/x-protobuf", Vec::new()));
+    let api = HttpServer::start(|_| Reply::Send(200, "text/plain", b"ok".to_vec()));
+    let url = server.url();
+    let app = TestApp::new("guest-spans")
+        .redis_address("redis-stream", &url)
+        .trigger(
+            "redis-stream",
+            "worker",
+            "stream = \"jobs\"\ngroup = \"workers\"\nmax_attempts = 1",
+        )
+        .component(
+            "worker",
+            &guest("otel-span-guest"),
+            &format!(
+                "allowed_outbound_hosts = [\"{}\"]\nvariables = {{ url = \"{}\" }}",
+                api.url(""),
+                api.url("/work")
+            ),
+        )
+        .write();
+
+    let refused = app.run(&[]);
+    assert!(!refused.success);
+    refused.assert_stderr_has("component `worker` (");
+    refused.assert_stderr_has("imports what this host does not provide: ");
+    refused.assert_stderr_has("wasi:otel/tracing@0.2.0-rc.2");
+
+    let endpoint = format!("{}/v1/traces", receiver.url(""));
+    let host = app.start_with(
+        &["--experimental-wasi-otel"],
+        &[
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &endpoint),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    );
+    let mut redis = server.client().get_connection().expect("connecting");
+    let _: String = redis
+        .xadd("jobs", "*", &[("payload", "hello")])
+        .expect("XADD");
+    eventually("the handler's, the guest's and the GET's spans", || {
+        let spans = collected_spans(&receiver);
+        ["guest work", "GET"]
+            .iter()
+            .all(|name| spans.iter().any(|span| span.name == *name))
+            && !handler_spans(&spans).is_empty()
+    });
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    assert_eq!(api.requests().len(), 1);
+
+    let spans = collected_spans(&receiver);
+    let handler = handler_spans(&spans)[0];
+    let inside = children(&spans, handler);
+    let guest_span = inside
+        .iter()
+        .find(|span| span.name == "guest work")
+        .unwrap_or_else(|| panic!("the guest's span inside the handler's: {spans:#?}"));
+    assert_eq!(
+        attribute(guest_span, "guest.payload").as_deref(),
+        Some("hello")
+    );
+    assert_eq!(
+        attribute(guest_span, "guest.status").as_deref(),
+        Some("200")
+    );
+    assert_eq!(guest_span.events.len(), 1);
+    assert_eq!(guest_span.events[0].name, "got a response");
+    assert!(guest_span.end_time_unix_nano >= guest_span.start_time_unix_nano);
+    let get = inside
+        .iter()
+        .find(|span| span.name == "GET")
+        .unwrap_or_else(|| panic!("the GET's span inside the handler's: {spans:#?}"));
+    assert_eq!(
+        attribute(get, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    let scopes: Vec<String> = exports::<ExportTraceServiceRequest>(&receiver, "/v1/traces")
+        .into_iter()
+        .flat_map(|export| export.resource_spans)
+        .flat_map(|resource| resource.scope_spans)
+        .filter(|scope| scope.spans.iter().any(|span| span.name == "guest work"))
+        .filter_map(|scope| scope.scope.map(|scope| scope.name))
+        .collect();
+    assert_eq!(scopes, ["otel-span-guest"]);
+}

@@ -183,7 +183,8 @@ fn a_component_importing_what_the_host_lacks_is_refused_naming_the_import() {
                  wasi:filesystem, wasi:http, wasi:io, wasi:random, wasi:sockets), and to \
                  components using component-model async WASI 0.3.0 (wasi:cli, wasi:clocks, \
                  wasi:filesystem, wasi:http, wasi:random, wasi:sockets; also as its release \
-                 candidate 0.3.0-rc-2026-03-15, which spin-sdk 6 imports)"
+                 candidate 0.3.0-rc-2026-03-15, which spin-sdk 6 imports); with \
+                 `--experimental-wasi-otel`, wasi:otel/tracing@0.2.0-rc.2"
             ),
         "{error}"
     );

@@ -179,7 +179,8 @@ pub(super) struct SpinTriggerOptions {
     /// Let components write to their `files`, in a copy made for this run.
     #[arg(long)]
     pub(super) allow_transient_write: bool,
-    /// Accepted for Spin's sake; this host provides no wasi:otel imports yet.
+    /// Link wasi:otel's tracing, so components' own spans join the handler's trace (exported
+    /// with the host's, over OTLP).
     #[arg(long)]
     pub(super) experimental_wasi_otel: bool,
     /// Set key=value in the default key-value store before start (repeatable).

@@ -23,6 +23,7 @@ impl LinkedEngine {
         concurrent: bool,
         pooling: Option<&wasmtime::PoolingAllocationConfig>,
         debug_info: bool,
+        wasi_otel: bool,
     ) -> anyhow::Result<Self> {
         let mut config = wasmtime::Config::new();
         config.debug_info(debug_info);
@@ -43,6 +44,9 @@ impl LinkedEngine {
 
         let mut linker = Linker::new(&engine);
         host_api::add_to_linker(&mut linker, concurrent)?;
+        if wasi_otel {
+            host_api::otel::add_to_linker(&mut linker).context("linking wasi:otel")?;
+        }
         Ok(LinkedEngine {
             engine,
             linker,

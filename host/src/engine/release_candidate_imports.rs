@@ -20,7 +20,7 @@ use anyhow::Context;
 use wasmparser::{Chunk, Encoding, Parser, Payload};
 
 /// The release candidate's version, as spin-sdk 6's imports spell it.
-pub(crate) const RELEASE_CANDIDATE: &str = "0.3.0-rc-2026-03-15";
+use crate::host_api::WASI_0_3_RELEASE_CANDIDATE as RELEASE_CANDIDATE;
 
 /// The release its interfaces are identical to, as this host links it.
 const RELEASE: &str = "0.3.0";

@@ -5,6 +5,7 @@
 //! func`s). Both versions of an interface share one implementation.
 
 pub mod key_value;
+pub(crate) mod otel;
 pub mod outbound_http;
 pub mod outbound_redis;
 pub mod sqlite;
@@ -152,6 +153,10 @@ pub const SPIN_INTERFACES: &[&str] = &[
     "wasi:keyvalue/batch@0.2.0-draft2",
 ];
 
+/// WASI 0.3's release candidate of 2026-03-15, as spin-sdk 6's imports spell it: served by
+/// the WASI 0.3.0 interfaces, renamed at load (`engine/release_candidate_imports.rs`).
+pub(crate) const WASI_0_3_RELEASE_CANDIDATE: &str = "0.3.0-rc-2026-03-15";
+
 /// The WASI 0.2 packages wasmtime-wasi links, every interface of each (any 0.2.x version).
 pub const WASI_PACKAGES: &[&str] = &[
     "wasi:cli",
@@ -194,11 +199,12 @@ pub fn provides(import: &str) -> bool {
 pub fn provided_summary() -> String {
     format!(
         "{}, WASI 0.2 ({}), and to components using component-model async WASI 0.3.0 ({}; also as \
-         its release candidate {}, which spin-sdk 6 imports)",
+         its release candidate {}, which spin-sdk 6 imports); with `--experimental-wasi-otel`, {}",
         SPIN_INTERFACES.join(", "),
         WASI_PACKAGES.join(", "),
         WASI_0_3_PACKAGES.join(", "),
-        crate::engine::WASI_RELEASE_CANDIDATE
+        WASI_0_3_RELEASE_CANDIDATE,
+        otel::LINKED_INTERFACES[0]
     )
 }
 

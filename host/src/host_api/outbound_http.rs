@@ -25,7 +25,7 @@ use opentelemetry::KeyValue;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::allowed_hosts::{Address, AllowedHosts};
-use crate::telemetry::{OutboundSpan, server_attributes};
+use crate::call_trace::{OutboundSpan, server_attributes};
 
 /// Spin's default for each of the three timeouts.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);

@@ -11,11 +11,11 @@ use opentelemetry::KeyValue;
 use wasmtime::component::Resource;
 
 use crate::allowed_hosts::{Address, redact};
+use crate::call_trace::server_attributes;
 use crate::host_api::InstanceState;
 use crate::host_api::bindings::fermyon::spin2_0_0::redis::{
     Error, Host, HostConnection, RedisParameter, RedisResult,
 };
-use crate::telemetry::server_attributes;
 
 /// Connections one instance may hold open at once.
 const MAX_CONNECTIONS_PER_INSTANCE: usize = 16;
@@ -115,7 +115,7 @@ mod commands {
     use redis::AsyncCommands;
     use redis::aio::MultiplexedConnection as Connection;
 
-    use crate::telemetry::OutboundSpan;
+    use crate::call_trace::OutboundSpan;
 
     /// A guest's connection, cloned out of the instance, with its server for the spans.
     pub struct GuestConnection {

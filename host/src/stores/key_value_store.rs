@@ -13,10 +13,10 @@ use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::OnceCell;
 
 use crate::allowed_hosts::redact;
+use crate::call_trace::OutboundSpan;
 use crate::live::lock;
 use crate::redis_client::RedisTls;
 use crate::stores::sqlite_database::{blocking, create_parent, open_file};
-use crate::telemetry::OutboundSpan;
 
 /// Why a key-value call failed, before it is put in an interface version's `error`.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -192,7 +192,7 @@ impl KeyValueStore {
     }
 
     /// `operation` as a span, a child of the handler's when a handler makes it (see
-    /// `telemetry::OutboundSpan`), named `key-value <operation>`.
+    /// `call_trace::OutboundSpan`), named `key-value <operation>`.
     async fn traced<T>(
         &self,
         operation: &'static str,

@@ -15,9 +15,9 @@ use anyhow::Context;
 use rusqlite::Connection;
 use rusqlite::limits::Limit;
 
+use crate::call_trace::OutboundSpan;
 use crate::limits::HostCallLimits;
 use crate::live::lock;
-use crate::telemetry::OutboundSpan;
 use confine::Guard;
 
 /// How long a statement waits for another connection's write lock before failing with "database
@@ -207,7 +207,7 @@ fn deadline_passed() -> SqliteError {
 }
 
 /// A statement's span, a child of the handler's when a handler runs it (see
-/// `telemetry::OutboundSpan`); never the statement's text, which may hold data.
+/// `call_trace::OutboundSpan`); never the statement's text, which may hold data.
 fn execute_span() -> OutboundSpan {
     OutboundSpan::start(
         "sqlite execute",

@@ -18,7 +18,9 @@ use opentelemetry::trace::TracerProvider;
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
-use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracer, SdkTracerProvider, SpanProcessor};
+
+use crate::call_trace::SharedSpanProcessor;
 
 use super::metrics::{EventSeries, FailureReason, Metrics};
 
@@ -80,6 +82,8 @@ impl OtlpSignals {
 /// The exporters, while the host runs.
 pub struct Otlp {
     pub tracer: Option<SdkTracer>,
+    /// The processor behind `tracer`, for spans guests end themselves.
+    pub guest_spans: Option<SharedSpanProcessor>,
     tracer_provider: Option<SdkTracerProvider>,
     meter_provider: Option<SdkMeterProvider>,
     /// Handler durations, recorded per call (OTLP has no histogram read at collection time).
@@ -97,6 +101,7 @@ impl Otlp {
         let resource = resource();
         let mut otlp = Otlp {
             tracer: None,
+            guest_spans: None,
             tracer_provider: None,
             meter_provider: None,
             duration: None,
@@ -108,11 +113,17 @@ impl Otlp {
                 .with_http_client(client.clone())
                 .build()
                 .context("configuring the OTLP span exporter (OTEL_EXPORTER_OTLP_*)")?;
+            // The batch processor the provider's spans go through, shared so that guests'
+            // own spans (ended in the guest, with their own ids) go through it too.
+            let mut processor = BatchSpanProcessor::builder(exporter).build();
+            processor.set_resource(&resource);
+            let processor = SharedSpanProcessor(Arc::new(processor));
             let provider = SdkTracerProvider::builder()
-                .with_batch_exporter(exporter)
+                .with_span_processor(processor.clone())
                 .with_resource(resource.clone())
                 .build();
             otlp.tracer = Some(provider.tracer("spin-trigger-host"));
+            otlp.guest_spans = Some(processor);
             otlp.tracer_provider = Some(provider);
         }
         if signals.metrics {

@@ -31,6 +31,7 @@ pub const GUESTS: &[&str] = &[
     "tick-recorder-guest",
     "timer-0-1-guest",
     "hostile-guest",
+    "otel-span-guest",
 ];
 
 /// Set by scripts/test.sh once scripts/build-guests.sh has built every guest, so that the test

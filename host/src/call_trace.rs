@@ -1,21 +1,37 @@
-//! Spans for a handler's outbound calls (HTTP, Redis, key-value, SQLite), children of the
-//! handler's span.
+//! The trace context a handler call runs in, and the spans inside the call's span: one for each
+//! outbound call it makes (HTTP, Redis, key-value, SQLite), and the guest's own (`wasi:otel`,
+//! see `host_api::otel`).
 //!
-//! A handler call runs inside [`Call::trace`](super::Call::trace)'s context: the handler span's
-//! context, and the tracer, as `opentelemetry::Context::current()` while the call is polled.
-//! Host functions run within that poll (on the guest's fiber, on the same thread), so each
+//! A handler call runs inside `telemetry::Call::trace`'s context: the handler span's context,
+//! the tracer and the span processor, as `opentelemetry::Context::current()` while the call is
+//! polled (`telemetry::in_trace`). Host functions run within that poll (on the guest's fiber, on the same thread), so each
 //! outbound call finds its parent there without any plumbing through the instance's state. With
-//! tracing off, there is no tracer in the context and an [`OutboundSpan`] is nothing.
+//! tracing off, there is no tracer in the context: an [`OutboundSpan`] is nothing, and a guest's
+//! span is dropped.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _};
-use opentelemetry_sdk::trace::{SdkTracer, Span};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracer, Span, SpanData, SpanProcessor};
 
-/// The tracer a handler call's context carries, for the spans of its outbound calls.
+/// What a handler call's context carries: the tracer for the spans of its outbound calls, and
+/// the span processor its guest's own spans go to.
 #[derive(Clone)]
-pub(crate) struct HandlerTracer(pub(crate) SdkTracer);
+pub(crate) struct HandlerTracer {
+    pub(crate) tracer: SdkTracer,
+    pub(crate) guest_spans: SharedSpanProcessor,
+}
+
+/// Exports a span the guest made (ended, with its own ids) beside the host's, when the current
+/// handler call is traced; otherwise drops it.
+pub(crate) fn export_guest_span(span: SpanData) {
+    if let Some(handler) = opentelemetry::Context::current().get::<HandlerTracer>() {
+        handler.guest_spans.on_end(span);
+    }
+}
 
 /// One outbound call's span, ended by [`OutboundSpan::end`] (or when dropped, as a call
 /// cancelled with its handler).
@@ -25,7 +41,7 @@ impl OutboundSpan {
     /// A client span named `name`, child of the current handler call's span, when tracing.
     pub(crate) fn start(name: impl Into<Cow<'static, str>>, attributes: Vec<KeyValue>) -> Self {
         let context = opentelemetry::Context::current();
-        let Some(HandlerTracer(tracer)) = context.get::<HandlerTracer>() else {
+        let Some(HandlerTracer { tracer, .. }) = context.get::<HandlerTracer>() else {
             return OutboundSpan(None);
         };
         let span = tracer
@@ -74,4 +90,27 @@ pub(crate) fn server_attributes(host: &str, port: Option<u16>) -> Vec<KeyValue> 
         attributes.push(KeyValue::new("server.port", i64::from(port)));
     }
     attributes
+}
+
+/// The host's batch span processor, shared between its tracer provider and the guests' spans
+/// (`wasi:otel`), which arrive already ended. Its resource is set before it is shared.
+#[derive(Debug, Clone)]
+pub(crate) struct SharedSpanProcessor(pub(crate) Arc<BatchSpanProcessor>);
+
+impl SpanProcessor for SharedSpanProcessor {
+    fn on_start(&self, span: &mut Span, context: &opentelemetry::Context) {
+        self.0.on_start(span, context);
+    }
+
+    fn on_end(&self, span: SpanData) {
+        self.0.on_end(span);
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.0.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: std::time::Duration) -> OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
 }
