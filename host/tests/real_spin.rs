@@ -18,8 +18,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::{
-    HostProcess, RedisServer, Run, share_target_dir, spin_cli, spins_own_templates,
-    use_packaged_sdk, workspace_root,
+    HostProcess, HttpServer, RedisServer, Reply, Run, share_target_dir, spin_cli,
+    spins_own_templates, use_packaged_sdk, workspace_root,
 };
 
 /// The plugins as `cargo xtask plugin` packages them, wrapping the host binary under test; built
@@ -172,8 +172,14 @@ impl Spin {
     /// `spin up` in the background, in a process group of its own so that stopping it reaches the
     /// trigger processes it starts, as Ctrl-C in a terminal does.
     fn up(&self, project: &Path, args: &[&str]) -> SpinUp {
+        self.up_with_env(project, args, &[])
+    }
+
+    /// [`up`](Self::up) with `env` set for Spin (which hands it to the plugins).
+    fn up_with_env(&self, project: &Path, args: &[&str], env: &[(&str, &str)]) -> SpinUp {
         use std::os::unix::process::CommandExt;
         let mut command = self.command(project, &[&["up"], args].concat());
+        command.envs(env.iter().copied());
         command.process_group(0);
         let mut child = command.spawn().expect("starting spin up");
         let stdout = common::drain(child.stdout.take().expect("piped stdout"), None);
@@ -481,6 +487,95 @@ fn a_redis_stream_app_runs_under_spin_up_through_the_plugin() {
         "the plugin served the stream: {}",
         run.stderr
     );
+}
+
+/// What Spin 4.0.2 users build, on the plugin under `spin up`: a spin-sdk 6 component calling
+/// HTTP (WASI 0.3's release candidate) on `[[trigger.redis-stream]]` gets its answer, and with
+/// `spin up --experimental-wasi-otel` (forwarded to the plugin) a guest's own span reaches the
+/// OTLP receiver Spin's environment names, beside the handler's.
+#[test]
+fn spin_sdk_6_http_and_guest_spans_run_through_the_plugin_under_spin_up() {
+    let Some(spin) = Spin::install() else { return };
+    let server = RedisServer::start();
+    let api = HttpServer::start(|_| Reply::Send(200, "text/plain", b"ok".to_vec()));
+    let receiver = HttpServer::start(|_| Reply::Send(200, "application/x-protobuf", Vec::new()));
+    let project = spin.apps.path().join("spin-sdk6-otel");
+    std::fs::create_dir_all(&project).expect("creating the app directory");
+    let url = server.url();
+    let manifest = common::TestApp::new("spin-sdk6-otel")
+        .redis_address("redis-stream", &url)
+        .trigger("redis-stream", "getter", "stream = \"urls\"")
+        .component(
+            "getter",
+            &common::spin_sdk_guest("sdk6-http-get"),
+            &format!(
+                "allowed_outbound_hosts = [\"{url}\", \"{}\"]\n\
+                 variables = {{ redis_address = \"{url}\", reply_channel = \"replies\" }}",
+                api.url("")
+            ),
+        )
+        .trigger("redis-stream", "worker", "stream = \"jobs\"")
+        .component(
+            "worker",
+            &common::guest("otel-span-guest"),
+            &format!(
+                "allowed_outbound_hosts = [\"{}\"]\nvariables = {{ url = \"{}\" }}",
+                api.url(""),
+                api.url("/work")
+            ),
+        )
+        .manifest();
+    std::fs::write(project.join("spin.toml"), manifest).expect("writing spin.toml");
+
+    let endpoint = format!("{}/v1/traces", receiver.url(""));
+    let up = spin.up_with_env(
+        &project,
+        &["--experimental-wasi-otel"],
+        &[
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &endpoint),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    );
+    up.wait_until_plugin_runs();
+    let mut replies = server.subscribe("replies");
+    let mut redis = server.client().get_connection().expect("connecting");
+    let _: String = redis::cmd("XADD")
+        .arg("urls")
+        .arg("*")
+        .arg("payload")
+        .arg(api.url("/count"))
+        .query(&mut redis)
+        .expect("XADD");
+    assert_eq!(replies.next(), "200 ok");
+    let _: String = redis::cmd("XADD")
+        .arg("jobs")
+        .arg("*")
+        .arg("payload")
+        .arg("hello")
+        .query(&mut redis)
+        .expect("XADD");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let exported = |name: &str| {
+        receiver
+            .requests()
+            .iter()
+            .filter(|request| request.path == "/v1/traces")
+            .any(|request| {
+                request
+                    .body
+                    .windows(name.len())
+                    .any(|window| window == name.as_bytes())
+            })
+    };
+    while !exported("guest work") {
+        assert!(
+            Instant::now() < deadline,
+            "no guest span exported under spin up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let run = up.stop();
+    assert_eq!(api.requests().len(), 2, "{}", run.stderr);
 }
 
 /// Application variables reach a timer component through `spin up`, in Spin's order:
