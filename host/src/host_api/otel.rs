@@ -99,14 +99,14 @@ fn sdk_span(span: wit::SpanData) -> Result<SpanData, String> {
         .events
         .into_iter()
         .map(|event| {
-            Event::new(
+            Ok(Event::new(
                 event.name,
-                system_time(event.time),
+                system_time(event.time)?,
                 attributes(event.attributes),
                 0,
-            )
+            ))
         })
-        .collect();
+        .collect::<Result<Vec<_>, String>>()?;
     let links = span
         .links
         .into_iter()
@@ -146,8 +146,8 @@ fn sdk_span(span: wit::SpanData) -> Result<SpanData, String> {
             wit::SpanKind::Internal => SpanKind::Internal,
         },
         name: span.name.into(),
-        start_time: system_time(span.start_time),
-        end_time: system_time(span.end_time),
+        start_time: system_time(span.start_time)?,
+        end_time: system_time(span.end_time)?,
         attributes: attributes(span.attributes),
         dropped_attributes_count: span.dropped_attributes,
         events: span_events,
@@ -183,8 +183,18 @@ fn span_id(text: &str) -> Result<SpanId, String> {
     SpanId::from_hex(text).map_err(|_| format!("span id `{text}` is not 16 hex digits"))
 }
 
-fn system_time(time: Datetime) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::new(time.seconds, time.nanoseconds)
+/// A guest's time, refused when it is not one (nanoseconds past a second, or past what the
+/// host's clock can hold) rather than let an overflow panic in the host.
+fn system_time(time: Datetime) -> Result<SystemTime, String> {
+    (time.nanoseconds < 1_000_000_000)
+        .then(|| Duration::new(time.seconds, time.nanoseconds))
+        .and_then(|since_epoch| SystemTime::UNIX_EPOCH.checked_add(since_epoch))
+        .ok_or_else(|| {
+            format!(
+                "time {}.{:09} s is out of range",
+                time.seconds, time.nanoseconds
+            )
+        })
 }
 
 /// Attributes, whose values `wasi:otel` writes as JSON (WIT has no recursive types): a string,
@@ -231,8 +241,22 @@ fn value(json: &str) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use super::value;
+    use super::{Datetime, system_time, value};
     use opentelemetry::{Array, Value};
+
+    #[test]
+    fn a_guests_time_out_of_range_is_refused_not_a_panic() {
+        let at = |seconds, nanoseconds| {
+            system_time(Datetime {
+                seconds,
+                nanoseconds,
+            })
+        };
+        assert!(at(1_700_000_000, 5).is_ok());
+        assert!(at(u64::MAX, 999_999_999).is_err());
+        assert!(at(u64::MAX, u32::MAX).is_err());
+        assert!(at(0, 1_000_000_000).is_err());
+    }
 
     #[test]
     fn attribute_values_are_read_from_their_json() {
