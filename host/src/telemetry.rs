@@ -190,7 +190,7 @@ struct ReporterInner {
     /// With traces exported: the tracer, and where guests' own spans go.
     tracer: Option<(
         opentelemetry_sdk::trace::SdkTracer,
-        crate::call_trace::SharedSpanProcessor,
+        crate::call_trace::GuestSpans,
     )>,
     duration: Option<opentelemetry::metrics::Histogram<f64>>,
     /// The span attributes every call of this trigger and component carries.

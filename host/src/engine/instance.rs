@@ -66,6 +66,7 @@ impl Engine {
             open_stores: 0,
             open_databases: 0,
             cas_bytes: 0,
+            guest_spans_ended: 0,
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             http_hooks: OutboundHttpHooks::new(

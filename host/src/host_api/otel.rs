@@ -7,8 +7,14 @@
 //! host's resource. With tracing off the outer context is invalid (all zeros) and ended spans
 //! are dropped, as in Spin. Spans the host does not start need nothing at `on-start`: nothing
 //! of the host's is re-parented under them (its own outbound spans stay children of the
-//! handler span). A span that cannot be read (an id that is not hex) is dropped and logged at
-//! debug level rather than trapping the guest. `wasi:otel/logs` and `metrics` are not linked: a
+//! handler span).
+//!
+//! A guest's spans are held to what a well-behaved exporter sends, so a hostile guest can
+//! neither exhaust the host nor write into other traces: at most [`MAX_SPANS_PER_CALL`] per
+//! handler call and [`MAX_SPAN_BYTES`] each; only sampled spans of the handler call's own
+//! (sampled) trace; in a queue of their own (`call_trace::GuestSpans`). A span past these, or
+//! one that cannot be read (an id that is not hex, a time out of range), is dropped and logged
+//! at debug level rather than trapping the guest. `wasi:otel/logs` and `metrics` are not linked: a
 //! component importing them is refused at start, naming them.
 
 use std::time::{Duration, SystemTime};
@@ -21,6 +27,12 @@ use opentelemetry::{InstrumentationScope, KeyValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
 use super::InstanceState;
+
+/// How many spans one handler call's guest may end (each call has an instance of its own).
+pub(crate) const MAX_SPANS_PER_CALL: usize = 1_000;
+
+/// How large one guest span may be: its strings, and 32 bytes for each list item.
+pub(crate) const MAX_SPAN_BYTES: usize = 64 * 1024;
 
 /// The `wasi:otel` interfaces linked, by their import names: `tracing`, and `types`, which
 /// only holds the types it uses.
@@ -52,14 +64,24 @@ impl wit::Host for InstanceState {
     fn on_start(&mut self, _context: wit::SpanContext) {}
 
     fn on_end(&mut self, span: wit::SpanData) {
-        let name = span.name.clone();
+        let drop = |why: &str| {
+            tracing::debug!(component = %self.component_id, "a guest span was dropped: {why}");
+        };
+        if self.guest_spans_ended >= MAX_SPANS_PER_CALL {
+            return drop(&format!("past {MAX_SPANS_PER_CALL} in one handler call"));
+        }
+        self.guest_spans_ended += 1;
+        let bytes = span_bytes(&span);
+        if bytes > MAX_SPAN_BYTES {
+            return drop(&format!("{bytes} bytes, past {MAX_SPAN_BYTES}"));
+        }
         match sdk_span(span) {
-            Ok(span) => crate::call_trace::export_guest_span(span),
-            Err(why) => tracing::debug!(
-                component = %self.component_id,
-                span = %name,
-                "a guest span was dropped: {why}"
-            ),
+            Ok(span) => {
+                if !crate::call_trace::export_guest_span(span) {
+                    drop("not sampled, or not in its handler call's trace");
+                }
+            }
+            Err(why) => drop(&why),
         }
     }
 
@@ -87,6 +109,49 @@ impl wit::Host for InstanceState {
 }
 
 impl wit_types::Host for InstanceState {}
+
+/// About how much memory a guest span takes on the host: its strings, and 32 bytes per item.
+fn span_bytes(span: &wit::SpanData) -> usize {
+    const ITEM: usize = 32;
+    let pairs = |list: &[wit_types::KeyValue]| -> usize {
+        list.iter()
+            .map(|pair| ITEM + pair.key.len() + pair.value.len())
+            .sum()
+    };
+    let context = |context: &wit::SpanContext| -> usize {
+        context.trace_id.len()
+            + context.span_id.len()
+            + context
+                .trace_state
+                .iter()
+                .map(|(key, value)| ITEM + key.len() + value.len())
+                .sum::<usize>()
+    };
+    let scope = &span.instrumentation_scope;
+    let status = match &span.status {
+        wit::Status::Error(message) => message.len(),
+        _ => 0,
+    };
+    span.name.len()
+        + span.parent_span_id.len()
+        + context(&span.span_context)
+        + pairs(&span.attributes)
+        + span
+            .events
+            .iter()
+            .map(|event| ITEM + event.name.len() + pairs(&event.attributes))
+            .sum::<usize>()
+        + span
+            .links
+            .iter()
+            .map(|link| ITEM + context(&link.span_context) + pairs(&link.attributes))
+            .sum::<usize>()
+        + scope.name.len()
+        + scope.version.as_ref().map_or(0, String::len)
+        + scope.schema_url.as_ref().map_or(0, String::len)
+        + pairs(&scope.attributes)
+        + status
+}
 
 /// The guest's span as the OpenTelemetry SDK exports spans.
 fn sdk_span(span: wit::SpanData) -> Result<SpanData, String> {
@@ -241,8 +306,55 @@ fn value(json: &str) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use super::{Datetime, system_time, value};
+    use super::{Datetime, MAX_SPAN_BYTES, span_bytes, system_time, value, wit, wit_types};
     use opentelemetry::{Array, Value};
+
+    fn span(attributes: usize) -> wit::SpanData {
+        let at = Datetime {
+            seconds: 1,
+            nanoseconds: 0,
+        };
+        let context = wit::SpanContext {
+            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+            span_id: "00f067aa0ba902b7".into(),
+            trace_flags: wit::TraceFlags::SAMPLED,
+            is_remote: false,
+            trace_state: Vec::new(),
+        };
+        wit::SpanData {
+            span_context: context,
+            parent_span_id: String::new(),
+            span_kind: wit::SpanKind::Internal,
+            name: "work".into(),
+            start_time: at,
+            end_time: at,
+            attributes: (0..attributes)
+                .map(|index| wit_types::KeyValue {
+                    key: format!("key{index}"),
+                    value: "\"v\"".into(),
+                })
+                .collect(),
+            events: Vec::new(),
+            links: Vec::new(),
+            status: wit::Status::Ok,
+            instrumentation_scope: wit_types::InstrumentationScope {
+                name: "guest".into(),
+                version: None,
+                schema_url: None,
+                attributes: Vec::new(),
+            },
+            dropped_attributes: 0,
+            dropped_events: 0,
+            dropped_links: 0,
+        }
+    }
+
+    /// A span of a thousand empty-ish attributes counts for its items, not only its bytes.
+    #[test]
+    fn a_guest_span_is_measured_by_its_strings_and_its_items() {
+        assert!(span_bytes(&span(10)) < MAX_SPAN_BYTES);
+        assert!(span_bytes(&span(2_000)) > MAX_SPAN_BYTES);
+    }
 
     #[test]
     fn a_guests_time_out_of_range_is_refused_not_a_panic() {

@@ -201,26 +201,17 @@ fn without_query(uri: &http::Uri) -> String {
     )
 }
 
-/// The span attributes of an outbound request: its method, and its target without credentials
-/// or query (which may carry secrets).
+/// The span attributes of an outbound request: its method and its origin (scheme, host, port).
+/// Never its credentials, path or query: webhook URLs carry their secret in the path.
 fn span_attributes(method: &http::Method, uri: &http::Uri) -> Vec<KeyValue> {
-    let host = uri.host().unwrap_or("?");
-    let mut attributes = server_attributes(host, uri.port_u16());
+    let mut attributes = server_attributes(uri.host().unwrap_or("?"), uri.port_u16());
     attributes.push(KeyValue::new(
         "http.request.method",
         method.as_str().to_owned(),
     ));
-    let port = uri
-        .port()
-        .map(|port| format!(":{port}"))
-        .unwrap_or_default();
     attributes.push(KeyValue::new(
-        "url.full",
-        format!(
-            "{}://{host}{port}{}",
-            uri.scheme_str().unwrap_or("?"),
-            uri.path()
-        ),
+        "url.scheme",
+        uri.scheme_str().unwrap_or("?").to_owned(),
     ));
     attributes
 }

@@ -207,8 +207,24 @@ mod commands {
         command: String,
         arguments: Vec<RedisParameter>,
     ) -> Result<Vec<RedisResult>, Error> {
-        let span = c.span(&command.to_ascii_uppercase());
+        let span = c.span(&command_name(&command));
         span.finish(execute_on(&mut c.connection, &command, arguments).await)
+    }
+
+    /// A command's name for its span: the guest's word, upper-cased, when it reads as a Redis
+    /// command name (letters, digits, `_`, `.`, `|`, at most 32), else `COMMAND`: the guest
+    /// does not choose what the spans say.
+    pub(super) fn command_name(command: &str) -> String {
+        let plain = !command.is_empty()
+            && command.len() <= 32
+            && command
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '|'));
+        if plain {
+            command.to_ascii_uppercase()
+        } else {
+            "COMMAND".to_owned()
+        }
     }
 
     async fn execute_on(
@@ -491,4 +507,18 @@ fn flatten(value: redis::Value, out: &mut Vec<RedisResult>) -> Result<(), Error>
         other => return Err(Error::Other(format!("unsupported Redis reply: {other:?}"))),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::commands::command_name;
+
+    #[test]
+    fn a_span_is_named_by_the_command_only_when_it_reads_as_one() {
+        assert_eq!(command_name("xadd"), "XADD");
+        assert_eq!(command_name("JSON.SET"), "JSON.SET");
+        assert_eq!(command_name("GET secret"), "COMMAND");
+        assert_eq!(command_name(&"A".repeat(33)), "COMMAND");
+        assert_eq!(command_name(""), "COMMAND");
+    }
 }

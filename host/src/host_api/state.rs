@@ -33,6 +33,8 @@ pub struct InstanceState {
     pub(crate) open_databases: usize,
     /// Bytes the instance's `wasi:keyvalue` CAS resources keep on the host.
     pub(crate) cas_bytes: usize,
+    /// Spans the guest has ended through `wasi:otel` in this call (see `host_api::otel`).
+    pub(crate) guest_spans_ended: usize,
     pub(crate) wasi: WasiCtx,
     pub(crate) http: WasiHttpCtx,
     /// Where the instance's outbound HTTP requests go, and which it may make.

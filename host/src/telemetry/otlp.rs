@@ -18,9 +18,15 @@ use opentelemetry::trace::TracerProvider;
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
-use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracer, SdkTracerProvider, SpanProcessor};
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, SdkTracer, SdkTracerProvider, SpanProcessor,
+};
 
-use crate::call_trace::SharedSpanProcessor;
+use crate::call_trace::GuestSpans;
+
+/// How many guests' spans (`wasi:otel`) may wait for export: past it, more are dropped (the
+/// host's own spans have a queue of their own).
+const GUEST_SPAN_QUEUE: usize = 512;
 
 use super::metrics::{EventSeries, FailureReason, Metrics};
 
@@ -82,8 +88,8 @@ impl OtlpSignals {
 /// The exporters, while the host runs.
 pub struct Otlp {
     pub tracer: Option<SdkTracer>,
-    /// The processor behind `tracer`, for spans guests end themselves.
-    pub guest_spans: Option<SharedSpanProcessor>,
+    /// Where spans guests end themselves go (`wasi:otel`), beside `tracer`'s.
+    pub guest_spans: Option<GuestSpans>,
     tracer_provider: Option<SdkTracerProvider>,
     meter_provider: Option<SdkMeterProvider>,
     /// Handler durations, recorded per call (OTLP has no histogram read at collection time).
@@ -107,24 +113,29 @@ impl Otlp {
             duration: None,
         };
         if signals.traces {
-            let exporter = opentelemetry_otlp::SpanExporter::builder()
-                .with_http()
-                .with_protocol(Protocol::HttpBinary)
-                .with_http_client(client.clone())
-                .build()
-                .context("configuring the OTLP span exporter (OTEL_EXPORTER_OTLP_*)")?;
-            // The batch processor the provider's spans go through, shared so that guests'
-            // own spans (ended in the guest, with their own ids) go through it too.
-            let mut processor = BatchSpanProcessor::builder(exporter).build();
-            processor.set_resource(&resource);
-            let processor = SharedSpanProcessor(Arc::new(processor));
+            let exporter = || {
+                opentelemetry_otlp::SpanExporter::builder()
+                    .with_http()
+                    .with_protocol(Protocol::HttpBinary)
+                    .with_http_client(client.clone())
+                    .build()
+                    .context("configuring the OTLP span exporter (OTEL_EXPORTER_OTLP_*)")
+            };
             let provider = SdkTracerProvider::builder()
-                .with_span_processor(processor.clone())
+                .with_batch_exporter(exporter()?)
                 .with_resource(resource.clone())
                 .build();
             otlp.tracer = Some(provider.tracer("spin-trigger-host"));
-            otlp.guest_spans = Some(processor);
             otlp.tracer_provider = Some(provider);
+            let mut guest_spans = BatchSpanProcessor::builder(exporter()?)
+                .with_batch_config(
+                    BatchConfigBuilder::default()
+                        .with_max_queue_size(GUEST_SPAN_QUEUE)
+                        .build(),
+                )
+                .build();
+            guest_spans.set_resource(&resource);
+            otlp.guest_spans = Some(GuestSpans(Arc::new(guest_spans)));
         }
         if signals.metrics {
             let exporter = opentelemetry_otlp::MetricExporter::builder()
@@ -155,11 +166,17 @@ impl Otlp {
     /// async threads.
     pub async fn shutdown(&self) {
         let (traces, metrics) = (self.tracer_provider.clone(), self.meter_provider.clone());
+        let guest_spans = self.guest_spans.clone();
         let stopped = tokio::task::spawn_blocking(move || {
             if let Some(provider) = traces
                 && let Err(error) = provider.shutdown()
             {
                 tracing::warn!("exporting the last spans over OTLP: {error}");
+            }
+            if let Some(GuestSpans(processor)) = guest_spans
+                && let Err(error) = processor.shutdown()
+            {
+                tracing::warn!("exporting the last guest spans over OTLP: {error}");
             }
             if let Some(provider) = metrics
                 && let Err(error) = provider.shutdown()
