@@ -4,9 +4,10 @@
 //!
 //! A handler call runs inside `telemetry::Call::trace`'s context: the handler span's context,
 //! the tracer and the span processor, as `opentelemetry::Context::current()` while the call is
-//! polled (`telemetry::in_trace`). Host functions run within that poll (on the guest's fiber, on the same thread), so each
-//! outbound call finds its parent there without any plumbing through the instance's state. With
-//! tracing off, there is no tracer in the context: an [`OutboundSpan`] is nothing, and a guest's
+//! polled (`telemetry::in_trace`). Host functions run within that poll (on the guest's fiber,
+//! on the same thread), so each outbound call finds its parent there without any plumbing
+//! through the instance's state. With tracing off, there is no tracer in the context: an
+//! [`OutboundSpan`] is nothing (its name and attributes are never even made), and a guest's
 //! span is dropped.
 
 use std::borrow::Cow;
@@ -48,12 +49,16 @@ pub(crate) fn export_guest_span(span: SpanData) -> bool {
 pub(crate) struct OutboundSpan(Option<Span>);
 
 impl OutboundSpan {
-    /// A client span named `name`, child of the current handler call's span, when tracing.
-    pub(crate) fn start(name: impl Into<Cow<'static, str>>, attributes: Vec<KeyValue>) -> Self {
+    /// A client span, child of the current handler call's span, when tracing: `describe` gives
+    /// its name and attributes, and is called only then.
+    pub(crate) fn start<N: Into<Cow<'static, str>>>(
+        describe: impl FnOnce() -> (N, Vec<KeyValue>),
+    ) -> Self {
         let context = opentelemetry::Context::current();
         let Some(HandlerTracer { tracer, .. }) = context.get::<HandlerTracer>() else {
             return OutboundSpan(None);
         };
+        let (name, attributes) = describe();
         let span = tracer
             .span_builder(name)
             .with_kind(SpanKind::Client)

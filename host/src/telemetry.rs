@@ -94,10 +94,7 @@ impl Telemetry {
             series: self
                 .recording
                 .then(|| self.metrics.event_series(labels.clone())),
-            tracer: self
-                .otlp
-                .as_ref()
-                .and_then(|otlp| otlp.tracer.clone().zip(otlp.guest_spans.clone())),
+            tracing: self.otlp.as_ref().and_then(|otlp| otlp.tracing.clone()),
             duration: self.otlp.as_ref().and_then(|otlp| otlp.duration.clone()),
             attributes: [
                 KeyValue::new("spin.trigger.type", trigger_type),
@@ -188,10 +185,7 @@ struct ReporterInner {
     labels: EventLabels,
     series: Option<Arc<EventSeries>>,
     /// With traces exported: the tracer, and where guests' own spans go.
-    tracer: Option<(
-        opentelemetry_sdk::trace::SdkTracer,
-        crate::call_trace::GuestSpans,
-    )>,
+    tracing: Option<crate::call_trace::HandlerTracer>,
     duration: Option<opentelemetry::metrics::Histogram<f64>>,
     /// The span attributes every call of this trigger and component carries.
     attributes: [KeyValue; 3],
@@ -265,7 +259,8 @@ impl EventReporter {
         if let Some(series) = &self.0.series {
             series.in_flight.inc();
         }
-        let span = self.0.tracer.as_ref().map(|(tracer, _)| {
+        let span = self.0.tracing.as_ref().map(|tracing| {
+            let tracer = &tracing.tracer;
             let inner = &self.0;
             let mut attributes = inner.attributes.to_vec();
             let is_redis = inner.labels.trigger_type != "timer";
@@ -336,13 +331,10 @@ impl Call<'_> {
     /// `call_trace`).
     /// [`in_trace`] runs the call's future in it.
     pub fn trace(&self) -> opentelemetry::Context {
-        match (&self.span, &self.reporter.0.tracer) {
-            (Some(span), Some((tracer, guest_spans))) => opentelemetry::Context::new()
+        match (&self.span, &self.reporter.0.tracing) {
+            (Some(span), Some(tracing)) => opentelemetry::Context::new()
                 .with_remote_span_context(span.span_context().clone())
-                .with_value(crate::call_trace::HandlerTracer {
-                    tracer: tracer.clone(),
-                    guest_spans: guest_spans.clone(),
-                }),
+                .with_value(tracing.clone()),
             _ => opentelemetry::Context::new(),
         }
     }

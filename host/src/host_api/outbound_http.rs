@@ -232,10 +232,12 @@ impl WasiHttpHooks for OutboundHttpHooks {
         options: Option<RequestOptions>,
         _response_done: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> SendFuture {
-        let mut span = OutboundSpan::start(
-            request.method().as_str().to_owned(),
-            span_attributes(request.method(), request.uri()),
-        );
+        let mut span = OutboundSpan::start(|| {
+            (
+                request.method().as_str().to_owned(),
+                span_attributes(request.method(), request.uri()),
+            )
+        });
         if !self.allows(request.uri()) {
             // Answered at once: a guest may keep its body open until the answer comes. What
             // it still writes is read to nowhere on a task of its own (ending with the body

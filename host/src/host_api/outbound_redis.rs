@@ -126,11 +126,14 @@ mod commands {
     impl GuestConnection {
         /// The span of one command on this connection, named by the command (never its
         /// arguments, which may be secrets).
-        fn span(&self, command: &str) -> OutboundSpan {
-            let mut attributes = self.server.to_vec();
-            attributes.push(KeyValue::new("db.system.name", "redis"));
-            attributes.push(KeyValue::new("db.operation.name", command.to_owned()));
-            OutboundSpan::start(command.to_owned(), attributes)
+        fn span(&self, command: impl FnOnce() -> String) -> OutboundSpan {
+            OutboundSpan::start(|| {
+                let command = command();
+                let mut attributes = self.server.to_vec();
+                attributes.push(KeyValue::new("db.system.name", "redis"));
+                attributes.push(KeyValue::new("db.operation.name", command.clone()));
+                (command, attributes)
+            })
         }
     }
 
@@ -150,7 +153,7 @@ mod commands {
         channel: String,
         payload: Vec<u8>,
     ) -> Result<(), Error> {
-        let span = c.span("PUBLISH");
+        let span = c.span(|| "PUBLISH".to_owned());
         span.finish(
             c.connection
                 .publish::<_, _, ()>(channel, payload)
@@ -160,22 +163,22 @@ mod commands {
     }
 
     pub async fn get(mut c: GuestConnection, key: String) -> Result<Option<Vec<u8>>, Error> {
-        let span = c.span("GET");
+        let span = c.span(|| "GET".to_owned());
         span.finish(c.connection.get(key).await.map_err(from_redis))
     }
 
     pub async fn set(mut c: GuestConnection, key: String, value: Vec<u8>) -> Result<(), Error> {
-        let span = c.span("SET");
+        let span = c.span(|| "SET".to_owned());
         span.finish(c.connection.set(key, value).await.map_err(from_redis))
     }
 
     pub async fn incr(mut c: GuestConnection, key: String) -> Result<i64, Error> {
-        let span = c.span("INCRBY");
+        let span = c.span(|| "INCRBY".to_owned());
         span.finish(c.connection.incr(key, 1).await.map_err(from_redis))
     }
 
     pub async fn del(mut c: GuestConnection, keys: Vec<String>) -> Result<u32, Error> {
-        let span = c.span("DEL");
+        let span = c.span(|| "DEL".to_owned());
         span.finish(c.connection.del(keys).await.map_err(from_redis))
     }
 
@@ -184,12 +187,12 @@ mod commands {
         key: String,
         values: Vec<String>,
     ) -> Result<u32, Error> {
-        let span = c.span("SADD");
+        let span = c.span(|| "SADD".to_owned());
         span.finish(c.connection.sadd(key, values).await.map_err(from_redis))
     }
 
     pub async fn smembers(mut c: GuestConnection, key: String) -> Result<Vec<String>, Error> {
-        let span = c.span("SMEMBERS");
+        let span = c.span(|| "SMEMBERS".to_owned());
         span.finish(c.connection.smembers(key).await.map_err(from_redis))
     }
 
@@ -198,7 +201,7 @@ mod commands {
         key: String,
         values: Vec<String>,
     ) -> Result<u32, Error> {
-        let span = c.span("SREM");
+        let span = c.span(|| "SREM".to_owned());
         span.finish(c.connection.srem(key, values).await.map_err(from_redis))
     }
 
@@ -207,7 +210,7 @@ mod commands {
         command: String,
         arguments: Vec<RedisParameter>,
     ) -> Result<Vec<RedisResult>, Error> {
-        let span = c.span(&command_name(&command));
+        let span = c.span(|| command_name(&command));
         span.finish(execute_on(&mut c.connection, &command, arguments).await)
     }
 

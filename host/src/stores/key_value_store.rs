@@ -202,13 +202,15 @@ impl KeyValueStore {
             KeyValueStore::Sqlite(_) => "sqlite",
             KeyValueStore::Redis(_) => "redis",
         };
-        let span = OutboundSpan::start(
-            format!("key-value {operation}"),
-            vec![
-                KeyValue::new("db.system.name", system),
-                KeyValue::new("db.operation.name", operation),
-            ],
-        );
+        let span = OutboundSpan::start(|| {
+            (
+                format!("key-value {operation}"),
+                vec![
+                    KeyValue::new("db.system.name", system),
+                    KeyValue::new("db.operation.name", operation),
+                ],
+            )
+        });
         span.finish(call.await)
     }
 

@@ -209,13 +209,15 @@ fn deadline_passed() -> SqliteError {
 /// A statement's span, a child of the handler's when a handler runs it (see
 /// `call_trace::OutboundSpan`); never the statement's text, which may hold data.
 fn execute_span() -> OutboundSpan {
-    OutboundSpan::start(
-        "sqlite execute",
-        vec![
-            opentelemetry::KeyValue::new("db.system.name", "sqlite"),
-            opentelemetry::KeyValue::new("db.operation.name", "execute"),
-        ],
-    )
+    OutboundSpan::start(|| {
+        (
+            "sqlite execute",
+            vec![
+                opentelemetry::KeyValue::new("db.system.name", "sqlite"),
+                opentelemetry::KeyValue::new("db.operation.name", "execute"),
+            ],
+        )
+    })
 }
 
 /// What a statement returned: its columns' names and every row.

@@ -19,10 +19,10 @@ use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, SdkTracer, SdkTracerProvider, SpanProcessor,
+    BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, SpanProcessor,
 };
 
-use crate::call_trace::GuestSpans;
+use crate::call_trace::{GuestSpans, HandlerTracer};
 
 /// How many guests' spans (`wasi:otel`) may wait for export: past it, more are dropped (the
 /// host's own spans have a queue of their own).
@@ -87,9 +87,9 @@ impl OtlpSignals {
 
 /// The exporters, while the host runs.
 pub struct Otlp {
-    pub tracer: Option<SdkTracer>,
-    /// Where spans guests end themselves go (`wasi:otel`), beside `tracer`'s.
-    pub guest_spans: Option<GuestSpans>,
+    /// With traces exported: the host's tracer, and where the spans guests end themselves go
+    /// (`wasi:otel`), beside the tracer's.
+    pub tracing: Option<HandlerTracer>,
     tracer_provider: Option<SdkTracerProvider>,
     meter_provider: Option<SdkMeterProvider>,
     /// Handler durations, recorded per call (OTLP has no histogram read at collection time).
@@ -106,8 +106,7 @@ impl Otlp {
         let client = OtlpClient::new(runtime)?;
         let resource = resource();
         let mut otlp = Otlp {
-            tracer: None,
-            guest_spans: None,
+            tracing: None,
             tracer_provider: None,
             meter_provider: None,
             duration: None,
@@ -125,7 +124,7 @@ impl Otlp {
                 .with_batch_exporter(exporter()?)
                 .with_resource(resource.clone())
                 .build();
-            otlp.tracer = Some(provider.tracer("spin-trigger-host"));
+            let tracer = provider.tracer("spin-trigger-host");
             otlp.tracer_provider = Some(provider);
             let mut guest_spans = BatchSpanProcessor::builder(exporter()?)
                 .with_batch_config(
@@ -135,7 +134,10 @@ impl Otlp {
                 )
                 .build();
             guest_spans.set_resource(&resource);
-            otlp.guest_spans = Some(GuestSpans(Arc::new(guest_spans)));
+            otlp.tracing = Some(HandlerTracer {
+                tracer,
+                guest_spans: GuestSpans(Arc::new(guest_spans)),
+            });
         }
         if signals.metrics {
             let exporter = opentelemetry_otlp::MetricExporter::builder()
@@ -166,7 +168,10 @@ impl Otlp {
     /// async threads.
     pub async fn shutdown(&self) {
         let (traces, metrics) = (self.tracer_provider.clone(), self.meter_provider.clone());
-        let guest_spans = self.guest_spans.clone();
+        let guest_spans = self
+            .tracing
+            .as_ref()
+            .map(|tracing| tracing.guest_spans.clone());
         let stopped = tokio::task::spawn_blocking(move || {
             if let Some(provider) = traces
                 && let Err(error) = provider.shutdown()
