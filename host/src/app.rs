@@ -7,7 +7,7 @@ pub use crate::component::{BuildStep, Component, ComponentSource, FileMount};
 pub use crate::limits::HandlerLimits;
 pub use crate::redis_trigger::RedisConfig;
 pub use crate::stream_trigger::StreamConfig;
-pub use crate::timer::{TimerConfig, TimerSchedule};
+pub use crate::timer::{Overlap, TimerConfig, TimerPolicy, TimerSchedule};
 pub use crate::trigger_registry::{Trigger, TriggerConfig, TypedConfig};
 pub use crate::variable_templates::{Template, VariableDecl};
 use crate::variables::{Providers, ResolvedVariables};

@@ -370,7 +370,9 @@ impl TriggerBuilder {
         }
     }
 
-    /// A timer running `component`; set its [`interval`](Self::interval).
+    /// A timer running `component`; set its [`interval`](Self::interval), and its policies
+    /// (`overlap`, `catch_up`, `jitter`, `max_attempts`, `retry_backoff`, `start_at`, `end_at`)
+    /// through [`set`](Self::set).
     pub fn timer(component: impl Into<String>) -> Self {
         Self::new("timer", component)
     }

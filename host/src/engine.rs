@@ -229,6 +229,11 @@ impl Engine {
         self.stores.seed().await
     }
 
+    /// The app's state directory (`--state-dir`); `None` when it has none.
+    pub fn state_dir(&self) -> Option<&Path> {
+        self.options.state.state_dir.as_deref()
+    }
+
     /// How `rediss://` servers are trusted, for the triggers' own connections.
     pub fn redis_tls(&self) -> &RedisTls {
         &self.redis_tls

@@ -2,13 +2,14 @@
 //!
 //! Each `[[trigger.timer]]` gets a schedule: an interval anchored to the host's start time (tick
 //! `n` is due at `start + n * interval`, so a slow handler never shifts later ticks), or a cron
-//! expression in a time zone (see [`cron`]). If the trigger's previous
-//! run is still going when a tick comes, that tick is skipped and logged rather than queued.
-//! Every tick runs in a fresh instance; a guest error or trap is logged with the component id and
-//! the schedule carries on.
+//! expression in a time zone (see [`cron`]). Each due tick goes to [`dispatch`], which applies
+//! the trigger's policies (config's [`TimerPolicy`]): `jitter`, `overlap` (by default a tick
+//! that comes while the previous run still goes is skipped and logged), coordination with other
+//! hosts, and `max_attempts`. Every attempt runs in a fresh instance; a guest error or trap is
+//! logged with the component id and the schedule carries on. With `catch_up`, ticks missed
+//! while no host ran are run first ([`catch_up`]); `start_at` and `end_at` bound the ticks.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
@@ -19,20 +20,24 @@ use tokio_util::task::TaskTracker;
 use crate::engine::Engine;
 use crate::limits::Limits;
 use crate::redis_address::render_address;
-use crate::telemetry::{CallInfo, EventReporter, SkipReason, in_trace};
+use crate::telemetry::{CallInfo, EventReporter, in_trace};
 use crate::trigger_type::{BuildContext, RunTrigger, TriggerFuture, TriggerSpec, TriggerType};
 use crate::validation::{ManifestError, Validation};
 
+mod catch_up;
 mod component;
 pub mod config;
 pub mod coordination;
 pub mod cron;
+mod dispatch;
 
+use catch_up::Ledger;
 use component::unix_millis;
 pub use component::{Tick, TimerComponent};
-pub use config::{TimerConfig, TimerSchedule};
-use coordination::{Claim, Coordinator};
+pub use config::{Overlap, TimerConfig, TimerPolicy, TimerSchedule};
+use coordination::Coordinator;
 use cron::CronSchedule;
+use dispatch::Dispatcher;
 
 /// One `[[trigger.timer]]`, resolved.
 struct Schedule {
@@ -42,6 +47,8 @@ struct Schedule {
     limits: Limits,
     /// With `coordination`: how this host agrees with the others on who runs each tick.
     coordinator: Option<Arc<Coordinator>>,
+    /// With `catch_up`: where the last completed tick is kept.
+    ledger: Option<Arc<Ledger>>,
     /// The schedule in words, for the ticks.
     description: Arc<str>,
     reporter: EventReporter,
@@ -78,9 +85,9 @@ impl TriggerType for TimerTrigger {
         config::validate(raw, settings, location, validation)
     }
 
-    /// One: a tick that comes while the last one runs is skipped.
-    fn live_instances(_config: &TimerConfig) -> usize {
-        1
+    /// One, or `max_in_flight` with `overlap = "allow"`.
+    fn live_instances(config: &TimerConfig) -> usize {
+        config.policy.overlap.max_in_flight()
     }
 
     /// Builds the schedules from the app and its prepared components.
@@ -105,12 +112,26 @@ impl TriggerType for TimerTrigger {
                 }
                 None => None,
             };
+            let ledger = match (&spec.config.policy.catch_up, &coordinator) {
+                (None, _) => None,
+                (Some(_), Some(coordinator)) => Some(Ledger::Redis(coordinator.clone())),
+                (Some(_), None) => {
+                    let dir = context.engine.state_dir().with_context(|| {
+                        format!(
+                            "timer `{}`: `catch_up` keeps the last completed tick in the state directory, and this run has none (`--state-dir \"\"`): give it one, or set `coordination` to keep it in Redis",
+                            spec.id
+                        )
+                    })?;
+                    Some(Ledger::in_state_dir(dir, spec.id))
+                }
+            };
             schedules.push(Arc::new(Schedule {
                 trigger_id: spec.id.to_owned(),
                 component: trigger.component,
                 config: spec.config.clone(),
                 limits: trigger.limits,
                 coordinator,
+                ledger: ledger.map(Arc::new),
                 description: spec.config.describe().into(),
                 reporter: trigger.reporter,
             }));
@@ -187,6 +208,8 @@ impl TimerTrigger {
                 fired_at: now,
                 sequence: 0,
                 schedule: schedule.description.clone(),
+                attempt: 1,
+                late: false,
             };
             schedule.reporter.received(1);
             let call = schedule.reporter.start(CallInfo::default());
@@ -222,21 +245,95 @@ async fn run_schedule(
             "ticks coordinated with the other hosts running this app"
         );
     }
-    let dispatcher = Dispatcher {
-        schedule,
+    let dispatcher = Dispatcher::new(
+        schedule.clone(),
         engine,
         tracker,
-        busy: Arc::new(AtomicBool::new(false)),
-        shutdown: shutdown.clone(),
-    };
+        shutdown.clone(),
+        schedule.ledger.clone(),
+    );
+    if !catch_up(&dispatcher, &shutdown).await {
+        return;
+    }
     match dispatcher.schedule.config.schedule.clone() {
         TimerSchedule::Interval { .. } => run_interval(&dispatcher, start, shutdown).await,
         TimerSchedule::Cron(cron) => run_cron(&dispatcher, &cron, shutdown).await,
     }
 }
 
+/// With `catch_up`: runs the ticks due since the last completed one (and within the window),
+/// one at a time, oldest first, marked late; again for those that came due meanwhile, until
+/// none is left. Returns `false` at shutdown.
+async fn catch_up(dispatcher: &Dispatcher, shutdown: &CancellationToken) -> bool {
+    let schedule = &dispatcher.schedule;
+    let (Some(window), Some(ledger)) = (schedule.config.policy.catch_up, &dispatcher.ledger) else {
+        return true;
+    };
+    let trigger = &schedule.trigger_id;
+    let mut after = match ledger.last().await {
+        Ok(Some(last)) => UNIX_EPOCH + Duration::from_millis(last),
+        Ok(None) => {
+            // Nothing ran yet: catching up starts from now, next time.
+            if let Err(error) = ledger.record(unix_millis(SystemTime::now()), true).await {
+                tracing::warn!(trigger = %trigger, "catch_up: {}", crate::error_text::one_line(&error));
+            }
+            return true;
+        }
+        Err(error) => {
+            tracing::warn!(
+                trigger = %trigger,
+                "catch_up: not catching up, since the last completed tick could not be read from {}: {}",
+                ledger.describe(),
+                crate::error_text::one_line(&error)
+            );
+            return true;
+        }
+    };
+    let interval = schedule.config.effective_interval();
+    loop {
+        let now = SystemTime::now();
+        let from = after.max(now.checked_sub(window).unwrap_or(UNIX_EPOCH));
+        let missed = catch_up::due_between(
+            &schedule.config.schedule,
+            interval,
+            from,
+            now,
+            catch_up::CHUNK,
+        );
+        let Some(last) = missed.last() else {
+            return true;
+        };
+        tracing::info!(
+            trigger = %trigger,
+            ticks = missed.len(),
+            "catching up on ticks missed while no host ran, oldest first"
+        );
+        after = *last;
+        for scheduled_at in missed {
+            if shutdown.is_cancelled() {
+                return false;
+            }
+            if !schedule.config.policy.active_at(scheduled_at) {
+                continue;
+            }
+            schedule.reporter.received(1);
+            dispatcher
+                .dispatch(Tick {
+                    scheduled_at,
+                    fired_at: SystemTime::now(),
+                    sequence: 0,
+                    schedule: schedule.description.clone(),
+                    attempt: 1,
+                    late: true,
+                })
+                .await;
+        }
+    }
+}
+
 /// Tick `n` is due at `start + n * interval`. Coordinated hosts must agree on the ticks, so
-/// their grid is anchored to the Unix epoch instead of each host's start.
+/// their grid is anchored to the Unix epoch instead of each host's start, as is that of a timer
+/// with `catch_up`, whose missed ticks must be the ones it would have fired.
 async fn run_interval(
     dispatcher: &Dispatcher,
     (mut start, mut start_wall): (Instant, SystemTime),
@@ -245,7 +342,13 @@ async fn run_interval(
     let Some(interval) = dispatcher.schedule.config.effective_interval() else {
         return;
     };
-    if dispatcher.schedule.coordinator.is_some() {
+    if !wait_for_start(dispatcher, &shutdown).await {
+        return;
+    }
+    let schedule = &dispatcher.schedule;
+    if schedule.coordinator.is_some() || schedule.config.policy.catch_up.is_some() {
+        // After catching up, from now: the ticks until now have run.
+        (start, start_wall) = (Instant::now(), SystemTime::now());
         let since_epoch = start_wall.duration_since(UNIX_EPOCH).unwrap_or_default();
         let into_period =
             Duration::from_nanos((since_epoch.as_nanos() % interval.as_nanos().max(1)) as u64);
@@ -261,18 +364,58 @@ async fn run_interval(
             due = ticks.tick() => due,
         };
         let since_start = due.duration_since(start_tokio);
-        dispatcher.fire(Tick {
+        let tick = Tick {
             scheduled_at: start_wall + since_start,
             fired_at: SystemTime::now(),
             sequence: (since_start.as_nanos() / interval.as_nanos()) as u64,
-            schedule: dispatcher.schedule.description.clone(),
-        });
+            schedule: schedule.description.clone(),
+            attempt: 1,
+            late: false,
+        };
+        if !fire_within_bounds(dispatcher, tick) {
+            return;
+        }
     }
+}
+
+/// With `start_at` in the future: waits for it (in steps of at most a minute, so that a wall
+/// clock set forward is noticed). `false` at shutdown.
+async fn wait_for_start(dispatcher: &Dispatcher, shutdown: &CancellationToken) -> bool {
+    let Some(start_at) = dispatcher.schedule.config.policy.start_at else {
+        return true;
+    };
+    while let Ok(wait) = start_at.duration_since(SystemTime::now()) {
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(wait.min(Duration::from_secs(60))) => {}
+        }
+    }
+    true
+}
+
+/// Fires `tick` unless it is due before `start_at` or after `end_at`; `false` once past
+/// `end_at`, when the timer is done.
+fn fire_within_bounds(dispatcher: &Dispatcher, tick: Tick) -> bool {
+    let policy = &dispatcher.schedule.config.policy;
+    if policy.end_at.is_some_and(|end| tick.scheduled_at > end) {
+        tracing::info!(
+            trigger = %dispatcher.schedule.trigger_id,
+            "past the timer's `end_at`: it fires no more"
+        );
+        return false;
+    }
+    if policy.active_at(tick.scheduled_at) {
+        dispatcher.fire(tick);
+    }
+    true
 }
 
 /// Each fire at the next time the expression names, on the wall clock: sleeping in steps of at
 /// most a minute, so that a wall clock set forward or back is noticed.
 async fn run_cron(dispatcher: &Dispatcher, cron: &CronSchedule, shutdown: CancellationToken) {
+    if !wait_for_start(dispatcher, &shutdown).await {
+        return;
+    }
     let mut after = chrono::Utc::now();
     let mut sequence = 0;
     loop {
@@ -305,183 +448,16 @@ async fn run_cron(dispatcher: &Dispatcher, cron: &CronSchedule, shutdown: Cancel
                  firing only the latest, {after}"
             );
         }
-        let scheduled_at = SystemTime::from(after);
-        dispatcher.fire(Tick {
-            scheduled_at,
+        let tick = Tick {
+            scheduled_at: SystemTime::from(after),
             fired_at: SystemTime::now(),
             sequence,
             schedule: dispatcher.schedule.description.clone(),
-        });
-    }
-}
-
-/// Runs a schedule's ticks: one at a time (a tick due while the last runs is skipped and
-/// logged), each on the tracker so that shutdown waits for it; with coordination, only the
-/// ticks this host wins.
-#[derive(Clone)]
-struct Dispatcher {
-    schedule: Arc<Schedule>,
-    engine: Arc<Engine>,
-    tracker: TaskTracker,
-    busy: Arc<AtomicBool>,
-    shutdown: CancellationToken,
-}
-
-impl Dispatcher {
-    fn fire(&self, tick: Tick) {
-        let reporter = &self.schedule.reporter;
-        reporter.received(1);
-        reporter.late(
-            tick.fired_at
-                .duration_since(tick.scheduled_at)
-                .unwrap_or_default(),
-        );
-        if self.busy.load(Ordering::Acquire) {
-            self.log_skip(tick.sequence);
-            return;
-        }
-        let dispatcher = self.clone();
-        self.tracker.spawn(async move {
-            match dispatcher.schedule.coordinator.clone() {
-                None => {
-                    dispatcher.run(tick).await;
-                }
-                Some(coordinator) => dispatcher.coordinated(&coordinator, tick).await,
-            }
-        });
-    }
-
-    fn log_skip(&self, sequence: u64) {
-        self.schedule.reporter.skipped(SkipReason::Overlap);
-        tracing::warn!(
-            trigger = %self.schedule.trigger_id,
-            component = %self.schedule.component.id(),
-            sequence,
-            "previous run still going; skipping this tick"
-        );
-    }
-
-    /// Runs the tick here, unless the previous one still runs; returns whether it ran.
-    async fn run(&self, tick: Tick) -> bool {
-        if self.busy.swap(true, Ordering::AcqRel) {
-            self.log_skip(tick.sequence);
-            return false;
-        }
-        let schedule = &self.schedule;
-        let component = &schedule.component;
-        let sequence = tick.sequence;
-        let call = schedule.reporter.start(CallInfo::default());
-        let result = in_trace(component.fire(&self.engine, tick, &schedule.limits), &call).await;
-        call.finish(result.as_ref().err());
-        if let Err(error) = result {
-            crate::telemetry::log_failure(
-                &error,
-                component.id(),
-                "timer handler failed",
-                |reason| {
-                    tracing::error!(
-                        trigger = %schedule.trigger_id,
-                        component = %component.id(),
-                        sequence,
-                        "timer handler failed: {reason}"
-                    )
-                },
-            );
-        }
-        self.busy.store(false, Ordering::Release);
-        true
-    }
-
-    /// Runs the tick if this host wins it (see [`Self::win`]), keeping the lease from a task of
-    /// its own while the handler runs; then marks it done, or releases it if it could not run.
-    async fn coordinated(&self, coordinator: &Arc<Coordinator>, tick: Tick) {
-        let scheduled_ms = unix_millis(tick.scheduled_at);
-        let trigger = &self.schedule.trigger_id;
-        if !self.win(coordinator, scheduled_ms, tick.sequence).await {
-            return;
-        }
-        let renewal = tokio::spawn(coordination::keep_lease(
-            coordinator.clone(),
-            self.schedule.reporter.clone(),
-            trigger.clone(),
-            scheduled_ms,
-        ));
-        let ran = self.run(tick).await;
-        renewal.abort();
-        let (settled, what) = if ran {
-            (
-                coordinator.finish(scheduled_ms).await,
-                "marking this tick done",
-            )
-        } else {
-            (
-                coordinator.release(scheduled_ms).await,
-                "releasing a tick this host could not run",
-            )
+            attempt: 1,
+            late: false,
         };
-        if let Err(error) = settled {
-            tracing::warn!(
-                trigger = %trigger,
-                scheduled_ms,
-                "{what}: {}",
-                crate::error_text::one_line(&error)
-            );
-        }
-    }
-
-    /// Whether this host is to run the tick: it claims it; if another host holds it, it looks
-    /// again once the holder's lease could have run out, and wins it if the holder went away.
-    /// A busy host, an unreachable server, a done tick, or shutdown: not this host.
-    async fn win(&self, coordinator: &Coordinator, scheduled_ms: u64, sequence: u64) -> bool {
-        let trigger = &self.schedule.trigger_id;
-        let mut first_generation = None;
-        loop {
-            // A host still running the previous tick leaves this one to a host that is free.
-            if self.busy.load(Ordering::Acquire) {
-                self.log_skip(sequence);
-                return false;
-            }
-            let claim = match coordinator.claim(scheduled_ms).await {
-                Ok(claim) => claim,
-                Err(error) => {
-                    self.schedule.reporter.skipped(SkipReason::Coordination);
-                    tracing::warn!(
-                        trigger = %trigger,
-                        scheduled_ms,
-                        "coordination unavailable, so this tick is skipped on this host: {}",
-                        crate::error_text::one_line(&error)
-                    );
-                    return false;
-                }
-            };
-            match (claim, &first_generation) {
-                ((Claim::Won, _), None) => return true,
-                ((Claim::Won, generation), Some(first)) if generation == *first => {
-                    tracing::warn!(
-                        trigger = %trigger,
-                        scheduled_ms,
-                        "the host holding this tick went away before it finished; running it here"
-                    );
-                    return true;
-                }
-                ((Claim::Won, _), Some(_)) => {
-                    tracing::warn!(
-                        trigger = %trigger,
-                        scheduled_ms,
-                        "the coordination server lost its data (restarted?); not running this tick again"
-                    );
-                    let _ = coordinator.finish(scheduled_ms).await;
-                    return false;
-                }
-                ((Claim::Done, _), _) => return false,
-                ((Claim::Held { generation }, _), _) => {
-                    first_generation.get_or_insert(generation);
-                    tokio::select! {
-                        _ = self.shutdown.cancelled() => return false,
-                        _ = tokio::time::sleep(coordination::LEASE + Duration::from_millis(250)) => {}
-                    }
-                }
-            }
+        if !fire_within_bounds(dispatcher, tick) {
+            return;
         }
     }
 }

@@ -70,6 +70,10 @@ fn a_plain_wit_bindgen_component_and_the_sdk_agree_on_the_raw_timer_world() {
 fn richer_handlers_export_our_versioned_worlds() {
     assert_eq!(
         exports_and_imports("probe-guest").0,
+        ["spin-trigger:sdk/timer-handler@0.4.0"]
+    );
+    assert_eq!(
+        exports_and_imports("timer-0-2-guest").0,
         ["spin-trigger:sdk/timer-handler@0.2.0"]
     );
     assert_eq!(

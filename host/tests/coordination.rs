@@ -13,6 +13,11 @@ use redis::Commands;
 
 /// The app: one timer every second, coordinated through `coordination`, recording on `record`.
 fn coordinated_app(coordination: &RedisServer, record: &RedisServer) -> AppDir {
+    coordinated_app_with(coordination, record, "")
+}
+
+/// [`coordinated_app`] with more fields for the timer.
+fn coordinated_app_with(coordination: &RedisServer, record: &RedisServer, fields: &str) -> AppDir {
     let record_url = record.url();
     TestApp::new("coordinated")
         .settings(
@@ -22,7 +27,7 @@ fn coordinated_app(coordination: &RedisServer, record: &RedisServer) -> AppDir {
         .trigger(
             "timer",
             "recorder",
-            "id = \"every-second\"\ninterval_secs = 1",
+            &format!("id = \"every-second\"\ninterval_secs = 1\n{fields}"),
         )
         .component(
             "recorder",
@@ -133,6 +138,63 @@ fn three_hosts_run_each_tick_once_and_a_killed_host_loses_none() {
         "at most one extra run, for the tick the killed host held: {duplicates:?}\n{}",
         killed.stdout
     );
+}
+
+/// `catch_up` with coordination: three hosts run a timer every second; all stop; about five
+/// ticks pass with no host; three start again. Each missed tick runs once, on one of them, and
+/// the schedule goes on: from the first tick to the last, none is missing and none ran twice.
+/// The last completed tick is kept in the coordination server.
+#[test]
+fn three_hosts_catch_up_on_the_ticks_missed_while_all_were_down_each_once() {
+    let coordination = RedisServer::start();
+    let record = RedisServer::start();
+    let app = coordinated_app_with(&coordination, &record, "catch_up = \"1m\"");
+    let hosts: Vec<HostProcess> = (0..3).map(|_| start_ready(&app)).collect();
+    std::thread::sleep(Duration::from_millis(3500));
+    let mut stderr = stop_all(hosts);
+    let stopped_at = now_ms();
+    std::thread::sleep(Duration::from_secs(5));
+    let restarted_at = now_ms();
+    let hosts: Vec<HostProcess> = (0..3).map(|_| start_ready(&app)).collect();
+    std::thread::sleep(Duration::from_secs(4));
+    stderr.push_str(&stop_all(hosts));
+
+    let runs = runs(&record);
+    let (first, last) = (
+        *runs.keys().next().expect("ticks ran"),
+        *runs.keys().last().expect("ticks ran"),
+    );
+    let missing: Vec<u64> = (first..=last)
+        .step_by(1000)
+        .filter(|tick| !runs.contains_key(tick))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "ticks that never ran: {missing:?}; ran: {runs:?}"
+    );
+    assert!(
+        runs.values().all(|count| *count == 1),
+        "every tick ran once: {runs:?}"
+    );
+    let missed_while_down = runs
+        .keys()
+        .filter(|tick| (stopped_at..restarted_at).contains(*tick))
+        .count();
+    assert!(
+        missed_while_down >= 4,
+        "the ticks due while no host ran were caught up: {runs:?}"
+    );
+    assert!(
+        stderr.contains("catching up on ticks missed while no host ran"),
+        "{stderr}"
+    );
+    let recorded: u64 = coordination
+        .client()
+        .get_connection()
+        .unwrap()
+        .get("spin-trigger:timer:coordinated:every-second:last")
+        .unwrap();
+    assert_eq!(recorded, last, "the last completed tick, in Redis");
 }
 
 #[test]

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use spin_trigger_host::app::{
-    BuildStep, FileMount, RedisConfig, StreamConfig, TimerConfig, TimerSchedule, Trigger,
+    BuildStep, FileMount, Overlap, RedisConfig, StreamConfig, TimerConfig, TimerPolicy,
+    TimerSchedule, Trigger,
 };
 use spin_trigger_host::manifest;
 use spin_trigger_host::variables::Providers;
@@ -408,7 +409,7 @@ const MALFORMED: &[(&str, &str, &str)] = &[
     (
         "unknown timer trigger field",
         "[[trigger.timer]]\ncomponent = \"c\"\ninterval_secs = 1\nintreval = \"1s\"\n[component.c]\nsource = \"c.wasm\"\n",
-        "spin.toml: trigger.timer[0].intreval: unknown field `intreval`, expected one of `interval_secs`, `interval`, `cron`, `time_zone`, `coordination` (line 7)",
+        "spin.toml: trigger.timer[0].intreval: unknown field `intreval`, expected one of `interval_secs`, `interval`, `cron`, `time_zone`, `coordination`, `overlap`, `max_in_flight`, `catch_up`, `jitter`, `max_attempts`, `retry_backoff`, `start_at`, `end_at` (line 7)",
     ),
     (
         "trigger dependencies (Spin 4.1's middleware), which this host does not compose",
@@ -464,6 +465,51 @@ const MALFORMED: &[(&str, &str, &str)] = &[
         "time zone without cron",
         "[[trigger.timer]]\ncomponent = \"c\"\ninterval_secs = 1\ntime_zone = \"UTC\"\n[component.c]\nsource = \"c.wasm\"\n",
         "spin.toml: trigger.timer[0].time_zone: a time zone applies to a `cron` schedule only: add `cron = \"0 0 9 * * *\"` or remove `time_zone`",
+    ),
+    (
+        "unknown overlap policy",
+        "[[trigger.timer]]\ncomponent = \"c\"\ninterval_secs = 1\noverlap = \"queue\"\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.timer[0].overlap: \"queue\" is not an overlap policy: write \"skip\" (the default), \"buffer_one\" or \"allow\"",
+    ),
+    (
+        "max_in_flight without overlap = allow",
+        "[[trigger.timer]]\ncomponent = \"c\"\ninterval_secs = 1\nmax_in_flight = 3\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.timer[0].max_in_flight: applies to `overlap = \"allow\"` only, since `skip` and `buffer_one` run one tick at a time: add `overlap = \"allow\"` or remove `max_in_flight`",
+    ),
+    (
+        "allow with no runs in flight",
+        "[[trigger.timer]]\ncomponent = \"c\"\ninterval_secs = 1\noverlap = \"allow\"\nmax_in_flight = 0\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.timer[0].max_in_flight: must be at least 1 (the default with `overlap = \"allow\"` is 4)",
+    ),
+    (
+        "jitter as long as the interval",
+        "[[trigger.timer]]\ncomponent = \"c\"\ninterval = \"1s\"\njitter = \"1s\"\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.timer[0].jitter: 1s is not shorter than the interval (1s), so ticks could fire out of order: shorten `jitter`",
+    ),
+    (
+        "retry_backoff without retries",
+        "[[trigger.timer]]\ncomponent = \"c\"\ninterval_secs = 1\nretry_backoff = \"5s\"\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.timer[0].retry_backoff: applies when a failed tick is tried again: add `max_attempts = 3` or remove `retry_backoff`",
+    ),
+    (
+        "no attempt at all",
+        "[[trigger.timer]]\ncomponent = \"c\"\ninterval_secs = 1\nmax_attempts = 0\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.timer[0].max_attempts: must be at least 1 (1, the default: no retry)",
+    ),
+    (
+        "catch_up that is not a duration",
+        "[[trigger.timer]]\ncomponent = \"c\"\ninterval_secs = 1\ncatch_up = \"all\"\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.timer[0].catch_up: \"all\" is not a duration (expected number at 0): write e.g. \"10m\" or \"1h\"",
+    ),
+    (
+        "start_at that is not a time",
+        "[[trigger.timer]]\ncomponent = \"c\"\ninterval_secs = 1\nstart_at = \"tomorrow\"\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.timer[0].start_at: \"tomorrow\" is not an RFC 3339 time (premature end of input): write e.g. \"2027-01-01T09:00:00Z\" or \"2027-01-01T10:00:00+01:00\"",
+    ),
+    (
+        "end_at before start_at",
+        "[[trigger.timer]]\ncomponent = \"c\"\ninterval_secs = 1\nstart_at = \"2027-01-02T00:00:00Z\"\nend_at = \"2027-01-01T00:00:00Z\"\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.timer[0].end_at: is not after `start_at`, so the timer would never fire: move `end_at` later",
     ),
     (
         "cron with speedup",
@@ -721,6 +767,71 @@ fn skip_unsupported_triggers_runs_the_rest_and_leaves_http_out() {
     let app = manifest::load_with(&file, &options).unwrap();
     assert_eq!(app.triggers().len(), 1);
     assert_eq!(timers(&app)[0].0.component, "c");
+}
+
+/// A timer's policies load as written; left out, each is its default, which is how a timer
+/// behaved before they existed.
+#[test]
+fn timer_policies_load_with_their_defaults() {
+    let app = parse(
+        r#"spin_manifest_version = 2
+[application]
+name = "policies"
+[[trigger.timer]]
+id = "plain"
+component = "c"
+interval_secs = 60
+[[trigger.timer]]
+id = "every-policy"
+component = "c"
+interval_secs = 60
+overlap = "allow"
+max_in_flight = 3
+catch_up = "1h"
+jitter = "5s"
+max_attempts = 4
+retry_backoff = "2s"
+start_at = "2027-01-01T09:00:00+01:00"
+end_at = "2027-06-30T00:00:00Z"
+[[trigger.timer]]
+id = "buffered"
+component = "c"
+cron = "0 * * * * *"
+overlap = "buffer_one"
+max_attempts = 2
+[component.c]
+source = "c.wasm"
+"#,
+    )
+    .expect("loads");
+    let timers = timers(&app);
+    let policy = |index: usize| &timers[index].1.policy;
+    assert_eq!(*policy(0), TimerPolicy::default());
+    assert_eq!(policy(0).overlap, Overlap::Skip);
+    assert_eq!(policy(0).max_attempts, 1);
+    assert_eq!(policy(0).catch_up, None);
+    assert_eq!(policy(0).jitter, Duration::ZERO);
+    assert_eq!((policy(0).start_at, policy(0).end_at), (None, None));
+    let all = policy(1);
+    assert_eq!(all.overlap, Overlap::Allow { max_in_flight: 3 });
+    assert_eq!(all.catch_up, Some(Duration::from_secs(3600)));
+    assert_eq!(all.jitter, Duration::from_secs(5));
+    assert_eq!(all.max_attempts, 4);
+    assert_eq!(
+        [1, 2, 3, 40].map(|attempt| all.backoff_after(attempt)),
+        [2, 4, 8, 3600].map(Duration::from_secs),
+        "doubling after each failed attempt, at most an hour"
+    );
+    let at = |secs: u64| std::time::UNIX_EPOCH + Duration::from_secs(secs);
+    // 2027-01-01T08:00:00Z and 2027-06-30T00:00:00Z.
+    assert_eq!(all.start_at, Some(at(1_798_790_400)));
+    assert_eq!(all.end_at, Some(at(1_814_313_600)));
+    assert!(!all.active_at(at(1_798_790_399)));
+    assert!(all.active_at(at(1_798_790_400)) && all.active_at(at(1_814_313_600)));
+    assert!(!all.active_at(at(1_814_313_601)));
+    assert_eq!(policy(2).overlap, Overlap::BufferOne);
+    assert_eq!(policy(2).max_attempts, 2);
+    assert_eq!(policy(2).retry_backoff, Duration::from_secs(1));
 }
 
 /// `coordination` in `[application.trigger.timer]` applies to every timer; a trigger's own

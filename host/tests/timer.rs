@@ -125,20 +125,24 @@ fn a_cron_schedule_fires_on_whole_seconds() {
     );
 }
 
-/// A component built against 0.1.0 of our timer world (before the tick carried its schedule)
-/// still runs, beside one on 0.2.0.
+/// Components built against 0.1.0 of our timer world (before the tick carried its schedule) and
+/// 0.2.0 (before it carried its attempt) still run, beside one on 0.4.0.
 #[test]
-fn a_component_on_the_0_1_0_timer_world_still_runs() {
+fn components_on_the_0_1_0_and_0_2_0_timer_worlds_still_run() {
     let app = TestApp::new("old-and-new")
         .trigger("timer", "old", "interval_secs = 5")
+        .trigger("timer", "older", "interval_secs = 7")
         .trigger("timer", "probe", "interval = \"250ms\"")
-        .component("old", &guest("timer-0-1-guest"), "")
+        .component("old", &guest("timer-0-2-guest"), "")
+        .component("older", &guest("timer-0-1-guest"), "")
         .component("probe", &guest("probe-guest"), "")
         .write();
     let run = run_host(&["up", "--once", "-f", &manifest_arg(app.path())]);
     assert!(run.success, "{}", run.stderr);
-    run.assert_stdout_has("[old] tick 0.1.0 seq=0\n");
+    run.assert_stdout_has("[older] tick 0.1.0 seq=0\n");
+    run.assert_stdout_has("[old] tick 0.2.0 seq=0 schedule=every 5s\n");
     run.assert_stdout_has("[probe] schedule every 250ms\n");
+    run.assert_stdout_has(" attempt=1 late=false\n");
 }
 
 #[test]
@@ -505,7 +509,7 @@ fn a_component_that_exports_no_timer_world_is_refused_naming_what_it_exports() {
     let run = run_host(&["up", "--once", "-f", &manifest_arg(app.path())]);
     assert!(!run.success);
     assert!(run.stdout.is_empty(), "nothing may run: {}", run.stdout);
-    run.assert_stderr_has("component `echo` is not a timer component: it exports [fermyon:spin/inbound-redis], but a timer component exports one of: `spin-trigger:sdk/timer-handler@0.2.0` (this project's timer world), `spin-trigger:sdk/timer-handler@0.1.0` (this project's timer world, 0.1.0), `handle-timer-request` (Spin's timer world)");
+    run.assert_stderr_has("component `echo` is not a timer component: it exports [fermyon:spin/inbound-redis], but a timer component exports one of: `spin-trigger:sdk/timer-handler@0.4.0` (this project's timer world), `spin-trigger:sdk/timer-handler@0.2.0` (this project's timer world, 0.2.0), `spin-trigger:sdk/timer-handler@0.1.0` (this project's timer world, 0.1.0), `handle-timer-request` (Spin's timer world)");
 }
 
 #[test]

@@ -16,7 +16,7 @@
 //! | handler | world | runs on |
 //! | --- | --- | --- |
 //! | `#[timer_component] fn tick()` (or `async fn`) | `fermyon:example/spin-timer` (Spin's) | this project's host and Spin with the `trigger-timer` plugin |
-//! | `#[timer_component] fn tick(tick: Tick)`, or returning `Result<(), E>` with `E: Display` (e.g. `anyhow::Result<()>`) | `spin-trigger:sdk/timer@0.2.0` | this project's host |
+//! | `#[timer_component] fn tick(tick: Tick)`, or returning `Result<(), E>` with `E: Display` (e.g. `anyhow::Result<()>`) | `spin-trigger:sdk/timer@0.4.0` | this project's host |
 //! | `#[redis_component] fn on()`, or taking `Vec<u8>`, `bytes::Bytes`, `String` or `redis::Json<T>` | `fermyon:spin/inbound-redis` (Spin's) | this project's host and Spin's built-in Redis trigger |
 //! | `#[redis_component] fn on(message: redis::Message)` (channel, payload, pattern; the stream entry for a stream) | `spin-trigger:sdk/redis@0.2.0` | this project's host |
 //! | `#[redis_component] fn on(batch: redis::Batch)` (up to `batch_size` stream entries per call; `Batch::fail` marks the ones to retry) | `spin-trigger:sdk/redis-batch@0.3.0` | this project's host |
@@ -170,8 +170,8 @@ pub mod __private {
     }
 
     world_bindings! {
-        /// Our richer timer world.
-        timer: "spin-trigger:sdk/timer@0.2.0", "::spin_trigger_sdk::__private::timer",
+        /// Our richer timer world, version 0.4.0 (the tick carries its attempt and lateness).
+        timer: "spin-trigger:sdk/timer@0.4.0", "::spin_trigger_sdk::__private::timer",
         with: {
             "fermyon:spin/variables@2.0.0": crate::__private::imports::fermyon::spin2_0_0::variables,
             "fermyon:spin/redis@2.0.0": crate::__private::imports::fermyon::spin2_0_0::redis,

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::__private::timer::exports::spin_trigger::sdk0_2_0::timer_handler as wit;
+use crate::__private::timer::exports::spin_trigger::sdk0_4_0::timer_handler as wit;
 use crate::__private::{HandlerResult, block_on};
 
 /// One firing of a component's timer, for handlers that take it as their argument.
@@ -17,8 +17,14 @@ pub struct Tick {
     /// skipped because the previous run was still going leaves a gap.
     pub sequence: u64,
     /// The schedule it fired for, as the manifest says it: `every 10s`, or
-    /// `cron 0 30 9 * * MON-FRI in Europe/Paris`. Empty from a host older than this field.
+    /// `cron 0 30 9 * * MON-FRI in Europe/Paris`.
     pub schedule: String,
+    /// Which attempt at this tick this is, from 1: a timer with `max_attempts` tries a failed
+    /// tick again after `retry_backoff`.
+    pub attempt: u32,
+    /// Whether the tick was missed while no host ran and is run late, at start, because the
+    /// timer sets `catch_up`.
+    pub late: bool,
 }
 
 impl Tick {
@@ -37,6 +43,8 @@ impl From<wit::Tick> for Tick {
             fired_at: UNIX_EPOCH + Duration::from_millis(tick.fired_at_ms),
             sequence: tick.sequence,
             schedule: tick.schedule,
+            attempt: tick.attempt,
+            late: tick.late,
         }
     }
 }

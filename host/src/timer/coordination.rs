@@ -72,6 +72,15 @@ end
 return 0
 ";
 
+/// Raises `KEYS[1]`, the last completed tick's scheduled ms, to `ARGV[1]` unless it is higher.
+const RECORD_COMPLETED: &str = r"
+local current = redis.call('GET', KEYS[1])
+if not current or tonumber(current) < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+return 1
+";
+
 /// How often the winner renews its lease: four times per lease, each renewal given at most
 /// this long, so that the lease outlives two slow or lost replies in a row.
 pub const RENEWAL: Duration = Duration::from_millis(LEASE.as_millis() as u64 / 4);
@@ -203,6 +212,47 @@ impl Coordinator {
             .arg(&self.holder)
             .invoke_async(&mut connection)
             .await?;
+        Ok(())
+    }
+
+    /// `<prefix>:last`: the latest scheduled time of a tick any host completed, for `catch_up`.
+    fn last_key(&self) -> String {
+        format!("{}:last", self.prefix)
+    }
+
+    /// The scheduled ms of the latest tick any host completed, if one is recorded.
+    pub async fn last_completed(&self) -> anyhow::Result<Option<u64>> {
+        let mut connection = self.connection().await?;
+        let last: Option<u64> = redis::cmd("GET")
+            .arg(self.last_key())
+            .query_async(&mut connection)
+            .await
+            .with_context(|| format!("reading the last completed tick on {}", self.shown))?;
+        Ok(last)
+    }
+
+    /// Records that the tick at `scheduled_ms` completed (kept only if it is the latest); with
+    /// `only_if_none`, only when no tick is recorded (the point a first start catches up from).
+    pub async fn record_completed(
+        &self,
+        scheduled_ms: u64,
+        only_if_none: bool,
+    ) -> anyhow::Result<()> {
+        let mut connection = self.connection().await?;
+        if only_if_none {
+            let _: Option<String> = redis::cmd("SET")
+                .arg(self.last_key())
+                .arg(scheduled_ms)
+                .arg("NX")
+                .query_async(&mut connection)
+                .await?;
+        } else {
+            let _: i64 = redis::Script::new(RECORD_COMPLETED)
+                .key(self.last_key())
+                .arg(scheduled_ms)
+                .invoke_async(&mut connection)
+                .await?;
+        }
         Ok(())
     }
 

@@ -30,6 +30,7 @@ pub const GUESTS: &[&str] = &[
     "kv-touch-guest",
     "tick-recorder-guest",
     "timer-0-1-guest",
+    "timer-0-2-guest",
     "hostile-guest",
     "otel-span-guest",
 ];

@@ -187,9 +187,14 @@ pub struct ProbeTick {
     pub sequence: u64,
     pub scheduled_ms: u64,
     pub fired_ms: u64,
+    /// Which attempt at the tick, from 1.
+    pub attempt: u64,
+    /// Run late, by `catch_up`.
+    pub late: bool,
 }
 
-/// Parses `[<component>] tick seq=.. scheduled=.. fired=..` lines of one component.
+/// Parses `[<component>] tick seq=.. scheduled=.. fired=.. attempt=.. late=..` lines of one
+/// component.
 pub fn probe_ticks(stdout: &str, component: &str) -> Vec<ProbeTick> {
     let prefix = format!("[{component}] tick ");
     stdout
@@ -207,6 +212,8 @@ pub fn probe_ticks(stdout: &str, component: &str) -> Vec<ProbeTick> {
                 sequence: value("seq="),
                 scheduled_ms: value("scheduled="),
                 fired_ms: value("fired="),
+                attempt: value("attempt="),
+                late: fields.split(' ').any(|field| field == "late=true"),
             }
         })
         .collect()

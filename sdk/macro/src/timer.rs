@@ -50,7 +50,7 @@ fn emit(handler: &Handler) -> TokenStream {
     };
     quote! {
         const _: () = {
-            use ::spin_trigger_sdk::__private::timer::exports::spin_trigger::sdk0_2_0::timer_handler as wit;
+            use ::spin_trigger_sdk::__private::timer::exports::spin_trigger::sdk0_4_0::timer_handler as wit;
             struct SpinTimerHandler;
             impl wit::Guest for SpinTimerHandler {
                 #[allow(unused_variables)]

@@ -1,10 +1,12 @@
 //! A test guest for the host's timer tests. On each tick it prints one line the tests parse:
-//! `tick seq=<n> scheduled=<ms> fired=<ms>`, and `schedule <the tick's schedule>`, then behaves as its variables say:
+//! `tick seq=<n> scheduled=<ms> fired=<ms> attempt=<n> late=<bool>`, and
+//! `schedule <the tick's schedule>`, then behaves as its variables say:
 //! `sleep_ms` (sleep that long), `fail_on` / `trap_on` / `loop_on` / `alloc_mb_on`
 //! (comma-separated sequence numbers on which to return an error / panic / spin forever /
 //! allocate `alloc_mb` MiB), `faults_every` (every n-th tick, in turn: panic, spin forever,
 //! allocate 1 GiB), and `read_files` (comma-separated guest paths to print as
-//! `file <path>: <contents>` or `file <path>: unreadable`). A run that returns prints
+//! `file <path>: <contents>` or `file <path>: unreadable`), `fail_attempts` (fail every tick's
+//! attempts up to that number, after the sleep; each prints `failed seq=<n> attempt=<n>`). A run that returns prints
 //! `done seq=<n>`.
 
 use spin_trigger_sdk::{timer::Tick, timer_component, variables};
@@ -26,10 +28,12 @@ fn millis(time: std::time::SystemTime) -> u128 {
 #[timer_component]
 fn probe(tick: Tick) -> Result<(), String> {
     println!(
-        "tick seq={} scheduled={} fired={}",
+        "tick seq={} scheduled={} fired={} attempt={} late={}",
         tick.sequence,
         millis(tick.scheduled_at),
-        millis(tick.fired_at)
+        millis(tick.fired_at),
+        tick.attempt,
+        tick.late
     );
     println!("schedule {}", tick.schedule);
     for path in variables::get("read_files")
@@ -63,6 +67,17 @@ fn probe(tick: Tick) -> Result<(), String> {
                 println!("allocated {} MiB", std::hint::black_box(block).len() >> 20);
             }
         }
+    }
+    if let Some(failing) = variables::get("fail_attempts")
+        .ok()
+        .and_then(|failing| failing.parse::<u32>().ok())
+        .filter(|failing| tick.attempt <= *failing)
+    {
+        println!("failed seq={} attempt={}", tick.sequence, tick.attempt);
+        return Err(format!(
+            "probe failing attempt {} of {failing} on tick {}",
+            tick.attempt, tick.sequence
+        ));
     }
     if listed("loop_on", tick.sequence) {
         let mut spins = 0u64;

@@ -1,0 +1,371 @@
+//! Where a tick is dispatched: after its jitter, admitted by the overlap policy, won from the
+//! other hosts when coordinated, run with its retries, and recorded for `catch_up`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::Schedule;
+use super::catch_up::Ledger;
+use super::component::{Tick, unix_millis};
+use super::config::Overlap;
+use super::coordination::{self, Claim, Coordinator};
+use crate::engine::Engine;
+use crate::telemetry::{CallInfo, SkipReason, in_trace};
+
+/// Runs a schedule's ticks as its overlap policy says, each on the tracker so that shutdown
+/// waits for it; with coordination, only the ticks this host wins.
+#[derive(Clone)]
+pub(super) struct Dispatcher {
+    pub(super) schedule: Arc<Schedule>,
+    engine: Arc<Engine>,
+    tracker: TaskTracker,
+    /// One permit per run that may go at once: `max_in_flight` with `overlap = "allow"`, else 1.
+    slots: Arc<Semaphore>,
+    /// With `overlap = "buffer_one"`: whether a tick waits for the running one.
+    buffered: Arc<AtomicBool>,
+    shutdown: CancellationToken,
+    /// With `catch_up`: where completed ticks are recorded.
+    pub(super) ledger: Option<Arc<Ledger>>,
+}
+
+impl Dispatcher {
+    pub(super) fn new(
+        schedule: Arc<Schedule>,
+        engine: Arc<Engine>,
+        tracker: TaskTracker,
+        shutdown: CancellationToken,
+        ledger: Option<Arc<Ledger>>,
+    ) -> Self {
+        let slots = schedule.config.policy.overlap.max_in_flight();
+        Dispatcher {
+            schedule,
+            engine,
+            tracker,
+            slots: Arc::new(Semaphore::new(slots)),
+            buffered: Arc::new(AtomicBool::new(false)),
+            shutdown,
+            ledger,
+        }
+    }
+
+    /// A tick is due: it fires after its jitter, in a task of its own.
+    pub(super) fn fire(&self, tick: Tick) {
+        let reporter = &self.schedule.reporter;
+        reporter.received(1);
+        let jitter = jitter_offset(
+            &self.schedule.trigger_id,
+            unix_millis(tick.scheduled_at),
+            self.schedule.config.policy.jitter,
+        );
+        reporter.late(
+            tick.fired_at
+                .duration_since(tick.scheduled_at + jitter)
+                .unwrap_or_default(),
+        );
+        if jitter.is_zero() && self.would_skip() {
+            // Said here rather than in a task: a schedule far faster than its handler would
+            // otherwise spawn a task per skipped tick.
+            self.log_skip(tick.sequence);
+            return;
+        }
+        let dispatcher = self.clone();
+        self.tracker.spawn(async move {
+            if !jitter.is_zero() {
+                let wait = (tick.scheduled_at + jitter)
+                    .duration_since(SystemTime::now())
+                    .unwrap_or_default();
+                tokio::select! {
+                    _ = dispatcher.shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+            dispatcher.dispatch(tick).await;
+        });
+    }
+
+    /// Runs the tick here, or (coordinated) where it is won; returns when it has run or been
+    /// left to another host.
+    pub(super) async fn dispatch(&self, tick: Tick) {
+        match self.schedule.coordinator.clone() {
+            None => {
+                self.run(tick).await;
+            }
+            Some(coordinator) => self.coordinated(&coordinator, tick).await,
+        }
+    }
+
+    /// Whether a tick coming now would be skipped: every run slot is taken and, with
+    /// `buffer_one`, a tick already waits.
+    fn would_skip(&self) -> bool {
+        self.slots.available_permits() == 0
+            && (self.schedule.config.policy.overlap != Overlap::BufferOne
+                || self.buffered.load(Ordering::Acquire))
+    }
+
+    fn log_skip(&self, sequence: u64) {
+        self.schedule.reporter.skipped(SkipReason::Overlap);
+        tracing::warn!(
+            trigger = %self.schedule.trigger_id,
+            component = %self.schedule.component.id(),
+            sequence,
+            "previous run still going; skipping this tick"
+        );
+    }
+
+    /// A run slot for the tick: at once if one is free; with `buffer_one`, once the running
+    /// tick ends, if no other tick waits; else none, and the tick is skipped.
+    async fn admit(&self, sequence: u64) -> Option<OwnedSemaphorePermit> {
+        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+            return Some(permit);
+        }
+        if self.schedule.config.policy.overlap == Overlap::BufferOne
+            && !self.buffered.swap(true, Ordering::AcqRel)
+        {
+            let permit = tokio::select! {
+                _ = self.shutdown.cancelled() => None,
+                permit = self.slots.clone().acquire_owned() => permit.ok(),
+            };
+            self.buffered.store(false, Ordering::Release);
+            return permit;
+        }
+        self.log_skip(sequence);
+        None
+    }
+
+    /// Runs the tick here once admitted, each attempt in a fresh instance, up to
+    /// `max_attempts`; returns whether it ran.
+    async fn run(&self, mut tick: Tick) -> bool {
+        let Some(_slot) = self.admit(tick.sequence).await else {
+            return false;
+        };
+        let schedule = &self.schedule;
+        let policy = &schedule.config.policy;
+        for attempt in 1..=policy.max_attempts {
+            tick.attempt = attempt;
+            tick.fired_at = SystemTime::now();
+            let call = schedule.reporter.start(CallInfo::default());
+            let result = in_trace(
+                schedule
+                    .component
+                    .fire(&self.engine, tick.clone(), &schedule.limits),
+                &call,
+            )
+            .await;
+            call.finish(result.as_ref().err());
+            let Err(error) = result else { break };
+            self.log_failure(&error, &tick);
+            if attempt == policy.max_attempts {
+                break;
+            }
+            let backoff = policy.backoff_after(attempt);
+            tokio::select! {
+                _ = self.shutdown.cancelled() => {
+                    tracing::warn!(
+                        trigger = %schedule.trigger_id,
+                        sequence = tick.sequence,
+                        "shutting down: attempt {} of {} at this tick will not be made",
+                        attempt + 1,
+                        policy.max_attempts
+                    );
+                    break;
+                }
+                _ = tokio::time::sleep(backoff) => {}
+            }
+        }
+        self.record_completed(unix_millis(tick.scheduled_at)).await;
+        true
+    }
+
+    fn log_failure(&self, error: &anyhow::Error, tick: &Tick) {
+        let schedule = &self.schedule;
+        let component = schedule.component.id();
+        let max_attempts = schedule.config.policy.max_attempts;
+        let retried = if tick.attempt < max_attempts {
+            format!(
+                "; trying again in {}",
+                humantime::format_duration(schedule.config.policy.backoff_after(tick.attempt))
+            )
+        } else {
+            String::new()
+        };
+        crate::telemetry::log_failure(error, component, "timer handler failed", |reason| {
+            tracing::error!(
+                trigger = %schedule.trigger_id,
+                component = %component,
+                sequence = tick.sequence,
+                attempt = tick.attempt,
+                max_attempts,
+                late = tick.late,
+                "timer handler failed: {reason}{retried}"
+            )
+        });
+    }
+
+    /// With `catch_up`: records the tick as the latest completed one.
+    async fn record_completed(&self, scheduled_ms: u64) {
+        let Some(ledger) = &self.ledger else { return };
+        if let Err(error) = ledger.record(scheduled_ms, false).await {
+            tracing::warn!(
+                trigger = %self.schedule.trigger_id,
+                scheduled_ms,
+                "recording the last completed tick for catch_up: {}",
+                crate::error_text::one_line(&error)
+            );
+        }
+    }
+
+    /// Runs the tick if this host wins it (see [`Self::win`]), keeping the lease from a task of
+    /// its own while the handler runs; then marks it done, or releases it if it could not run.
+    async fn coordinated(&self, coordinator: &Arc<Coordinator>, tick: Tick) {
+        let scheduled_ms = unix_millis(tick.scheduled_at);
+        let trigger = &self.schedule.trigger_id;
+        if !self.win(coordinator, scheduled_ms, tick.sequence).await {
+            return;
+        }
+        let renewal = tokio::spawn(coordination::keep_lease(
+            coordinator.clone(),
+            self.schedule.reporter.clone(),
+            trigger.clone(),
+            scheduled_ms,
+        ));
+        let ran = self.run(tick).await;
+        renewal.abort();
+        let (settled, what) = if ran {
+            (
+                coordinator.finish(scheduled_ms).await,
+                "marking this tick done",
+            )
+        } else {
+            (
+                coordinator.release(scheduled_ms).await,
+                "releasing a tick this host could not run",
+            )
+        };
+        if let Err(error) = settled {
+            tracing::warn!(
+                trigger = %trigger,
+                scheduled_ms,
+                "{what}: {}",
+                crate::error_text::one_line(&error)
+            );
+        }
+    }
+
+    /// Whether this host is to run the tick: it claims it; if another host holds it, it looks
+    /// again once the holder's lease could have run out, and wins it if the holder went away.
+    /// A host that would skip the tick, an unreachable server, a done tick, or shutdown: not
+    /// this host.
+    async fn win(&self, coordinator: &Coordinator, scheduled_ms: u64, sequence: u64) -> bool {
+        let trigger = &self.schedule.trigger_id;
+        let mut first_generation = None;
+        loop {
+            // A host whose overlap policy would skip this tick leaves it to a host that is free.
+            if self.would_skip() {
+                self.log_skip(sequence);
+                return false;
+            }
+            let claim = match coordinator.claim(scheduled_ms).await {
+                Ok(claim) => claim,
+                Err(error) => {
+                    self.schedule.reporter.skipped(SkipReason::Coordination);
+                    tracing::warn!(
+                        trigger = %trigger,
+                        scheduled_ms,
+                        "coordination unavailable, so this tick is skipped on this host: {}",
+                        crate::error_text::one_line(&error)
+                    );
+                    return false;
+                }
+            };
+            match (claim, &first_generation) {
+                ((Claim::Won, _), None) => return true,
+                ((Claim::Won, generation), Some(first)) if generation == *first => {
+                    tracing::warn!(
+                        trigger = %trigger,
+                        scheduled_ms,
+                        "the host holding this tick went away before it finished; running it here"
+                    );
+                    return true;
+                }
+                ((Claim::Won, _), Some(_)) => {
+                    tracing::warn!(
+                        trigger = %trigger,
+                        scheduled_ms,
+                        "the coordination server lost its data (restarted?); not running this tick again"
+                    );
+                    let _ = coordinator.finish(scheduled_ms).await;
+                    return false;
+                }
+                ((Claim::Done, _), _) => return false,
+                ((Claim::Held { generation }, _), _) => {
+                    first_generation.get_or_insert(generation);
+                    tokio::select! {
+                        _ = self.shutdown.cancelled() => return false,
+                        _ = tokio::time::sleep(coordination::LEASE + Duration::from_millis(250)) => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How long after it is due the tick at `scheduled_ms` of `trigger_id` fires: less than
+/// `jitter`, spread evenly, and the same on every host (a hash of the two, not a random draw),
+/// so coordinated hosts all reach for a tick at the same moment.
+pub(super) fn jitter_offset(trigger_id: &str, scheduled_ms: u64, jitter: Duration) -> Duration {
+    let span = jitter.as_micros() as u64;
+    if span == 0 {
+        return Duration::ZERO;
+    }
+    // FNV-1a over the id and the time, then a SplitMix64 finaliser to spread nearby times.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in trigger_id.bytes().chain(scheduled_ms.to_le_bytes()) {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    hash = (hash ^ (hash >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    hash = (hash ^ (hash >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    hash ^= hash >> 31;
+    Duration::from_micros(hash % span)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ticks_jitter_is_stable_below_the_bound_and_spread() {
+        let jitter = Duration::from_millis(500);
+        let offsets: Vec<Duration> = (0..1_000u64)
+            .map(|tick| jitter_offset("every-second", 1_700_000_000_000 + tick * 1000, jitter))
+            .collect();
+        assert!(offsets.iter().all(|offset| *offset < jitter));
+        assert_eq!(
+            offsets[7],
+            jitter_offset("every-second", 1_700_000_007_000, jitter),
+            "the same tick gets the same offset"
+        );
+        assert_ne!(
+            offsets[7],
+            jitter_offset("another", 1_700_000_007_000, jitter),
+            "another trigger gets its own"
+        );
+        // Spread: each fifth of the range holds between 15 % and 25 % of the ticks.
+        for fifth in 0..5u32 {
+            let (low, high) = (jitter * fifth / 5, jitter * (fifth + 1) / 5);
+            let count = offsets
+                .iter()
+                .filter(|offset| (low..high).contains(*offset))
+                .count();
+            assert!((150..=250).contains(&count), "fifth {fifth}: {count}");
+        }
+        assert_eq!(
+            jitter_offset("every-second", 1, Duration::ZERO),
+            Duration::ZERO
+        );
+    }
+}
