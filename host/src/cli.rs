@@ -21,9 +21,13 @@ use crate::{
 };
 
 mod args;
+mod ctl;
 mod plugin;
 
-use args::{Cli, Command, LOG_FORMAT_VARIABLE, LogFormat, RunArgs, UpArgs};
+use args::{
+    ADMIN_TOKEN_VARIABLE, AdminTokenArgs, Cli, Command, LOG_FORMAT_VARIABLE, LogFormat, RunArgs,
+    UpArgs,
+};
 use plugin::plugin;
 
 /// Runs the command line with the process's arguments: `up`, or a Spin plugin's launch.
@@ -57,7 +61,8 @@ pub fn main() -> ExitCode {
         plugin(&program, plugin_trigger.as_deref(), locked_url)
     } else {
         match Cli::parse().command {
-            Command::Up(args) => block_on(up(args)),
+            Command::Up(args) => block_on(up(*args)),
+            Command::Ctl(args) => block_on(ctl::ctl(args)),
         }
     };
     match result {
@@ -196,6 +201,10 @@ fn engine_options(
     };
     options.namespace = args.namespace.clone();
     options.telemetry.metrics_addr = args.metrics_addr;
+    options.admin.address = args.admin_addr;
+    if args.admin_addr.is_some() {
+        options.admin.token = admin_token(&args.admin_token)?;
+    }
     options.telemetry.otlp = OtlpSignals::from_env()?;
     options.telemetry.wasi_otel = args.spin.experimental_wasi_otel;
     options.cache_dir = compile_cache_dir(&args, context.working_dir, options.cache_dir)?;
@@ -219,6 +228,25 @@ fn compile_cache_dir(
         cache_dir = engine::cache_dir_from_config_file(file, cache_dir)?;
     }
     Ok(cache_dir.filter(|_| !args.disable_cache))
+}
+
+/// The admin endpoint's token: `--admin-token-file`'s contents, else `SPIN_TRIGGER_ADMIN_TOKEN`;
+/// `None` when neither is set.
+fn admin_token(args: &AdminTokenArgs) -> anyhow::Result<Option<crate::AdminToken>> {
+    let (token, from) = match &args.admin_token_file {
+        Some(file) => (
+            std::fs::read_to_string(file)
+                .with_context(|| format!("--admin-token-file: reading {}", file.display()))?,
+            format!("--admin-token-file {}", file.display()),
+        ),
+        None => match std::env::var(ADMIN_TOKEN_VARIABLE) {
+            Ok(token) => (token, ADMIN_TOKEN_VARIABLE.to_owned()),
+            Err(_) => return Ok(None),
+        },
+    };
+    crate::AdminToken::new(&token)
+        .map(Some)
+        .with_context(|| from)
 }
 
 /// `--sqlite` statements, each as written or, for `@file.sql`, the file's contents.

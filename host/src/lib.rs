@@ -58,6 +58,9 @@
 //!   and TLS; the key-value stores and SQLite databases components open by label; each host API
 //!   a guest imports (variables, outbound Redis, outbound HTTP, key-value, SQLite) and its
 //!   linking.
+//! - `http_endpoint`, `control`, `admin`: the small HTTP server of the host's own endpoints;
+//!   what an operator may do to a running trigger (pause, resume, run now) and see of it; the
+//!   admin endpoint serving that on `--admin-addr`, for a bearer token.
 //! - `telemetry`: metrics (Prometheus on `--metrics-addr`, OTLP), connection health
 //!   (`/healthz`, `/readyz`), a span per handler call; each trigger reports through it.
 //! - `guest_files`, `engine`: what a guest sees of the host's files; wasmtime, the
@@ -89,15 +92,18 @@ pub mod manifest;
 pub mod variables;
 
 // The host's inside (mapped in the crate documentation above).
+mod admin;
 mod allowed_hosts;
 mod app_spec;
 mod call_trace;
 mod component;
 mod component_build;
+mod control;
 mod engine;
 mod error_text;
 mod guest_files;
 mod host_api;
+mod http_endpoint;
 mod limits;
 mod live;
 mod redis_address;
@@ -116,7 +122,9 @@ mod trigger_type;
 mod validation;
 mod variable_templates;
 
+pub use admin::{AdminOptions, AdminToken};
 pub use app::App;
+pub use control::{LastRun, TriggerStatus};
 pub use engine::EngineOptions;
 pub use runtime::{RunningApp, Runtime};
 pub use runtime_config::{KeyValueStoreConfig, SqliteDatabaseConfig};

@@ -9,6 +9,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::admin::AdminOptions;
 use crate::allowed_hosts::AllowedHosts;
 use crate::app::App;
 use crate::engine::{Engine, EngineOptions, PoolSize};
@@ -35,6 +36,8 @@ pub struct Runtime {
     engine: Arc<Engine>,
     /// One per trigger type the app uses.
     triggers: Vec<Box<dyn RunTrigger>>,
+    /// Where the admin endpoint listens, if anywhere.
+    admin: AdminOptions,
 }
 
 impl Runtime {
@@ -56,6 +59,7 @@ impl Runtime {
                 .unwrap_or(0)
         };
         let namespace = options.namespace.clone();
+        let admin = options.admin.clone();
         let pool = PoolSize {
             live_instances: app.max_live_instances(),
             largest_memory: largest(|limits| limits.max_memory),
@@ -96,7 +100,11 @@ impl Runtime {
             engine: &engine,
         };
         let triggers = crate::trigger_registry::build_all(&app.triggers, &context)?;
-        Ok(Runtime { engine, triggers })
+        Ok(Runtime {
+            engine,
+            triggers,
+            admin,
+        })
     }
 
     /// Runs each timer component once; fails naming every component that failed.
@@ -157,6 +165,8 @@ impl Runtime {
         // Serving before anything else, so probes answer while stores are seeded, and until
         // the last handler is done.
         telemetry.serve(serving.clone()).await?;
+        let controls = self.triggers.iter().flat_map(|trigger| trigger.controls());
+        crate::admin::serve(&self.admin, controls.collect(), serving.clone()).await?;
         let result = self.run_triggers(shutdown, grace).await;
         serving.cancel();
         telemetry.shutdown().await;

@@ -17,6 +17,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::control::TriggerControl;
 use crate::engine::Engine;
 use crate::limits::Limits;
 use crate::redis_address::render_address;
@@ -27,6 +28,7 @@ use crate::validation::{ManifestError, Validation};
 mod catch_up;
 mod component;
 pub mod config;
+mod controls;
 pub mod coordination;
 pub mod cron;
 mod dispatch;
@@ -49,6 +51,8 @@ struct Schedule {
     coordinator: Option<Arc<Coordinator>>,
     /// With `catch_up`: where the last completed tick is kept.
     ledger: Option<Arc<Ledger>>,
+    /// Its pause, next tick and last run, for the admin endpoint.
+    state: controls::ScheduleState,
     /// The schedule in words, for the ticks.
     description: Arc<str>,
     reporter: EventReporter,
@@ -132,6 +136,7 @@ impl TriggerType for TimerTrigger {
                 limits: trigger.limits,
                 coordinator,
                 ledger: ledger.map(Arc::new),
+                state: Default::default(),
                 description: spec.config.describe().into(),
                 reporter: trigger.reporter,
             }));
@@ -187,6 +192,14 @@ impl RunTrigger for TimerTrigger {
 
     fn run_once<'a>(&'a self, engine: &'a Engine) -> TriggerFuture<'a, anyhow::Result<()>> {
         Box::pin(self.run_once(engine))
+    }
+
+    /// Every timer: pause, resume, run now, next tick and last run.
+    fn controls(&self) -> Vec<Arc<dyn TriggerControl>> {
+        self.schedules
+            .iter()
+            .map(|schedule| schedule.clone() as Arc<dyn TriggerControl>)
+            .collect()
     }
 }
 
@@ -252,6 +265,7 @@ async fn run_schedule(
         shutdown.clone(),
         schedule.ledger.clone(),
     );
+    schedule.state.started(dispatcher.clone());
     if !catch_up(&dispatcher, &shutdown).await {
         return;
     }
@@ -358,6 +372,7 @@ async fn run_interval(
     let start_tokio = tokio::time::Instant::from_std(start);
     let mut ticks = tokio::time::interval_at(start_tokio + interval, interval);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    schedule.state.set_next_due(Some(start_wall + interval));
     loop {
         let due = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -372,6 +387,9 @@ async fn run_interval(
             attempt: 1,
             late: false,
         };
+        schedule
+            .state
+            .set_next_due(Some(tick.scheduled_at + interval));
         if !fire_within_bounds(dispatcher, tick) {
             return;
         }
@@ -384,6 +402,7 @@ async fn wait_for_start(dispatcher: &Dispatcher, shutdown: &CancellationToken) -
     let Some(start_at) = dispatcher.schedule.config.policy.start_at else {
         return true;
     };
+    dispatcher.schedule.state.set_next_due(Some(start_at));
     while let Ok(wait) = start_at.duration_since(SystemTime::now()) {
         tokio::select! {
             _ = shutdown.cancelled() => return false,
@@ -398,6 +417,7 @@ async fn wait_for_start(dispatcher: &Dispatcher, shutdown: &CancellationToken) -
 fn fire_within_bounds(dispatcher: &Dispatcher, tick: Tick) -> bool {
     let policy = &dispatcher.schedule.config.policy;
     if policy.end_at.is_some_and(|end| tick.scheduled_at > end) {
+        dispatcher.schedule.state.set_next_due(None);
         tracing::info!(
             trigger = %dispatcher.schedule.trigger_id,
             "past the timer's `end_at`: it fires no more"
@@ -425,9 +445,11 @@ async fn run_cron(dispatcher: &Dispatcher, cron: &CronSchedule, shutdown: Cancel
                 cron = cron.expression(),
                 "the cron schedule names no time from now on; this timer will not fire"
             );
+            dispatcher.schedule.state.set_next_due(None);
             return;
         };
         let scheduled_at = SystemTime::from(next);
+        dispatcher.schedule.state.set_next_due(Some(scheduled_at));
         while let Ok(wait) = scheduled_at.duration_since(SystemTime::now()) {
             tokio::select! {
                 _ = shutdown.cancelled() => return,

@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::control::TriggerControl;
 use crate::engine::{Engine, PreparedComponent};
 use crate::limits::{HandlerLimits, Limits};
 use crate::telemetry::EventReporter;
@@ -157,6 +158,11 @@ pub trait RunTrigger: Send + Sync {
     /// default does nothing.
     fn run_once<'a>(&'a self, _engine: &'a Engine) -> TriggerFuture<'a, anyhow::Result<()>> {
         Box::pin(async { Ok(()) })
+    }
+
+    /// Its triggers as an operator controls them through the admin endpoint; none by default.
+    fn controls(&self) -> Vec<Arc<dyn TriggerControl>> {
+        Vec::new()
     }
 }
 

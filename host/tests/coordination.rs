@@ -197,6 +197,59 @@ fn three_hosts_catch_up_on_the_ticks_missed_while_all_were_down_each_once() {
     assert_eq!(recorded, last, "the last completed tick, in Redis");
 }
 
+/// A coordinated timer paused through one host's admin endpoint is paused on every host (the
+/// pause is in Redis): no host runs a tick until it is resumed, then they go on.
+#[test]
+fn a_pause_through_one_hosts_admin_endpoint_holds_on_every_host() {
+    let coordination = RedisServer::start();
+    let record = RedisServer::start();
+    let app = coordinated_app(&coordination, &record);
+    let token = "an-operators-token-0123456789";
+    let port = common::free_port();
+    let admin = format!("127.0.0.1:{port}");
+    let with_admin = app.start_with(
+        &["--admin-addr", &admin],
+        &[("SPIN_TRIGGER_ADMIN_TOKEN", token)],
+    );
+    with_admin.wait_until_ready();
+    common::wait_for_port(port);
+    let hosts = vec![with_admin, start_ready(&app), start_ready(&app)];
+    std::thread::sleep(Duration::from_millis(2500));
+    let ctl = |action: &str| {
+        let run = common::run_ctl(&admin, token, &[action, "every-second"]);
+        assert!(run.success, "{}", run.stderr);
+    };
+    ctl("pause");
+    let paused_at = now_ms();
+    let mut connection = coordination.client().get_connection().unwrap();
+    let paused: bool = connection
+        .exists("spin-trigger:timer:coordinated:every-second:paused")
+        .unwrap();
+    assert!(paused, "the pause is in Redis");
+    std::thread::sleep(Duration::from_secs(4));
+    ctl("resume");
+    let resumed_at = now_ms();
+    std::thread::sleep(Duration::from_millis(3500));
+    let stderr = stop_all(hosts);
+
+    let runs = runs(&record);
+    let during: Vec<&u64> = runs
+        .keys()
+        .filter(|tick| (paused_at + 1000..resumed_at).contains(*tick))
+        .collect();
+    assert!(
+        during.is_empty(),
+        "no host ran a tick while paused ({paused_at}..{resumed_at}): {during:?}\n{stderr}"
+    );
+    assert!(
+        runs.keys().filter(|tick| **tick < paused_at).count() >= 1
+            && runs.keys().filter(|tick| **tick > resumed_at).count() >= 2,
+        "ticks ran before the pause and after the resume: {runs:?}"
+    );
+    assert!(runs.values().all(|count| *count == 1), "{runs:?}");
+    assert!(stderr.contains("timer paused by an operator"), "{stderr}");
+}
+
 #[test]
 fn a_coordination_outage_skips_ticks_and_never_runs_one_twice() {
     let mut coordination = RedisServer::start();

@@ -18,8 +18,56 @@ pub(super) struct Cli {
 #[derive(Subcommand)]
 pub(super) enum Command {
     /// Run every trigger of an app (timer, Redis, Redis Streams) until Ctrl-C / SIGTERM.
-    Up(UpArgs),
+    Up(Box<UpArgs>),
+    /// Control a running host's timers through its admin endpoint (`up --admin-addr`).
+    Ctl(CtlArgs),
 }
+
+/// `ctl`: which host, and what to do.
+#[derive(Args)]
+pub(super) struct CtlArgs {
+    /// The host's admin endpoint, as `up --admin-addr` serves it.
+    #[arg(long, env = "SPIN_TRIGGER_ADMIN_ADDR", value_name = "ADDRESS:PORT")]
+    pub(super) admin_addr: std::net::SocketAddr,
+    #[command(flatten)]
+    pub(super) token: AdminTokenArgs,
+    #[command(subcommand)]
+    pub(super) action: CtlAction,
+}
+
+/// What `ctl` does.
+#[derive(Subcommand, Clone, Debug, PartialEq, Eq)]
+pub(super) enum CtlAction {
+    /// List each timer: its schedule, whether it is paused, its next tick and its last run.
+    List,
+    /// Pause a timer: its ticks are skipped (on every host, when it is coordinated).
+    Pause {
+        /// The trigger's id.
+        trigger: String,
+    },
+    /// Resume a paused timer.
+    Resume {
+        /// The trigger's id.
+        trigger: String,
+    },
+    /// Run a timer once now, on that host, paused or not.
+    Run {
+        /// The trigger's id.
+        trigger: String,
+    },
+}
+
+/// Where the admin endpoint's bearer token comes from.
+#[derive(Args)]
+pub(super) struct AdminTokenArgs {
+    /// A file holding the admin endpoint's bearer token (at least 16 characters); else the
+    /// token is SPIN_TRIGGER_ADMIN_TOKEN's value.
+    #[arg(long, env = "SPIN_TRIGGER_ADMIN_TOKEN_FILE", value_name = "FILE")]
+    pub(super) admin_token_file: Option<PathBuf>,
+}
+
+/// The environment variable holding the admin token when no file is given.
+pub(super) const ADMIN_TOKEN_VARIABLE: &str = "SPIN_TRIGGER_ADMIN_TOKEN";
 
 #[derive(Args)]
 pub(super) struct UpArgs {
@@ -94,6 +142,13 @@ pub(super) struct RunArgs {
     /// address, e.g. 127.0.0.1:9090; off unless given.
     #[arg(long, env = "SPIN_TRIGGER_METRICS_ADDR", value_name = "ADDRESS:PORT")]
     pub(super) metrics_addr: Option<std::net::SocketAddr>,
+    /// Serve the admin endpoint on this address (pause, resume and run-now for timers, as
+    /// `spin-trigger-host ctl` asks), e.g. 127.0.0.1:9091; off unless given. Every request
+    /// needs the bearer token of --admin-token-file or SPIN_TRIGGER_ADMIN_TOKEN.
+    #[arg(long, env = "SPIN_TRIGGER_ADMIN_ADDR", value_name = "ADDRESS:PORT")]
+    pub(super) admin_addr: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    pub(super) admin_token: AdminTokenArgs,
     /// Set this apart for each deployment of one app that shares a Redis server (staging,
     /// production): the timers' coordination keys and the stream triggers' default consumer
     /// group carry it, so one deployment neither suppresses the other's ticks nor takes its

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::admin::AdminOptions;
 use crate::events::EventSink;
 use crate::stdio::OutputOptions;
 use crate::stores::StateOptions;
@@ -58,6 +59,9 @@ pub struct EngineOptions {
     /// (`--namespace`): coordinated timers' keys and stream triggers' default consumer group
     /// carry it as `<app>@<namespace>`.
     pub namespace: Option<String>,
+    /// The admin endpoint (`--admin-addr`, with its token): pause, resume and run-now for the
+    /// app's timers; off by default.
+    pub admin: AdminOptions,
 }
 
 impl Default for EngineOptions {
@@ -76,6 +80,7 @@ impl Default for EngineOptions {
             state: StateOptions::default(),
             telemetry: TelemetryOptions::default(),
             namespace: None,
+            admin: AdminOptions::default(),
         }
     }
 }

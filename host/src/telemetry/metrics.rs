@@ -94,15 +94,22 @@ pub enum SkipReason {
     Overlap,
     /// Coordination (Redis) could not be reached, so no host could be sure to run it once.
     Coordination,
+    /// An operator paused the trigger.
+    Paused,
 }
 
 impl SkipReason {
-    const ALL: [SkipReason; 2] = [SkipReason::Overlap, SkipReason::Coordination];
+    const ALL: [SkipReason; 3] = [
+        SkipReason::Overlap,
+        SkipReason::Coordination,
+        SkipReason::Paused,
+    ];
 
     fn as_str(self) -> &'static str {
         match self {
             SkipReason::Overlap => "overlap",
             SkipReason::Coordination => "coordination",
+            SkipReason::Paused => "paused",
         }
     }
 }
@@ -345,7 +352,7 @@ pub struct EventSeries {
     pub retried: Option<Counter>,
     pub dead_lettered: Option<Counter>,
     /// Timer triggers only: by [`SkipReason`].
-    skipped: Option<[Counter; 2]>,
+    skipped: Option<[Counter; SkipReason::ALL.len()]>,
     lateness: Option<Histogram>,
     /// Timer triggers only: coordinated ticks run past a lost lease.
     pub leases_lost: Option<Counter>,

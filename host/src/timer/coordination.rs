@@ -14,6 +14,9 @@
 //! possibly duplicated run. A host still busy with the previous tick does not claim the next,
 //! and a tick won but not run is released for another host, never marked done.
 //!
+//! An operator's pause (`<prefix>:paused`, set through the admin endpoint) is read by the same
+//! script, so every host skips the trigger's ticks while it exists.
+//!
 //! A Redis outage skips ticks (logged), so a tick never runs on every host at once; coordination
 //! resumes when Redis is back (the connection reconnects by itself). A Redis that lost its data
 //! (restarted without persistence) could make a tick look unclaimed: each script also reads a
@@ -39,14 +42,16 @@ const MAX_CLOCK_SKEW: Duration = Duration::from_secs(1);
 /// How long a `done` mark stays: longer than any second look.
 const DONE_RETENTION: Duration = Duration::from_secs(600);
 
-/// Claims a tick: `KEYS[1]` the tick, `KEYS[2]` the generation; `ARGV[1]` the holder, `ARGV[2]`
-/// the lease in ms, `ARGV[3]` a generation to set if none is. Returns `{state, generation}`.
+/// Claims a tick: `KEYS[1]` the tick, `KEYS[2]` the generation, `KEYS[3]` the trigger's pause;
+/// `ARGV[1]` the holder, `ARGV[2]` the lease in ms, `ARGV[3]` a generation to set if none is.
+/// Returns `{state, generation}`; `paused` while the pause key exists.
 const CLAIM: &str = r"
 local generation = redis.call('GET', KEYS[2])
 if not generation then
   generation = ARGV[3]
   redis.call('SET', KEYS[2], generation)
 end
+if redis.call('EXISTS', KEYS[3]) == 1 then return {'paused', generation} end
 local current = redis.call('GET', KEYS[1])
 if not current then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
@@ -94,6 +99,8 @@ pub enum Claim {
     Done,
     /// Another host holds it; the Redis dataset's generation, for the second look.
     Held { generation: String },
+    /// An operator paused the trigger, for every host.
+    Paused,
 }
 
 /// One timer's coordination through one Redis server.
@@ -175,6 +182,7 @@ impl Coordinator {
         let (state, generation): (String, String) = redis::Script::new(CLAIM)
             .key(self.key(scheduled_ms))
             .key("spin-trigger:generation")
+            .key(self.paused_key())
             .arg(&self.holder)
             .arg(LEASE.as_millis() as u64)
             .arg(format!("{:08x}{:08x}", rand_u32(), rand_u32()))
@@ -184,6 +192,7 @@ impl Coordinator {
         let claim = match state.as_str() {
             "won" => Claim::Won,
             "done" => Claim::Done,
+            "paused" => Claim::Paused,
             _ => Claim::Held {
                 generation: generation.clone(),
             },
@@ -212,6 +221,37 @@ impl Coordinator {
             .arg(&self.holder)
             .invoke_async(&mut connection)
             .await?;
+        Ok(())
+    }
+
+    /// `<prefix>:paused`: present while an operator has the trigger paused.
+    fn paused_key(&self) -> String {
+        format!("{}:paused", self.prefix)
+    }
+
+    /// Whether the trigger is paused, for every host.
+    pub async fn paused(&self) -> anyhow::Result<bool> {
+        let mut connection = self.connection().await?;
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(self.paused_key())
+            .query_async(&mut connection)
+            .await
+            .with_context(|| format!("reading the pause on {}", self.shown))?;
+        Ok(exists)
+    }
+
+    /// Pauses the trigger on every host, or resumes it.
+    pub async fn set_paused(&self, paused: bool) -> anyhow::Result<()> {
+        let mut connection = self.connection().await?;
+        let command = if paused {
+            redis::cmd("SET").arg(self.paused_key()).arg(1).clone()
+        } else {
+            redis::cmd("DEL").arg(self.paused_key()).clone()
+        };
+        let _: redis::Value = command
+            .query_async(&mut connection)
+            .await
+            .with_context(|| format!("setting the pause on {}", self.shown))?;
         Ok(())
     }
 

@@ -14,6 +14,7 @@ use super::catch_up::Ledger;
 use super::component::{Tick, unix_millis};
 use super::config::Overlap;
 use super::coordination::{self, Claim, Coordinator};
+use crate::control::{LastRun, RunNowRefused};
 use crate::engine::Engine;
 use crate::telemetry::{CallInfo, SkipReason, in_trace};
 
@@ -67,6 +68,10 @@ impl Dispatcher {
                 .duration_since(tick.scheduled_at + jitter)
                 .unwrap_or_default(),
         );
+        if self.schedule.coordinator.is_none() && self.schedule.state.paused_here() {
+            self.skip_paused(tick.sequence);
+            return;
+        }
         if jitter.is_zero() && self.would_skip() {
             // Said here rather than in a task: a schedule far faster than its handler would
             // otherwise spawn a task per skipped tick.
@@ -89,14 +94,48 @@ impl Dispatcher {
     }
 
     /// Runs the tick here, or (coordinated) where it is won; returns when it has run or been
-    /// left to another host.
+    /// left to another host. A paused timer skips it.
     pub(super) async fn dispatch(&self, tick: Tick) {
         match self.schedule.coordinator.clone() {
+            None if self.schedule.state.paused_here() => self.skip_paused(tick.sequence),
             None => {
                 self.run(tick).await;
             }
             Some(coordinator) => self.coordinated(&coordinator, tick).await,
         }
+    }
+
+    fn skip_paused(&self, sequence: u64) {
+        self.schedule.reporter.skipped(SkipReason::Paused);
+        tracing::debug!(
+            trigger = %self.schedule.trigger_id,
+            sequence,
+            "paused; skipping this tick"
+        );
+    }
+
+    /// An operator's run-now: a tick due now, run on this host (paused or not, never claimed
+    /// from the others), unless the overlap policy would skip it.
+    pub(super) fn run_now(&self) -> Result<(), RunNowRefused> {
+        if self.would_skip() {
+            return Err(RunNowRefused::Busy);
+        }
+        let now = SystemTime::now();
+        let tick = Tick {
+            scheduled_at: now,
+            fired_at: now,
+            sequence: 0,
+            schedule: self.schedule.description.clone(),
+            attempt: 1,
+            late: false,
+        };
+        tracing::info!(trigger = %self.schedule.trigger_id, "running a tick now, as an operator asked");
+        self.schedule.reporter.received(1);
+        let dispatcher = self.clone();
+        self.tracker.spawn(async move {
+            dispatcher.run(tick).await;
+        });
+        Ok(())
     }
 
     /// Whether a tick coming now would be skipped: every run slot is taken and, with
@@ -145,6 +184,7 @@ impl Dispatcher {
         };
         let schedule = &self.schedule;
         let policy = &schedule.config.policy;
+        let mut last_error = None;
         for attempt in 1..=policy.max_attempts {
             tick.attempt = attempt;
             tick.fired_at = SystemTime::now();
@@ -157,8 +197,12 @@ impl Dispatcher {
             )
             .await;
             call.finish(result.as_ref().err());
-            let Err(error) = result else { break };
+            let Err(error) = result else {
+                last_error = None;
+                break;
+            };
             self.log_failure(&error, &tick);
+            last_error = Some(crate::error_text::one_line(&error));
             if attempt == policy.max_attempts {
                 break;
             }
@@ -177,6 +221,13 @@ impl Dispatcher {
                 _ = tokio::time::sleep(backoff) => {}
             }
         }
+        schedule.state.record_run(LastRun {
+            scheduled_ms: unix_millis(tick.scheduled_at),
+            finished_ms: unix_millis(SystemTime::now()),
+            attempts: tick.attempt,
+            outcome: if last_error.is_some() { "failed" } else { "ok" }.to_owned(),
+            error: last_error,
+        });
         self.record_completed(unix_millis(tick.scheduled_at)).await;
         true
     }
@@ -302,6 +353,10 @@ impl Dispatcher {
                     return false;
                 }
                 ((Claim::Done, _), _) => return false,
+                ((Claim::Paused, _), _) => {
+                    self.skip_paused(sequence);
+                    return false;
+                }
                 ((Claim::Held { generation }, _), _) => {
                     first_generation.get_or_insert(generation);
                     tokio::select! {

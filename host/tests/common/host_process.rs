@@ -181,6 +181,35 @@ pub fn drain(
     })
 }
 
+/// `spin-trigger-host ctl --admin-addr <address> <args>` with `token` as
+/// `SPIN_TRIGGER_ADMIN_TOKEN`, run to completion.
+pub fn run_ctl(address: &str, token: &str, args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_spin-trigger-host"))
+        .args(["ctl", "--admin-addr", address])
+        .args(args)
+        .env("SPIN_TRIGGER_ADMIN_TOKEN", token)
+        .env_remove("SPIN_TRIGGER_ADMIN_TOKEN_FILE")
+        .output()
+        .expect("running spin-trigger-host ctl");
+    Run {
+        success: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Waits (up to 30 s) until something accepts connections on loopback `port`.
+pub fn wait_for_port(port: u16) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing listens on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// One line the probe guest prints per tick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProbeTick {
