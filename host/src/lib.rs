@@ -68,6 +68,7 @@
 //!
 //! The triggers:
 //! - `trigger_type`: the contract each trigger type fulfils, and what every build starts with.
+//! - `rate_limit`: `max_per_second`, on one host or shared by all through Redis.
 //! - `redis_address`, `redis_component`: a trigger's Redis server, and a component in any Redis
 //!   world; shared by the two Redis triggers.
 //! - `timer` (where a timer fires), `redis_trigger` (where a message is dispatched),
@@ -106,6 +107,7 @@ mod host_api;
 mod http_endpoint;
 mod limits;
 mod live;
+mod rate_limit;
 mod redis_address;
 mod redis_client;
 mod redis_component;

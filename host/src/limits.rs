@@ -11,6 +11,7 @@
 //! | `speedup` | 0.001 to 1,000,000 |
 //! | a timer's interval divided by `speedup` | at least 1 ms |
 //! | `max_in_flight` | 1 to 1,000 |
+//! | `max_per_second` | 0.001 to 1,000,000 |
 //! | `max_attempts` | 1 to 1,000 |
 //! | `batch_size` | 1 to 10,000 |
 //! | `max_memory`, `--max-memory`, `--max-instance-memory`, `max_instance_memory` | 64 KiB to 4 GiB |

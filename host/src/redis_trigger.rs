@@ -21,6 +21,7 @@ use tokio_util::task::TaskTracker;
 use crate::allowed_hosts::redact;
 use crate::engine::Engine;
 use crate::limits::Limits;
+use crate::rate_limit::RateLimit;
 use crate::redis_address::render_address;
 use crate::redis_client::RedisTls;
 use crate::redis_component::{Message, RedisComponent};
@@ -49,11 +50,20 @@ struct Subscription {
     reporter: EventReporter,
     /// Messages waiting in its queue, when it has one and metrics are on.
     queue_depth: Option<Gauge>,
+    /// `max_per_second`: messages started per second, at most.
+    rate: Option<Arc<RateLimit>>,
 }
 
 impl Subscription {
-    /// Handles one message; a failure is logged with the trigger, component and channel.
-    async fn handle(&self, engine: &Engine, message: &Message) {
+    /// Handles one message, once its `max_per_second` lets it start (a message that waits holds
+    /// up those behind it, which wait in the server's output buffer); a failure is logged with
+    /// the trigger, component and channel. At shutdown a waiting message is not started.
+    async fn handle(&self, engine: &Engine, message: &Message, shutdown: &CancellationToken) {
+        if let Some(rate) = &self.rate
+            && !rate.wait_for_one(shutdown).await
+        {
+            return;
+        }
         let call = self.reporter.start(CallInfo {
             destination: Some(&message.channel),
             ..CallInfo::default()
@@ -114,6 +124,13 @@ impl TriggerType for RedisTrigger {
             let channel = variables
                 .render(&spec.config.channel)
                 .with_context(|| format!("{what}: rendering its channel"))?;
+            let rate = RateLimit::for_trigger(
+                spec.config.max_per_second,
+                &address,
+                context.engine.redis_tls(),
+                context.deployment,
+                spec.id,
+            )?;
             servers
                 .entry(address)
                 .or_default()
@@ -126,6 +143,7 @@ impl TriggerType for RedisTrigger {
                     limits: trigger.limits,
                     reporter: trigger.reporter,
                     queue_depth: telemetry.queue_depth(Self::NAME, spec.id),
+                    rate,
                 }));
         }
         let health = servers
@@ -297,8 +315,11 @@ impl Subscriber {
             Dispatch::Inline(subscription) => {
                 if subscription.matches(&message) {
                     subscription.reporter.received(1);
-                    self.runtime
-                        .block_on(subscription.handle(&self.engine, &message));
+                    self.runtime.block_on(subscription.handle(
+                        &self.engine,
+                        &message,
+                        &self.shutdown,
+                    ));
                 }
                 Ok(())
             }
@@ -418,6 +439,6 @@ async fn handle_messages(
             message
         };
         let Some(message) = message else { return };
-        subscription.handle(&engine, &message).await;
+        subscription.handle(&engine, &message, &shutdown).await;
     }
 }

@@ -168,8 +168,16 @@ impl Consumer {
                 spec.id
             );
         }
+        let rate = crate::rate_limit::RateLimit::for_trigger(
+            config.max_per_second,
+            &address,
+            context.engine.redis_tls(),
+            context.deployment,
+            spec.id,
+        )?;
         Ok(Consumer {
             trigger_id: spec.id.to_owned(),
+            rate,
             batch_size: batch_size(&spec, &component)?,
             component,
             max_in_flight: config.max_in_flight,

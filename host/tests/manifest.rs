@@ -409,7 +409,7 @@ const MALFORMED: &[(&str, &str, &str)] = &[
     (
         "unknown timer trigger field",
         "[[trigger.timer]]\ncomponent = \"c\"\ninterval_secs = 1\nintreval = \"1s\"\n[component.c]\nsource = \"c.wasm\"\n",
-        "spin.toml: trigger.timer[0].intreval: unknown field `intreval`, expected one of `interval_secs`, `interval`, `cron`, `time_zone`, `coordination`, `overlap`, `max_in_flight`, `catch_up`, `jitter`, `max_attempts`, `retry_backoff`, `start_at`, `end_at` (line 7)",
+        "spin.toml: trigger.timer[0].intreval: unknown field `intreval`, expected one of `interval_secs`, `interval`, `cron`, `time_zone`, `coordination`, `overlap`, `max_in_flight`, `catch_up`, `jitter`, `max_attempts`, `retry_backoff`, `max_per_second`, `start_at`, `end_at` (line 7)",
     ),
     (
         "trigger dependencies (Spin 4.1's middleware), which this host does not compose",
@@ -512,6 +512,21 @@ const MALFORMED: &[(&str, &str, &str)] = &[
         "spin.toml: trigger.timer[0].end_at: is not after `start_at`, so the timer would never fire: move `end_at` later",
     ),
     (
+        "max_per_second on a timer that runs one tick at a time",
+        "[[trigger.timer]]\ncomponent = \"c\"\ninterval_secs = 1\nmax_per_second = 5\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.timer[0].max_per_second: applies to `overlap = \"allow\"` only, since `skip` and `buffer_one` run one tick at a time: add `overlap = \"allow\"` or remove `max_per_second`",
+    ),
+    (
+        "a rate that is not positive",
+        "[[trigger.redis-stream]]\ncomponent = \"c\"\nstream = \"s\"\naddress = \"redis://localhost\"\nmax_per_second = 0\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.redis-stream[0].max_per_second: 0 is not a positive number: `max_per_second = 50` starts at most 50 events a second",
+    ),
+    (
+        "a shared rate without a rate",
+        "[[trigger.redis]]\ncomponent = \"c\"\nchannel = \"s\"\naddress = \"redis://localhost\"\nmax_per_second_shared = true\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.redis[0].max_per_second_shared: applies to a `max_per_second`: add `max_per_second = 50` or remove it",
+    ),
+    (
         "cron with speedup",
         "[application.trigger.timer]\nspeedup = 2\n[[trigger.timer]]\ncomponent = \"c\"\ncron = \"0 0 9 * * *\"\n[component.c]\nsource = \"c.wasm\"\n",
         "spin.toml: trigger.timer[0].cron: `speedup` (2, in [application.trigger.timer]) applies to intervals only; a cron schedule fires at the times it names: remove `speedup` or use `interval`",
@@ -604,7 +619,7 @@ const MALFORMED: &[(&str, &str, &str)] = &[
     (
         "Redis stream trigger with an unknown field",
         "[[trigger.redis-stream]]\ncomponent = \"c\"\nstream = \"jobs\"\nchannel = \"jobs\"\n[component.c]\nsource = \"c.wasm\"\n",
-        "spin.toml: trigger.redis-stream[0].channel: unknown field `channel`, expected one of `stream`, `address`, `group`, `consumer`, `max_in_flight`, `max_attempts`, `dead_letter`, `claim_idle`, `batch_size`, `batch_wait` (line 7)",
+        "spin.toml: trigger.redis-stream[0].channel: unknown field `channel`, expected one of `stream`, `address`, `group`, `consumer`, `max_in_flight`, `max_attempts`, `dead_letter`, `claim_idle`, `batch_size`, `batch_wait`, `max_per_second`, `max_per_second_shared` (line 7)",
     ),
     (
         "Redis stream trigger with zero attempts",

@@ -316,7 +316,7 @@ fn locked_apps_spin_would_refuse_are_refused_with_the_field_named() {
         ),
         (
             r#"{"spin_lock_version": 0, "triggers": [{"id": "t", "trigger_type": "timer", "trigger_config": {"component": "c", "interval_secs": 1, "every": 2}}], "components": []}"#,
-            "lock.json: triggers[0].trigger_config.every: unknown field `every`, expected one of `interval_secs`, `interval`, `cron`, `time_zone`, `coordination`, `overlap`, `max_in_flight`, `catch_up`, `jitter`, `max_attempts`, `retry_backoff`, `start_at`, `end_at`",
+            "lock.json: triggers[0].trigger_config.every: unknown field `every`, expected one of `interval_secs`, `interval`, `cron`, `time_zone`, `coordination`, `overlap`, `max_in_flight`, `catch_up`, `jitter`, `max_attempts`, `retry_backoff`, `max_per_second`, `start_at`, `end_at`",
         ),
         (
             r#"{"spin_lock_version": 0, "triggers": [{"id": "t", "trigger_type": "timer", "trigger_config": {"component": "c", "interval_secs": 1}}], "components": [{"id": "c", "source": {"content_type": "application/wasm", "source": "https://example.com/c.wasm"}}]}"#,

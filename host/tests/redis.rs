@@ -428,3 +428,50 @@ fn a_slow_subscribe_confirmation_is_waited_for_not_taken_for_a_lost_connection()
         run.stderr
     );
 }
+
+/// `max_per_second = 20`: 300 messages published at once are handled 20 a second (within 10 %
+/// over 5 s), in publish order; the rest wait in the server's output buffer.
+#[test]
+fn max_per_second_paces_a_burst_of_messages() {
+    let server = RedisServer::start();
+    let app = app(&server, &[])
+        .trigger(
+            "redis",
+            "printer",
+            "channel = \"burst\"\nmax_per_second = 20",
+        )
+        .component("printer", &guest("redis-print-guest"), "")
+        .write();
+    let host = app.start();
+    server.wait_for_subscribers("burst", 1);
+    let mut connection = server.client().get_connection().unwrap();
+    let mut pipeline = redis::pipe();
+    for n in 0..300 {
+        pipeline
+            .cmd("PUBLISH")
+            .arg("burst")
+            .arg(n.to_string())
+            .ignore();
+    }
+    pipeline.query::<()>(&mut connection).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let (start, at) = (
+        host.stdout_lines_with("[printer] "),
+        std::time::Instant::now(),
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    let handled = host.stdout_lines_with("[printer] ") - start;
+    let rate = handled as f64 / at.elapsed().as_secs_f64();
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    assert!((18.0..=22.0).contains(&rate), "{rate:.1} messages a second");
+    let printed: Vec<u64> = run
+        .stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix("[printer] ")?.parse().ok())
+        .collect();
+    assert!(
+        printed.windows(2).all(|pair| pair[1] == pair[0] + 1),
+        "in publish order, none lost before shutdown: {printed:?}"
+    );
+}

@@ -22,6 +22,8 @@ struct Trigger<'a> {
     guest: &'a str,
     batch_size: Option<usize>,
     batch_wait: Option<&'a str>,
+    /// More fields of the trigger, as written.
+    extra: &'a str,
 }
 
 impl Default for Trigger<'_> {
@@ -34,6 +36,7 @@ impl Default for Trigger<'_> {
             guest: "stream-record-guest",
             batch_size: None,
             batch_wait: None,
+            extra: "",
         }
     }
 }
@@ -61,8 +64,8 @@ fn recording_app(server: &RedisServer, trigger: Trigger) -> AppDir {
             "recorder",
             &format!(
                 "stream = \"{STREAM}\"\ngroup = \"{GROUP}\"\n{consumer}{batch_size}max_in_flight = {}\n\
-                 max_attempts = {}\nclaim_idle = \"{}\"",
-                trigger.max_in_flight, trigger.max_attempts, trigger.claim_idle
+                 max_attempts = {}\nclaim_idle = \"{}\"\n{}",
+                trigger.max_in_flight, trigger.max_attempts, trigger.claim_idle, trigger.extra
             ),
         )
         .component(
@@ -1167,4 +1170,63 @@ fn entries_gathering_for_a_batch_when_the_connection_drops_are_not_counted_as_at
     let run = host.stop();
     assert!(run.success, "{}", run.stderr);
     assert_eq!(dead_letters(&mut redis), 0, "{}", run.stderr);
+}
+
+/// How many entries are handled per second over `window`, measured from a second after the
+/// hosts started.
+fn handled_per_second(server: &RedisServer, window: Duration) -> f64 {
+    let mut redis = connection(server);
+    std::thread::sleep(Duration::from_secs(1));
+    let (start, at) = (handled(&mut redis), Instant::now());
+    std::thread::sleep(window);
+    let count = handled(&mut redis) - start;
+    count as f64 / at.elapsed().as_secs_f64()
+}
+
+/// `max_per_second = 50`: with 2,000 entries waiting and four slots, the host handles 50 a
+/// second (within 10 % over 10 s); the rest wait in the stream.
+#[test]
+fn max_per_second_holds_a_hosts_rate_over_ten_seconds() {
+    let server = RedisServer::start();
+    add_entries(&server, 2000);
+    let app = recording_app(
+        &server,
+        Trigger {
+            extra: "max_per_second = 50",
+            ..Trigger::default()
+        },
+    );
+    let host = app.start_ready();
+    let rate = handled_per_second(&server, Duration::from_secs(10));
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    assert!((45.0..=55.0).contains(&rate), "{rate:.1} entries a second");
+}
+
+/// `max_per_second = 40` with `max_per_second_shared = true`: two hosts together handle 40 a
+/// second (within 10 % over 10 s), not 40 each.
+#[test]
+fn a_shared_max_per_second_holds_across_two_hosts() {
+    let server = RedisServer::start();
+    add_entries(&server, 2000);
+    let app = recording_app(
+        &server,
+        Trigger {
+            extra: "max_per_second = 40\nmax_per_second_shared = true",
+            ..Trigger::default()
+        },
+    );
+    let hosts = [app.start_ready(), app.start_ready()];
+    let rate = handled_per_second(&server, Duration::from_secs(10));
+    for host in hosts {
+        let run = host.stop();
+        assert!(run.success, "{}", run.stderr);
+    }
+    assert!((36.0..=44.0).contains(&rate), "{rate:.1} entries a second");
+    let buckets: Vec<String> = connection(&server).keys("spin-trigger:rate:*").unwrap();
+    assert_eq!(
+        buckets,
+        ["spin-trigger:rate:stream-test:recorder-redis-stream-trigger"],
+        "the shared bucket is in the trigger's Redis server, named for the app and the trigger"
+    );
 }

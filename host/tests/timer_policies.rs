@@ -97,6 +97,29 @@ fn overlap_allow_runs_ticks_side_by_side_up_to_max_in_flight() {
     run.assert_stderr_has("previous run still going; skipping this tick");
 }
 
+/// `overlap = "allow"` with `max_per_second = 20` at a 10 ms interval: about 20 runs a second
+/// (within 10 % over 3 s), the other ticks skipped.
+#[test]
+fn max_per_second_caps_a_timer_that_allows_overlap() {
+    let app = probe_app(
+        "10ms",
+        "overlap = \"allow\"\nmax_in_flight = 4\nmax_per_second = 20",
+        "",
+    );
+    let host = app.start_ready();
+    std::thread::sleep(Duration::from_secs(1));
+    let (start, at) = (
+        host.stdout_lines_with("[probe] tick seq="),
+        std::time::Instant::now(),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let runs = host.stdout_lines_with("[probe] tick seq=") - start;
+    let rate = runs as f64 / at.elapsed().as_secs_f64();
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    assert!((18.0..=22.0).contains(&rate), "{rate:.1} runs a second");
+}
+
 /// `max_attempts = 3` with `retry_backoff = "200ms"`: a tick failing twice is tried a second
 /// time 200 ms after its first failure and a third 400 ms after its second, then succeeds; a
 /// tick failing every attempt is tried twice (`max_attempts = 2`, 100 ms apart) and the next

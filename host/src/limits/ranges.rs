@@ -13,6 +13,9 @@ pub const DURATION_RANGE: RangeInclusive<Duration> =
 /// `speedup`: timers at most a million times faster, or a thousand times slower.
 pub const SPEEDUP_RANGE: RangeInclusive<f64> = 0.001..=1_000_000.0;
 
+/// `max_per_second`: from one event in about 17 minutes to a million a second.
+pub const MAX_PER_SECOND_RANGE: RangeInclusive<f64> = 0.001..=1_000_000.0;
+
 /// `max_in_flight`: each handler in flight is a live instance, with its memory reserved.
 pub const MAX_IN_FLIGHT_RANGE: RangeInclusive<usize> = 1..=1_000;
 

@@ -3,6 +3,7 @@
 use serde::Deserialize;
 
 use crate::limits::MAX_IN_FLIGHT_RANGE;
+use crate::rate_limit::{MaxPerSecond, validate_max_per_second};
 use crate::redis_address::trigger_address;
 use crate::validation::{ManifestError, Validation};
 use crate::variable_templates::Template;
@@ -15,10 +16,14 @@ pub struct RawRedisConfig {
     address: Option<String>,
     /// Ours: how many messages the component handles at once (default 1, publish order).
     max_in_flight: Option<usize>,
+    /// Ours: how many messages it starts per second, at most.
+    max_per_second: Option<f64>,
+    /// Ours: whether that limit is shared by every host running the app.
+    max_per_second_shared: Option<bool>,
 }
 
 /// One `[[trigger.redis]]`, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct RedisConfig {
     /// The channel, or a glob pattern (`orders.*`) to subscribe by pattern.
@@ -27,6 +32,10 @@ pub struct RedisConfig {
     pub address: Template,
     /// How many messages the component handles at once: 1 (the default) keeps publish order.
     pub max_in_flight: usize,
+    /// `max_per_second`: how many messages it starts per second, at most; `None` (the
+    /// default): as many as come. Messages over it wait (in the server's output buffer, as
+    /// when handlers fall behind).
+    pub max_per_second: Option<MaxPerSecond>,
 }
 
 pub fn validate(
@@ -59,5 +68,11 @@ pub fn validate(
         channel,
         address,
         max_in_flight,
+        max_per_second: validate_max_per_second(
+            raw.max_per_second,
+            raw.max_per_second_shared,
+            location,
+            validation,
+        )?,
     })
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::limits::{BATCH_SIZE_RANGE, MAX_ATTEMPTS_RANGE, MAX_IN_FLIGHT_RANGE};
+use crate::rate_limit::{MaxPerSecond, validate_max_per_second};
 use crate::redis_address::trigger_address;
 use crate::validation::{ManifestError, Validation};
 use crate::variable_templates::Template;
@@ -24,10 +25,12 @@ pub struct RawStreamConfig {
     claim_idle: Option<String>,
     batch_size: Option<usize>,
     batch_wait: Option<String>,
+    max_per_second: Option<f64>,
+    max_per_second_shared: Option<bool>,
 }
 
 /// One `[[trigger.redis-stream]]`, validated: a consumer in a consumer group.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct StreamConfig {
     /// The stream key.
@@ -53,6 +56,9 @@ pub struct StreamConfig {
     /// How long a batch that is not full may wait for more entries before its call (default 0:
     /// call with what has come). Only for a component that takes batches.
     pub batch_wait: Duration,
+    /// `max_per_second`: how many entries it reads (and so starts) per second, at most; `None`
+    /// (the default): as many as its slots take. Entries over it wait in the stream.
+    pub max_per_second: Option<MaxPerSecond>,
 }
 
 /// `claim_idle`'s default.
@@ -114,6 +120,12 @@ pub fn validate(
             Duration::ZERO,
             "batch_wait",
             "\"50ms\" or \"1s\"",
+        )?,
+        max_per_second: validate_max_per_second(
+            raw.max_per_second,
+            raw.max_per_second_shared,
+            location,
+            validation,
         )?,
     })
 }

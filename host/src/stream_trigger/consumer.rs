@@ -18,6 +18,7 @@ use super::reply::RawEntry;
 use super::{BACKLOG_INTERVAL, MAX_BACKOFF, MIN_BACKOFF, MIN_CLAIM_INTERVAL};
 use crate::engine::Engine;
 use crate::limits::Limits;
+use crate::rate_limit::{RateLimit, Take};
 use crate::redis_component::RedisComponent;
 use crate::telemetry::{ConnectionHealth, EventReporter, StreamGauges};
 
@@ -45,6 +46,8 @@ pub(super) struct Consumer {
     pub(super) health: Arc<ConnectionHealth>,
     /// The group's pending count and lag, read now and then while metrics are on.
     pub(super) backlog: Option<StreamGauges>,
+    /// `max_per_second`: entries read per second, at most.
+    pub(super) rate: Option<Arc<RateLimit>>,
 }
 
 /// What a consumer's handler tasks need: the engine, the shutdown signal, and the tracker the
@@ -237,6 +240,8 @@ struct Turn {
     refresh: bool,
     free: usize,
     busy: usize,
+    /// With `max_per_second`: the most entries this turn may read.
+    budget: Option<usize>,
 }
 
 impl Consumer {
@@ -360,12 +365,36 @@ impl Consumer {
             }
             return Ok(ControlFlow::Continue(()));
         }
+        // With `max_per_second`, a read takes at most what the limit grants now; with nothing
+        // granted, the turn waits for it (settling what finishes meanwhile).
+        let mut budget = None;
+        let wanted = (free * self.batch_size).saturating_sub(held.filling.len());
+        if let Some(rate) = self
+            .rate
+            .as_ref()
+            .filter(|_| reading && !wait && wanted > 0)
+        {
+            match rate.take_up_to(wanted).await {
+                Take::Granted(granted) => budget = Some(granted),
+                Take::Wait(pause) if !refresh && !recording => {
+                    tokio::select! {
+                        Some(done) = held.done.recv() => held.take_done(done),
+                        Some(retry) = held.retries.recv() => held.take_retry(retry),
+                        _ = tasks.shutdown.cancelled() => {}
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                    return Ok(ControlFlow::Continue(()));
+                }
+                Take::Wait(_) => budget = Some(0),
+            }
+        }
         // A round trip made only to reset idle times reads nothing.
         let turn = Turn {
-            reading: reading && !wait,
+            reading: reading && !wait && budget != Some(0),
             refresh,
             free,
             busy,
+            budget,
         };
         self.round_trip(connection, state, held, tasks, turn)
             .await?;
@@ -417,6 +446,10 @@ impl Consumer {
         };
         let reply = reply.with_context(|| format!("reading stream `{}`", self.stream))?;
         let mut entries = self.entries_of(reply, sent.claiming, state, held)?;
+        if let (Some(rate), Some(_)) = (&self.rate, turn.budget) {
+            rate.give_back(sent.wanted.saturating_sub(entries.len()))
+                .await;
+        }
         state.backlog = entries.len() == sent.wanted;
         if sent.waited {
             self.note_deliveries(connection, &mut entries).await?;
@@ -454,6 +487,7 @@ impl Consumer {
         }
         self.record_attempts(&mut pipe, &attempts);
         let wanted = turn.free * self.batch_size - held.filling.len();
+        let wanted = turn.budget.map_or(wanted, |budget| wanted.min(budget));
         // A batch gathering blocks the read only until its `batch_wait` is up.
         let block = held
             .filling_since

@@ -96,13 +96,16 @@ pub enum SkipReason {
     Coordination,
     /// An operator paused the trigger.
     Paused,
+    /// It would have gone over the trigger's `max_per_second`.
+    RateLimit,
 }
 
 impl SkipReason {
-    const ALL: [SkipReason; 3] = [
+    const ALL: [SkipReason; 4] = [
         SkipReason::Overlap,
         SkipReason::Coordination,
         SkipReason::Paused,
+        SkipReason::RateLimit,
     ];
 
     fn as_str(self) -> &'static str {
@@ -110,6 +113,7 @@ impl SkipReason {
             SkipReason::Overlap => "overlap",
             SkipReason::Coordination => "coordination",
             SkipReason::Paused => "paused",
+            SkipReason::RateLimit => "rate_limit",
         }
     }
 }

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use crate::limits::{
     DURATION_RANGE, MAX_ATTEMPTS_RANGE, MAX_IN_FLIGHT_RANGE, SPEEDUP_RANGE, check_duration,
 };
+use crate::rate_limit::validate_max_per_second;
 use crate::timer::cron::CronSchedule;
 use crate::validation::{ManifestError, Validation};
 use crate::variable_templates::Template;
@@ -55,6 +56,8 @@ pub struct RawTimerConfig {
     max_attempts: Option<u32>,
     /// Ours: the wait before a failed tick's second attempt, doubled for each later one.
     retry_backoff: Option<String>,
+    /// Ours, with `overlap = "allow"`: runs started per second, at most.
+    max_per_second: Option<f64>,
     /// Ours: RFC 3339 times before and after which the timer does not fire.
     start_at: Option<String>,
     end_at: Option<String>,
@@ -95,6 +98,9 @@ pub struct TimerPolicy {
     pub start_at: Option<SystemTime>,
     /// `end_at`: ticks due after it do not fire; the timer stops there.
     pub end_at: Option<SystemTime>,
+    /// `max_per_second`, with `overlap = "allow"`: runs started per second on this host, at
+    /// most; a tick over it is skipped (reason `rate_limit`).
+    pub max_per_second: Option<f64>,
 }
 
 impl Default for TimerPolicy {
@@ -107,6 +113,7 @@ impl Default for TimerPolicy {
             retry_backoff: DEFAULT_RETRY_BACKOFF,
             start_at: None,
             end_at: None,
+            max_per_second: None,
         }
     }
 }
@@ -340,7 +347,21 @@ fn validate_policy(
             "is not after `start_at`, so the timer would never fire: move `end_at` later".into(),
         ));
     }
+    let max_per_second = match (raw.max_per_second, overlap) {
+        (None, _) => None,
+        (Some(_), Overlap::Allow { .. }) => {
+            validate_max_per_second(raw.max_per_second, None, location, validation)?
+                .map(|limit| limit.per_second)
+        }
+        (Some(_), _) => {
+            return Err(err(
+                "max_per_second",
+                "applies to `overlap = \"allow\"` only, since `skip` and `buffer_one` run one tick at a time: add `overlap = \"allow\"` or remove `max_per_second`".into(),
+            ));
+        }
+    };
     Ok(TimerPolicy {
+        max_per_second,
         overlap,
         catch_up: duration(&raw.catch_up, "catch_up", "\"10m\" or \"1h\"")?,
         jitter: duration(&raw.jitter, "jitter", "\"500ms\" or \"5s\"")?.unwrap_or_default(),

@@ -16,6 +16,7 @@ use super::config::Overlap;
 use super::coordination::{self, Claim, Coordinator};
 use crate::control::{LastRun, RunNowRefused};
 use crate::engine::Engine;
+use crate::rate_limit::{RateLimit, Take};
 use crate::telemetry::{CallInfo, SkipReason, in_trace};
 
 /// Runs a schedule's ticks as its overlap policy says, each on the tracker so that shutdown
@@ -32,6 +33,8 @@ pub(super) struct Dispatcher {
     shutdown: CancellationToken,
     /// With `catch_up`: where completed ticks are recorded.
     pub(super) ledger: Option<Arc<Ledger>>,
+    /// With `max_per_second`: runs started per second on this host.
+    rate: Option<Arc<RateLimit>>,
 }
 
 impl Dispatcher {
@@ -43,7 +46,13 @@ impl Dispatcher {
         ledger: Option<Arc<Ledger>>,
     ) -> Self {
         let slots = schedule.config.policy.overlap.max_in_flight();
+        let rate = schedule
+            .config
+            .policy
+            .max_per_second
+            .map(|per_second| Arc::new(RateLimit::per_host(per_second)));
         Dispatcher {
+            rate,
             schedule,
             engine,
             tracker,
@@ -160,6 +169,17 @@ impl Dispatcher {
     /// tick ends, if no other tick waits; else none, and the tick is skipped.
     async fn admit(&self, sequence: u64) -> Option<OwnedSemaphorePermit> {
         if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+            if let Some(rate) = &self.rate
+                && let Take::Wait(_) = rate.take_up_to(1).await
+            {
+                self.schedule.reporter.skipped(SkipReason::RateLimit);
+                tracing::debug!(
+                    trigger = %self.schedule.trigger_id,
+                    sequence,
+                    "over max_per_second; skipping this tick"
+                );
+                return None;
+            }
             return Some(permit);
         }
         if self.schedule.config.policy.overlap == Overlap::BufferOne
