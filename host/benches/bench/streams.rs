@@ -19,17 +19,18 @@ const PIPELINE: usize = 1000;
 const MARKER: &str = "entry#";
 
 /// `hosts` host processes in one group, each with `max_in_flight` (and `batch_size`, for a
-/// component taking batches), on a fresh stream.
+/// component taking batches, and `max_per_second`), on a fresh stream.
 pub fn hosts(
     server: &RedisServer,
     entries: usize,
     wasm: &Path,
     hosts: usize,
     max_in_flight: usize,
-    batch_size: Option<usize>,
+    (batch_size, max_per_second): (Option<usize>, Option<usize>),
 ) -> anyhow::Result<Run> {
     let dir = tempfile::tempdir()?;
-    let batch_size = batch_size.map_or(String::new(), |size| format!("batch_size = {size}"));
+    let batch_size = batch_size.map_or(String::new(), |size| format!("batch_size = {size}"))
+        + &max_per_second.map_or(String::new(), |rate| format!("\nmax_per_second = {rate}"));
     let manifest = format!(
         r#"spin_manifest_version = 2
 
