@@ -76,13 +76,21 @@ impl AdminToken {
         &self.0
     }
 
-    /// Whether `header` (an `Authorization` value) is `Bearer <this token>`, compared in
-    /// constant time.
+    /// Whether `header` (an `Authorization` value) is `Bearer <this token>` (the scheme in any
+    /// case), compared as digests in constant time.
     fn admits(&self, header: Option<&hyper::header::HeaderValue>) -> bool {
-        let Some(given) = header.and_then(|value| value.as_bytes().strip_prefix(b"Bearer ")) else {
+        use sha2::Digest;
+        let Some(value) = header.map(|value| value.as_bytes()) else {
             return false;
         };
-        bool::from(given.ct_eq(self.0.as_bytes()))
+        let Some((scheme, given)) = value.split_first_chunk::<7>() else {
+            return false;
+        };
+        if !scheme.eq_ignore_ascii_case(b"bearer ") {
+            return false;
+        }
+        let (given, expected) = (sha2::Sha256::digest(given), sha2::Sha256::digest(&self.0));
+        bool::from(given.as_slice().ct_eq(expected.as_slice()))
     }
 }
 
@@ -135,8 +143,19 @@ async fn respond(
     controls: &BTreeMap<String, Arc<dyn TriggerControl>>,
     request: &Request<Incoming>,
 ) -> Reply {
-    let path = request.uri().path();
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // Each segment percent-decoded: a trigger's id may hold a space or a slash.
+    let segments: Vec<String> = request
+        .uri()
+        .path()
+        .trim_matches('/')
+        .split('/')
+        .map(|segment| {
+            percent_encoding::percent_decode_str(segment)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     match (request.method(), segments.as_slice()) {
         (&Method::GET, ["triggers"]) => {
             let mut statuses: Vec<TriggerStatus> = Vec::new();
@@ -182,7 +201,7 @@ async fn act(control: &dyn TriggerControl, action: &str) -> Reply {
                 &json!({ "trigger": id, "running": true }),
             ),
             Err(refused @ RunNowRefused::Busy) => error(StatusCode::CONFLICT, &refused.to_string()),
-            Err(refused @ RunNowRefused::NotStarted) => {
+            Err(refused @ (RunNowRefused::NotStarted | RunNowRefused::Stopping)) => {
                 error(StatusCode::SERVICE_UNAVAILABLE, &refused.to_string())
             }
         };

@@ -23,19 +23,22 @@ pub trait TriggerControl: Send + Sync {
     fn set_paused(&self, paused: bool) -> ControlFuture<'_, ()>;
 
     /// Runs it once now, on this host, paused or not. An error says why it cannot (not started
-    /// yet, or its overlap policy would skip the run).
+    /// or still catching up, its overlap policy would skip the run, or the host is stopping).
     fn run_now(&self) -> Result<(), RunNowRefused>;
 }
 
 /// Why a run-now was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RunNowRefused {
-    /// The trigger has not started running.
-    #[error("the trigger has not started yet")]
+    /// The trigger has not started running, or is catching up on missed ticks.
+    #[error("the trigger has not started yet, or is still catching up on missed ticks")]
     NotStarted,
     /// Its previous run still goes and its overlap policy would skip this one.
     #[error("the previous run is still going and the trigger's `overlap` policy skips this run")]
     Busy,
+    /// The host is shutting down.
+    #[error("the host is shutting down")]
+    Stopping,
 }
 
 /// A trigger's state, as the admin endpoint lists it.

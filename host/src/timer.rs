@@ -34,7 +34,6 @@ pub mod cron;
 mod dispatch;
 
 use catch_up::Ledger;
-use component::unix_millis;
 pub use component::{Tick, TimerComponent};
 pub use config::{Overlap, TimerConfig, TimerPolicy, TimerSchedule};
 use coordination::Coordinator;
@@ -145,6 +144,16 @@ impl TriggerType for TimerTrigger {
             schedules,
             components,
         })
+    }
+}
+
+impl Drop for TimerTrigger {
+    /// Each running schedule's dispatcher holds the schedule that holds it (for run-now): the
+    /// cycle is broken here, so a runtime dropped frees its engine.
+    fn drop(&mut self) {
+        for schedule in &self.schedules {
+            schedule.state.stopped();
+        }
     }
 }
 
@@ -265,92 +274,27 @@ async fn run_schedule(
         shutdown.clone(),
         schedule.ledger.clone(),
     );
-    schedule.state.started(dispatcher.clone());
-    if !catch_up(&dispatcher, &shutdown).await {
+    // Ticks missed while no host ran first; run-now is taken once they are done.
+    let Some(caught_up) = catch_up::run_missed(&dispatcher, &shutdown).await else {
         return;
-    }
+    };
+    schedule.state.started(dispatcher.clone());
     match dispatcher.schedule.config.schedule.clone() {
-        TimerSchedule::Interval { .. } => run_interval(&dispatcher, start, shutdown).await,
-        TimerSchedule::Cron(cron) => run_cron(&dispatcher, &cron, shutdown).await,
-    }
-}
-
-/// With `catch_up`: runs the ticks due since the last completed one (and within the window),
-/// one at a time, oldest first, marked late; again for those that came due meanwhile, until
-/// none is left. Returns `false` at shutdown.
-async fn catch_up(dispatcher: &Dispatcher, shutdown: &CancellationToken) -> bool {
-    let schedule = &dispatcher.schedule;
-    let (Some(window), Some(ledger)) = (schedule.config.policy.catch_up, &dispatcher.ledger) else {
-        return true;
-    };
-    let trigger = &schedule.trigger_id;
-    let mut after = match ledger.last().await {
-        Ok(Some(last)) => UNIX_EPOCH + Duration::from_millis(last),
-        Ok(None) => {
-            // Nothing ran yet: catching up starts from now, next time.
-            if let Err(error) = ledger.record(unix_millis(SystemTime::now()), true).await {
-                tracing::warn!(trigger = %trigger, "catch_up: {}", crate::error_text::one_line(&error));
-            }
-            return true;
+        TimerSchedule::Interval { .. } => {
+            run_interval(&dispatcher, start, caught_up, shutdown).await
         }
-        Err(error) => {
-            tracing::warn!(
-                trigger = %trigger,
-                "catch_up: not catching up, since the last completed tick could not be read from {}: {}",
-                ledger.describe(),
-                crate::error_text::one_line(&error)
-            );
-            return true;
-        }
-    };
-    let interval = schedule.config.effective_interval();
-    loop {
-        let now = SystemTime::now();
-        let from = after.max(now.checked_sub(window).unwrap_or(UNIX_EPOCH));
-        let missed = catch_up::due_between(
-            &schedule.config.schedule,
-            interval,
-            from,
-            now,
-            catch_up::CHUNK,
-        );
-        let Some(last) = missed.last() else {
-            return true;
-        };
-        tracing::info!(
-            trigger = %trigger,
-            ticks = missed.len(),
-            "catching up on ticks missed while no host ran, oldest first"
-        );
-        after = *last;
-        for scheduled_at in missed {
-            if shutdown.is_cancelled() {
-                return false;
-            }
-            if !schedule.config.policy.active_at(scheduled_at) {
-                continue;
-            }
-            schedule.reporter.received(1);
-            dispatcher
-                .dispatch(Tick {
-                    scheduled_at,
-                    fired_at: SystemTime::now(),
-                    sequence: 0,
-                    schedule: schedule.description.clone(),
-                    attempt: 1,
-                    late: true,
-                })
-                .await;
-        }
+        TimerSchedule::Cron(cron) => run_cron(&dispatcher, &cron, caught_up, shutdown).await,
     }
 }
 
 /// Tick `n` is due at `start + n * interval`. Coordinated hosts must agree on the ticks, so
 /// their grid is anchored to the Unix epoch instead of each host's start, as is that of a timer
-/// with `catch_up`, whose missed ticks must be the ones it would have fired.
+/// with `catch_up`, whose missed ticks must be the ones it would have fired; its first tick is
+/// the first after those `catch_up` ran (`caught_up`), so none falls between the two.
 async fn run_interval(
     dispatcher: &Dispatcher,
     (mut start, mut start_wall): (Instant, SystemTime),
+    caught_up: Option<SystemTime>,
     shutdown: CancellationToken,
 ) {
     let Some(interval) = dispatcher.schedule.config.effective_interval() else {
@@ -361,8 +305,12 @@ async fn run_interval(
     }
     let schedule = &dispatcher.schedule;
     if schedule.coordinator.is_some() || schedule.config.policy.catch_up.is_some() {
-        // After catching up, from now: the ticks until now have run.
-        (start, start_wall) = (Instant::now(), SystemTime::now());
+        // From where catching up ended (or now): the ticks until then have run.
+        let (now, now_wall) = (Instant::now(), SystemTime::now());
+        start_wall = caught_up.unwrap_or(now_wall).min(now_wall);
+        start = now
+            .checked_sub(now_wall.duration_since(start_wall).unwrap_or_default())
+            .unwrap_or(now);
         let since_epoch = start_wall.duration_since(UNIX_EPOCH).unwrap_or_default();
         let into_period =
             Duration::from_nanos((since_epoch.as_nanos() % interval.as_nanos().max(1)) as u64);
@@ -431,12 +379,19 @@ fn fire_within_bounds(dispatcher: &Dispatcher, tick: Tick) -> bool {
 }
 
 /// Each fire at the next time the expression names, on the wall clock: sleeping in steps of at
-/// most a minute, so that a wall clock set forward or back is noticed.
-async fn run_cron(dispatcher: &Dispatcher, cron: &CronSchedule, shutdown: CancellationToken) {
+/// most a minute, so that a wall clock set forward or back is noticed. The first is the first
+/// time after those `catch_up` ran (`caught_up`), or after now.
+async fn run_cron(
+    dispatcher: &Dispatcher,
+    cron: &CronSchedule,
+    caught_up: Option<SystemTime>,
+    shutdown: CancellationToken,
+) {
     if !wait_for_start(dispatcher, &shutdown).await {
         return;
     }
-    let mut after = chrono::Utc::now();
+    let now = SystemTime::now();
+    let mut after = chrono::DateTime::<chrono::Utc>::from(caught_up.unwrap_or(now).min(now));
     let mut sequence = 0;
     loop {
         let Some(next) = cron.next_after(after) else {

@@ -210,3 +210,120 @@ fn a_host_with_an_admin_address_and_no_usable_token_does_not_start() {
     short.assert_stderr_has("the admin token is 4 characters; use at least 16");
     short.assert_stderr_has(&format!("--admin-token-file {}", token_file.display()));
 }
+
+/// With `catch_up`, ticks an operator's pause skipped are not caught up after a restart (they
+/// were not missed while no host ran), and a run-now is not recorded as a tick of the schedule.
+#[test]
+fn ticks_skipped_while_paused_and_runs_now_are_not_caught_up_later() {
+    let app = TestApp::new("admin")
+        .trigger(
+            "timer",
+            "probe",
+            "id = \"probe\"\ninterval = \"300ms\"\ncatch_up = \"1m\"",
+        )
+        .component("probe", &guest("probe-guest"), "")
+        .write();
+    let (host, address) = start_with_admin(&app);
+    assert!(host.wait_for_stdout_lines("[probe] done seq=", 2, Duration::from_secs(20)));
+    ok(ctl(&address, TOKEN, &["pause", "probe"]));
+    let paused_at = now_ms();
+    std::thread::sleep(Duration::from_secs(2));
+    ok(ctl(&address, TOKEN, &["run", "probe"]));
+    assert!(host.wait_for_stdout_lines("[probe] tick seq=0 ", 1, Duration::from_secs(10)));
+    let stopped_at = now_ms();
+    let first = host.stop();
+    assert!(first.success, "{}", first.stderr);
+    let recorded: u64 = std::fs::read_to_string(app.path().join(".spin/timers/probe.last"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        recorded % 300,
+        0,
+        "only the schedule's ticks are recorded: {recorded}"
+    );
+    assert!(
+        recorded >= stopped_at - 1000,
+        "the paused ticks were recorded as skipped: {recorded}, stopped at {stopped_at}"
+    );
+
+    let (host, _) = start_with_admin(&app);
+    std::thread::sleep(Duration::from_millis(1500));
+    let second = host.stop();
+    assert!(second.success, "{}", second.stderr);
+    let late: Vec<u64> = common::probe_ticks(&second.stdout, "probe")
+        .into_iter()
+        .filter(|tick| tick.late)
+        .map(|tick| tick.scheduled_ms)
+        .collect();
+    assert!(
+        late.iter().all(|ms| *ms > stopped_at - 600),
+        "only ticks due while no host ran are caught up, none paused over ({paused_at}..{stopped_at}): {late:?}"
+    );
+}
+
+/// Pausing stops a failing tick's retries: no attempt starts after the pause.
+#[test]
+fn a_pause_stops_the_retries_of_a_failing_tick() {
+    let app = TestApp::new("admin")
+        .trigger(
+            "timer",
+            "probe",
+            "id = \"probe\"\ninterval = \"1h\"\nmax_attempts = 10\nretry_backoff = \"500ms\"",
+        )
+        .component(
+            "probe",
+            &guest("probe-guest"),
+            "variables = { fail_attempts = \"100\" }",
+        )
+        .write();
+    let (host, address) = start_with_admin(&app);
+    ok(ctl(&address, TOKEN, &["run", "probe"]));
+    assert!(host.wait_for_stdout_lines(
+        "[probe] failed seq=0 attempt=1",
+        1,
+        Duration::from_secs(10)
+    ));
+    ok(ctl(&address, TOKEN, &["pause", "probe"]));
+    std::thread::sleep(Duration::from_millis(2500));
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    let attempts = common::probe_ticks(&run.stdout, "probe").len();
+    assert!(attempts <= 2, "no attempt after the pause: {}", run.stdout);
+    run.assert_stderr_has("paused: attempt ");
+}
+
+/// A trigger id with a space or a slash is one path segment: `ctl` encodes it and the endpoint
+/// decodes it.
+#[test]
+fn trigger_ids_with_spaces_and_slashes_are_controlled_by_name() {
+    let app = TestApp::new("admin")
+        .trigger(
+            "timer",
+            "probe",
+            "id = \"nightly report\"\ninterval = \"1h\"",
+        )
+        .trigger("timer", "probe", "id = \"team/cleanup\"\ninterval = \"1h\"")
+        .component("probe", &guest("probe-guest"), "")
+        .write();
+    let (host, address) = start_with_admin(&app);
+    assert_eq!(
+        ok(ctl(&address, TOKEN, &["pause", "nightly report"])),
+        "paused nightly report\n"
+    );
+    assert_eq!(
+        ok(ctl(&address, TOKEN, &["pause", "team/cleanup"])),
+        "paused team/cleanup\n"
+    );
+    let list = ok(ctl(&address, TOKEN, &["list"]));
+    assert_eq!(list.matches("yes (this host)").count(), 2, "{list}");
+    assert!(host.stop().success);
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}

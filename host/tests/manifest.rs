@@ -484,7 +484,17 @@ const MALFORMED: &[(&str, &str, &str)] = &[
     (
         "jitter as long as the interval",
         "[[trigger.timer]]\ncomponent = \"c\"\ninterval = \"1s\"\njitter = \"1s\"\n[component.c]\nsource = \"c.wasm\"\n",
-        "spin.toml: trigger.timer[0].jitter: 1s is not shorter than the interval (1s), so ticks could fire out of order: shorten `jitter`",
+        "spin.toml: trigger.timer[0].jitter: 1s is not shorter than the time between two ticks (1s), so ticks could fire out of order: shorten `jitter`",
+    ),
+    (
+        "jitter as long as a cron schedule's shortest gap",
+        "[[trigger.timer]]\ncomponent = \"c\"\ncron = \"*/2 * * * * *\"\njitter = \"3s\"\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.timer[0].jitter: 3s is not shorter than the time between two ticks (2s), so ticks could fire out of order: shorten `jitter`",
+    ),
+    (
+        "catch_up holding too many ticks",
+        "[[trigger.timer]]\ncomponent = \"c\"\ninterval = \"10ms\"\ncatch_up = \"1h\"\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.timer[0].catch_up: 1h holds more than 10000 ticks 10ms apart, each run one at a time at start: shorten `catch_up` to at most 1m 40s",
     ),
     (
         "retry_backoff without retries",

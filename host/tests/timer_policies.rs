@@ -346,3 +346,67 @@ fn a_timer_without_policies_keeps_no_record_and_skips_overlapping_ticks() {
         "no catch-up record without catch_up"
     );
 }
+
+/// The state directory's record of the last completed tick, as the probe app keeps it.
+fn recorded_last(app: &AppDir) -> u64 {
+    std::fs::read_to_string(app.path().join(".spin/timers/probe.last"))
+        .expect("the last completed tick, in the state directory")
+        .trim()
+        .parse()
+        .expect("a time in ms")
+}
+
+/// A handler slower than its interval cannot keep the timer catching up: `catch_up` runs the
+/// ticks missed up to its start, then the schedule goes on, on time.
+#[test]
+fn catching_up_ends_even_when_the_handler_is_slower_than_the_interval() {
+    let app = probe_app("100ms", "catch_up = \"1s\"", "sleep_ms = \"150\"");
+    std::fs::create_dir_all(app.path().join(".spin/timers")).unwrap();
+    std::fs::write(
+        app.path().join(".spin/timers/probe.last"),
+        (now_ms() - 5000).to_string(),
+    )
+    .unwrap();
+    let (run, ticks) = run(&app, Duration::from_millis(4000));
+    let late = ticks.iter().filter(|tick| tick.late).count();
+    assert!(
+        (5..=12).contains(&late),
+        "about ten ticks in the 1 s window were caught up: {ticks:?}"
+    );
+    assert!(
+        ticks.iter().skip(late).all(|tick| !tick.late) && ticks.len() > late + 3,
+        "then ticks on time, not more catching up: {ticks:?}\n{}",
+        run.stderr
+    );
+}
+
+/// Retries that shutdown cuts short leave the tick unrecorded, so the next start catches it
+/// up; it is not taken for done.
+#[test]
+fn a_tick_whose_retries_shutdown_cut_short_is_caught_up_at_the_next_start() {
+    let app = probe_app(
+        "1s",
+        "catch_up = \"1m\"\nmax_attempts = 3\nretry_backoff = \"5s\"",
+        "fail_attempts = \"1\"",
+    );
+    let host = app.start_ready();
+    assert!(host.wait_for_stdout_lines("[probe] failed seq=", 1, Duration::from_secs(10)));
+    // Written at the first start, before any tick.
+    let baseline = recorded_last(&app);
+    let first = host.stop();
+    assert!(first.success, "{}", first.stderr);
+    first.assert_stderr_has("shutting down: attempt 2 of 3 at this tick will not be made");
+    let failed = probe_ticks(&first.stdout, "probe")[0];
+    assert_eq!(
+        recorded_last(&app),
+        baseline,
+        "the tick whose retries were cut short is not recorded"
+    );
+    let (_, after) = run(&app, Duration::from_millis(1500));
+    assert!(
+        after
+            .iter()
+            .any(|tick| tick.late && tick.scheduled_ms == failed.scheduled_ms),
+        "caught up at the next start: {failed:?} in {after:?}"
+    );
+}

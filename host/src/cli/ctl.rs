@@ -19,11 +19,18 @@ pub(super) async fn ctl(args: CtlArgs) -> anyhow::Result<()> {
     let token = super::admin_token(&args.token)?.context(
         "no admin token: set SPIN_TRIGGER_ADMIN_TOKEN or --admin-token-file, as for the host",
     )?;
+    // The id as one path segment, whatever it holds.
+    let id = |trigger: &str| {
+        percent_encoding::utf8_percent_encode(trigger, percent_encoding::NON_ALPHANUMERIC)
+            .to_string()
+    };
     let (method, path) = match &args.action {
         CtlAction::List => (Method::GET, "/triggers".to_owned()),
-        CtlAction::Pause { trigger } => (Method::POST, format!("/triggers/{trigger}/pause")),
-        CtlAction::Resume { trigger } => (Method::POST, format!("/triggers/{trigger}/resume")),
-        CtlAction::Run { trigger } => (Method::POST, format!("/triggers/{trigger}/run")),
+        CtlAction::Pause { trigger } => (Method::POST, format!("/triggers/{}/pause", id(trigger))),
+        CtlAction::Resume { trigger } => {
+            (Method::POST, format!("/triggers/{}/resume", id(trigger)))
+        }
+        CtlAction::Run { trigger } => (Method::POST, format!("/triggers/{}/run", id(trigger))),
     };
     let address = args.admin_addr;
     let request = Request::builder()

@@ -14,6 +14,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 
+use tokio_util::sync::CancellationToken;
+
+use super::component::{Tick, unix_millis};
+use super::dispatch::Dispatcher;
 use crate::timer::config::TimerSchedule;
 use crate::timer::coordination::Coordinator;
 
@@ -123,9 +127,89 @@ fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(what)?;
     }
     // Named for this process: hosts sharing a state directory never write into one another's.
-    let partial = path.with_extension(format!("last.{}.partial", std::process::id()));
-    std::fs::write(&partial, text).with_context(what)?;
+    let partial = path.with_extension(format!(
+        "last.{}-{:08x}.partial",
+        std::process::id(),
+        super::coordination::rand_u32()
+    ));
+    let mut file = std::fs::File::create(&partial).with_context(what)?;
+    std::io::Write::write_all(&mut file, text.as_bytes()).with_context(what)?;
+    // On disk before it replaces the record: a crash leaves the old record or the new.
+    file.sync_all().with_context(what)?;
     std::fs::rename(&partial, path).with_context(what)
+}
+
+/// With `catch_up`: runs the ticks due after the last completed one (and within the window) up
+/// to now, one at a time, oldest first, marked late, each on the tracker (so shutdown lets it
+/// finish). Ticks coming due meanwhile are the schedule's, not caught up: a handler slower than
+/// its interval cannot keep the timer catching up. Returns the time caught up to (`None`
+/// without `catch_up` or a record); the outer `None` at shutdown.
+pub(super) async fn run_missed(
+    dispatcher: &Dispatcher,
+    shutdown: &CancellationToken,
+) -> Option<Option<SystemTime>> {
+    let schedule = &dispatcher.schedule;
+    let (Some(window), Some(ledger)) = (schedule.config.policy.catch_up, &dispatcher.ledger) else {
+        return Some(None);
+    };
+    let trigger = &schedule.trigger_id;
+    let until = SystemTime::now();
+    let mut after = match ledger.last().await {
+        // A record from the future (a clock set ahead) would stop catching up for good.
+        Ok(Some(last)) => (UNIX_EPOCH + Duration::from_millis(last)).min(until),
+        Ok(None) => {
+            // Nothing ran yet: catching up starts from now, next time.
+            if let Err(error) = ledger.record(unix_millis(until), true).await {
+                tracing::warn!(trigger = %trigger, "catch_up: {}", crate::error_text::one_line(&error));
+            }
+            return Some(None);
+        }
+        Err(error) => {
+            tracing::warn!(
+                trigger = %trigger,
+                "catch_up: not catching up, since the last completed tick could not be read from {}: {}",
+                ledger.describe(),
+                crate::error_text::one_line(&error)
+            );
+            return Some(None);
+        }
+    };
+    after = after.max(until.checked_sub(window).unwrap_or(UNIX_EPOCH));
+    let interval = schedule.config.effective_interval();
+    loop {
+        let missed = due_between(&schedule.config.schedule, interval, after, until, CHUNK);
+        let Some(last) = missed.last() else {
+            return Some(Some(until));
+        };
+        tracing::info!(
+            trigger = %trigger,
+            ticks = missed.len(),
+            "catching up on ticks missed while no host ran, oldest first"
+        );
+        after = *last;
+        for scheduled_at in missed {
+            if shutdown.is_cancelled() {
+                return None;
+            }
+            if !schedule.config.policy.active_at(scheduled_at) {
+                continue;
+            }
+            schedule.reporter.received(1);
+            let tick = Tick {
+                scheduled_at,
+                fired_at: SystemTime::now(),
+                sequence: 0,
+                schedule: schedule.description.clone(),
+                attempt: 1,
+                late: true,
+            };
+            let task = dispatcher.clone();
+            let _ = dispatcher
+                .tracker()
+                .spawn(async move { task.dispatch(tick).await })
+                .await;
+        }
+    }
 }
 
 /// Up to `limit` times `schedule` names strictly after `after` and at or before `until`, oldest

@@ -252,21 +252,59 @@ pub fn validate(
         coordination,
         policy,
     };
-    if let Some(interval) = config.effective_interval()
-        && config.policy.jitter >= interval
-    {
+    check_against_gap(&config, location, validation)?;
+    Ok(config)
+}
+
+/// The most ticks `catch_up` may run at one start: a window longer than this many ticks is a
+/// mistake (an interval of 1 ms caught up over a week is 600 million runs).
+const MAX_CATCH_UP_TICKS: u128 = 10_000;
+
+/// `jitter` shorter than the shortest time between two ticks (so ticks never fire out of
+/// order), and `catch_up` at most [`MAX_CATCH_UP_TICKS`] of them. For a cron schedule, the
+/// shortest gap among its next hundred times.
+fn check_against_gap(
+    config: &TimerConfig,
+    location: &str,
+    validation: &Validation,
+) -> Result<(), ManifestError> {
+    let gap = match &config.schedule {
+        TimerSchedule::Interval { .. } => config.effective_interval(),
+        TimerSchedule::Cron(cron) => cron.shortest_gap(100),
+    };
+    let Some(gap) = gap.filter(|gap| !gap.is_zero()) else {
+        return Ok(());
+    };
+    let policy = &config.policy;
+    let shown = |duration: Duration| humantime::format_duration(duration).to_string();
+    if !policy.jitter.is_zero() && policy.jitter >= gap {
         return Err(field_error(
             validation,
             location,
             "jitter",
             format!(
-                "{} is not shorter than the interval ({}), so ticks could fire out of order: shorten `jitter`",
-                humantime::format_duration(config.policy.jitter),
-                humantime::format_duration(interval)
+                "{} is not shorter than the time between two ticks ({}), so ticks could fire out of order: shorten `jitter`",
+                shown(policy.jitter),
+                shown(gap)
             ),
         ));
     }
-    Ok(config)
+    if let Some(window) = policy.catch_up
+        && window.as_nanos() / gap.as_nanos() > MAX_CATCH_UP_TICKS
+    {
+        return Err(field_error(
+            validation,
+            location,
+            "catch_up",
+            format!(
+                "{} holds more than {MAX_CATCH_UP_TICKS} ticks {} apart, each run one at a time at start: shorten `catch_up` to at most {}",
+                shown(window),
+                shown(gap),
+                shown(gap * MAX_CATCH_UP_TICKS as u32)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `overlap` (with `max_in_flight`), `catch_up`, `jitter`, `max_attempts` (with

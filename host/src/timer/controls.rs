@@ -1,8 +1,8 @@
 //! A timer as an operator controls it ([`TriggerControl`]): paused in this process, or in Redis
 //! for every host when coordinated; run now; when its next tick is due and how its last run went.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
 use std::time::SystemTime;
 
 use super::Schedule;
@@ -18,8 +18,9 @@ pub(super) struct ScheduleState {
     /// When the next tick is due, in ms since the Unix epoch; 0 when none is known.
     next_due_ms: AtomicU64,
     last_run: Mutex<Option<LastRun>>,
-    /// Set when the schedule starts running, for run-now.
-    dispatcher: OnceLock<Dispatcher>,
+    /// Set once the schedule runs on time (catching up done), for run-now; cleared when the
+    /// trigger is dropped, since the dispatcher holds the schedule that holds this.
+    dispatcher: Mutex<Option<Dispatcher>>,
 }
 
 impl ScheduleState {
@@ -44,7 +45,18 @@ impl ScheduleState {
 
     /// Keeps the running schedule's dispatcher, for run-now.
     pub(super) fn started(&self, dispatcher: Dispatcher) {
-        let _ = self.dispatcher.set(dispatcher);
+        *self.running() = Some(dispatcher);
+    }
+
+    /// Drops the dispatcher (and with it the cycle through the schedule).
+    pub(super) fn stopped(&self) {
+        *self.running() = None;
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, Option<Dispatcher>> {
+        self.dispatcher
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -99,8 +111,8 @@ impl TriggerControl for Schedule {
 
     fn run_now(&self) -> Result<(), RunNowRefused> {
         self.state
-            .dispatcher
-            .get()
+            .running()
+            .as_ref()
             .ok_or(RunNowRefused::NotStarted)?
             .run_now()
     }

@@ -311,7 +311,7 @@ impl Coordinator {
 }
 
 /// A random number, from the standard library's randomly keyed hasher.
-fn rand_u32() -> u32 {
+pub(super) fn rand_u32() -> u32 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u128(

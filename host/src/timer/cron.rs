@@ -106,6 +106,22 @@ impl CronSchedule {
         None
     }
 
+    /// The shortest time between two of its next `samples` fire times from now; `None` when it
+    /// fires fewer than twice. What `jitter` and `catch_up` are checked against.
+    pub fn shortest_gap(&self, samples: usize) -> Option<std::time::Duration> {
+        let mut at = self.next_after(chrono::Utc::now())?;
+        let mut shortest: Option<std::time::Duration> = None;
+        for _ in 0..samples {
+            let Some(next) = self.next_after(at) else {
+                break;
+            };
+            let gap = (next - at).to_std().unwrap_or_default();
+            shortest = Some(shortest.map_or(gap, |shortest| shortest.min(gap)));
+            at = next;
+        }
+        shortest
+    }
+
     /// Which time to fire for the time `due`, noticed at `now`: `due` itself, unless later
     /// times have passed too (the wall clock was stepped forward, or the host suspended), then
     /// the latest of them, so that a jump fires once instead of once per time it skipped.

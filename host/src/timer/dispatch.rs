@@ -77,7 +77,11 @@ impl Dispatcher {
                 .duration_since(tick.scheduled_at + jitter)
                 .unwrap_or_default(),
         );
-        if self.schedule.coordinator.is_none() && self.schedule.state.paused_here() {
+        // Skipped here rather than in a task, unless the skip is to be recorded for `catch_up`.
+        if self.schedule.coordinator.is_none()
+            && self.ledger.is_none()
+            && self.schedule.state.paused_here()
+        {
             self.skip_paused(tick.sequence);
             return;
         }
@@ -103,14 +107,32 @@ impl Dispatcher {
     }
 
     /// Runs the tick here, or (coordinated) where it is won; returns when it has run or been
-    /// left to another host. A paused timer skips it.
+    /// left to another host. A paused timer skips it, and with `catch_up` records it as done:
+    /// a tick skipped by an operator's pause is not a tick missed while no host ran.
     pub(super) async fn dispatch(&self, tick: Tick) {
         match self.schedule.coordinator.clone() {
-            None if self.schedule.state.paused_here() => self.skip_paused(tick.sequence),
+            None if self.schedule.state.paused_here() => {
+                self.skip_paused(tick.sequence);
+                self.record_completed(unix_millis(tick.scheduled_at)).await;
+            }
             None => {
-                self.run(tick).await;
+                self.run(tick, true).await;
             }
             Some(coordinator) => self.coordinated(&coordinator, tick).await,
+        }
+    }
+
+    /// The task tracker the runtime waits on at shutdown.
+    pub(super) fn tracker(&self) -> &TaskTracker {
+        &self.tracker
+    }
+
+    /// Whether an operator has the timer paused: in this process, or (coordinated) in Redis,
+    /// where a server that cannot be read counts as not paused.
+    async fn paused(&self) -> bool {
+        match &self.schedule.coordinator {
+            None => self.schedule.state.paused_here(),
+            Some(coordinator) => coordinator.paused().await.unwrap_or(false),
         }
     }
 
@@ -124,8 +146,12 @@ impl Dispatcher {
     }
 
     /// An operator's run-now: a tick due now, run on this host (paused or not, never claimed
-    /// from the others), unless the overlap policy would skip it.
+    /// from the others, never recorded for `catch_up`: its time is not the schedule's), unless
+    /// the overlap policy would skip it or the host is stopping.
     pub(super) fn run_now(&self) -> Result<(), RunNowRefused> {
+        if self.shutdown.is_cancelled() {
+            return Err(RunNowRefused::Stopping);
+        }
         if self.would_skip() {
             return Err(RunNowRefused::Busy);
         }
@@ -142,7 +168,7 @@ impl Dispatcher {
         self.schedule.reporter.received(1);
         let dispatcher = self.clone();
         self.tracker.spawn(async move {
-            dispatcher.run(tick).await;
+            dispatcher.run(tick, false).await;
         });
         Ok(())
     }
@@ -185,11 +211,17 @@ impl Dispatcher {
         if self.schedule.config.policy.overlap == Overlap::BufferOne
             && !self.buffered.swap(true, Ordering::AcqRel)
         {
+            // Cleared however the wait ends, this future dropped included.
+            let _waiting = ClearOnDrop(&self.buffered);
             let permit = tokio::select! {
                 _ = self.shutdown.cancelled() => None,
                 permit = self.slots.clone().acquire_owned() => permit.ok(),
             };
-            self.buffered.store(false, Ordering::Release);
+            // Paused while it waited: it does not run.
+            if permit.is_some() && self.paused().await {
+                self.skip_paused(sequence);
+                return None;
+            }
             return permit;
         }
         self.log_skip(sequence);
@@ -197,15 +229,27 @@ impl Dispatcher {
     }
 
     /// Runs the tick here once admitted, each attempt in a fresh instance, up to
-    /// `max_attempts`; returns whether it ran.
-    async fn run(&self, mut tick: Tick) -> bool {
+    /// `max_attempts` (or until an operator pauses the timer); with `on_schedule`, records it
+    /// for `catch_up` once it ran. A tick whose retries shutdown cut short is not recorded, so
+    /// that it is caught up, or (coordinated) run by another host.
+    async fn run(&self, mut tick: Tick, on_schedule: bool) -> RunOutcome {
         let Some(_slot) = self.admit(tick.sequence).await else {
-            return false;
+            return RunOutcome::NotRun;
         };
         let schedule = &self.schedule;
         let policy = &schedule.config.policy;
         let mut last_error = None;
+        let mut outcome = RunOutcome::Ran;
         for attempt in 1..=policy.max_attempts {
+            if attempt > 1 && self.paused().await {
+                tracing::info!(
+                    trigger = %schedule.trigger_id,
+                    sequence = tick.sequence,
+                    "paused: attempt {attempt} of {} at this tick will not be made",
+                    policy.max_attempts
+                );
+                break;
+            }
             tick.attempt = attempt;
             tick.fired_at = SystemTime::now();
             let call = schedule.reporter.start(CallInfo::default());
@@ -236,6 +280,7 @@ impl Dispatcher {
                         attempt + 1,
                         policy.max_attempts
                     );
+                    outcome = RunOutcome::Interrupted;
                     break;
                 }
                 _ = tokio::time::sleep(backoff) => {}
@@ -248,8 +293,10 @@ impl Dispatcher {
             outcome: if last_error.is_some() { "failed" } else { "ok" }.to_owned(),
             error: last_error,
         });
-        self.record_completed(unix_millis(tick.scheduled_at)).await;
-        true
+        if on_schedule && outcome == RunOutcome::Ran {
+            self.record_completed(unix_millis(tick.scheduled_at)).await;
+        }
+        outcome
     }
 
     fn log_failure(&self, error: &anyhow::Error, tick: &Tick) {
@@ -298,15 +345,16 @@ impl Dispatcher {
         if !self.win(coordinator, scheduled_ms, tick.sequence).await {
             return;
         }
-        let renewal = tokio::spawn(coordination::keep_lease(
+        // Aborted however this ends, this future dropped included: a lease never outlives it.
+        let renewal = AbortOnDrop(tokio::spawn(coordination::keep_lease(
             coordinator.clone(),
             self.schedule.reporter.clone(),
             trigger.clone(),
             scheduled_ms,
-        ));
-        let ran = self.run(tick).await;
-        renewal.abort();
-        let (settled, what) = if ran {
+        )));
+        let outcome = self.run(tick, true).await;
+        drop(renewal);
+        let (settled, what) = if outcome == RunOutcome::Ran {
             (
                 coordinator.finish(scheduled_ms).await,
                 "marking this tick done",
@@ -375,6 +423,7 @@ impl Dispatcher {
                 ((Claim::Done, _), _) => return false,
                 ((Claim::Paused, _), _) => {
                     self.skip_paused(sequence);
+                    self.record_completed(scheduled_ms).await;
                     return false;
                 }
                 ((Claim::Held { generation }, _), _) => {
@@ -386,6 +435,35 @@ impl Dispatcher {
                 }
             }
         }
+    }
+}
+
+/// How a tick's run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunOutcome {
+    /// It ran: its handler returned, failed its last attempt, or was paused between attempts.
+    Ran,
+    /// It did not start (its overlap policy or rate limit skipped it, or shutdown came).
+    NotRun,
+    /// Shutdown came between its attempts.
+    Interrupted,
+}
+
+/// Clears a flag when dropped.
+struct ClearOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for ClearOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
