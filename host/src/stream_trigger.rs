@@ -44,6 +44,7 @@ use consumer::{Consumer, HandlerTasks};
 
 mod commands;
 pub mod config;
+mod connection_state;
 mod consumer;
 mod handling;
 mod reply;

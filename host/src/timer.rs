@@ -32,6 +32,7 @@ mod controls;
 pub mod coordination;
 pub mod cron;
 mod dispatch;
+mod jitter;
 
 use catch_up::Ledger;
 pub use component::{Tick, TimerComponent};

@@ -9,7 +9,8 @@ use anyhow::Context;
 use redis::AsyncTypedCommands;
 use redis::aio::MultiplexedConnection;
 
-use super::consumer::{Attempt, ConnectionState, Consumer, HandlerTasks, HeldEntries};
+use super::connection_state::ConnectionState;
+use super::consumer::{Attempt, Consumer, HandlerTasks, HeldEntries};
 use super::handling::Settlement;
 use super::reply::{RawEntry, parse_claim_reply, parse_delivery_counts, parse_read_reply};
 use super::{CONNECT_TIMEOUT, READ_BLOCK, RESPONSE_TIMEOUT, SHORT_BLOCK};
