@@ -272,8 +272,28 @@ impl Consumer {
 
     /// Sets the backlog gauges from an `XINFO GROUPS` reply. A reply that cannot be read leaves
     /// them as they were: a metric is not worth losing the connection over.
-    pub(super) fn note_backlog(&self, gauges: &StreamGauges, reply: Option<redis::Value>) {
-        let groups = reply.and_then(|reply| {
+    /// Sets the backlog gauges from `XINFO GROUPS` (pending, lag) and `XPENDING`'s summary,
+    /// whose smallest id dates the oldest pending entry.
+    pub(super) fn note_backlog(
+        &self,
+        gauges: &StreamGauges,
+        groups: Option<redis::Value>,
+        pending: Option<redis::Value>,
+    ) {
+        if let Some(summary) = pending.and_then(|reply| {
+            redis::from_redis_value::<(u64, Option<String>, redis::Value, redis::Value)>(reply).ok()
+        }) {
+            let added_ms = summary
+                .1
+                .and_then(|id| id.split('-').next()?.parse::<u64>().ok());
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis() as u64;
+            let age = added_ms.map_or(0, |added| now_ms.saturating_sub(added));
+            gauges.oldest_pending_age.set(age as f64 / 1000.0);
+        }
+        let groups = groups.and_then(|reply| {
             redis::from_redis_value::<redis::streams::StreamInfoGroupsReply>(reply).ok()
         });
         let Some(group) = groups

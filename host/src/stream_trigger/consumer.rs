@@ -392,7 +392,12 @@ impl Consumer {
         }
         held.batches -= sent.finished_batches;
         if let Some(gauges) = self.backlog.as_ref().filter(|_| sent.backlog) {
-            self.note_backlog(gauges, replies.next().and_then(Result::ok));
+            let (groups, pending) = (replies.next(), replies.next());
+            self.note_backlog(
+                gauges,
+                groups.and_then(Result::ok),
+                pending.and_then(Result::ok),
+            );
         }
         let Some(reply) = replies.next().filter(|_| turn.reading) else {
             return Ok(());
@@ -452,6 +457,7 @@ impl Consumer {
         let backlog = self.backlog.is_some() && state.backlog_due();
         if backlog {
             pipe.cmd("XINFO").arg("GROUPS").arg(&self.stream);
+            pipe.cmd("XPENDING").arg(&self.stream).arg(&self.group);
         }
         if let Some(read) = read {
             pipe.add_command(read);

@@ -14,6 +14,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 use super::process::ProcessCollector;
 
@@ -135,6 +136,7 @@ pub struct Metrics {
     reconnects: Family<ConnectionLabels, Counter>,
     queue_depth: Family<TriggerLabels, Gauge>,
     stream_pending: Family<StreamLabels, Gauge>,
+    stream_oldest_pending_age: Family<StreamLabels, Gauge<f64, AtomicU64>>,
     stream_lag: Family<StreamLabels, Gauge>,
     /// Every event series made, for the OTLP exporter to read.
     series: Mutex<Vec<Arc<EventSeries>>>,
@@ -173,6 +175,7 @@ impl Metrics {
             reconnects: Family::default(),
             queue_depth: Family::default(),
             stream_pending: Family::default(),
+            stream_oldest_pending_age: Family::default(),
             stream_lag: Family::default(),
             series: Mutex::default(),
             registry: Registry::default(),
@@ -250,6 +253,11 @@ impl Metrics {
             metrics.stream_pending.clone(),
         );
         registry.register(
+            "spin_trigger_stream_oldest_pending_age_seconds",
+            "How long ago the oldest entry the consumer group has delivered and not acknowledged was added to the stream (from its id; 0 when none is pending).",
+            metrics.stream_oldest_pending_age.clone(),
+        );
+        registry.register(
             "spin_trigger_stream_lag_entries",
             "Entries in the stream not yet delivered to the consumer group (XINFO GROUPS lag).",
             metrics.stream_lag.clone(),
@@ -325,6 +333,7 @@ impl Metrics {
         };
         StreamGauges {
             pending: self.stream_pending.get_or_create_owned(&labels),
+            oldest_pending_age: self.stream_oldest_pending_age.get_or_create_owned(&labels),
             lag: self.stream_lag.get_or_create_owned(&labels),
         }
     }
@@ -343,6 +352,8 @@ impl Metrics {
 pub struct StreamGauges {
     pub pending: Gauge,
     pub lag: Gauge,
+    /// Seconds since the oldest pending entry was added (`XPENDING`'s smallest id).
+    pub oldest_pending_age: Gauge<f64, AtomicU64>,
 }
 
 /// One trigger's event counters and histograms.
