@@ -81,7 +81,7 @@ else
   tokens = tokens - granted
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
-redis.call('PEXPIRE', KEYS[1], 60000)
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]))
 if granted > 0 or wanted <= 0 then return {granted, 0} end
 return {0, math.ceil((1 - tokens) * 1000 / rate)}
 ";
@@ -225,6 +225,14 @@ impl RateLimit {
         }
     }
 
+    /// How long the shared bucket's key outlives its last use: a minute, or twice the time it
+    /// takes to fill, so a slow limit (one event a minute or less) keeps its state between
+    /// takes instead of starting full again.
+    fn idle_expiry_ms(&self) -> u64 {
+        let refill_ms = self.capacity / self.per_second * 1000.0;
+        (2.0 * refill_ms).ceil().max(60_000.0) as u64
+    }
+
     fn bucket(&self) -> std::sync::MutexGuard<'_, Bucket> {
         self.local
             .lock()
@@ -264,6 +272,7 @@ impl RateLimit {
             .arg(self.per_second)
             .arg(self.capacity)
             .arg(wanted)
+            .arg(self.idle_expiry_ms())
             .invoke_async(&mut connection)
             .await
             .with_context(|| format!("taking from the shared rate limit on {}", shared.shown))?;
@@ -304,5 +313,15 @@ mod tests {
             panic!("empty")
         };
         assert!(wait > Duration::from_millis(1900), "{wait:?}");
+    }
+
+    #[test]
+    fn a_shared_bucket_outlives_the_time_it_takes_to_fill() {
+        assert_eq!(RateLimit::per_host(100.0).idle_expiry_ms(), 60_000);
+        assert_eq!(
+            RateLimit::per_host(0.01).idle_expiry_ms(),
+            200_000,
+            "one token in 100 s"
+        );
     }
 }

@@ -1230,3 +1230,44 @@ fn a_shared_max_per_second_holds_across_two_hosts() {
         "the shared bucket is in the trigger's Redis server, named for the app and the trigger"
     );
 }
+
+/// `max_per_second = 0.1` gives a host one entry every 10 s. An entry finished while the host
+/// waits for its next token is still acknowledged at once and its idle time kept fresh, so a
+/// second live host (whose token is unused) never claims it and runs it again.
+#[test]
+fn a_slow_rate_limit_does_not_leave_a_finished_entry_for_another_host_to_claim() {
+    let server = RedisServer::start();
+    let mut redis = connection(&server);
+    let app = recording_app(
+        &server,
+        Trigger {
+            claim_idle: "2s",
+            max_in_flight: 1,
+            extra: "max_per_second = 0.1",
+            ..Trigger::default()
+        },
+    );
+    let hosts = [app.start_ready(), app.start_ready()];
+    let _: String = redis
+        .xadd(STREAM, "*", &[("payload", "slow"), ("sleep_ms", "3000")])
+        .expect("XADD");
+    wait_for_handled(&server, 1, Duration::from_secs(20));
+    let handled_at = Instant::now();
+    wait_for_nothing_pending(&mut redis);
+    assert!(
+        handled_at.elapsed() < Duration::from_secs(2),
+        "acknowledged {:?} after the handler ended",
+        handled_at.elapsed()
+    );
+    // Past the token the waiting host would have had, and another claim scan.
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(
+        duplicates(&mut redis),
+        0,
+        "a finished entry was claimed and handled again"
+    );
+    for host in hosts {
+        let run = host.stop();
+        assert!(run.success, "{}", run.stderr);
+    }
+}

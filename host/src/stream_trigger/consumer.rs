@@ -279,10 +279,9 @@ impl Consumer {
     ) -> anyhow::Result<ControlFlow<()>> {
         held.collect_finished();
         let stopping = tasks.shutdown.is_cancelled();
-        if stopping {
-            // What was read is handled, full batch or not.
-            self.dispatch_filled(Vec::new(), true, held, tasks);
-        }
+        // What was read is handled at shutdown, full batch or not; otherwise a batch goes once
+        // its `batch_wait` is up, even while nothing more is read.
+        self.dispatch_filled(Vec::new(), stopping, held, tasks);
         let busy = held.busy();
         let free = self.max_in_flight - busy;
         if stopping && held.in_flight.is_empty() {
@@ -329,7 +328,11 @@ impl Consumer {
         {
             match rate.take_up_to(wanted).await {
                 Take::Granted(granted) => budget = Some(granted),
-                Take::Wait(pause) if !refresh && !recording => {
+                // Finished entries are settled, and idle times reset, while the limit holds
+                // reading back: a wait of up to a second per token must not leave them
+                // unacknowledged long enough for another consumer to claim them.
+                Take::Wait(pause) if !refresh && !recording && held.finished.is_empty() => {
+                    let pause = self.capped_pause(pause, state, held, holding);
                     tokio::select! {
                         Some(done) = held.done.recv() => held.take_done(done),
                         Some(retry) = held.retries.recv() => held.take_retry(retry),
@@ -352,6 +355,26 @@ impl Consumer {
         self.round_trip(connection, state, held, tasks, turn)
             .await?;
         Ok(ControlFlow::Continue(()))
+    }
+
+    /// How long a turn held back by the rate limit sleeps: until a token comes, but no later
+    /// than the next reset of idle times or the end of a gathering batch's `batch_wait`.
+    fn capped_pause(
+        &self,
+        pause: Duration,
+        state: &ConnectionState,
+        held: &HeldEntries,
+        holding: bool,
+    ) -> Duration {
+        let now = Instant::now();
+        let mut pause = pause;
+        if holding {
+            pause = pause.min(state.next_refresh.saturating_duration_since(now));
+        }
+        if let Some(since) = held.filling_since {
+            pause = pause.min(self.batch_wait.saturating_sub(since.elapsed()));
+        }
+        pause
     }
 
     /// Settles what finished, records attempts, resets idle times when due, reads the group's
