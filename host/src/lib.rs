@@ -145,6 +145,6 @@ pub mod internals {
         DURATION_RANGE, Limits, MAX_ATTEMPTS_RANGE, MAX_IN_FLIGHT_RANGE, MEMORY_RANGE,
         SPEEDUP_RANGE, TABLE_ELEMENTS_RANGE,
     };
-    pub use crate::redis_component::{Message, RedisComponent};
+    pub use crate::redis_component::{Message, Outcome, RedisComponent};
     pub use crate::telemetry::{CallInfo, EventReporter};
 }

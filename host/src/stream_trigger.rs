@@ -1,6 +1,8 @@
-//! The Redis Streams trigger: where a stream entry is dispatched (the read loop in `consumer.rs`;
-//! handing entries to handlers and retrying them in `handling.rs`; what it sends Redis in
-//! `commands.rs`). This file turns each `[[trigger.redis-stream]]` into a consumer.
+//! The Redis Streams trigger: where a stream entry is dispatched (the read loop in `consumer.rs`,
+//! what it holds in `held_entries.rs`; handing entries to handlers and retrying them in
+//! `handling.rs`; what it sends Redis in `commands.rs`; entries a handler asked to retry later,
+//! waiting in Redis, in `delayed.rs`). This file turns each `[[trigger.redis-stream]]` into a
+//! consumer.
 //!
 //! Each `[[trigger.redis-stream]]` makes this process one consumer in a consumer group: Redis
 //! hands each entry of the stream to one consumer of the group, so several hosts in one group
@@ -15,7 +17,10 @@
 //! pending instead of losing it. Attempts are counted in Redis, as the entry's delivery count
 //! (each retry writes its attempt there), so they go on from where a dead host left them; an
 //! entry delivered more than `max_attempts` times without being settled (its handler killed
-//! its host each time) is dead-lettered without being run again. An entry whose fields cannot be given to a handler (a field
+//! its host each time) is dead-lettered without being run again. A handler of our 0.5.0 worlds
+//! may also ask for an entry to be tried again after a delay (it waits in the sorted set
+//! `<stream>.delayed`, acknowledged, holding no slot, and comes back to the stream's end when
+//! due, its attempts carried) or to be dead-lettered at once. An entry whose fields cannot be given to a handler (a field
 //! name that is not UTF-8) is dead-lettered at once, with the reason. On start and every half
 //! `claim_idle`, `XAUTOCLAIM` takes over entries another consumer left unacknowledged longer than
 //! `claim_idle` (a consumer that died); a live consumer resets the idle time of the entries it
@@ -46,7 +51,9 @@ mod commands;
 pub mod config;
 mod connection_state;
 mod consumer;
+mod delayed;
 mod handling;
+mod held_entries;
 mod reply;
 
 pub use config::StreamConfig;
@@ -65,6 +72,14 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Waits between attempts at a failing entry: 100 ms, doubling, at most 5 s.
 const MIN_RETRY_WAIT: Duration = Duration::from_millis(100);
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
+/// The longest a handler's `retry-after` delays an entry: a longer one is cut to it.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(12 * 3600);
+/// How often a consumer moves the entries of the delayed set whose time has come back to the
+/// stream (in the round trip that reads entries).
+const DELAYED_INTERVAL: Duration = Duration::from_millis(250);
+/// The field a delayed entry carries back into the stream: the attempts made at it before.
+/// The host reads it and hides it from handlers.
+pub(crate) const ATTEMPTS_FIELD: &str = "spin-trigger-attempts";
 /// Entries per call for a component taking batches, unless its trigger sets `batch_size`.
 const DEFAULT_BATCH_SIZE: usize = 100;
 /// Claims are checked at least this far apart, however short `claim_idle` is.
@@ -169,6 +184,14 @@ impl Consumer {
                 spec.id
             );
         }
+        // Where entries their handler asked to retry later wait: beside the stream.
+        let delayed = format!("{stream}.delayed");
+        if dead_letter == delayed {
+            bail!(
+                "Redis stream trigger `{}`: the dead-letter stream `{dead_letter}` is the name of the stream's delayed set; name another",
+                spec.id
+            );
+        }
         let rate = crate::rate_limit::RateLimit::for_trigger(
             config.max_per_second,
             &address,
@@ -195,6 +218,7 @@ impl Consumer {
             group,
             consumer,
             dead_letter,
+            delayed,
         })
     }
 }

@@ -82,6 +82,18 @@ fn richer_handlers_export_our_versioned_worlds() {
     );
     assert_eq!(
         exports_and_imports("redis-message-guest").0,
+        ["spin-trigger:sdk/redis-handler@0.5.0"]
+    );
+    assert_eq!(
+        exports_and_imports("stream-batch-guest").0,
+        ["spin-trigger:sdk/redis-batch-handler@0.5.0"]
+    );
+    assert_eq!(
+        exports_and_imports("redis-message-0-2-guest").0,
         ["spin-trigger:sdk/redis-handler@0.2.0"]
+    );
+    assert_eq!(
+        exports_and_imports("stream-batch-0-3-guest").0,
+        ["spin-trigger:sdk/redis-batch-handler@0.3.0"]
     );
 }

@@ -3,6 +3,8 @@
 //! `SADD handled <id>`, `INCR duplicates` for an id seen before), and checks Redis afterwards.
 
 mod common;
+#[path = "streams/outcomes.rs"]
+mod outcomes;
 
 use std::time::{Duration, Instant};
 

@@ -103,7 +103,9 @@ pub use spin_trigger_sdk_macro::redis_component;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::executor::block_on;
-    pub use crate::redis::{FromPayload, batch_redis_export, raw_redis_export, rich_redis_export};
+    pub use crate::redis::{
+        FromPayload, MessageResult, batch_redis_export, raw_redis_export, rich_redis_export,
+    };
     pub use crate::timer::{raw_timer_export, rich_timer_export};
     pub use wit_bindgen;
 
@@ -152,8 +154,8 @@ pub mod __private {
     }
 
     world_bindings! {
-        /// Our richer Redis world, version 0.2.0 (messages from streams carry their entry).
-        redis: "spin-trigger:sdk/redis@0.2.0", "::spin_trigger_sdk::__private::redis",
+        /// Our richer Redis world, version 0.5.0 (the handler decides its message's outcome).
+        redis: "spin-trigger:sdk/redis@0.5.0", "::spin_trigger_sdk::__private::redis",
         with: {
             "fermyon:spin/variables@2.0.0": crate::__private::imports::fermyon::spin2_0_0::variables,
             "fermyon:spin/redis@2.0.0": crate::__private::imports::fermyon::spin2_0_0::redis,
@@ -161,8 +163,9 @@ pub mod __private {
     }
 
     world_bindings! {
-        /// Our Redis batch world, version 0.3.0: many stream entries per call.
-        redis_batch: "spin-trigger:sdk/redis-batch@0.3.0", "::spin_trigger_sdk::__private::redis_batch",
+        /// Our Redis batch world, version 0.5.0: many stream entries per call, a decision for
+        /// each not simply handled.
+        redis_batch: "spin-trigger:sdk/redis-batch@0.5.0", "::spin_trigger_sdk::__private::redis_batch",
         with: {
             "fermyon:spin/variables@2.0.0": crate::__private::imports::fermyon::spin2_0_0::variables,
             "fermyon:spin/redis@2.0.0": crate::__private::imports::fermyon::spin2_0_0::redis,
@@ -182,7 +185,8 @@ pub mod __private {
     #[diagnostic::on_unimplemented(
         message = "`{Self}` is not a handler return type",
         label = "return `()` or `Result<(), E>` where `E: Display`",
-        note = "`anyhow::Result<()>` works, as does any `Result<(), E>` whose error implements `Display`"
+        note = "`anyhow::Result<()>` works, as does any `Result<(), E>` whose error implements `Display`",
+        note = "an `Outcome` is returned by a Redis handler taking the whole `spin_trigger_sdk::redis::Message`"
     )]
     pub trait HandlerResult {
         /// The handler's outcome, its error rendered to a message.

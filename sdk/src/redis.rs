@@ -4,8 +4,7 @@ use std::fmt;
 
 use crate::__private::imports::fermyon::spin2_0_0::redis as wit;
 use crate::__private::raw_redis::fermyon::spin::redis_types;
-use crate::__private::redis::exports::spin_trigger::sdk0_2_0::redis_handler as rich;
-use crate::__private::redis_batch::exports::spin_trigger::sdk0_3_0::redis_batch_handler as batch;
+use crate::__private::redis::exports::spin_trigger::sdk0_5_0::redis_handler as rich;
 use crate::__private::{HandlerResult, block_on};
 
 /// A Redis message with its metadata, for handlers that take it as their argument.
@@ -182,15 +181,15 @@ where
     })
 }
 
-/// A [`Message`] from either world's message record (0.2.0's and 0.3.0's have the same fields).
+/// A [`Message`] from either world's message record (they have the same fields).
 macro_rules! from_wit {
     ($message:expr) => {{
         let message = $message;
-        Message {
+        $crate::redis::Message {
             channel: message.channel,
             payload: message.payload,
             pattern: message.pattern,
-            entry: message.entry.map(|entry| StreamEntry {
+            entry: message.entry.map(|entry| $crate::redis::StreamEntry {
                 id: entry.id,
                 fields: entry.fields,
                 attempt: entry.attempt,
@@ -199,133 +198,112 @@ macro_rules! from_wit {
     }};
 }
 
+mod batch;
+pub use batch::{Batch, batch_redis_export};
+
+/// What becomes of a stream entry, as a `#[redis_component]` handler taking a [`Message`]
+/// decides by returning `Outcome` (or `Result<Outcome, E>`). Returning `()` or `Ok(())` is
+/// [`Outcome::Handled`]; an error is a failure, tried again after the trigger's backoff.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use spin_trigger_sdk::redis::{Message, Outcome};
+///
+/// #[spin_trigger_sdk::redis_component]
+/// fn on_order(message: Message) -> anyhow::Result<Outcome> {
+///     let order: serde_json::Value = match message.json() {
+///         Ok(order) => order,
+///         // Never worth another attempt: to the dead-letter stream now.
+///         Err(error) => return Ok(Outcome::DeadLetter(error.to_string())),
+///     };
+///     if order["warehouse"] == "closed" {
+///         // Not now: the entry waits in Redis, holding no handler slot, and comes back.
+///         return Ok(Outcome::RetryAfter(Duration::from_secs(30)));
+///     }
+///     Ok(Outcome::Handled)
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Handled: the entry is acknowledged.
+    Handled,
+    /// Try the entry again after this long (milliseconds count; at most 12 hours). It is
+    /// acknowledged and waits in the stream's delayed set in Redis (`<stream>.delayed`), so the
+    /// delay outlives the host; then it comes back at the end of the stream, with a new id and
+    /// its attempt counted on. On its last attempt (`max_attempts`) it goes to the dead-letter
+    /// stream instead. A pub/sub message is not kept: there it is logged as a failure.
+    RetryAfter(std::time::Duration),
+    /// Send the entry to the dead-letter stream now, with this reason as its `error`. On
+    /// pub/sub, logged as a failure.
+    DeadLetter(String),
+}
+
+impl Outcome {
+    fn into_wit(self) -> rich::Outcome {
+        match self {
+            Outcome::Handled => rich::Outcome::Handled,
+            Outcome::RetryAfter(delay) => rich::Outcome::RetryAfter(millis(delay)),
+            Outcome::DeadLetter(reason) => rich::Outcome::DeadLetter(reason),
+        }
+    }
+}
+
+/// A delay in whole milliseconds, as the worlds carry it.
+fn millis(delay: std::time::Duration) -> u64 {
+    u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// What a handler taking a [`Message`] may return: `()`, `Result<(), E>`, [`Outcome`] or
+/// `Result<Outcome, E>`, with `E: Display`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a return type of a Redis handler taking a `Message`",
+    label = "return `()`, `Result<(), E>`, `Outcome` or `Result<Outcome, E>` where `E: Display`"
+)]
+#[doc(hidden)]
+pub trait MessageResult {
+    /// The handler's outcome, its error rendered to a message.
+    fn into_outcome(self) -> Result<Outcome, String>;
+}
+
+impl MessageResult for () {
+    fn into_outcome(self) -> Result<Outcome, String> {
+        Ok(Outcome::Handled)
+    }
+}
+
+impl<E: fmt::Display> MessageResult for Result<(), E> {
+    fn into_outcome(self) -> Result<Outcome, String> {
+        self.into_message_result().map(|()| Outcome::Handled)
+    }
+}
+
+impl MessageResult for Outcome {
+    fn into_outcome(self) -> Result<Outcome, String> {
+        Ok(self)
+    }
+}
+
+impl<E: fmt::Display> MessageResult for Result<Outcome, E> {
+    fn into_outcome(self) -> Result<Outcome, String> {
+        // `{:#}` shows anyhow's whole context chain on one line.
+        self.map_err(|error| format!("{error:#}"))
+    }
+}
+
 /// Runs a whole-message handler for the richer world: used by `#[redis_component]`.
 #[doc(hidden)]
 pub fn rich_redis_export<F>(
     message: rich::Message,
     handler: impl FnOnce(Message) -> F,
-) -> Result<(), rich::Error>
+) -> Result<rich::Outcome, rich::Error>
 where
     F: std::future::Future,
-    F::Output: HandlerResult,
+    F::Output: MessageResult,
 {
     block_on(handler(from_wit!(message)))
-        .into_message_result()
+        .into_outcome()
+        .map(Outcome::into_wit)
         .map_err(|message| rich::Error { message })
-}
-
-/// The messages of one batch, for a `#[redis_component]` handler that takes a `Batch`: a
-/// `[[trigger.redis-stream]]` hands it up to `batch_size` entries (default 100) in one call.
-///
-/// Returning `Ok` acknowledges every entry except those marked with [`Batch::fail`], which are
-/// tried again, one attempt each, and go to the dead-letter stream with their own error after
-/// their last attempt. Returning `Err` (or panicking) fails every entry of the batch.
-///
-/// ```no_run
-/// use spin_trigger_sdk::redis::Batch;
-///
-/// #[spin_trigger_sdk::redis_component]
-/// fn on_orders(batch: Batch) -> anyhow::Result<()> {
-///     for message in &batch {
-///         if message.payload.is_empty() {
-///             batch.fail(message, "an empty order");
-///             continue;
-///         }
-///         println!("order {}", String::from_utf8_lossy(&message.payload));
-///     }
-///     Ok(())
-/// }
-/// ```
-#[derive(Debug)]
-pub struct Batch {
-    messages: Vec<Message>,
-    failures: std::rc::Rc<std::cell::RefCell<Vec<(u32, String)>>>,
-}
-
-impl Batch {
-    /// The batch's messages, in stream order.
-    pub fn messages(&self) -> &[Message] {
-        &self.messages
-    }
-
-    /// Marks `message` (one of this batch's, or a clone of one) as failed with `error`: it is
-    /// tried again, and the others are acknowledged. A message is found by its stream entry's
-    /// id, else by its contents; one that is not in this batch marks nothing and says so on
-    /// stderr.
-    pub fn fail(&self, message: &Message, error: impl fmt::Display) {
-        let same_entry = |candidate: &Message| match (&candidate.entry, &message.entry) {
-            (Some(candidate), Some(entry)) => candidate.id == entry.id,
-            _ => candidate == message,
-        };
-        let index = self
-            .messages
-            .iter()
-            .position(|candidate| std::ptr::eq(candidate, message))
-            .or_else(|| self.messages.iter().position(same_entry));
-        match index {
-            Some(index) => self.fail_at(index, error),
-            None => eprintln!(
-                "Batch::fail: the message is not one of this batch's, so nothing was marked \
-                 failed ({error})"
-            ),
-        }
-    }
-
-    /// Marks the message at `index` as failed with `error`; an index past the end is ignored.
-    pub fn fail_at(&self, index: usize, error: impl fmt::Display) {
-        if index < self.messages.len() {
-            self.failures
-                .borrow_mut()
-                .push((index as u32, error.to_string()));
-        }
-    }
-}
-
-impl std::ops::Deref for Batch {
-    type Target = [Message];
-
-    fn deref(&self) -> &[Message] {
-        &self.messages
-    }
-}
-
-impl<'a> IntoIterator for &'a Batch {
-    type Item = &'a Message;
-    type IntoIter = std::slice::Iter<'a, Message>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.messages.iter()
-    }
-}
-
-/// The batch world's export: the host's messages as a [`Batch`], the handler's result and the
-/// messages it marked failed back. Used by `#[redis_component]`.
-#[doc(hidden)]
-pub fn batch_redis_export<F>(
-    messages: Vec<batch::Message>,
-    handler: impl FnOnce(Batch) -> F,
-) -> Result<Vec<batch::EntryFailure>, batch::Error>
-where
-    F: std::future::Future,
-    F::Output: HandlerResult,
-{
-    let messages = messages
-        .into_iter()
-        .map(|message| from_wit!(message))
-        .collect();
-    let failures = std::rc::Rc::default();
-    let batch = Batch {
-        messages,
-        failures: std::rc::Rc::clone(&failures),
-    };
-    block_on(handler(batch))
-        .into_message_result()
-        .map_err(|message| batch::Error { message })?;
-    Ok(failures
-        .take()
-        .into_iter()
-        .map(|(index, message)| batch::EntryFailure { index, message })
-        .collect())
 }
 
 /// Why an outbound Redis operation failed.
@@ -450,38 +428,4 @@ impl Connection {
 
 fn owned(items: &[&str]) -> Vec<String> {
     items.iter().map(|item| (*item).to_owned()).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry(id: &str) -> Message {
-        Message {
-            channel: "orders".into(),
-            payload: b"x".to_vec(),
-            pattern: None,
-            entry: Some(StreamEntry {
-                id: id.into(),
-                fields: vec![("payload".into(), b"x".to_vec())],
-                attempt: 1,
-            }),
-        }
-    }
-
-    #[test]
-    fn failing_a_clone_of_a_message_marks_the_message() {
-        let batch = Batch {
-            messages: vec![entry("1-0"), entry("1-1"), entry("1-2")],
-            failures: std::rc::Rc::default(),
-        };
-        let clone = batch.messages()[1].clone();
-        batch.fail(&clone, "bad");
-        batch.fail(&batch.messages()[2], "worse");
-        batch.fail(&entry("9-9"), "not in this batch");
-        assert_eq!(
-            *batch.failures.borrow(),
-            [(1, "bad".to_owned()), (2, "worse".to_owned())]
-        );
-    }
 }

@@ -10,8 +10,9 @@ use redis::AsyncTypedCommands;
 use redis::aio::MultiplexedConnection;
 
 use super::connection_state::ConnectionState;
-use super::consumer::{Attempt, Consumer, HandlerTasks, HeldEntries};
+use super::consumer::{Consumer, HandlerTasks};
 use super::handling::Settlement;
+use super::held_entries::{Attempt, HeldEntries};
 use super::reply::{RawEntry, parse_claim_reply, parse_delivery_counts, parse_read_reply};
 use super::{CONNECT_TIMEOUT, READ_BLOCK, RESPONSE_TIMEOUT, SHORT_BLOCK};
 use crate::telemetry::StreamGauges;
@@ -104,8 +105,14 @@ impl Consumer {
             replies += 1;
         }
         for done in finished {
-            let Settlement::Failed(dead) = done else {
-                continue;
+            let dead = match done {
+                Settlement::Failed(dead) => dead,
+                Settlement::Delayed(delayed) => {
+                    self.delay_command(pipe, delayed);
+                    replies += 1;
+                    continue;
+                }
+                Settlement::Handled(_) | Settlement::Abandoned(_) => continue,
             };
             let attempts = dead.attempts.to_string();
             let command = pipe
@@ -185,6 +192,24 @@ impl Consumer {
                         "gave up after {} attempts; moved the entry to the dead-letter stream: {}",
                         dead.attempts,
                         dead.error
+                    ),
+                },
+                Settlement::Delayed(delayed) => match replies.next() {
+                    Some(Err(error)) => tracing::error!(
+                        trigger = %self.trigger_id,
+                        stream = %self.stream,
+                        entry = %delayed.id,
+                        delayed = %self.delayed,
+                        "could not add the entry to the delayed set, so it stays pending, unacknowledged: {error}"
+                    ),
+                    _ => tracing::info!(
+                        trigger = %self.trigger_id,
+                        stream = %self.stream,
+                        entry = %delayed.id,
+                        attempts = delayed.attempts,
+                        "the handler asked to retry the entry after {:?}; it waits in `{}`",
+                        delayed.delay,
+                        self.delayed
                     ),
                 },
                 Settlement::Abandoned(id) => tracing::warn!(

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{BACKLOG_INTERVAL, MIN_CLAIM_INTERVAL};
+use super::{BACKLOG_INTERVAL, DELAYED_INTERVAL, MIN_CLAIM_INTERVAL};
 
 /// Where one connection's reading stands.
 pub(super) struct ConnectionState {
@@ -21,6 +21,8 @@ pub(super) struct ConnectionState {
     pub(super) next_refresh: Instant,
     /// When the group's pending count and lag are next read, while metrics are on.
     pub(super) next_backlog: Instant,
+    /// When the delayed set's due entries are next moved back to the stream.
+    pub(super) next_delayed: Instant,
 }
 
 impl ConnectionState {
@@ -32,6 +34,7 @@ impl ConnectionState {
             own_pending: true,
             backlog: false,
             next_backlog: Instant::now(),
+            next_delayed: Instant::now(),
             next_refresh: Instant::now() + refresh_interval(claim_idle),
         }
     }
@@ -41,6 +44,17 @@ impl ConnectionState {
         let due = Instant::now() >= self.next_backlog;
         if due {
             self.next_backlog = Instant::now() + BACKLOG_INTERVAL;
+        }
+        due
+    }
+}
+
+impl ConnectionState {
+    /// Whether the delayed set's due entries are to be moved now (and, if so, when next).
+    pub(super) fn delayed_due(&mut self) -> bool {
+        let due = Instant::now() >= self.next_delayed;
+        if due {
+            self.next_delayed = Instant::now() + DELAYED_INTERVAL;
         }
         due
     }

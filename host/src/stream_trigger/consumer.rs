@@ -2,20 +2,19 @@
 //! what handlers finished and reads (or claims) more in one round trip; entries go to
 //! `handling.rs`; what to send Redis, and what its replies hold, come from `commands.rs`.
 
-use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use redis::aio::MultiplexedConnection;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::connection_state::{ConnectionState, refresh_interval};
 use super::handling::Settlement;
-use super::reply::RawEntry;
+use super::held_entries::{Attempt, HeldEntries};
 use super::{MAX_BACKOFF, MIN_BACKOFF};
 use crate::engine::Engine;
 use crate::limits::Limits;
@@ -34,6 +33,9 @@ pub(super) struct Consumer {
     pub(super) group: String,
     pub(super) consumer: String,
     pub(super) dead_letter: String,
+    /// The sorted set where entries wait to be tried again after a delay their handler asked
+    /// for: `<stream>.delayed`.
+    pub(super) delayed: String,
     pub(super) max_in_flight: usize,
     pub(super) max_attempts: u32,
     pub(super) claim_idle: Duration,
@@ -60,106 +62,6 @@ pub(super) struct HandlerTasks {
     pub(super) tracker: TaskTracker,
 }
 
-/// The entries a consumer holds (handed to handlers, finished, gathering for a batch) and
-/// the attempts to write to Redis: kept across reconnections.
-pub(super) struct HeldEntries {
-    /// Entries handed to handler tasks whose end Redis has not been told yet.
-    pub(super) in_flight: HashSet<String>,
-    /// Ends reported by handler tasks, not yet sent to Redis.
-    pub(super) finished: Vec<Settlement>,
-    /// Handler tasks (each a batch of entries, or one entry) whose entries are not settled yet:
-    /// each holds one of the `max_in_flight` slots until then.
-    pub(super) batches: usize,
-    /// How many of those have reported their ends into `finished`.
-    pub(super) finished_batches: usize,
-    /// Entries read for a batch that is not full yet, waiting up to `batch_wait` (since
-    /// `filling_since`) for more.
-    pub(super) filling: Vec<RawEntry>,
-    pub(super) filling_since: Option<Instant>,
-    pub(super) done_sender: mpsc::UnboundedSender<Vec<Settlement>>,
-    pub(super) done: mpsc::UnboundedReceiver<Vec<Settlement>>,
-    /// Handler tasks report here each attempt they are about to make again.
-    pub(super) retry_sender: mpsc::UnboundedSender<RetryStart>,
-    pub(super) retries: mpsc::UnboundedReceiver<RetryStart>,
-    /// Attempts reported and not yet written to Redis as the entries' delivery counts.
-    pub(super) attempts_to_record: Vec<Attempt>,
-    /// The retries waiting for those attempts to be written before they run.
-    pub(super) retries_waiting: Vec<oneshot::Sender<()>>,
-    /// Entries that were gathering for a batch when the connection was lost, with their
-    /// delivery counts: read again, they get their counts back.
-    pub(super) unattempted: HashMap<String, u32>,
-}
-
-/// An entry about to be tried again: its id and the attempt it is about to make.
-pub(super) type Attempt = (String, u32);
-
-/// A handler task's retry of some entries: it runs once `recorded` is told their attempts are
-/// in Redis, so a host killed during the retry leaves the count the next host goes on from.
-pub(super) struct RetryStart {
-    pub(super) attempts: Vec<Attempt>,
-    pub(super) recorded: oneshot::Sender<()>,
-}
-
-impl HeldEntries {
-    fn new() -> Self {
-        let (done_sender, done) = mpsc::unbounded_channel();
-        let (retry_sender, retries) = mpsc::unbounded_channel();
-        HeldEntries {
-            in_flight: HashSet::new(),
-            finished: Vec::new(),
-            batches: 0,
-            finished_batches: 0,
-            filling: Vec::new(),
-            filling_since: None,
-            done_sender,
-            done,
-            retry_sender,
-            retries,
-            attempts_to_record: Vec::new(),
-            retries_waiting: Vec::new(),
-            unattempted: HashMap::new(),
-        }
-    }
-
-    /// Entries read again that were never attempted: their delivery counts as they were, here
-    /// and (written in the next round trip) in Redis.
-    fn restore_unattempted(&mut self, entries: &mut [RawEntry]) {
-        for entry in entries {
-            if let Some(deliveries) = self.unattempted.remove(&entry.id) {
-                entry.deliveries = deliveries;
-                self.attempts_to_record.push((entry.id.clone(), deliveries));
-            }
-        }
-    }
-
-    /// Takes every end reported so far, without waiting.
-    fn collect_finished(&mut self) {
-        while let Ok(done) = self.done.try_recv() {
-            self.take_done(done);
-        }
-        while let Ok(retry) = self.retries.try_recv() {
-            self.take_retry(retry);
-        }
-    }
-
-    /// Takes one retry's attempts, to write in the next round trip.
-    pub(super) fn take_retry(&mut self, retry: RetryStart) {
-        self.attempts_to_record.extend(retry.attempts);
-        self.retries_waiting.push(retry.recorded);
-    }
-
-    /// Takes one handler task's ends.
-    pub(super) fn take_done(&mut self, done: Vec<Settlement>) {
-        self.finished.extend(done);
-        self.finished_batches += 1;
-    }
-
-    /// Slots that stay taken after the finished entries are settled.
-    fn busy(&self) -> usize {
-        self.batches - self.finished_batches
-    }
-}
-
 /// What one turn's pipeline holds, to read its replies by.
 struct Sent {
     /// The settled entries, which lead the pipeline (`settling` replies of theirs).
@@ -171,6 +73,8 @@ struct Sent {
     retries_waiting: Vec<oneshot::Sender<()>>,
     /// Whether an `XINFO GROUPS` follows.
     backlog: bool,
+    /// Whether a move of the delayed set's due entries follows.
+    moving: bool,
     /// Whether the read is a claim scan's page.
     claiming: bool,
     /// Whether the entries read have waited already, so go out at once.
@@ -414,6 +318,9 @@ impl Consumer {
             held.in_flight.remove(done.id());
         }
         held.batches -= sent.finished_batches;
+        if sent.moving {
+            self.log_moved(replies.next());
+        }
         if let Some(gauges) = self.backlog.as_ref().filter(|_| sent.backlog) {
             let (groups, pending) = (replies.next(), replies.next());
             self.note_backlog(
@@ -436,6 +343,8 @@ impl Consumer {
             self.note_deliveries(connection, &mut entries).await?;
             held.restore_unattempted(&mut entries);
         }
+        let carried = super::delayed::carry_attempts(&mut entries);
+        held.attempts_to_record.extend(carried);
         if !state.own_pending {
             // Those not read again by now went to another consumer.
             held.unattempted.clear();
@@ -467,6 +376,12 @@ impl Consumer {
             self.refresh_idle(&mut pipe, held);
         }
         self.record_attempts(&mut pipe, &attempts);
+        // Due entries of the delayed set go back to the stream before the read, which may
+        // take them at once.
+        let moving = self.component.decides_outcomes() && state.delayed_due();
+        if moving {
+            self.move_due_command(&mut pipe);
+        }
         let wanted = turn.free * self.batch_size - held.filling.len();
         let wanted = turn.budget.map_or(wanted, |budget| wanted.min(budget));
         // A batch gathering blocks the read only until its `batch_wait` is up.
@@ -492,6 +407,7 @@ impl Consumer {
             retries_waiting,
             settling,
             backlog,
+            moving,
             claiming,
             // Claimed entries and this consumer's own pending ones go out at once: they have
             // waited already, and its own pending ones are read again until none is held.

@@ -3,14 +3,15 @@
 //! entries ended to the read loop, which tells Redis.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::consumer::{Consumer, HandlerTasks, HeldEntries, RetryStart};
+use super::consumer::{Consumer, HandlerTasks};
+use super::held_entries::{HeldEntries, RetryStart};
 use super::reply::{Fields, RawEntry};
-use super::{MAX_RETRY_WAIT, MIN_RETRY_WAIT};
-use crate::redis_component::{Message, StreamEntry};
+use super::{MAX_RETRY_AFTER, MAX_RETRY_WAIT, MIN_RETRY_WAIT};
+use crate::redis_component::{Message, Outcome, StreamEntry};
 use crate::telemetry::{CallInfo, in_trace, log_failure};
 
 /// How an entry ended, as its handler task reports it; each frees the entry's slot once the reading loop
@@ -23,6 +24,18 @@ pub(super) enum Settlement {
     Failed(DeadLetter),
     /// Shutdown came before a retry: leave it pending for a consumer that stays.
     Abandoned(String),
+    /// Its handler asked for it to be tried again later: add it to the delayed set and
+    /// acknowledge it, freeing its slot while it waits.
+    Delayed(Delayed),
+}
+
+/// An entry on its way to the delayed set: its fields, the attempts made at it so far, and
+/// how long it waits before it is added to the stream again.
+pub(super) struct Delayed {
+    pub(super) id: String,
+    pub(super) fields: Vec<(Vec<u8>, Vec<u8>)>,
+    pub(super) attempts: u32,
+    pub(super) delay: Duration,
 }
 
 impl Settlement {
@@ -30,6 +43,7 @@ impl Settlement {
         match self {
             Settlement::Handled(id) | Settlement::Abandoned(id) => id,
             Settlement::Failed(dead) => &dead.id,
+            Settlement::Delayed(delayed) => &delayed.id,
         }
     }
 }
@@ -224,25 +238,37 @@ impl Consumer {
         }
     }
 
-    /// Sorts one call's entries by their outcome: handled ones and those out of attempts go to
-    /// `ends`; the ones to try again are returned. `failures` are the failed entries' indexes,
-    /// in order, with their errors.
+    /// Sorts one call's entries by their outcome: handled ones, those out of attempts, those
+    /// their handler delayed or dead-lettered go to `ends`; the failed ones to try again are
+    /// returned. `outcomes` are the indexes of the entries not simply handled, in order.
     fn sort_outcomes(
         &self,
         entries: Vec<StreamEntry>,
-        failures: Vec<(usize, String)>,
+        outcomes: Vec<(usize, Outcome)>,
         ends: &mut Vec<Settlement>,
     ) -> Vec<StreamEntry> {
         let mut retry = Vec::new();
-        let mut failures = failures.into_iter().peekable();
+        let mut outcomes = outcomes.into_iter().peekable();
         for (index, entry) in entries.into_iter().enumerate() {
-            let error = match failures.peek() {
-                Some((failed, _)) if *failed == index => failures.next().map(|(_, why)| why),
+            let outcome = match outcomes.peek() {
+                Some((at, _)) if *at == index => outcomes.next().map(|(_, outcome)| outcome),
                 _ => None,
             };
-            let Some(error) = error else {
-                ends.push(Settlement::Handled(entry.id));
-                continue;
+            let error = match outcome {
+                None => {
+                    ends.push(Settlement::Handled(entry.id));
+                    continue;
+                }
+                Some(Outcome::Failed(error)) => error,
+                Some(Outcome::RetryAfter(delay)) => {
+                    ends.push(self.delay(entry, delay));
+                    continue;
+                }
+                Some(Outcome::DeadLetter(reason)) => {
+                    let error = format!("dead-lettered by its handler: {reason}");
+                    ends.push(self.dead_letter_now(entry, error));
+                    continue;
+                }
             };
             tracing::error!(
                 trigger = %self.trigger_id,
@@ -263,9 +289,50 @@ impl Consumer {
         retry
     }
 
+    /// An entry whose handler asked for it to be tried again after `delay`: to the delayed set,
+    /// or, on its last attempt, to the dead-letter stream.
+    fn delay(&self, entry: StreamEntry, delay: Duration) -> Settlement {
+        if entry.attempt >= self.max_attempts {
+            let error = format!(
+                "asked to be retried after {delay:?} on its last attempt (max_attempts = {})",
+                self.max_attempts
+            );
+            return self.dead_letter_now(entry, error);
+        }
+        if delay > MAX_RETRY_AFTER {
+            tracing::warn!(
+                trigger = %self.trigger_id,
+                entry = %entry.id,
+                "a retry after {delay:?} waits {MAX_RETRY_AFTER:?}, the longest there is"
+            );
+        }
+        self.reporter.retried();
+        Settlement::Delayed(Delayed {
+            fields: bytes_fields(entry.fields),
+            id: entry.id,
+            attempts: entry.attempt,
+            delay: delay.min(MAX_RETRY_AFTER),
+        })
+    }
+
+    /// An entry its handler's outcome sends to the dead-letter stream, without another
+    /// attempt, with `error` saying why.
+    fn dead_letter_now(&self, entry: StreamEntry, error: String) -> Settlement {
+        tracing::warn!(
+            trigger = %self.trigger_id,
+            component = %self.component.id(),
+            stream = %self.stream,
+            entry = %entry.id,
+            attempt = entry.attempt,
+            "the entry goes to the dead-letter stream: {error}"
+        );
+        self.reporter.dead_lettered();
+        Settlement::Failed(DeadLetter::failed(entry, error))
+    }
+
     /// One call with `entries` (several only for a component taking batches): the index and
-    /// error of each entry that failed, in order.
-    async fn call(&self, entries: &[StreamEntry], tasks: &HandlerTasks) -> Vec<(usize, String)> {
+    /// outcome of each entry its handler did not simply handle, in order.
+    async fn call(&self, entries: &[StreamEntry], tasks: &HandlerTasks) -> Vec<(usize, Outcome)> {
         let messages: Vec<Message> = entries
             .iter()
             .map(|entry| Message {
@@ -293,14 +360,24 @@ impl Consumer {
         )
         .await;
         match result {
-            Ok(mut failures) => {
-                let failed = (!failures.is_empty()).then(|| {
-                    anyhow::anyhow!("{} of {} entries failed", failures.len(), entries.len())
+            Ok(outcomes) => {
+                let mut errors = outcomes.iter().filter_map(|(_, outcome)| match outcome {
+                    Outcome::Failed(error) => Some(error),
+                    _ => None,
+                });
+                // The span's error: the handler's own, for a call with one entry.
+                let failed = errors.next().map(|first| match errors.count() {
+                    _ if entries.len() == 1 => {
+                        anyhow::anyhow!("handler returned an error: {first}")
+                    }
+                    more => anyhow::anyhow!(
+                        "{} of {} entries failed (the first: {first})",
+                        more + 1,
+                        entries.len()
+                    ),
                 });
                 call.finish(failed.as_ref());
-                failures.sort_by_key(|(index, _)| *index);
-                failures.dedup_by_key(|(index, _)| *index);
-                failures
+                outcomes
             }
             Err(error) => {
                 call.finish(Some(&error));
@@ -312,7 +389,7 @@ impl Consumer {
                     |text| why = text.to_owned(),
                 );
                 (0..entries.len())
-                    .map(|index| (index, why.clone()))
+                    .map(|index| (index, Outcome::Failed(why.clone())))
                     .collect()
             }
         }

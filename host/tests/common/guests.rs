@@ -18,6 +18,8 @@ pub const GUESTS: &[&str] = &[
     "describe-guest",
     "redis-print-guest",
     "redis-message-0-1-guest",
+    "redis-message-0-2-guest",
+    "stream-batch-0-3-guest",
     "stream-record-guest",
     "stream-batch-guest",
     "timer-hello-greeter",

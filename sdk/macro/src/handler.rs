@@ -116,11 +116,11 @@ fn validate(trigger: &Trigger, function: &ItemFn) -> syn::Result<Handler> {
     let output = match &signature.output {
         ReturnType::Default => None,
         ReturnType::Type(_, ty) if is_unit(ty) => None,
-        ReturnType::Type(_, ty) if is_result(ty) => Some((**ty).clone()),
+        ReturnType::Type(_, ty) if is_result(ty) || is_outcome(ty) => Some((**ty).clone()),
         ReturnType::Type(_, ty) => {
             errors.push(error_at(
                 ty,
-                "unsupported return type: return nothing, or `Result<(), E>` where `E: Display` (for example `anyhow::Result<()>`)",
+                "unsupported return type: return nothing, or `Result<(), E>` where `E: Display` (for example `anyhow::Result<()>`); a Redis handler taking a `Message` may also return `Outcome` or `Result<Outcome, E>`",
             ));
             None
         }
@@ -229,6 +229,12 @@ fn is_unit(ty: &Type) -> bool {
 /// the rest through `HandlerResult`.
 fn is_result(ty: &Type) -> bool {
     last_segment(ty).is_some_and(|segment| segment.ident == "Result")
+}
+
+/// `Outcome` under any path (`spin_trigger_sdk::redis::Outcome`); the compiler checks that the
+/// handler may return it.
+fn is_outcome(ty: &Type) -> bool {
+    last_segment(ty).is_some_and(|segment| segment.ident == "Outcome")
 }
 
 /// The last path segment of a plain path type, such as `Tick` in `spin_trigger_sdk::timer::Tick`.

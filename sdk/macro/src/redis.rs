@@ -56,12 +56,12 @@ fn emit(handler: &Handler) -> TokenStream {
         let export = export(quote! { batch_redis_export });
         return quote! {
             const _: () = {
-                use ::spin_trigger_sdk::__private::redis_batch::exports::spin_trigger::sdk0_3_0::redis_batch_handler as wit;
+                use ::spin_trigger_sdk::__private::redis_batch::exports::spin_trigger::sdk0_5_0::redis_batch_handler as wit;
                 struct SpinRedisHandler;
                 impl wit::Guest for SpinRedisHandler {
                     fn handle_batch(
                         #message: ::std::vec::Vec<wit::Message>,
-                    ) -> ::core::result::Result<::std::vec::Vec<wit::EntryFailure>, wit::Error> {
+                    ) -> ::core::result::Result<::std::vec::Vec<wit::EntryDecision>, wit::Error> {
                         #export
                     }
                 }
@@ -73,10 +73,10 @@ fn emit(handler: &Handler) -> TokenStream {
         let export = export(quote! { rich_redis_export });
         return quote! {
             const _: () = {
-                use ::spin_trigger_sdk::__private::redis::exports::spin_trigger::sdk0_2_0::redis_handler as wit;
+                use ::spin_trigger_sdk::__private::redis::exports::spin_trigger::sdk0_5_0::redis_handler as wit;
                 struct SpinRedisHandler;
                 impl wit::Guest for SpinRedisHandler {
-                    fn handle_message(#message: wit::Message) -> ::core::result::Result<(), wit::Error> {
+                    fn handle_message(#message: wit::Message) -> ::core::result::Result<wit::Outcome, wit::Error> {
                         #export
                     }
                 }

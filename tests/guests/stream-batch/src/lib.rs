@@ -5,7 +5,9 @@
 //! - `SADD handled <ids>` for the entries it handled; ids already there count into
 //!   `INCRBY duplicates`.
 //!
-//! An entry whose payload is `fail` is marked failed ("asked to fail") and the others handled; a
+//! An entry whose payload is `fail` is marked failed ("asked to fail") and the others handled;
+//! `later` is marked to be tried again after a second, on its first attempt
+//! (`Batch::retry_after`); `poison` is sent to the dead-letter stream (`Batch::dead_letter`); a
 //! payload of `trap` panics, failing the whole batch. Without the variable (the benchmark) it
 //! prints each payload, as `redis-print` does.
 
@@ -37,10 +39,18 @@ fn on_batch(batch: Batch) -> anyhow::Result<()> {
             batch.fail(message, "asked to fail");
             continue;
         }
+        if message.payload == b"poison" {
+            batch.dead_letter(message, "poisoned");
+            continue;
+        }
         let entry = message
             .entry
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("not a stream entry"))?;
+        if message.payload == b"later" && entry.attempt == 1 {
+            batch.retry_after(message, std::time::Duration::from_secs(1));
+            continue;
+        }
         handled.push(entry.id.as_str());
     }
     if !handled.is_empty() {

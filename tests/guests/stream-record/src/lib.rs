@@ -6,14 +6,22 @@
 //! - `RPUSH deliveries:<entry id> <count>`, first thing, when the entry has a field `group`:
 //!   the delivery count that group's pending list holds for the entry as its handler starts.
 //!
+//! - `RPUSH tries:<key> <attempt>`, when the entry has a field `key` (which, unlike the id, stays
+//!   the same when the entry comes back from the delayed set).
+//!
 //! The entry's fields steer it: `fail_times = n` fails the first `n` attempts; a payload of
-//! `fail` always fails; `sleep_ms = n` works for `n` ms first (a handler busy at shutdown).
+//! `fail` always fails; `sleep_ms = n` works for `n` ms first (a handler busy at shutdown);
+//! `retry_after_ms = d` with `retry_times = n` asks for the first `n` attempts to be tried again
+//! after `d` ms (`Outcome::RetryAfter`); `dead_letter = reason` sends it to the dead-letter
+//! stream (`Outcome::DeadLetter`).
 
-use spin_trigger_sdk::redis::{Connection, Message, Parameter, Value};
+use std::time::Duration;
+
+use spin_trigger_sdk::redis::{Connection, Message, Outcome, Parameter, Value};
 use spin_trigger_sdk::{redis_component, variables};
 
 #[redis_component]
-fn on_entry(message: Message) -> anyhow::Result<()> {
+fn on_entry(message: Message) -> anyhow::Result<Outcome> {
     let entry = message
         .entry
         .as_ref()
@@ -49,6 +57,27 @@ fn on_entry(message: Message) -> anyhow::Result<()> {
             ],
         )?;
     }
+    if let Some(key) = entry.field("key") {
+        let mut list = b"tries:".to_vec();
+        list.extend_from_slice(key);
+        redis.execute(
+            "RPUSH",
+            &[
+                Parameter::Binary(list),
+                Parameter::Int64(entry.attempt.into()),
+            ],
+        )?;
+    }
+    if let Some(reason) = entry.field("dead_letter") {
+        return Ok(Outcome::DeadLetter(
+            String::from_utf8_lossy(reason).into_owned(),
+        ));
+    }
+    if let (Some(delay), Some(times)) = (number("retry_after_ms")?, number("retry_times")?)
+        && entry.attempt <= times
+    {
+        return Ok(Outcome::RetryAfter(Duration::from_millis(delay.into())));
+    }
     if let Some(sleep_ms) = number("sleep_ms")? {
         std::thread::sleep(std::time::Duration::from_millis(sleep_ms.into()));
     }
@@ -72,5 +101,5 @@ fn on_entry(message: Message) -> anyhow::Result<()> {
     if redis.sadd("handled", &[&entry.id])? == 0 {
         redis.incr("duplicates")?;
     }
-    Ok(())
+    Ok(Outcome::Handled)
 }
