@@ -68,7 +68,8 @@
 //!
 //! The triggers:
 //! - `trigger_type`: the contract each trigger type fulfils, and what every build starts with.
-//! - `rate_limit`: `max_per_second`, on one host or shared by all through Redis.
+//! - `rate_limit`, `retry_backoff`: `max_per_second`, on one host or shared by all through
+//!   Redis; the doubling wait between attempts at a failed event.
 //! - `redis_address`, `redis_component`: a trigger's Redis server, and a component in any Redis
 //!   world; shared by the two Redis triggers.
 //! - `timer` (where a timer fires), `redis_trigger` (where a message is dispatched),
@@ -112,6 +113,7 @@ mod redis_address;
 mod redis_client;
 mod redis_component;
 mod redis_trigger;
+mod retry_backoff;
 mod runtime;
 mod runtime_config;
 mod stdio;

@@ -69,9 +69,6 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// Waits between attempts at a failing entry: 100 ms, doubling, at most 5 s.
-const MIN_RETRY_WAIT: Duration = Duration::from_millis(100);
-const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
 /// The longest a handler's `retry-after` delays an entry: a longer one is cut to it.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(12 * 3600);
 /// How often a consumer moves the entries of the delayed set whose time has come back to the
@@ -206,6 +203,10 @@ impl Consumer {
             component,
             max_in_flight: config.max_in_flight,
             max_attempts: config.max_attempts,
+            retry_backoff: crate::retry_backoff::RetryBackoff {
+                first: config.retry_backoff,
+                max: config.max_retry_backoff,
+            },
             claim_idle: config.claim_idle,
             batch_wait: config.batch_wait,
             limits,

@@ -250,6 +250,7 @@ max_in_flight = 8
 max_attempts = 2
 dead_letter = "audit.failed"
 claim_idle = "1m 30s"
+retry_backoff = "10s"
 [component.c]
 source = "c.wasm"
 "#,
@@ -273,6 +274,11 @@ source = "c.wasm"
         (jobs.max_in_flight, jobs.max_attempts, jobs.claim_idle),
         (1, 5, Duration::from_secs(30))
     );
+    assert_eq!(
+        (jobs.retry_backoff, jobs.max_retry_backoff),
+        (Duration::from_millis(100), Duration::from_secs(5)),
+        "the host's default backoff: 100 ms doubling to 5 s"
+    );
     assert_eq!(audit.address.to_string(), "redis://127.0.0.1:6380");
     assert_eq!(audit.group.as_ref().unwrap().to_string(), "auditors");
     assert_eq!(
@@ -286,6 +292,11 @@ source = "c.wasm"
     assert_eq!(
         (audit.max_in_flight, audit.max_attempts, audit.claim_idle),
         (8, 2, Duration::from_secs(90))
+    );
+    assert_eq!(
+        (audit.retry_backoff, audit.max_retry_backoff),
+        (Duration::from_secs(10), Duration::from_secs(10)),
+        "a first wait past the default longest is also the longest"
     );
     assert_eq!(app.max_live_instances(), 9);
     assert_eq!(app.triggers().len(), 2, "no triggers of other types");
@@ -532,6 +543,16 @@ const MALFORMED: &[(&str, &str, &str)] = &[
         "spin.toml: trigger.redis-stream[0].max_per_second: 0 is not a positive number: `max_per_second = 50` starts at most 50 events a second",
     ),
     (
+        "a stream's longest retry wait shorter than its first",
+        "[[trigger.redis-stream]]\ncomponent = \"c\"\nstream = \"s\"\naddress = \"redis://localhost\"\nretry_backoff = \"2s\"\nmax_retry_backoff = \"1s\"\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.redis-stream[0].max_retry_backoff: 1s is shorter than `retry_backoff` (2s): the longest wait is at least the first",
+    ),
+    (
+        "a stream's retry wait without retries",
+        "[[trigger.redis-stream]]\ncomponent = \"c\"\nstream = \"s\"\naddress = \"redis://localhost\"\nmax_attempts = 1\nretry_backoff = \"2s\"\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.redis-stream[0].retry_backoff: applies when a failed entry is tried again: raise `max_attempts` or remove `retry_backoff`",
+    ),
+    (
         "a shared rate without a rate",
         "[[trigger.redis]]\ncomponent = \"c\"\nchannel = \"s\"\naddress = \"redis://localhost\"\nmax_per_second_shared = true\n[component.c]\nsource = \"c.wasm\"\n",
         "spin.toml: trigger.redis[0].max_per_second_shared: applies to a `max_per_second`: add `max_per_second = 50` or remove it",
@@ -629,7 +650,7 @@ const MALFORMED: &[(&str, &str, &str)] = &[
     (
         "Redis stream trigger with an unknown field",
         "[[trigger.redis-stream]]\ncomponent = \"c\"\nstream = \"jobs\"\nchannel = \"jobs\"\n[component.c]\nsource = \"c.wasm\"\n",
-        "spin.toml: trigger.redis-stream[0].channel: unknown field `channel`, expected one of `stream`, `address`, `group`, `consumer`, `max_in_flight`, `max_attempts`, `dead_letter`, `claim_idle`, `batch_size`, `batch_wait`, `max_per_second`, `max_per_second_shared` (line 7)",
+        "spin.toml: trigger.redis-stream[0].channel: unknown field `channel`, expected one of `stream`, `address`, `group`, `consumer`, `max_in_flight`, `max_attempts`, `dead_letter`, `claim_idle`, `batch_size`, `batch_wait`, `max_per_second`, `max_per_second_shared`, `retry_backoff`, `max_retry_backoff` (line 7)",
     ),
     (
         "Redis stream trigger with zero attempts",

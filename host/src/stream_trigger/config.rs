@@ -27,6 +27,8 @@ pub struct RawStreamConfig {
     batch_wait: Option<String>,
     max_per_second: Option<f64>,
     max_per_second_shared: Option<bool>,
+    retry_backoff: Option<String>,
+    max_retry_backoff: Option<String>,
 }
 
 /// One `[[trigger.redis-stream]]`, validated: a consumer in a consumer group.
@@ -59,10 +61,20 @@ pub struct StreamConfig {
     /// `max_per_second`: how many entries it reads (and so starts) per second, at most; `None`
     /// (the default): as many as its slots take. Entries over it wait in the stream.
     pub max_per_second: Option<MaxPerSecond>,
+    /// `retry_backoff`: the wait before a failed entry's second attempt, doubled before each
+    /// later one (default 100 ms).
+    pub retry_backoff: Duration,
+    /// `max_retry_backoff`: the longest wait between two attempts, however often
+    /// `retry_backoff` doubled (default 5 s).
+    pub max_retry_backoff: Duration,
 }
 
 /// `claim_idle`'s default.
 const SECS_30: Duration = Duration::from_secs(30);
+/// `retry_backoff`'s and `max_retry_backoff`'s defaults: the waits of a host that was never
+/// told otherwise, 100 ms doubling to 5 s.
+const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_millis(100);
+const DEFAULT_MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Checks one `[[trigger.redis-stream]]`; each error names its field.
 pub fn validate(
@@ -84,6 +96,47 @@ pub fn validate(
     if let Some(batch_size) = raw.batch_size {
         let hint = "the default, for a handler taking a `Batch`, is 100";
         validation.count(batch_size, &BATCH_SIZE_RANGE, &at("batch_size"), hint)?;
+    }
+    let max_attempts = validation.count(
+        raw.max_attempts.unwrap_or(5),
+        &MAX_ATTEMPTS_RANGE,
+        &at("max_attempts"),
+        "1: no retry; the default is 5",
+    )?;
+    let backoff_fields = [
+        ("retry_backoff", raw.retry_backoff.is_some()),
+        ("max_retry_backoff", raw.max_retry_backoff.is_some()),
+    ];
+    if let Some((field, _)) = backoff_fields
+        .iter()
+        .find(|(_, set)| *set && max_attempts == 1)
+    {
+        return Err(validation.error(
+            &at(field),
+            format!(
+                "applies when a failed entry is tried again: raise `max_attempts` or remove `{field}`"
+            ),
+        ));
+    }
+    let retry_backoff = duration(
+        raw.retry_backoff,
+        DEFAULT_RETRY_BACKOFF,
+        "retry_backoff",
+        "\"100ms\" or \"1s\"",
+    )?;
+    let max_retry_backoff = duration(
+        raw.max_retry_backoff,
+        DEFAULT_MAX_RETRY_BACKOFF.max(retry_backoff),
+        "max_retry_backoff",
+        "\"5s\" or \"1m\"",
+    )?;
+    if max_retry_backoff < retry_backoff {
+        return Err(validation.error(
+            &at("max_retry_backoff"),
+            format!(
+                "{max_retry_backoff:?} is shorter than `retry_backoff` ({retry_backoff:?}): the longest wait is at least the first"
+            ),
+        ));
     }
     Ok(StreamConfig {
         stream: validation.non_blank_template(
@@ -107,12 +160,9 @@ pub fn validate(
             &at("max_in_flight"),
             "the default: one entry at a time",
         )?,
-        max_attempts: validation.count(
-            raw.max_attempts.unwrap_or(5),
-            &MAX_ATTEMPTS_RANGE,
-            &at("max_attempts"),
-            "1: no retry; the default is 5",
-        )?,
+        max_attempts,
+        retry_backoff,
+        max_retry_backoff,
         claim_idle: duration(raw.claim_idle, SECS_30, "claim_idle", "\"30s\" or \"2m\"")?,
         batch_size: raw.batch_size,
         batch_wait: duration(

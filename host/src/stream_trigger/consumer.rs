@@ -38,6 +38,9 @@ pub(super) struct Consumer {
     pub(super) delayed: String,
     pub(super) max_in_flight: usize,
     pub(super) max_attempts: u32,
+    /// The waits between attempts at a failed entry: `retry_backoff` doubling to
+    /// `max_retry_backoff`.
+    pub(super) retry_backoff: crate::retry_backoff::RetryBackoff,
     pub(super) claim_idle: Duration,
     /// Entries per handler call: 1 unless the component takes batches.
     pub(super) batch_size: usize,

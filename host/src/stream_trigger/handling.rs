@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::MAX_RETRY_AFTER;
 use super::consumer::{Consumer, HandlerTasks};
 use super::held_entries::{HeldEntries, RetryStart};
 use super::reply::{Fields, RawEntry};
-use super::{MAX_RETRY_AFTER, MAX_RETRY_WAIT, MIN_RETRY_WAIT};
 use crate::redis_component::{Message, Outcome, StreamEntry};
 use crate::telemetry::{CallInfo, in_trace, log_failure};
 
@@ -195,13 +195,15 @@ impl Consumer {
         retries: &mpsc::UnboundedSender<RetryStart>,
     ) -> Vec<Settlement> {
         let mut ends = Vec::with_capacity(entries.len());
-        let mut wait = MIN_RETRY_WAIT;
         loop {
             let failures = self.call(&entries, tasks).await;
             let mut retry = self.sort_outcomes(entries, failures, &mut ends);
             if retry.is_empty() {
                 return ends;
             }
+            // The wait after the attempt just made: attempts made on another host count too.
+            let made = retry.iter().map(|entry| entry.attempt).min().unwrap_or(1);
+            let wait = self.retry_backoff.after(made);
             let waited = tokio::select! {
                 _ = tasks.shutdown.cancelled() => false,
                 _ = tokio::time::sleep(wait) => true,
@@ -209,7 +211,6 @@ impl Consumer {
             if !waited {
                 return abandon(ends, retry);
             }
-            wait = (wait * 2).min(MAX_RETRY_WAIT);
             for entry in &mut retry {
                 entry.attempt += 1;
                 self.reporter.retried();

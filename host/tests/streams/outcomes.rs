@@ -1,6 +1,7 @@
 //! Outcomes a handler decides (`spin-trigger:sdk/redis@0.5.0`): "try it again after a delay"
 //! (the entry waits in `<stream>.delayed`, in Redis, holding no slot) and "dead-letter it now",
-//! from a handler taking one entry and from one taking batches; and components of the older
+//! from a handler taking one entry and from one taking batches; the host's own waits between
+//! attempts at a failed entry (`retry_backoff`, `max_retry_backoff`); and components of the older
 //! worlds, whose handlers only succeed or fail, still served.
 
 use std::time::{Duration, Instant};
@@ -286,4 +287,40 @@ fn components_of_the_older_redis_worlds_still_run() {
         let dead: usize = redis.xlen(format!("{stream}.dead")).expect("XLEN");
         assert_eq!(dead, 1, "{stream}");
     }
+}
+
+/// `retry_backoff = "500ms"` and `max_retry_backoff = "600ms"`: a failing entry waits 500 ms
+/// after its first attempt, then 600 ms (not 1 s, then 2 s, as doubling alone would).
+#[test]
+fn retry_backoff_and_max_retry_backoff_set_the_waits_between_attempts() {
+    let server = RedisServer::start();
+    let mut redis = connection(&server);
+    let app = recording_app(
+        &server,
+        Trigger {
+            max_attempts: 4,
+            extra: "retry_backoff = \"500ms\"\nmax_retry_backoff = \"600ms\"",
+            ..Trigger::default()
+        },
+    );
+    let host = app.start_ready();
+    let _: String = redis
+        .xadd(STREAM, "*", &[("key", "r"), ("fail_times", "3")])
+        .expect("XADD");
+    let seen: Vec<Instant> = (1..=4)
+        .map(|count| wait_for_tries(&mut redis, "r", count))
+        .collect();
+    wait_for_handled(&server, 1, Duration::from_secs(10));
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    let gaps: Vec<Duration> = seen.windows(2).map(|pair| pair[1] - pair[0]).collect();
+    assert!(
+        gaps.iter().all(|gap| *gap >= Duration::from_millis(480)),
+        "{gaps:?}"
+    );
+    assert!(
+        gaps[2] < Duration::from_millis(1500),
+        "the third wait is held to max_retry_backoff: {gaps:?}"
+    );
+    assert_eq!(tries(&mut redis, "r"), [1, 2, 3, 4]);
 }

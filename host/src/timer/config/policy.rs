@@ -60,11 +60,11 @@ impl TimerPolicy {
     /// The wait after failed attempt `attempt` (from 1): `retry_backoff` doubled `attempt - 1`
     /// times, at most [`MAX_RETRY_BACKOFF`] (or `retry_backoff`, if that is longer).
     pub fn backoff_after(&self, attempt: u32) -> Duration {
-        let doublings = attempt.saturating_sub(1).min(31);
-        self.retry_backoff
-            .checked_mul(1 << doublings)
-            .unwrap_or(Duration::MAX)
-            .min(MAX_RETRY_BACKOFF.max(self.retry_backoff))
+        let backoff = crate::retry_backoff::RetryBackoff {
+            first: self.retry_backoff,
+            max: MAX_RETRY_BACKOFF,
+        };
+        backoff.after(attempt)
     }
 
     /// Whether a tick due at `scheduled_at` is within `start_at` and `end_at`.
