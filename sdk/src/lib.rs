@@ -18,10 +18,12 @@
 //! | `#[timer_component] fn tick()` (or `async fn`) | `fermyon:example/spin-timer` (Spin's) | this project's host and Spin with the `trigger-timer` plugin |
 //! | `#[timer_component] fn tick(tick: Tick)`, or returning `Result<(), E>` with `E: Display` (e.g. `anyhow::Result<()>`) | `spin-trigger:sdk/timer@0.4.0` | this project's host |
 //! | `#[redis_component] fn on()`, or taking `Vec<u8>`, `bytes::Bytes`, `String` or `redis::Json<T>` | `fermyon:spin/inbound-redis` (Spin's) | this project's host and Spin's built-in Redis trigger |
-//! | `#[redis_component] fn on(message: redis::Message)` (channel, payload, pattern; the stream entry for a stream) | `spin-trigger:sdk/redis@0.2.0` | this project's host |
-//! | `#[redis_component] fn on(batch: redis::Batch)` (up to `batch_size` stream entries per call; `Batch::fail` marks the ones to retry) | `spin-trigger:sdk/redis-batch@0.3.0` | this project's host |
+//! | `#[redis_component] fn on(message: redis::Message)` (channel, payload, pattern; the stream entry for a stream), returning also `redis::Outcome` or `Result<Outcome, E>` | `spin-trigger:sdk/redis@0.5.0` | this project's host |
+//! | `#[redis_component] fn on(batch: redis::Batch)` (up to `batch_size` stream entries per call; `Batch::fail`, `Batch::retry_after` and `Batch::dead_letter` mark entries) | `spin-trigger:sdk/redis-batch@0.5.0` | this project's host |
 //!
-//! A Redis handler returns `()` or `Result<(), E>` with `E: Display`. A `String` payload that is
+//! A Redis handler returns `()` or `Result<(), E>` with `E: Display`; one taking a
+//! `redis::Message` may return a [`redis::Outcome`] instead (retry a stream entry after a delay,
+//! or dead-letter it now). A `String` payload that is
 //! not UTF-8, or a `Json<T>` payload that does not decode, is a handler error, never a panic;
 //! Spin's raw Redis world carries no error message, so a payload-only handler's error goes to
 //! its stderr. Any other shape — other arguments or return types, generics, `self`, `unsafe`,
@@ -70,13 +72,14 @@ pub use spin_trigger_sdk_macro::timer_component;
 /// Accepted shapes: `fn` or `async fn`; no argument, the payload as `Vec<u8>`, `bytes::Bytes`,
 /// `String` (UTF-8 checked) or [`redis::Json<T>`] (any `T: DeserializeOwned`), or the whole
 /// [`redis::Message`] (channel, payload, pattern); returning `()` or `Result<(), E>` where
-/// `E: Display`. A payload that does not decode is a handler error with a clear message, never a
+/// `E: Display` (a handler taking the `Message` may also return [`redis::Outcome`] or
+/// `Result<Outcome, E>`). A payload that does not decode is a handler error with a clear message, never a
 /// panic.
 ///
 /// Payload-only handlers export Spin's raw `inbound-redis` interface, so the component also runs
 /// under Spin's built-in Redis trigger (an error's message goes to the component's stderr, since
 /// that interface carries none). A handler taking [`redis::Message`] exports the richer
-/// `spin-trigger:sdk/redis@0.2.0` world, whose errors carry their message to the host and whose
+/// `spin-trigger:sdk/redis@0.5.0` world, whose errors carry their message to the host and whose
 /// message, from a `redis-stream` trigger, carries the [`redis::StreamEntry`]. Payload-only
 /// handlers serving a stream get the entry's field `payload`.
 ///
