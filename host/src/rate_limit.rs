@@ -259,9 +259,14 @@ impl RateLimit {
         let mut connection = shared
             .connection
             .get_or_try_init(|| async {
+                // One quick try: while the server is away the caller waits and asks again
+                // (`UNREACHABLE_RETRY`), instead of the manager's own retries holding it for
+                // tens of seconds.
                 let config = redis::aio::ConnectionManagerConfig::new()
                     .set_response_timeout(Some(Duration::from_secs(2)))
-                    .set_connection_timeout(Some(Duration::from_secs(2)));
+                    .set_connection_timeout(Some(Duration::from_secs(2)))
+                    .set_number_of_retries(1)
+                    .set_max_delay(Duration::from_millis(500));
                 redis::aio::ConnectionManager::new_with_config(shared.client.clone(), config).await
             })
             .await

@@ -219,7 +219,7 @@ impl Consumer {
             tokio::select! {
                 Some(done) = held.done.recv() => held.take_done(done),
                 Some(retry) = held.retries.recv() => held.take_retry(retry),
-                _ = tasks.shutdown.cancelled(), if !stopping => {}
+                _ = tasks.shutdown.cancelled() => {}
                 _ = tokio::time::sleep_until(next_refresh), if holding => {}
             }
             return Ok(ControlFlow::Continue(()));
@@ -233,7 +233,14 @@ impl Consumer {
             .as_ref()
             .filter(|_| reading && !wait && wanted > 0)
         {
-            match rate.take_up_to(wanted).await {
+            // A shared limit asks its server, which may be slow or away: shutdown does not wait.
+            let take = tokio::select! {
+                take = rate.take_up_to(wanted) => take,
+                _ = tasks.shutdown.cancelled() => {
+                    return Ok(ControlFlow::Continue(()));
+                }
+            };
+            match take {
                 Take::Granted(granted) => budget = Some(granted),
                 // Finished entries are settled, and idle times reset, while the limit holds
                 // reading back: a wait of up to a second per token must not leave them
