@@ -227,7 +227,12 @@ impl Consumer {
         // With `max_per_second`, a read takes at most what the limit grants now; with nothing
         // granted, the turn waits for it (settling what finishes meanwhile).
         let mut budget = None;
-        let wanted = (free * self.batch_size).saturating_sub(held.filling.len());
+        let mut wanted = (free * self.batch_size).saturating_sub(held.filling.len());
+        // A read that will likely block on a quiet stream takes one token, not a burst's worth:
+        // tokens held through the block would add to the bucket's refill.
+        if self.rate.is_some() && busy == 0 && !state.backlog && !state.own_pending {
+            wanted = wanted.min(1);
+        }
         if let Some(rate) = self
             .rate
             .as_ref()
