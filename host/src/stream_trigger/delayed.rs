@@ -38,8 +38,8 @@ for _, member in ipairs(due) do
   local entry = cmsgpack.unpack(member)
   local add = {'XADD', KEYS[2], '*', ARGV[2], entry[2]}
   for i = 3, #entry do add[#add + 1] = entry[i] end
-  local added = redis.pcall(unpack(add))
-  if type(added) == 'table' and added.err then
+  local added = pcall(function() return redis.call(unpack(add)) end)
+  if not added then
     redis.call('ZADD', KEYS[1], now + 3600000, member)
     refused = refused + 1
   else
@@ -52,6 +52,10 @@ return {moved, refused}
 
 /// How many due entries one round trip moves back at most.
 const MOVE_AT_ONCE: usize = 100;
+
+/// The most fields an entry may have to wait in the delayed set: a script passes them to `XADD`
+/// as arguments, and Lua takes at most about 8,000 of those at once.
+pub(super) const MAX_DELAYED_FIELDS: usize = 3_000;
 
 impl Consumer {
     /// [`DELAY_SCRIPT`] for one entry; one reply.

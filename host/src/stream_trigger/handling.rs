@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::MAX_RETRY_AFTER;
 use super::consumer::{Consumer, HandlerTasks};
+use super::delayed::MAX_DELAYED_FIELDS;
 use super::held_entries::{HeldEntries, RetryStart};
 use super::reply::{Fields, RawEntry};
 use crate::redis_component::{Message, Outcome, StreamEntry};
@@ -261,10 +262,17 @@ impl Consumer {
                     continue;
                 }
                 Some(Outcome::Failed(error)) => error,
-                Some(Outcome::RetryAfter(delay)) => {
+                Some(Outcome::RetryAfter(delay)) if entry.fields.len() <= MAX_DELAYED_FIELDS => {
                     ends.push(self.delay(entry, delay));
                     continue;
                 }
+                // Too big for the delayed set's scripts: a failure, retried in its slot.
+                Some(Outcome::RetryAfter(delay)) => format!(
+                    "asked to be retried after {delay:?}, but its {} fields are more than the \
+                     delayed set takes ({MAX_DELAYED_FIELDS}): tried again after the trigger's \
+                     backoff instead",
+                    entry.fields.len()
+                ),
                 Some(Outcome::DeadLetter(reason)) => {
                     let error = format!("dead-lettered by its handler: {reason}");
                     ends.push(self.dead_letter_now(entry, error));

@@ -324,3 +324,31 @@ fn retry_backoff_and_max_retry_backoff_set_the_waits_between_attempts() {
     );
     assert_eq!(tries(&mut redis, "r"), [1, 2, 3, 4]);
 }
+
+/// An entry with more fields than the delayed set's scripts can pass to `XADD` (Lua takes about
+/// 8,000 arguments at once) is not put there, where it could never come back: its handler's
+/// retry-after is taken as a failure and retried in its slot.
+#[test]
+fn an_entry_too_big_for_the_delayed_set_is_retried_in_its_slot_instead() {
+    let server = RedisServer::start();
+    let mut redis = connection(&server);
+    let app = recording_app(&server, Trigger::default());
+    let host = app.start_ready();
+    let mut fields: Vec<(String, String)> = ["key=big", "retry_after_ms=100", "retry_times=1"]
+        .iter()
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').expect("name=value");
+            (name.to_owned(), value.to_owned())
+        })
+        .collect();
+    fields.extend((0..3_500).map(|n| (format!("f{n}"), "x".to_owned())));
+    let _: String = redis.xadd(STREAM, "*", &fields).expect("XADD");
+    wait_for_handled(&server, 1, Duration::from_secs(20));
+    wait_for_nothing_pending(&mut redis);
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    run.assert_stderr_has("more than the delayed set takes (3000)");
+    assert_eq!(tries(&mut redis, "big"), [1, 2]);
+    assert_eq!(delayed(&mut redis), 0);
+    assert_eq!(dead_letters(&mut redis), 0);
+}
