@@ -77,6 +77,9 @@ const DELAYED_INTERVAL: Duration = Duration::from_millis(250);
 /// The field a delayed entry carries back into the stream: the attempts made at it before.
 /// The host reads it and hides it from handlers.
 pub(crate) const ATTEMPTS_FIELD: &str = "spin-trigger-attempts";
+/// The field a delayed entry carries back into the stream naming the group that delayed it:
+/// another group reading the stream acknowledges the entry without running it again.
+pub(crate) const GROUP_FIELD: &str = "spin-trigger-group";
 /// Entries per call for a component taking batches, unless its trigger sets `batch_size`.
 const DEFAULT_BATCH_SIZE: usize = 100;
 /// Claims are checked at least this far apart, however short `claim_idle` is.

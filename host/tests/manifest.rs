@@ -548,6 +548,11 @@ const MALFORMED: &[(&str, &str, &str)] = &[
         "spin.toml: trigger.redis-stream[0].max_retry_backoff: 1s is shorter than `retry_backoff` (2s): the longest wait is at least the first",
     ),
     (
+        "a stream's longest retry wait shorter than the default first",
+        "[[trigger.redis-stream]]\ncomponent = \"c\"\nstream = \"s\"\naddress = \"redis://localhost\"\nmax_retry_backoff = \"50ms\"\n[component.c]\nsource = \"c.wasm\"\n",
+        "spin.toml: trigger.redis-stream[0].max_retry_backoff: 50ms is shorter than `retry_backoff` (100ms, its default): the longest wait is at least the first",
+    ),
+    (
         "a stream's retry wait without retries",
         "[[trigger.redis-stream]]\ncomponent = \"c\"\nstream = \"s\"\naddress = \"redis://localhost\"\nmax_attempts = 1\nretry_backoff = \"2s\"\n[component.c]\nsource = \"c.wasm\"\n",
         "spin.toml: trigger.redis-stream[0].retry_backoff: applies when a failed entry is tried again: raise `max_attempts` or remove `retry_backoff`",

@@ -16,6 +16,8 @@ const GROUP: &str = "workers";
 
 /// Settings of the one `[[trigger.redis-stream]]` of a test app, beyond component and stream.
 struct Trigger<'a> {
+    /// The consumer group: [`GROUP`] unless a test picks another.
+    group: &'a str,
     max_in_flight: usize,
     max_attempts: u32,
     claim_idle: &'a str,
@@ -31,6 +33,7 @@ struct Trigger<'a> {
 impl Default for Trigger<'_> {
     fn default() -> Self {
         Trigger {
+            group: GROUP,
             max_in_flight: 4,
             max_attempts: 3,
             claim_idle: "5s",
@@ -65,9 +68,13 @@ fn recording_app(server: &RedisServer, trigger: Trigger) -> AppDir {
             "redis-stream",
             "recorder",
             &format!(
-                "stream = \"{STREAM}\"\ngroup = \"{GROUP}\"\n{consumer}{batch_size}max_in_flight = {}\n\
+                "stream = \"{STREAM}\"\ngroup = \"{}\"\n{consumer}{batch_size}max_in_flight = {}\n\
                  max_attempts = {}\nclaim_idle = \"{}\"\n{}",
-                trigger.max_in_flight, trigger.max_attempts, trigger.claim_idle, trigger.extra
+                trigger.group,
+                trigger.max_in_flight,
+                trigger.max_attempts,
+                trigger.claim_idle,
+                trigger.extra
             ),
         )
         .component(

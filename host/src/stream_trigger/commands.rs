@@ -202,6 +202,14 @@ impl Consumer {
                         delayed = %self.delayed,
                         "could not add the entry to the delayed set, so it stays pending, unacknowledged: {error}"
                     ),
+                    Some(Ok(redis::Value::Int(0))) => tracing::warn!(
+                        trigger = %self.trigger_id,
+                        stream = %self.stream,
+                        entry = %delayed.id,
+                        "the handler asked to retry the entry later, but another consumer has \
+                         claimed it since (this one was away longer than claim_idle): that one \
+                         decides what becomes of it"
+                    ),
                     _ => tracing::info!(
                         trigger = %self.trigger_id,
                         stream = %self.stream,

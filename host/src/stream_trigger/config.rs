@@ -118,6 +118,7 @@ pub fn validate(
             ),
         ));
     }
+    let retry_backoff_set = raw.retry_backoff.is_some();
     let retry_backoff = duration(
         raw.retry_backoff,
         DEFAULT_RETRY_BACKOFF,
@@ -131,10 +132,15 @@ pub fn validate(
         "\"5s\" or \"1m\"",
     )?;
     if max_retry_backoff < retry_backoff {
+        let which = if retry_backoff_set {
+            ""
+        } else {
+            ", its default"
+        };
         return Err(validation.error(
             &at("max_retry_backoff"),
             format!(
-                "{max_retry_backoff:?} is shorter than `retry_backoff` ({retry_backoff:?}): the longest wait is at least the first"
+                "{max_retry_backoff:?} is shorter than `retry_backoff` ({retry_backoff:?}{which}): the longest wait is at least the first"
             ),
         ));
     }

@@ -358,7 +358,7 @@ impl Consumer {
             self.note_deliveries(connection, &mut entries).await?;
             held.restore_unattempted(&mut entries);
         }
-        let carried = super::delayed::carry_attempts(&mut entries);
+        let carried = super::delayed::carry_attempts(&mut entries, &self.group, self.max_attempts);
         held.attempts_to_record.extend(carried);
         if !state.own_pending {
             // Those not read again by now went to another consumer.
@@ -393,7 +393,7 @@ impl Consumer {
         self.record_attempts(&mut pipe, &attempts);
         // Due entries of the delayed set go back to the stream before the read, which may
         // take them at once.
-        let moving = self.component.decides_outcomes() && state.delayed_due();
+        let moving = state.delayed_due();
         if moving {
             self.move_due_command(&mut pipe);
         }

@@ -1,34 +1,41 @@
 //! The delayed set: where an entry waits when its handler asked for it to be tried again later.
 //! A sorted set beside the stream (`<stream>.delayed`), scored by when each entry is due by the
 //! Redis server's clock, so a delay outlives the host that set it and holds no handler slot.
-//! Every consumer of the group moves the entries whose time has come back to the end of the
-//! stream, where the group reads them as new entries, carrying the attempts made at them in a
-//! field ([`ATTEMPTS_FIELD`]) the host reads and hides from handlers.
+//! Every consumer of every group on the stream moves the entries whose time has come back to
+//! the end of the stream, carrying two fields the host reads and hides from handlers: the
+//! attempts made at the entry ([`ATTEMPTS_FIELD`]) and the group that asked for the retry
+//! ([`GROUP_FIELD`]). Other groups reading the stream acknowledge such an entry without running
+//! it: they handled it when it was first added.
 
-use super::ATTEMPTS_FIELD;
 use super::consumer::Consumer;
 use super::handling::Delayed;
 use super::held_entries::Attempt;
 use super::reply::{Fields, RawEntry};
+use super::{ATTEMPTS_FIELD, GROUP_FIELD};
 
 /// Adds an entry to the delayed set (`KEYS[2]`), due `ARGV[3]` ms from now by the server's
-/// clock, then acknowledges it in the stream (`KEYS[1]`, group `ARGV[1]`, id `ARGV[2]`). The
-/// member packs the entry's id, the attempts made (`ARGV[4]`) and its fields (from `ARGV[5]`):
-/// the id keeps two entries with the same fields apart. A script stops at its first failing
-/// call, so an entry the set refused stays pending instead of being lost.
+/// clock, then acknowledges it in the stream (`KEYS[1]`, group `ARGV[1]`, id `ARGV[2]`): only
+/// while consumer `ARGV[5]` still holds it (else another consumer claimed it since, and that
+/// one decides; 0 is returned). The member packs the entry's id, the attempts made (`ARGV[4]`),
+/// the group and its fields (from `ARGV[6]`): the id keeps two entries with the same fields
+/// apart. A script stops at its first failing call, so an entry the set refused stays pending
+/// instead of being lost.
 const DELAY_SCRIPT: &str = r"
+local held = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1, ARGV[5])
+if #held == 0 then return 0 end
 local time = redis.call('TIME')
 local due = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) + tonumber(ARGV[3])
-local member = {ARGV[2], ARGV[4]}
-for i = 5, #ARGV do member[#member + 1] = ARGV[i] end
+local member = {ARGV[2], ARGV[4], ARGV[1]}
+for i = 6, #ARGV do member[#member + 1] = ARGV[i] end
 redis.call('ZADD', KEYS[2], due, cmsgpack.pack(member))
 return redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 ";
 
 /// Moves up to `ARGV[1]` entries of the delayed set (`KEYS[1]`) that are due back to the
-/// stream (`KEYS[2]`), each with the field `ARGV[2]` holding its attempts so far, first. A
-/// member the stream refuses (a key of another type) is put an hour later instead of blocking
-/// the ones behind it. Returns how many it moved and how many it could not.
+/// stream (`KEYS[2]`), each with the fields `ARGV[2]` (its attempts so far) and `ARGV[3]` (its
+/// group) first. A member the stream refuses (a key of another type, a Lua limit) is put an
+/// hour later instead of blocking the ones behind it. Returns how many it moved and how many it
+/// could not.
 const MOVE_DUE_SCRIPT: &str = r"
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
@@ -36,8 +43,8 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumb
 local moved, refused = 0, 0
 for _, member in ipairs(due) do
   local entry = cmsgpack.unpack(member)
-  local add = {'XADD', KEYS[2], '*', ARGV[2], entry[2]}
-  for i = 3, #entry do add[#add + 1] = entry[i] end
+  local add = {'XADD', KEYS[2], '*', ARGV[2], entry[2], ARGV[3], entry[3]}
+  for i = 4, #entry do add[#add + 1] = entry[i] end
   local added = pcall(function() return redis.call(unpack(add)) end)
   if not added then
     redis.call('ZADD', KEYS[1], now + 3600000, member)
@@ -69,7 +76,8 @@ impl Consumer {
             .arg(&self.group)
             .arg(&delayed.id)
             .arg(delayed.delay.as_millis() as u64)
-            .arg(delayed.attempts);
+            .arg(delayed.attempts)
+            .arg(&self.consumer);
         for (name, value) in &delayed.fields {
             command.arg(name).arg(value);
         }
@@ -83,51 +91,71 @@ impl Consumer {
             .arg(&self.delayed)
             .arg(&self.stream)
             .arg(MOVE_AT_ONCE)
-            .arg(ATTEMPTS_FIELD);
+            .arg(ATTEMPTS_FIELD)
+            .arg(GROUP_FIELD);
     }
 
     /// Logs what a move of due entries could not do.
     pub(super) fn log_moved(&self, reply: Option<redis::RedisResult<redis::Value>>) {
         let result: Option<anyhow::Result<(u64, u64)>> =
             reply.map(|reply| Ok(redis::from_redis_value(reply?)?));
-        match result {
-            Some(Ok((_, 0))) | None => {}
-            Some(Ok((_, refused))) => tracing::error!(
-                trigger = %self.trigger_id,
-                stream = %self.stream,
-                delayed = %self.delayed,
+        let problem = match result {
+            Some(Ok((_, 0))) | None => return,
+            Some(Ok((_, refused))) => format!(
                 "could not add {refused} due entries of the delayed set back to the stream; \
                  they are tried again in an hour"
             ),
-            Some(Err(error)) => tracing::error!(
-                trigger = %self.trigger_id,
-                stream = %self.stream,
-                delayed = %self.delayed,
-                "could not move due entries of the delayed set back to the stream: {error:#}"
-            ),
+            Some(Err(error)) => {
+                format!(
+                    "could not move due entries of the delayed set back to the stream: {error:#}"
+                )
+            }
+        };
+        // A component of an older world never delays entries itself: it moves them only for a
+        // rolled-back or mixed deployment, and a server that refuses scripts (an ACL) is not
+        // its problem worth an error every round trip.
+        if self.component.decides_outcomes() {
+            tracing::error!(trigger = %self.trigger_id, stream = %self.stream, delayed = %self.delayed, "{problem}");
+        } else {
+            tracing::debug!(trigger = %self.trigger_id, stream = %self.stream, delayed = %self.delayed, "{problem}");
         }
     }
 }
 
 /// Entries back from the delayed set: their attempts go on from those made before the delay.
-/// The carried count is taken out of the fields; an entry delivered fewer times than it says
-/// gets the count it says (plus this delivery), returned to be written to Redis as its
-/// delivery count so a host that claims it later counts on from there.
-pub(super) fn carry_attempts(entries: &mut [RawEntry]) -> Vec<Attempt> {
+/// The carried fields are taken out. An entry another group asked to retry is marked
+/// [`Fields::ForAnotherGroup`], to be acknowledged unrun. An entry delivered fewer times than it
+/// says gets the count it says (plus this delivery), returned to be written to Redis as its
+/// delivery count so a host that claims it later counts on from there. A carried count is held
+/// below `max_attempts`, so a publisher writing the field cannot keep an entry from its handler.
+pub(super) fn carry_attempts(
+    entries: &mut [RawEntry],
+    group: &str,
+    max_attempts: u32,
+) -> Vec<Attempt> {
     let mut to_record = Vec::new();
     for entry in entries {
         let Fields::Read(fields) = &mut entry.fields else {
             continue;
         };
-        let Some(position) = fields.iter().position(|(name, _)| name == ATTEMPTS_FIELD) else {
+        let mut take = |name: &str| {
+            let position = fields.iter().position(|(field, _)| field == name)?;
+            Some(fields.remove(position).1)
+        };
+        let (attempts, for_group) = (take(ATTEMPTS_FIELD), take(GROUP_FIELD));
+        if for_group.is_some_and(|for_group| for_group != group.as_bytes()) {
+            entry.fields = Fields::ForAnotherGroup;
+            continue;
+        }
+        let Some(value) = attempts else {
             continue;
         };
-        let (_, value) = fields.remove(position);
         // A count that is not a number (a publisher wrote the field) counts as none.
         let before: u32 = std::str::from_utf8(&value)
             .ok()
             .and_then(|text| text.parse().ok())
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .min(max_attempts.saturating_sub(1));
         let at_least = before.saturating_add(1);
         if entry.deliveries < at_least {
             entry.deliveries = at_least;
@@ -170,7 +198,7 @@ mod tests {
             entry(&[(ATTEMPTS_FIELD, "2"), ("payload", "z")], 4),
             entry(&[(ATTEMPTS_FIELD, "many"), ("payload", "w")], 1),
         ];
-        let recorded = carry_attempts(&mut entries);
+        let recorded = carry_attempts(&mut entries, "workers", 5);
         assert_eq!(recorded, [("1-0".to_owned(), 3)]);
         assert_eq!(entries[0].deliveries, 3);
         assert_eq!(names(&entries[0]), ["payload"]);
@@ -181,5 +209,34 @@ mod tests {
             "a count that is not a number is none"
         );
         assert_eq!(names(&entries[3]), ["payload"]);
+    }
+
+    #[test]
+    fn another_groups_retry_is_not_run_and_a_forged_count_still_leaves_one_attempt() {
+        let mut entries = [
+            entry(
+                &[
+                    (ATTEMPTS_FIELD, "1"),
+                    (GROUP_FIELD, "billing"),
+                    ("payload", "x"),
+                ],
+                1,
+            ),
+            entry(
+                &[
+                    (ATTEMPTS_FIELD, "1"),
+                    (GROUP_FIELD, "workers"),
+                    ("payload", "y"),
+                ],
+                1,
+            ),
+            entry(&[(ATTEMPTS_FIELD, "999"), ("payload", "z")], 1),
+        ];
+        let recorded = carry_attempts(&mut entries, "workers", 5);
+        assert!(matches!(entries[0].fields, Fields::ForAnotherGroup));
+        assert_eq!(names(&entries[1]), ["payload"]);
+        assert_eq!(entries[1].deliveries, 2);
+        assert_eq!(entries[2].deliveries, 5, "its last attempt, not none");
+        assert_eq!(recorded, [("1-0".to_owned(), 2), ("1-0".to_owned(), 5)]);
     }
 }

@@ -170,8 +170,9 @@ impl Consumer {
                 fields,
                 attempt: entry.deliveries,
             }),
-            // Deleted from the stream since it was added: nothing to handle.
-            Fields::Deleted => Err(Settlement::Handled(entry.id)),
+            // Deleted from the stream since it was added, or another group's retry: nothing to
+            // handle.
+            Fields::Deleted | Fields::ForAnotherGroup => Err(Settlement::Handled(entry.id)),
             // No handler can be given it; retrying cannot change that.
             Fields::Unreadable { raw, reason } => {
                 self.reporter.dead_lettered();

@@ -20,6 +20,9 @@ pub(super) enum Fields {
     Read(Vec<(String, Vec<u8>)>),
     /// Deleted from the stream since it was added: nothing to handle.
     Deleted,
+    /// Added back from the delayed set for another consumer group: handled by this group when
+    /// it was first added, so nothing to handle.
+    ForAnotherGroup,
     /// Fields no handler can be given: the names and values as bytes, and why.
     Unreadable {
         raw: Vec<(Vec<u8>, Vec<u8>)>,

@@ -352,3 +352,184 @@ fn an_entry_too_big_for_the_delayed_set_is_retried_in_its_slot_instead() {
     assert_eq!(delayed(&mut redis), 0);
     assert_eq!(dead_letters(&mut redis), 0);
 }
+
+/// Two consumer groups on one stream each handle an entry, and each group's handler asks for a
+/// retry. Each group's retry comes back to the shared stream marked with its group: each group
+/// runs its own second attempt, and acknowledges the other's unrun.
+#[test]
+fn a_retry_asked_in_one_group_is_run_by_that_group_alone() {
+    let server = RedisServer::start();
+    let mut redis = connection(&server);
+    let workers = recording_app(&server, Trigger::default());
+    let auditors = recording_app(
+        &server,
+        Trigger {
+            group: "auditors",
+            ..Trigger::default()
+        },
+    );
+    let hosts = [workers.start_ready(), auditors.start_ready()];
+    let _: String = redis
+        .xadd(
+            STREAM,
+            "*",
+            &[
+                ("key", "k"),
+                ("retry_after_ms", "300"),
+                ("retry_times", "1"),
+            ],
+        )
+        .expect("XADD");
+    wait_for_tries(&mut redis, "k", 4);
+    // Long enough for a wrong third run to show.
+    std::thread::sleep(Duration::from_millis(1500));
+    for host in hosts {
+        let run = host.stop();
+        assert!(run.success, "{}", run.stderr);
+    }
+    let mut seen = tries(&mut redis, "k");
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        [1, 1, 2, 2],
+        "one first and one second attempt per group"
+    );
+    let added: usize = redis.xlen(STREAM).expect("XLEN");
+    assert_eq!(added, 3, "the entry and one retry per group");
+    for group in [super::GROUP, "auditors"] {
+        let summary: (usize, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
+            .arg(STREAM)
+            .arg(group)
+            .query(&mut redis)
+            .expect("XPENDING");
+        assert_eq!(summary.0, 0, "{group}: nothing left pending");
+    }
+    assert_eq!(delayed(&mut redis), 0);
+}
+
+/// A handler's retry-after is not kept when its consumer no longer holds the entry (another
+/// consumer claimed it while this one was away): the one holding it decides.
+#[test]
+fn a_retry_after_from_a_consumer_that_lost_the_entry_is_not_kept() {
+    let server = RedisServer::start();
+    let mut redis = connection(&server);
+    let app = recording_app(
+        &server,
+        Trigger {
+            claim_idle: "30s",
+            ..Trigger::default()
+        },
+    );
+    let host = app.start_ready();
+    let id: String = redis
+        .xadd(
+            STREAM,
+            "*",
+            &[
+                ("key", "k"),
+                ("sleep_ms", "1500"),
+                ("retry_after_ms", "100"),
+                ("retry_times", "1"),
+            ],
+        )
+        .expect("XADD");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Until the host joins the group, XPENDING has no group to answer for.
+    let read = |redis: &mut redis::Connection| {
+        redis::cmd("XPENDING")
+            .arg(STREAM)
+            .arg(super::GROUP)
+            .query::<(usize, redis::Value, redis::Value, redis::Value)>(redis)
+            .is_ok_and(|summary| summary.0 > 0)
+    };
+    while !read(&mut redis) {
+        assert!(Instant::now() < deadline, "the entry was never read");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Another consumer takes it over while the handler runs.
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(STREAM)
+        .arg(super::GROUP)
+        .arg("another-host")
+        .arg(0)
+        .arg(&id)
+        .arg("JUSTID")
+        .query(&mut redis)
+        .expect("XCLAIM");
+    wait_for_tries(&mut redis, "k", 1);
+    std::thread::sleep(Duration::from_millis(800));
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    run.assert_stderr_has("another consumer has claimed it since");
+    assert_eq!(delayed(&mut redis), 0, "not put in the delayed set");
+    assert_eq!(tries(&mut redis, "k"), [1], "and not run again");
+    assert_eq!(pending(&mut redis), 1, "still the other consumer's");
+}
+
+/// Entries waiting in the delayed set are not stranded when the app is rolled back to a
+/// component of an older world: its consumers move due entries back too.
+#[test]
+fn a_rolled_back_component_still_runs_entries_left_in_the_delayed_set() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let mut redis = connection(&server);
+    let app = recording_app(&server, Trigger::default());
+    let host = app.start_ready();
+    let _: String = redis
+        .xadd(
+            STREAM,
+            "*",
+            &[
+                ("payload", "later"),
+                ("key", "k"),
+                ("retry_after_ms", "1000"),
+                ("retry_times", "1"),
+            ],
+        )
+        .expect("XADD");
+    wait_for_tries(&mut redis, "k", 1);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while delayed(&mut redis) == 0 {
+        assert!(Instant::now() < deadline, "the entry never reached the set");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = host.kill();
+    let older = TestApp::new("stream-test")
+        .redis_address("redis-stream", &url)
+        .trigger(
+            "redis-stream",
+            "older",
+            &format!("stream = \"{STREAM}\"\ngroup = \"{}\"", super::GROUP),
+        )
+        .replying_component("older", &guest("stream-batch-0-3-guest"), &url)
+        .write();
+    let mut replies = server.subscribe("replies");
+    let older_host = older.start_ready();
+    assert_eq!(replies.next(), "jobs|later|2");
+    let run = older_host.stop();
+    assert!(run.success, "{}", run.stderr);
+    assert_eq!(delayed(&mut redis), 0);
+}
+
+/// A publisher writing the host's attempts field cannot keep an entry from its handler: the
+/// count it carries is held below `max_attempts`, so the handler runs it once, as its last
+/// attempt.
+#[test]
+fn a_forged_attempt_count_still_leaves_the_entry_one_attempt() {
+    let server = RedisServer::start();
+    let mut redis = connection(&server);
+    let app = recording_app(&server, Trigger::default());
+    let host = app.start_ready();
+    let _: String = redis
+        .xadd(
+            STREAM,
+            "*",
+            &[("key", "f"), ("spin-trigger-attempts", "999")],
+        )
+        .expect("XADD");
+    wait_for_handled(&server, 1, Duration::from_secs(10));
+    let run = host.stop();
+    assert!(run.success, "{}", run.stderr);
+    assert_eq!(tries(&mut redis, "f"), [3], "max_attempts = 3: its last");
+    assert_eq!(dead_letters(&mut redis), 0);
+}

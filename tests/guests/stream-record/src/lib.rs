@@ -57,6 +57,9 @@ fn on_entry(message: Message) -> anyhow::Result<Outcome> {
             ],
         )?;
     }
+    if let Some(sleep_ms) = number("sleep_ms")? {
+        std::thread::sleep(std::time::Duration::from_millis(sleep_ms.into()));
+    }
     if let Some(key) = entry.field("key") {
         let mut list = b"tries:".to_vec();
         list.extend_from_slice(key);
@@ -77,9 +80,6 @@ fn on_entry(message: Message) -> anyhow::Result<Outcome> {
         && entry.attempt <= times
     {
         return Ok(Outcome::RetryAfter(Duration::from_millis(delay.into())));
-    }
-    if let Some(sleep_ms) = number("sleep_ms")? {
-        std::thread::sleep(std::time::Duration::from_millis(sleep_ms.into()));
     }
     if let Some(fail_times) = number("fail_times")? {
         let key = format!("attempts:{}", entry.id);
