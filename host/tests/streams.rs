@@ -1280,3 +1280,32 @@ fn a_slow_rate_limit_does_not_leave_a_finished_entry_for_another_host_to_claim()
         assert!(run.success, "{}", run.stderr);
     }
 }
+
+/// SIGTERM while a 4 s handler runs, with `claim_idle = "60s"`: the host exits once the handler
+/// ends, not at the consumer's next idle-time refresh 20 s later (it took 18.5 s before).
+#[test]
+fn sigterm_during_a_handler_exits_when_it_ends_whatever_claim_idle_is() {
+    let server = RedisServer::start();
+    let mut redis = connection(&server);
+    let app = recording_app(
+        &server,
+        Trigger {
+            claim_idle: "60s",
+            ..Trigger::default()
+        },
+    );
+    let host = app.start_ready();
+    let _: String = redis
+        .xadd(STREAM, "*", &[("payload", "slow"), ("sleep_ms", "4000")])
+        .expect("XADD");
+    std::thread::sleep(Duration::from_millis(1500));
+    let stopping = Instant::now();
+    let run = host.stop();
+    let took = stopping.elapsed();
+    assert!(run.success, "{}", run.stderr);
+    assert_eq!(handled(&mut redis), 1);
+    assert!(
+        took < Duration::from_secs(10),
+        "exited {took:?} after SIGTERM"
+    );
+}
