@@ -13,7 +13,7 @@ use crate::__private::{HandlerResult, block_on};
 /// Returning `Ok` acknowledges every entry except those marked: with [`Batch::fail`], tried
 /// again, one attempt each, and sent to the dead-letter stream with their own error after their
 /// last attempt; with [`Batch::retry_after`], tried again after a delay, waiting in Redis (see
-/// [`Outcome::RetryAfter`]); with [`Batch::dead_letter`], sent to the dead-letter stream now.
+/// [`Outcome::RetryAfter`](super::Outcome::RetryAfter)); with [`Batch::dead_letter`], sent to the dead-letter stream now.
 /// Returning `Err` (or panicking) fails every entry of the batch. A later mark of a message
 /// replaces an earlier one.
 ///
@@ -58,7 +58,7 @@ impl Batch {
     }
 
     /// Marks `message` to be tried again after `delay`, waiting in Redis meanwhile (see
-    /// [`Outcome::RetryAfter`]). Found as [`Batch::fail`] finds it.
+    /// [`Outcome::RetryAfter`](super::Outcome::RetryAfter)). Found as [`Batch::fail`] finds it.
     pub fn retry_after(&self, message: &Message, delay: std::time::Duration) {
         let decision = batch::Decision::RetryAfter(millis(delay));
         self.mark(message, decision, "retry_after");
