@@ -22,9 +22,6 @@ use crate::rate_limit::{RateLimit, Take};
 use crate::redis_component::RedisComponent;
 use crate::telemetry::{ConnectionHealth, EventReporter, StreamGauges};
 
-/// How often a stopping consumer makes a round trip while handlers are still in flight.
-const STOPPING_ROUND_TRIP: Duration = Duration::from_millis(100);
-
 /// One `[[trigger.redis-stream]]`, resolved: this process's consumer in a group.
 pub(super) struct Consumer {
     pub(super) trigger_id: String,
@@ -213,13 +210,6 @@ impl Consumer {
             held.finished.is_empty()
         };
         let holding = !held.in_flight.is_empty() || !held.filling.is_empty();
-        if stopping {
-            // While stopping, a round trip every 100 ms. Without one, a handler in flight at
-            // shutdown was seen to end only with this consumer's next round trip, up to a third
-            // of `claim_idle` late (past the shutdown deadline at the default 30 s); why the
-            // handler waits for it is not understood yet, and this bounds it.
-            state.next_refresh = state.next_refresh.min(Instant::now() + STOPPING_ROUND_TRIP);
-        }
         let refresh = holding && Instant::now() >= state.next_refresh;
         // A retry's attempt is written at once, so a host that dies during it leaves the count
         // for the next.
@@ -229,7 +219,8 @@ impl Consumer {
             tokio::select! {
                 Some(done) = held.done.recv() => held.take_done(done),
                 Some(retry) = held.retries.recv() => held.take_retry(retry),
-                _ = tasks.shutdown.cancelled() => {}
+                // Once stopping, the cancelled token is always ready: waiting on it would spin.
+                _ = tasks.shutdown.cancelled(), if !stopping => {}
                 _ = tokio::time::sleep_until(next_refresh), if holding => {}
             }
             return Ok(ControlFlow::Continue(()));
